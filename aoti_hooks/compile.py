@@ -1,0 +1,109 @@
+"""Plain-AOTI entry point: ``aoti_compile_and_package(ep, plugins=[...])``.
+
+With no plugins and no active session this is exactly
+``torch._inductor.aoti_compile_and_package``. Otherwise, in the session: move the program
+with ``move_program_to_device``, merge ``aoti_options``, enter every ``compile_context``,
+and compile with the Inductor seam active.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Any
+
+import torch
+
+from .errors import AotiHooksError, PluginError
+from .session import Session, current_session
+from .target import Target
+
+
+def program_device(program: "torch.export.ExportedProgram") -> torch.device:
+    """The device of the program's first parameter, buffer or constant (CPU when it has none)."""
+    for tensor in [*program.state_dict.values(), *program.constants.values()]:
+        if isinstance(tensor, torch.Tensor):
+            return tensor.device
+    return torch.device("cpu")
+
+
+def resolve_device(target: Target, program: "torch.export.ExportedProgram") -> torch.device:
+    """The indexed device to compile on: the target's, else where the program already is."""
+    if target.device is None:
+        device = program_device(program)
+    else:
+        try:
+            device = torch.device(target.device)
+        except RuntimeError:
+            raise AotiHooksError(f"target {target.name!r} names device {target.device!r}, which torch does not know") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise AotiHooksError(
+                f"target {target.name!r} compiles on CUDA but no CUDA device is visible; "
+                f"use target='local' or 'smem=<bytes>,mem=<size>,device=cpu'"
+            )
+        if device.index is None:  # torch 2.11: move_to_device_pass(ep, "cuda") mismatches cuda:0
+            device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def move_program(session: Session, program, device: torch.device):
+    """``move_program_to_device`` hooks, else ``move_to_device_pass`` (skipped when already there)."""
+    moved = session.hooks.move_program_to_device(program, device)
+    if moved is not None:
+        return moved
+    if program_device(program) == device:
+        return program
+    from torch.export.passes import move_to_device_pass
+
+    return move_to_device_pass(program, device)
+
+
+def compile_in_session(session: Session, program, package_path=None, inductor_configs=None) -> str:
+    with session, ExitStack() as stack:
+        device = resolve_device(session.target, program)
+        program = move_program(session, program, device)
+        configs = session.hooks.aoti_options(dict(inductor_configs or {}))
+        for plugin, context in session.hooks.compile_contexts():
+            try:
+                stack.enter_context(context)
+            except AotiHooksError:
+                raise
+            except Exception as error:
+                raise PluginError(plugin, "compile_context", error) from error
+        return torch._inductor.aoti_compile_and_package(
+            program, package_path=package_path, inductor_configs=configs
+        )
+
+
+def aoti_compile_and_package(
+    exported_program,
+    package_path=None,
+    *,
+    plugins=(),
+    target: Any = None,
+    inductor_configs: dict[str, Any] | None = None,
+    **plugin_options: dict[str, Any],
+) -> str:
+    """Compile and package ``exported_program`` with AOTInductor, running ``plugins``.
+
+    ``plugins`` lists plugin names in order; ``target`` is a profile (``rtx5090``, ``h100``,
+    ...), ``local``, or ``smem=<bytes>,mem=<size>``; each plugin's options are a keyword
+    argument named after it: ``kv_elide={"min_bytes": "4MiB"}``. Inside
+    ``with aoti_hooks.session(...)`` the active session is used. Returns the package path.
+    """
+    active = current_session()
+    if active is not None:
+        if plugins or target is not None or plugin_options:
+            raise AotiHooksError(
+                "aoti_compile_and_package got plugins, target or options inside an active aoti_hooks.session; "
+                "give them to aoti_hooks.session(...) instead"
+            )
+        return compile_in_session(active, exported_program, package_path, inductor_configs)
+    if not plugins:
+        if target is not None or plugin_options:
+            raise AotiHooksError("a target or plugin options were given without plugins; name the plugins with plugins=[...]")
+        return torch._inductor.aoti_compile_and_package(
+            exported_program, package_path=package_path, inductor_configs=inductor_configs
+        )
+    session = Session(plugins, target=target, options=plugin_options)
+    return compile_in_session(session, exported_program, package_path, inductor_configs)

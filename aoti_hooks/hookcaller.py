@@ -1,0 +1,159 @@
+"""A typed facade over one session's hooks: the host never calls hooks with loose kwargs.
+
+Hook implementations are called here one by one, in the session's plugin order (pluggy's
+``tryfirst``/``trylast`` still apply), so that an exception raised by a plugin is always
+reported with the plugin's and the hook's names and the original error chained.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from .errors import AotiHooksError, PluginError
+from .manager import new_pluggy_manager
+
+if TYPE_CHECKING:
+    from .session import Session
+
+
+class HookCaller:
+    """Calls the hooks of the plugins ``selected`` for ``session``."""
+
+    def __init__(self, session: "Session", selected: list[tuple[str, Any]]):
+        self._session = session
+        self._pm = new_pluggy_manager()
+        # pluggy calls the last registered first: register backwards to call in named order.
+        for name, plugin in reversed(selected):
+            try:
+                self._pm.register(plugin, name=name)
+            except Exception as error:  # pluggy's PluginValidationError and friends
+                raise AotiHooksError(f"plugin {name!r} does not fit the aoti_hooks contract: {error}") from error
+        for impl in self._pm.hook.autotune_arguments.get_hookimpls():
+            if not impl.wrapper:
+                raise AotiHooksError(
+                    f"plugin {impl.plugin_name!r} implements autotune_arguments without "
+                    f"@hookimpl(wrapper=True); make it a wrapper that yields once"
+                )
+
+    def _impls(self, hook: str):
+        """Implementations in call order (pluggy's order: reversed registration list)."""
+        return list(reversed(getattr(self._pm.hook, hook).get_hookimpls()))
+
+    def _call(self, impl, hook: str, **kwargs: Any) -> Any:
+        kwargs["session"] = self._session
+        try:
+            return impl.function(*[kwargs[name] for name in impl.argnames])
+        except AotiHooksError:
+            raise
+        except Exception as error:
+            raise PluginError(impl.plugin_name, hook, error) from error
+
+    def implemented(self, hook: str) -> bool:
+        return bool(getattr(self._pm.hook, hook).get_hookimpls())
+
+    def move_program_to_device(self, program, device) -> Any | None:
+        for impl in self._impls("move_program_to_device"):
+            moved = self._call(impl, "move_program_to_device", program=program, device=device)
+            if moved is not None:
+                return moved
+        return None
+
+    def keep_apart(self, name, tensor, other_name, other) -> bool:
+        """True when some plugin's ``pre_constant_dedup`` returned False."""
+        answers = [
+            self._call(impl, "pre_constant_dedup", name=name, tensor=tensor, other_name=other_name, other=other)
+            for impl in self._impls("pre_constant_dedup")
+        ]
+        return any(answer is False for answer in answers)
+
+    def serialize_constant(self, name, tensor):
+        for impl in self._impls("serialize_constant"):
+            value = self._call(impl, "serialize_constant", name=name, tensor=tensor)
+            if value is not None:
+                return value
+        return None
+
+    def clone_lifted_buffer(self, tensor):
+        for impl in self._impls("clone_lifted_buffer"):
+            value = self._call(impl, "clone_lifted_buffer", tensor=tensor)
+            if value is not None:
+                return value
+        return None
+
+    def compile_contexts(self) -> list[AbstractContextManager]:
+        contexts = []
+        for impl in self._impls("compile_context"):
+            context = self._call(impl, "compile_context")
+            if context is not None:
+                if not isinstance(context, AbstractContextManager) and not hasattr(context, "__enter__"):
+                    raise PluginError(impl.plugin_name, "compile_context", TypeError(f"returned {context!r}, not a context manager"))
+                contexts.append((impl.plugin_name, context))
+        return contexts
+
+    def autotune_configs(self, kernel, configs: list, target) -> list:
+        for impl in self._impls("autotune_configs"):
+            answer = self._call(impl, "autotune_configs", kernel=kernel, configs=configs, target=target)
+            if answer is not None:
+                configs = list(answer)
+        return configs
+
+    def aoti_options(self, user_options: dict[str, Any]) -> dict[str, Any]:
+        """Merge every plugin's options under ``user_options``; conflicts are named."""
+        asked: dict[str, tuple[str, Any]] = {}
+        for impl in self._impls("aoti_options"):
+            answer = self._call(impl, "aoti_options", options=dict(user_options))
+            for key, value in (answer or {}).items():
+                if key in asked and asked[key][1] != value:
+                    raise AotiHooksError(
+                        f"plugins {asked[key][0]!r} and {impl.plugin_name!r} ask for different values of "
+                        f"Inductor option {key!r} ({asked[key][1]!r} vs {value!r}); use only one of them"
+                    )
+                asked[key] = (impl.plugin_name, value)
+        merged = {key: value for key, (_, value) in asked.items()}
+        for key, value in user_options.items():
+            if key in asked and asked[key][1] != value:
+                warnings.warn(
+                    f"Inductor option {key!r}={value!r} set by you overrides {asked[key][1]!r} "
+                    f"asked for by plugin {asked[key][0]!r}",
+                    stacklevel=3,
+                )
+            merged[key] = value
+        return merged
+
+    def autotune_arguments(self, args: Sequence[Any], run: Callable[[], Any]) -> Any:
+        """Run ``run()`` inside every plugin's ``autotune_arguments`` wrapper (outermost first)."""
+        return self._wrap(self._impls("autotune_arguments"), 0, args, run)
+
+    def _wrap(self, impls, index: int, args, run):
+        if index == len(impls):
+            return run()
+        impl = impls[index]
+        hook = "autotune_arguments"
+        gen = self._call(impl, hook, args=args)
+        try:
+            next(gen)
+        except StopIteration:
+            raise PluginError(impl.plugin_name, hook, RuntimeError("the wrapper did not yield")) from None
+        except Exception as error:
+            raise PluginError(impl.plugin_name, hook, error) from error
+        try:
+            result = self._wrap(impls, index + 1, args, run)
+        except BaseException as inner:
+            try:
+                gen.throw(inner)
+            except StopIteration as stop:
+                return stop.value
+            except BaseException as error:
+                if error is inner or isinstance(error, AotiHooksError):
+                    raise
+                raise PluginError(impl.plugin_name, hook, error) from error
+            raise PluginError(impl.plugin_name, hook, RuntimeError("the wrapper yielded twice"))
+        try:
+            gen.send(result)
+        except StopIteration as stop:
+            return stop.value
+        except Exception as error:
+            raise PluginError(impl.plugin_name, hook, error) from error
+        raise PluginError(impl.plugin_name, hook, RuntimeError("the wrapper yielded twice"))

@@ -1,0 +1,158 @@
+"""Which plugins exist and which ones a session may run.
+
+Plugins are found through the ``aoti_hooks`` entry-point group (each installed plugin
+distribution declares one) or registered in-process with `register_plugin`. Nothing runs
+because it is installed: a session runs exactly the plugins it names, in that order.
+``AOTI_HOOKS_DISABLE=name,...`` blocks plugins even when a session names them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable
+
+import pluggy
+
+from . import hookspecs
+from .errors import AotiHooksError
+from .options import Option
+
+ENTRY_POINT_GROUP = "aoti_hooks"
+DISABLE_ENV = "AOTI_HOOKS_DISABLE"
+
+
+@dataclass(frozen=True)
+class InstalledPlugin:
+    """A plugin that can be named: where it comes from, and how to import it."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    loader: Callable[[], Any]
+
+
+def disabled_plugins() -> set[str]:
+    """Names listed in ``AOTI_HOOKS_DISABLE`` (comma separated)."""
+    return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
+
+
+def plugin_options(plugin: Any) -> tuple[Option, ...]:
+    """The options a plugin module declares in ``OPTIONS``."""
+    options = tuple(getattr(plugin, "OPTIONS", ()))
+    if not all(isinstance(option, Option) for option in options):
+        raise AotiHooksError(f"plugin {plugin!r} declares OPTIONS that are not aoti_hooks.Option values")
+    return options
+
+
+def hook_names(plugin: Any) -> list[str]:
+    """Names of the hooks ``plugin`` implements."""
+    return sorted(
+        name for name in dir(plugin)
+        if callable(getattr(plugin, name, None))
+        and hasattr(getattr(plugin, name), f"{hookspecs.PROJECT}_impl")
+    )
+
+
+def new_pluggy_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+class PluginManager:
+    """Finds plugins and resolves the names a session asks for."""
+
+    def __init__(self) -> None:
+        self._local: dict[str, Any] = {}
+        self._loaded: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def register(self, name: str, plugin: Any) -> None:
+        """Make an in-process ``plugin`` (a module or object with hookimpls) nameable as ``name``."""
+        with self._lock:
+            self._local[name] = plugin
+            self._loaded.pop(name, None)
+
+    def unregister(self, name: str) -> None:
+        with self._lock:
+            self._local.pop(name, None)
+            self._loaded.pop(name, None)
+
+    def installed(self) -> dict[str, InstalledPlugin]:
+        """Every nameable plugin: entry points first, in-process registrations over them."""
+        found: dict[str, InstalledPlugin] = {}
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(entry_point, "dist", None)
+            found[entry_point.name] = InstalledPlugin(
+                entry_point.name,
+                dist.metadata["Name"] if dist else None,
+                dist.version if dist else None,
+                entry_point.load,
+            )
+        for name, plugin in self._local.items():
+            found[name] = InstalledPlugin(name, None, None, lambda plugin=plugin: plugin)
+        return found
+
+    def load(self, name: str) -> Any:
+        """Import plugin ``name``; an unknown name or a failing import is one clear sentence."""
+        with self._lock:
+            if name in self._loaded:
+                return self._loaded[name]
+        installed = self.installed()
+        if name not in installed:
+            names = ", ".join(sorted(installed)) or "none"
+            raise AotiHooksError(
+                f"unknown plugin {name!r} (installed: {names}); "
+                f'install it with: pip install "aoti-hooks[{name}]"'
+            )
+        try:
+            plugin = installed[name].loader()
+        except Exception as error:
+            raise AotiHooksError(
+                f"plugin {name!r} is installed but failed to import ({type(error).__name__}: {error}); "
+                f"reinstall it or set {DISABLE_ENV}={name}"
+            ) from error
+        plugin_options(plugin)
+        with self._lock:
+            self._loaded[name] = plugin
+        return plugin
+
+    def select(self, names: Any) -> list[tuple[str, Any]]:
+        """Resolve a session's plugin list into ``(name, plugin)`` pairs, in the order named.
+
+        A plugin blocked by ``AOTI_HOOKS_DISABLE`` is left out with a warning.
+        """
+        if isinstance(names, (str, bytes)):
+            names = [n for n in (names.decode() if isinstance(names, bytes) else names).split(",")]
+        names = [str(name).strip() for name in names]
+        if any(not name for name in names):
+            raise AotiHooksError("empty plugin name in the plugin list; list names like 'kv_elide,chunked_dequant'")
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise AotiHooksError(f"plugin {name!r} is named twice; name each plugin once")
+            seen.add(name)
+        blocked = disabled_plugins()
+        selected = []
+        for name in names:
+            if name in blocked:
+                warnings.warn(f"plugin {name!r} is disabled by {DISABLE_ENV} and will not run", stacklevel=3)
+                continue
+            selected.append((name, self.load(name)))
+        return selected
+
+
+plugin_manager = PluginManager()
+
+
+def register_plugin(name: str, plugin: Any) -> None:
+    """Make an in-process plugin nameable in sessions (as an installed one would be)."""
+    plugin_manager.register(name, plugin)
+
+
+def unregister_plugin(name: str) -> None:
+    plugin_manager.unregister(name)

@@ -1,0 +1,129 @@
+"""Plugin options: each plugin declares what it accepts, so mistakes are caught before compiling.
+
+A plugin module lists its options in a module attribute ``OPTIONS``::
+
+    OPTIONS = (Option("min_bytes", parse_size, "1MiB", "smallest buffer to elide"),)
+
+Values arrive as bytes or text from ExecuTorch compile specs and as Python values from
+keyword arguments; every parser accepts both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .errors import AotiHooksError
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, (bytes, bytearray)) else value
+
+
+def parse_size(value: Any) -> int:
+    """A byte count: ``1048576``, ``"512MiB"``, ``"32GiB"``, ``"1.5GB"``."""
+    value = _text(value)
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 1048576 or '512MiB'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    match = _SIZE.match(str(value))
+    if not match or match.group(2).upper() not in _UNITS:
+        raise ValueError("expected a size such as 1048576 or '512MiB'")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+def parse_bool(value: Any) -> bool:
+    """``true/false``, ``on/off``, ``1/0``, ``yes/no`` or a Python bool."""
+    value = _text(value)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "on", "yes"):
+        return True
+    if text in ("0", "false", "off", "no"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_int(value: Any) -> int:
+    value = _text(value)
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return int(value)
+
+
+def parse_float(value: Any) -> float:
+    return float(_text(value))
+
+
+def parse_str(value: Any) -> str:
+    return str(_text(value))
+
+
+def parse_regex(value: Any) -> re.Pattern:
+    try:
+        return re.compile(str(_text(value)))
+    except re.error as error:
+        raise ValueError(f"not a valid regular expression ({error})") from None
+
+
+def parse_choice(*choices: str) -> Callable[[Any], str]:
+    """A parser that accepts one of ``choices``."""
+
+    def parse(value: Any) -> str:
+        text = str(_text(value))
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return text
+
+    parse.__doc__ = f"one of {', '.join(choices)}"
+    parse.__name__ = "choice"
+    return parse
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of one plugin: its name, how to parse it, its default, one line of help."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+
+    @property
+    def type_name(self) -> str:
+        return getattr(self.parse, "__name__", "value").replace("parse_", "")
+
+    def value(self, plugin: str, raw: Any) -> Any:
+        """Parse ``raw``; a bad value raises one sentence naming plugin, option and the fix."""
+        try:
+            return self.parse(raw)
+        except (ValueError, TypeError) as error:
+            raise AotiHooksError(
+                f"bad value {_text(raw)!r} for option {self.name!r} of plugin {plugin!r}: {error} "
+                f"({self.help})"
+            ) from None
+
+
+def resolve_options(plugin: str, declared: tuple[Option, ...], given: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with ``given``; unknown names and bad values raise `AotiHooksError`."""
+    by_name = {option.name: option for option in declared}
+    unknown = sorted(set(given) - set(by_name))
+    if unknown:
+        known = ", ".join(sorted(by_name)) or "none"
+        raise AotiHooksError(
+            f"plugin {plugin!r} has no option {unknown[0]!r}; its options are: {known} "
+            f"(see `aoti-hooks list`)"
+        )
+    resolved = {name: option.value(plugin, option.default) for name, option in by_name.items()}
+    for name, raw in given.items():
+        resolved[name] = by_name[name].value(plugin, raw)
+    return resolved

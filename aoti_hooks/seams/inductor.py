@@ -1,0 +1,328 @@
+"""The seam into ``torch._inductor``: the only module that imports or patches its privates.
+
+While a session is active it routes
+- constant dedup (``graph.is_same_tensor`` inside ``GraphLowering.allocate_non_dup_const_name``)
+  to ``pre_constant_dedup``;
+- the constant values AOTI writes out (``GraphLowering.get_original_value_of_constant``, and
+  ``TensorProperties``/``Weights`` on the ``pickle_weights`` path) to ``serialize_constant``;
+- the buffer clone in ``compile_fx._unlift_graph`` (``clone_preserve_strides``) to
+  ``clone_lifted_buffer``, recognised by a context flag set while ``_unlift_graph`` runs;
+- ``CachingAutotuner.run`` to ``autotune_arguments``.
+
+Inductor serializes constants from a thread pool, where the session's context variable is
+not set; so a graph that a session touched is bound to it, and calls on that graph find it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from ..errors import SeamError
+from ..session import current_session
+from .patching import Patch, PatchSet
+
+SUPPORTED_TORCH = "torch 2.11 through 2.14"
+_MIN, _MAX = (2, 11), (2, 14)
+
+_allocating: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("aoti_hooks_allocating", default=None)
+_unlifting: contextvars.ContextVar[Any] = contextvars.ContextVar("aoti_hooks_unlifting", default=None)
+_graph_sessions: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+_replacements: "weakref.WeakKeyDictionary[Any, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
+_bind_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One private symbol this seam relies on, and the parameters it must have."""
+
+    module: str
+    qualname: str
+    params: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.module}.{self.qualname}"
+
+    def resolve(self) -> tuple[Any, str, Any]:
+        """(owner, attribute, value) or raise a `SeamError` naming the symbol."""
+        import importlib
+
+        try:
+            owner: Any = importlib.import_module(self.module)
+        except Exception as error:
+            raise SeamError(f"{self.module} cannot be imported ({error}); aoti-hooks supports {SUPPORTED_TORCH}") from None
+        *path, attribute = self.qualname.split(".")
+        for part in path:
+            owner = getattr(owner, part, None)
+        value = getattr(owner, attribute, None) if owner is not None else None
+        if value is None:
+            raise SeamError(
+                f"{self.label} is missing in torch {torch.__version__}; aoti-hooks supports {SUPPORTED_TORCH}"
+            )
+        try:
+            names = tuple(inspect.signature(value).parameters)
+        except (TypeError, ValueError):
+            names = ()
+        if names[: len(self.params)] != self.params:
+            raise SeamError(
+                f"{self.label} has parameters {names}, expected {self.params} "
+                f"(torch {torch.__version__}); aoti-hooks supports {SUPPORTED_TORCH}"
+            )
+        return owner, attribute, value
+
+
+SYMBOLS = (
+    Symbol("torch._inductor.graph", "is_same_tensor", ("data", "value")),
+    Symbol("torch._inductor.graph", "GraphLowering.allocate_non_dup_const_name", ("self", "name", "data")),
+    Symbol("torch._inductor.graph", "GraphLowering.get_original_value_of_constant", ("self", "name")),
+    Symbol("torch._inductor.codecache", "TensorProperties", ("tensor",)),
+    Symbol("torch._inductor.codecache", "Weights", ("weight_dict",)),
+    Symbol("torch._inductor.compile_fx", "_unlift_graph", ("mod", "gm", "graph_signature")),
+    Symbol("torch._inductor.compile_fx", "clone_preserve_strides", ("x",)),
+    Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner.run", ("self", "args", "stream")),
+)
+
+
+def check_torch_version() -> None:
+    release = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+    if not _MIN <= release <= _MAX:
+        raise SeamError(f"torch {torch.__version__} is not supported; aoti-hooks supports {SUPPORTED_TORCH}")
+
+
+def check() -> list[tuple[str, str | None]]:
+    """``(symbol, problem or None)`` for the torch version and every patched symbol (for doctor)."""
+    results: list[tuple[str, str | None]] = []
+    try:
+        check_torch_version()
+        results.append((f"torch {torch.__version__}", None))
+    except SeamError as error:
+        results.append((f"torch {torch.__version__}", str(error)))
+    for symbol in SYMBOLS:
+        try:
+            symbol.resolve()
+            results.append((symbol.label, None))
+        except SeamError as error:
+            results.append((symbol.label, str(error)))
+    return results
+
+
+# --- finding the session ----------------------------------------------------------------
+
+def _session_for(graph: Any):
+    """The session of this context, else the session bound to ``graph`` (thread-pool callers)."""
+    session = current_session()
+    if session is not None:
+        with _bind_lock:
+            _graph_sessions[graph] = session
+        return session
+    with _bind_lock:
+        return _graph_sessions.get(graph)
+
+
+def _check_layout(what: str, name: str, stock: torch.Tensor, given: torch.Tensor) -> None:
+    if (
+        not isinstance(given, torch.Tensor)
+        or given.shape != stock.shape
+        or given.stride() != stock.stride()
+        or given.dtype != stock.dtype
+        or given.storage_offset() != stock.storage_offset()
+    ):
+        raise SeamError(
+            f"{what} for {name!r} returned a tensor whose shape, strides, dtype or offset differ from "
+            f"the stock value ({tuple(stock.shape)}, {stock.stride()}, {stock.dtype}); return the same layout"
+        )
+
+
+class HostBacked(torch.Tensor):
+    """A constant that keeps its device in AOTI's tables while its bytes live on the host.
+
+    AOTI reads a constant's device (``is_cuda``, the constant table's device type) and its
+    bytes (``untyped_storage()``) from one tensor; this tensor answers the first with the
+    stock constant's device and the second with the host copy, so host-built values cost
+    no device memory and the artifact's layout stays the stock one.
+    """
+
+    host: torch.Tensor
+
+    @staticmethod
+    def __new__(cls, like: torch.Tensor, host: torch.Tensor):
+        made = torch.Tensor._make_wrapper_subclass(
+            cls, like.shape, strides=like.stride(), storage_offset=like.storage_offset(),
+            dtype=like.dtype, device=like.device,
+        )
+        made.host = host
+        return made
+
+    def untyped_storage(self):  # type: ignore[override]
+        return self.host.untyped_storage()
+
+    def data_ptr(self) -> int:  # type: ignore[override]
+        return self.host.data_ptr()
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        raise SeamError(
+            f"{func} was called on a host-backed AOTI constant; only its metadata and bytes "
+            f"may be read (report this to aoti-hooks with your torch version)"
+        )
+
+
+def _host_of(tensor: Any) -> Any:
+    return tensor.host if isinstance(tensor, HostBacked) else tensor
+
+
+def _replacement(graph: Any, session: Any, name: str, stock: torch.Tensor) -> torch.Tensor | None:
+    with _bind_lock:
+        cached = _replacements.setdefault(graph, {})
+        if name in cached:
+            return cached[name]
+    given = session.hooks.serialize_constant(name, stock)
+    if given is not None:
+        _check_layout("serialize_constant", name, stock, given)
+        if given.device != stock.device:
+            given = HostBacked(stock, given)
+    with _bind_lock:
+        return cached.setdefault(name, given)
+
+
+# --- the patched functions ----------------------------------------------------------------
+
+def _patched_allocate(original: Callable) -> Callable:
+    def allocate_non_dup_const_name(self, name, data):
+        session = _session_for(self)
+        if session is None:
+            return original(self, name, data)
+        token = _allocating.set((self, name, session))
+        try:
+            return original(self, name, data)
+        finally:
+            _allocating.reset(token)
+
+    return allocate_non_dup_const_name
+
+
+def _patched_is_same_tensor(original: Callable) -> Callable:
+    def is_same_tensor(data, value):
+        same = original(data, value)
+        allocating = _allocating.get()
+        if not same or allocating is None:
+            return same
+        graph, name, session = allocating
+        other_name = next((key for key, tensor in graph.constants.items() if tensor is value), None)
+        return not session.hooks.keep_apart(name, data, other_name, value)
+
+    return is_same_tensor
+
+
+def _patched_original_value(original: Callable) -> Callable:
+    def get_original_value_of_constant(self, name):
+        stock = original(self, name)
+        session = _session_for(self)
+        if session is None:
+            return stock
+        given = _replacement(self, session, name, stock)
+        return stock if given is None else given
+
+    return get_original_value_of_constant
+
+
+def _patched_tensor_properties(original: Callable) -> Callable:
+    def tensor_properties(tensor):
+        with _bind_lock:
+            graphs = list(_graph_sessions.items())
+        for graph, session in graphs:
+            for name, constant in getattr(graph, "constants", {}).items():
+                if constant is tensor:
+                    given = _replacement(graph, session, name, graph.get_original_value_of_constant(name))
+                    if given is not None:
+                        return original(_host_of(given))
+        return original(tensor)
+
+    return tensor_properties
+
+
+def _patched_weights(original: Callable) -> Callable:
+    def weights(weight_dict):
+        return original({key: (_host_of(value), props) for key, (value, props) in weight_dict.items()})
+
+    return weights
+
+
+def _patched_unlift(original: Callable) -> Callable:
+    def _unlift_graph(mod, gm, graph_signature):
+        token = _unlifting.set(current_session())
+        try:
+            return original(mod, gm, graph_signature)
+        finally:
+            _unlifting.reset(token)
+
+    return _unlift_graph
+
+
+def _patched_clone(original: Callable) -> Callable:
+    def clone_preserve_strides(x):
+        session = _unlifting.get()
+        if session is not None:
+            given = session.hooks.clone_lifted_buffer(x)
+            if given is not None:
+                _check_layout("clone_lifted_buffer", "a lifted buffer", x, given)
+                return given
+        return original(x)
+
+    return clone_preserve_strides
+
+
+def _patched_run(original: Callable) -> Callable:
+    def run(self, *args, stream, **kwargs):
+        session = current_session()
+        if session is None or not session.hooks.implemented("autotune_arguments"):
+            return original(self, *args, stream=stream, **kwargs)
+        return session.hooks.autotune_arguments(args, lambda: original(self, *args, stream=stream, **kwargs))
+
+    return run
+
+
+_MAKERS = {
+    "torch._inductor.graph.is_same_tensor": _patched_is_same_tensor,
+    "torch._inductor.graph.GraphLowering.allocate_non_dup_const_name": _patched_allocate,
+    "torch._inductor.graph.GraphLowering.get_original_value_of_constant": _patched_original_value,
+    "torch._inductor.codecache.TensorProperties": _patched_tensor_properties,
+    "torch._inductor.codecache.Weights": _patched_weights,
+    "torch._inductor.compile_fx._unlift_graph": _patched_unlift,
+    "torch._inductor.compile_fx.clone_preserve_strides": _patched_clone,
+    "torch._inductor.runtime.triton_heuristics.CachingAutotuner.run": _patched_run,
+}
+
+
+def _build() -> list[Patch]:
+    check_torch_version()
+    patches = []
+    for symbol in SYMBOLS:
+        owner, attribute, _ = symbol.resolve()
+        patches.append(Patch(owner, attribute, _MAKERS[symbol.label]))
+    return patches
+
+
+def patched_attributes() -> list[tuple[Any, str]]:
+    """(owner, attribute) of every patch, for tests that check restoration."""
+    return [symbol.resolve()[:2] for symbol in SYMBOLS]
+
+
+PATCHES = PatchSet(_build)
+
+
+def activate() -> PatchSet:
+    """Install the patches (if this is the first active session); raises `SeamError` on a mismatch."""
+    PATCHES.acquire()
+    return PATCHES
+
+
+def deactivate(patches: PatchSet) -> None:
+    patches.release()

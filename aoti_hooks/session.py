@@ -1,0 +1,145 @@
+"""One active export: its plugins, their options, the target, and a report of what they did.
+
+A session is the only state plugins share. It is active inside ``with session:``; the
+active session lives in a context variable, so nested sessions and sessions in other
+threads never see each other, and leaving a session (by return or by exception)
+removes every patch that was installed for it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from typing import Any, Iterable
+
+from .errors import AotiHooksError
+from .hookcaller import HookCaller
+from .manager import PluginManager, plugin_manager, plugin_options
+from .options import resolve_options
+from .target import Target, parse_target
+
+_current: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("aoti_hooks_session", default=None)
+
+
+def current_session() -> "Session | None":
+    """The session active in this context, or None."""
+    return _current.get()
+
+
+def _human(key: str, value: Any) -> str:
+    if key.endswith("bytes") and isinstance(value, int):
+        return f"{value / 2**20:.1f} MiB" if value >= 2**20 else f"{value} B"
+    return str(value)
+
+
+class Report:
+    """What each plugin did, keyed by plugin name: counters and values, printable, as a dict."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, plugin: str, key: str, amount: int | float = 1) -> None:
+        """Add ``amount`` to counter ``key`` of ``plugin``."""
+        with self._lock:
+            entry = self._entries.setdefault(plugin, {})
+            entry[key] = entry.get(key, 0) + amount
+
+    def set(self, plugin: str, key: str, value: Any) -> None:
+        with self._lock:
+            self._entries.setdefault(plugin, {})[key] = value
+
+    def get(self, plugin: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._entries.get(plugin, {}))
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {plugin: dict(entry) for plugin, entry in self._entries.items()}
+
+    def __str__(self) -> str:
+        entries = self.as_dict()
+        if not entries:
+            return "(no plugin reported anything)"
+        return "\n".join(
+            f"{plugin}: " + ", ".join(f"{key}={_human(key, value)}" for key, value in entry.items())
+            for plugin, entry in entries.items()
+        )
+
+
+class Session:
+    """Plugins, options and target for one compile; a context manager that activates them.
+
+    ``plugins`` is a list of names (or a comma-separated string); ``options`` maps plugin
+    name to ``{option: value}``; ``target`` is anything `parse_target` accepts.
+    """
+
+    def __init__(
+        self,
+        plugins: Iterable[str] | str = (),
+        target: Any = None,
+        options: dict[str, dict[str, Any]] | None = None,
+        manager: PluginManager | None = None,
+    ):
+        manager = manager or plugin_manager
+        named = [p for p in (plugins.split(",") if isinstance(plugins, str) else plugins)]
+        selected = manager.select(named) if named else []
+        options = dict(options or {})
+        for name, given in options.items():
+            if name not in named:
+                raise AotiHooksError(
+                    f"options were given for plugin {name!r}, which is not in the plugin list "
+                    f"{named}; add it to the list or drop its options"
+                )
+            if not isinstance(given, dict):
+                raise AotiHooksError(
+                    f"options of plugin {name!r} must be a dict such as {{'min_bytes': '1MiB'}}, not {given!r}"
+                )
+        self.plugins: list[str] = [name for name, _ in selected]
+        self.options: dict[str, dict[str, Any]] = {
+            name: resolve_options(name, plugin_options(plugin), options.get(name, {}))
+            for name, plugin in selected
+        }
+        self.target: Target = parse_target(target)
+        self.report = Report()
+        self.hooks = HookCaller(self, selected)
+        self._tokens: list[contextvars.Token] = []
+        self._seams: list[Any] = []
+
+    def options_for(self, plugin: str) -> dict[str, Any]:
+        """The resolved options of ``plugin`` (defaults filled in)."""
+        return dict(self.options[plugin])
+
+    def __enter__(self) -> "Session":
+        from .seams import inductor
+
+        seam = inductor.activate()
+        try:
+            token = _current.set(self)
+        except BaseException:
+            inductor.deactivate(seam)
+            raise
+        self._tokens.append(token)
+        self._seams.append(seam)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        from .seams import inductor
+
+        token = self._tokens.pop()
+        seam = self._seams.pop()
+        try:
+            _current.reset(token)
+        finally:
+            inductor.deactivate(seam)
+
+    def __repr__(self) -> str:
+        return f"Session(plugins={self.plugins!r}, target={self.target.name!r})"
+
+
+def session(plugins: Iterable[str] | str = (), target: Any = None, **plugin_options: dict[str, Any]) -> Session:
+    """A `Session` for ``plugins``; use it as ``with aoti_hooks.session([...]) as s:``.
+
+    ``plugin_options`` are given per plugin: ``session(["kv_elide"], kv_elide={"min_bytes": "4MiB"})``.
+    """
+    return Session(plugins, target=target, options=plugin_options)

@@ -1,0 +1,140 @@
+"""The compile-spec grammar, both ways.
+
+- ``aoti_hooks.plugins`` = ``b"kv_elide,chunked_dequant"``: the plugins, in order;
+- ``aoti_hooks.<plugin>.<option>`` = ``b"<value>"``: one option of one plugin;
+- ``aoti_hooks.target`` = ``b"rtx5090"`` | ``b"local"`` | ``b"smem=101376,mem=32GiB"``.
+
+Specs arrive as ExecuTorch ``CompileSpec(key, value)`` objects (or ``(key, value)`` pairs);
+plain-AOTI users pass the same things as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .errors import AotiHooksError
+from .target import Target
+
+PREFIX = "aoti_hooks."
+PLUGINS_KEY = PREFIX + "plugins"
+TARGET_KEY = PREFIX + "target"
+
+
+@dataclass
+class SessionArgs:
+    """What a spec list asks for: the arguments of a `Session`."""
+
+    plugins: list[str]
+    target: str | None = None
+    options: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _encode(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    if isinstance(value, re.Pattern):
+        return value.pattern.encode()
+    if isinstance(value, Target):
+        return value.name.encode()
+    return str(value).encode()
+
+
+def compile_spec_pairs(plugins: Iterable[str] | str, target: Any = None, **plugin_options: dict) -> list[tuple[str, bytes]]:
+    """``(key, value)`` pairs for ``plugins``, ``target`` and per-plugin option dicts."""
+    names = [p.strip() for p in (plugins.split(",") if isinstance(plugins, str) else plugins)]
+    if not names:
+        raise AotiHooksError("compile_specs needs at least one plugin name, e.g. compile_specs(['kv_elide'])")
+    pairs = [(PLUGINS_KEY, ",".join(names).encode())]
+    if target is not None:
+        pairs.append((TARGET_KEY, _encode(target)))
+    for plugin, options in plugin_options.items():
+        if plugin not in names:
+            raise AotiHooksError(
+                f"options were given for plugin {plugin!r}, which is not in the plugin list {names}; "
+                f"add it to the list or drop its options"
+            )
+        if not isinstance(options, dict):
+            raise AotiHooksError(f"options of plugin {plugin!r} must be a dict such as {{'min_bytes': '1MiB'}}")
+        for option, value in options.items():
+            pairs.append((f"{PREFIX}{plugin}.{option}", _encode(value)))
+    return pairs
+
+
+def compile_specs(plugins: Iterable[str] | str, target: Any = None, **plugin_options: dict) -> list:
+    """ExecuTorch ``CompileSpec`` entries that turn on ``plugins`` for one method.
+
+    ``compile_specs(["kv_elide"], target="rtx5090", kv_elide={"min_bytes": "4MiB"})``
+    """
+    try:
+        from executorch.exir.backend.compile_spec_schema import CompileSpec
+    except ImportError:
+        raise AotiHooksError(
+            'compile_specs builds ExecuTorch CompileSpec entries and needs ExecuTorch: pip install "aoti-hooks[executorch]"'
+        ) from None
+    return [CompileSpec(key, value) for key, value in compile_spec_pairs(plugins, target, **plugin_options)]
+
+
+def _key_value(spec: Any) -> tuple[str, bytes]:
+    if isinstance(spec, tuple) and len(spec) == 2:
+        key, value = spec
+    else:
+        key, value = getattr(spec, "key", None), getattr(spec, "value", None)
+    if not isinstance(key, str):
+        raise AotiHooksError(f"not a compile spec: {spec!r}; expected CompileSpec(key, value) or (key, value)")
+    return key, value if isinstance(value, (bytes, bytearray)) else _encode(value)
+
+
+def has_aoti_hooks_specs(specs: Iterable[Any]) -> bool:
+    return any(_key_value(spec)[0].startswith(PREFIX) for spec in specs)
+
+
+def parse_compile_specs(specs: Iterable[Any]) -> SessionArgs | None:
+    """The session a spec list asks for, or None when it holds no ``aoti_hooks.*`` key."""
+    plugins: list[str] | None = None
+    target: str | None = None
+    options: dict[str, dict[str, str]] = {}
+    seen: set[str] = set()
+    found = False
+    for spec in specs:
+        key, value = _key_value(spec)
+        if not key.startswith(PREFIX):
+            continue
+        found = True
+        if key in seen:
+            raise AotiHooksError(f"compile spec {key!r} is given twice; give it once")
+        seen.add(key)
+        text = bytes(value).decode()
+        if key == PLUGINS_KEY:
+            plugins = [name.strip() for name in text.split(",")]
+        elif key == TARGET_KEY:
+            target = text
+        else:
+            plugin, sep, option = key[len(PREFIX):].partition(".")
+            if not sep or not plugin or not option or "." in option:
+                raise AotiHooksError(
+                    f"unknown compile spec {key!r}; aoti_hooks keys are {PLUGINS_KEY!r}, {TARGET_KEY!r} "
+                    f"and 'aoti_hooks.<plugin>.<option>'"
+                )
+            options.setdefault(plugin, {})[option] = text
+    if not found:
+        return None
+    if plugins is None:
+        raise AotiHooksError(
+            f"compile specs set aoti_hooks options but no {PLUGINS_KEY!r}; add it, e.g. "
+            f"aoti_hooks.compile_specs(['kv_elide'])"
+        )
+    return SessionArgs(plugins, target, options)
+
+
+def session_from_compile_specs(specs: Iterable[Any]):
+    """A `Session` for the spec list, or None when it holds no ``aoti_hooks.*`` key."""
+    from .session import Session
+
+    args = parse_compile_specs(list(specs))
+    if args is None:
+        return None
+    return Session(args.plugins, target=args.target, options=args.options)
