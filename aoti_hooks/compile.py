@@ -58,7 +58,29 @@ def move_program(session: Session, program, device: torch.device):
     return move_to_device_pass(program, device)
 
 
+def ours_inside(error: BaseException) -> AotiHooksError | None:
+    """The aoti-hooks error that Inductor wrapped (``InductorError``, ``BackendCompilerFailed``)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, AotiHooksError):
+            return error
+        seen.add(id(error))
+        error = getattr(error, "inner_exception", None) or error.__cause__ or error.__context__
+    return None
+
+
 def compile_in_session(session: Session, program, package_path=None, inductor_configs=None) -> str:
+    """Compile ``program`` with ``session`` active; errors of ours come out unwrapped."""
+    try:
+        return _compile(session, program, package_path, inductor_configs)
+    except Exception as error:
+        ours = ours_inside(error)
+        if ours is None or ours is error:
+            raise
+        raise ours from ours.__cause__
+
+
+def _compile(session: Session, program, package_path, inductor_configs) -> str:
     with session, ExitStack() as stack:
         device = resolve_device(session.target, program)
         program = move_program(session, program, device)

@@ -28,6 +28,7 @@ class HookCaller:
         for name, plugin in reversed(selected):
             try:
                 self._pm.register(plugin, name=name)
+                self._pm.check_pending()
             except Exception as error:  # pluggy's PluginValidationError and friends
                 raise AotiHooksError(f"plugin {name!r} does not fit the aoti_hooks contract: {error}") from error
         for impl in self._pm.hook.autotune_arguments.get_hookimpls():

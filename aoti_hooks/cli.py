@@ -1,0 +1,88 @@
+"""The ``aoti-hooks`` command: ``list`` (installed plugins) and ``doctor`` (is this setup supported)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import metadata
+
+from .errors import AotiHooksError
+from .manager import disabled_plugins, hook_names, plugin_manager, plugin_options
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    line = lambda row: "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    installed = plugin_manager.installed()
+    if not installed:
+        print('no aoti-hooks plugins are installed; try: pip install "aoti-hooks[kv_elide]"')
+        return 0
+    blocked = disabled_plugins()
+    status = 0
+    rows = []
+    for name in sorted(installed):
+        info = installed[name]
+        try:
+            plugin = plugin_manager.load(name)
+            hooks = ", ".join(hook_names(plugin)) or "(none yet)"
+            options = ", ".join(f"{o.name}={o.default} ({o.type_name})" for o in plugin_options(plugin)) or "-"
+        except AotiHooksError as error:
+            hooks, options, status = f"BROKEN: {error}", "-", 1
+        state = "disabled" if name in blocked else "ok"
+        rows.append([name, info.distribution or "(in-process)", info.version or "-", state, hooks, options])
+    print(_table(rows, ["plugin", "distribution", "version", "state", "hooks", "options"]))
+    return status
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    problems = 0
+    print(f"python      {sys.version.split()[0]}")
+    print(f"aoti-hooks  {_version('aoti-hooks') or 'not installed (running from a checkout)'}")
+    for dist in ("torch", "triton", "executorch", "pluggy"):
+        print(f"{dist:<11} {_version(dist) or 'not installed'}")
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            print(f"cuda        visible: {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})")
+        else:
+            print("cuda        not visible (CPU-only exports; GPU profiles cannot compile here)")
+    except Exception as error:  # a broken torch is exactly what doctor must report
+        print(f"torch       BROKEN: {error}")
+        return 1
+    from .seams import inductor
+
+    print("\nInductor seam:")
+    for symbol, problem in inductor.check():
+        print(f"  {'OK     ' if problem is None else 'MISSING'} {symbol}" + (f"\n          {problem}" if problem else ""))
+        problems += problem is not None
+    print(f"\n{problems} problem(s) found" if problems else "\nall checks passed")
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aoti-hooks", description="Plugins for AOTInductor exports that fit your GPU.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="installed plugins: distribution, version, hooks, options").set_defaults(run=cmd_list)
+    commands.add_parser("doctor", help="versions, CUDA, and whether every patched torch symbol is as expected").set_defaults(run=cmd_doctor)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except AotiHooksError as error:
+        print(f"aoti-hooks: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

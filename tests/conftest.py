@@ -1,0 +1,39 @@
+"""Per-run Inductor cache and temp folders, and clean plugin registration for every test."""
+
+import os
+import tempfile
+
+_RUN_DIR = tempfile.mkdtemp(prefix="aoti-hooks-tests-")
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(_RUN_DIR, "inductor")
+os.environ["TMPDIR"] = os.path.join(_RUN_DIR, "tmp")
+os.makedirs(os.environ["TMPDIR"], exist_ok=True)
+tempfile.tempdir = None
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from aoti_hooks import manager  # noqa: E402
+
+
+@pytest.fixture
+def register():
+    """Register in-process plugins for one test; they are removed afterwards."""
+    names = []
+
+    def _register(name, plugin):
+        manager.register_plugin(name, plugin)
+        names.append(name)
+        return plugin
+
+    yield _register
+    for name in names:
+        manager.unregister_plugin(name)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

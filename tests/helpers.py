@@ -1,0 +1,56 @@
+"""Small real programs and helpers to compile, run and inspect AOTI packages on the CPU."""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import zipfile
+
+import torch
+
+# Headers are precompiled for nothing in tests: ~400 MB and time saved per cold cache.
+INDUCTOR_CONFIGS = {"aot_inductor.precompile_headers": False}
+
+
+class CacheModel(torch.nn.Module):
+    """Two same-shape zero caches written at a position, a weight, and a non-cache buffer."""
+
+    def __init__(self):
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.w = torch.nn.Parameter(torch.randn(8, 8, generator=generator))
+        self.register_buffer("scale", torch.full((8,), 0.5))
+        self.register_buffer("c0", torch.zeros(4, 8))
+        self.register_buffer("c1", torch.zeros(4, 8))
+
+    def forward(self, x, pos):
+        self.c0.index_copy_(0, pos, x @ self.w)
+        self.c1.index_copy_(0, pos, (x @ self.w) * 2)
+        return (self.c0 * self.scale).sum(0) + self.c1.sum(0) * torch.arange(1, 5.0).sum()
+
+
+def export_cache_model():
+    model = CacheModel()
+    example = (torch.randn(1, 8), torch.tensor([1]))
+    return model, torch.export.export(model, example)
+
+
+def decode_inputs(steps: int = 4):
+    generator = torch.Generator().manual_seed(1)
+    return [(torch.randn(1, 8, generator=generator), torch.tensor([step % 4])) for step in range(steps)]
+
+
+def run_steps(fn, steps):
+    return [fn(x, pos).clone() for x, pos in steps]
+
+
+def package_constants(package_path: str) -> dict[str, bytes]:
+    """Constant name -> raw bytes, read back from the package's compiled model."""
+    with tempfile.TemporaryDirectory() as folder:
+        with zipfile.ZipFile(package_path) as archive:
+            archive.extractall(folder)
+        (so_path,) = glob.glob(os.path.join(folder, "**", "*wrapper.so"), recursive=True)
+        runner = torch._C._aoti.AOTIModelContainerRunnerCpu(so_path, 1)
+        constants = runner.extract_constants_map(False)
+        return {name: tensor.contiguous().view(torch.uint8).numpy().tobytes() for name, tensor in constants.items()}

@@ -1,0 +1,36 @@
+import pytest
+
+from aoti_hooks import cli
+from aoti_hooks.seams import inductor
+
+
+def test_list_shows_installed_plugins_with_distribution_and_version(capsys, monkeypatch):
+    monkeypatch.setenv("AOTI_HOOKS_DISABLE", "sdpa_configs")
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("kv_elide", "chunked_dequant", "sdpa_configs"):
+        assert name in out and "aoti-hooks-" + name.replace("_", "-") in out
+    sdpa_row = next(line for line in out.splitlines() if line.startswith("sdpa_configs"))
+    assert "disabled" in sdpa_row
+
+
+def test_doctor_passes_on_a_supported_torch(capsys):
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "torch " in out and "all checks passed" in out
+    assert "OK      torch._inductor.graph.GraphLowering.get_original_value_of_constant" in out
+
+
+def test_doctor_fails_and_names_a_missing_symbol(capsys, monkeypatch):
+    import torch._inductor.compile_fx as compile_fx
+
+    monkeypatch.delattr(compile_fx, "_unlift_graph")
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "MISSING torch._inductor.compile_fx._unlift_graph" in out and "1 problem(s) found" in out
+
+
+def test_unknown_command_exits_with_usage(capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["frobnicate"])
+    assert caught.value.code == 2

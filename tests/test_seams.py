@@ -1,0 +1,207 @@
+import threading
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import aoti_hooks
+from aoti_hooks import SeamError, hookimpl
+from aoti_hooks.seams import inductor
+
+
+def snapshot():
+    return {(owner, attribute): vars(owner)[attribute] for owner, attribute in inductor.patched_attributes()}
+
+
+def assert_restored(before):
+    for (owner, attribute), original in before.items():
+        assert vars(owner)[attribute] is original, f"{owner.__name__}.{attribute} was not restored"
+
+
+class Marker:
+    """serialize_constant answers with a marker tensor, so a routed call is visible."""
+
+    def __init__(self, value):
+        self.value = value
+
+    @hookimpl
+    def serialize_constant(self, name, tensor, session):
+        return torch.full_like(tensor, self.value)
+
+
+class FakeGraph:
+    """The attributes GraphLowering.get_original_value_of_constant reads, on a plain object."""
+
+    def __init__(self):
+        self.allocated_constant_name = {"w": "w"}
+        self.constants = {"w": torch.zeros(3)}
+        self.module = SimpleNamespace(meta={})
+
+
+fake_graph = FakeGraph
+
+
+def read_constant(graph):
+    from torch._inductor.graph import GraphLowering
+
+    return GraphLowering.get_original_value_of_constant(graph, "w")
+
+
+def test_patches_are_in_only_while_a_session_is_active(register):
+    register("marker", Marker(1.0))
+    before = snapshot()
+    with aoti_hooks.session(["marker"]):
+        assert all(vars(owner)[attribute] is not original for (owner, attribute), original in before.items())
+        assert read_constant(fake_graph()).tolist() == [1.0, 1.0, 1.0]
+    assert_restored(before)
+    assert read_constant(fake_graph()).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_nested_sessions_see_only_themselves_and_restore(register):
+    register("one", Marker(1.0))
+    register("two", Marker(2.0))
+    before = snapshot()
+    with aoti_hooks.session(["one"]) as outer:
+        with aoti_hooks.session(["two"]) as inner:
+            assert aoti_hooks.current_session() is inner
+            assert read_constant(fake_graph()).tolist() == [2.0] * 3
+        assert aoti_hooks.current_session() is outer
+        assert read_constant(fake_graph()).tolist() == [1.0] * 3
+    assert aoti_hooks.current_session() is None
+    assert_restored(before)
+
+
+def test_an_exception_inside_a_session_restores_everything(register):
+    register("one", Marker(1.0))
+    before = snapshot()
+    with pytest.raises(RuntimeError, match="midway"):
+        with aoti_hooks.session(["one"]):
+            with aoti_hooks.session(["one"]):
+                raise RuntimeError("midway")
+    assert aoti_hooks.current_session() is None
+    assert_restored(before)
+
+
+def test_two_threads_with_overlapping_sessions_do_not_see_each_other(register):
+    register("one", Marker(1.0))
+    register("two", Marker(2.0))
+    before = snapshot()
+    entered = threading.Barrier(3, timeout=30)
+    leave = threading.Event()
+    seen = {}
+
+    def worker(name, value):
+        with aoti_hooks.session([name]):
+            entered.wait()
+            leave.wait()
+            seen[name] = read_constant(fake_graph()).tolist()
+        seen[name + " after"] = read_constant(fake_graph()).tolist()
+
+    threads = [threading.Thread(target=worker, args=args) for args in (("one", 1.0), ("two", 2.0))]
+    for thread in threads:
+        thread.start()
+    entered.wait()
+    seen["bystander"] = read_constant(fake_graph()).tolist()  # this thread has no session
+    leave.set()
+    for thread in threads:
+        thread.join()
+    assert seen["one"] == [1.0] * 3 and seen["two"] == [2.0] * 3 and seen["bystander"] == [0.0] * 3
+    assert seen["one after"] == [0.0] * 3 and seen["two after"] == [0.0] * 3
+    assert_restored(before)
+
+
+def test_a_graph_touched_by_a_session_finds_it_from_a_worker_thread(register):
+    """Inductor serializes constants from a thread pool, where context variables are empty."""
+    register("one", Marker(1.0))
+    graph = fake_graph()
+    with aoti_hooks.session(["one"]):
+        assert read_constant(graph).tolist() == [1.0] * 3  # binds graph -> session
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(value=read_constant(graph).tolist()))
+        thread.start()
+        thread.join()
+        assert result["value"] == [1.0] * 3
+        unbound = {}
+        thread = threading.Thread(target=lambda: unbound.update(value=read_constant(fake_graph()).tolist()))
+        thread.start()
+        thread.join()
+        assert unbound["value"] == [0.0] * 3
+
+
+def test_a_missing_symbol_fails_the_session_start_and_installs_nothing(register, monkeypatch):
+    import torch._inductor.compile_fx as compile_fx
+
+    register("one", Marker(1.0))
+    before = {key: value for key, value in snapshot().items() if key[1] != "clone_preserve_strides"}
+    monkeypatch.delattr(compile_fx, "clone_preserve_strides")
+    with pytest.raises(SeamError, match=r"torch._inductor.compile_fx.clone_preserve_strides is missing .*torch 2.11 through 2.14"):
+        with aoti_hooks.session(["one"]):
+            pass
+    assert not inductor.PATCHES.active
+    assert_restored(before)
+
+
+def test_a_changed_signature_is_named(monkeypatch):
+    import torch._inductor.graph as graph
+
+    monkeypatch.setattr(graph, "is_same_tensor", lambda a, b, c: True)
+    problems = dict(inductor.check())
+    assert "expected ('data', 'value')" in problems["torch._inductor.graph.is_same_tensor"]
+
+
+def test_an_unsupported_torch_version_is_refused(monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.10.0")
+    with pytest.raises(SeamError, match="torch 2.10.0 is not supported; aoti-hooks supports torch 2.11 through 2.14"):
+        with aoti_hooks.session([]):
+            pass
+
+
+def test_host_backed_constants_keep_their_device_and_read_host_bytes():
+    like = torch.empty((2, 3), dtype=torch.float16, device="meta").t()
+    host = torch.arange(6, dtype=torch.float16).reshape(2, 3).t()
+    backed = inductor.HostBacked(like, host)
+    assert backed.device.type == "meta" and backed.shape == (3, 2) and backed.stride() == (1, 3)
+    assert backed.untyped_storage().nbytes() == 12
+    assert backed.untyped_storage().data_ptr() == host.untyped_storage().data_ptr()
+    with pytest.raises(SeamError, match="host-backed"):
+        backed + 1
+
+
+class Materialize:
+    """Gives argument 0 real storage for one run, as kv_elide will."""
+
+    def __init__(self):
+        self.log = []
+
+    @hookimpl(wrapper=True)
+    def autotune_arguments(self, args, session):
+        self.log.append(("before", args[0].untyped_storage().nbytes()))
+        args[0].untyped_storage().resize_(args[0].numel() * args[0].element_size())
+        try:
+            return (yield)
+        finally:
+            args[0].untyped_storage().resize_(0)
+            self.log.append(("after", args[0].untyped_storage().nbytes()))
+
+
+def test_caching_autotuner_run_goes_through_autotune_arguments(register, monkeypatch):
+    # A mock: a real CachingAutotuner needs Triton and a GPU, which this machine lacks.
+    from torch._inductor.runtime.triton_heuristics import CachingAutotuner
+
+    launches = []
+
+    def fake_run(self, *args, stream, **kwargs):
+        launches.append(args[0].untyped_storage().nbytes())
+        return "launched"
+
+    monkeypatch.setattr(CachingAutotuner, "run", fake_run)
+    plugin = register("materialize", Materialize())
+    elided = torch.empty(4)
+    elided.untyped_storage().resize_(0)
+    autotuner = object.__new__(CachingAutotuner)
+    with aoti_hooks.session(["materialize"]):
+        assert CachingAutotuner.run(autotuner, elided, stream=0) == "launched"
+    assert launches == [16]
+    assert plugin.log == [("before", 0), ("after", 0)]
+    assert vars(CachingAutotuner)["run"] is fake_run
+    assert CachingAutotuner.run(autotuner, elided, stream=0) == "launched" and launches[-1] == 0
