@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import tempfile
@@ -53,4 +54,10 @@ def package_constants(package_path: str) -> dict[str, bytes]:
         (so_path,) = glob.glob(os.path.join(folder, "**", "*wrapper.so"), recursive=True)
         runner = torch._C._aoti.AOTIModelContainerRunnerCpu(so_path, 1)
         constants = runner.extract_constants_map(False)
-        return {name: tensor.contiguous().view(torch.uint8).numpy().tobytes() for name, tensor in constants.items()}
+        return {name: tensor_bytes(tensor) for name, tensor in constants.items()}
+
+
+def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """Raw bytes of a CPU tensor (no NumPy needed)."""
+    tensor = tensor.contiguous()
+    return ctypes.string_at(tensor.data_ptr(), tensor.numel() * tensor.element_size())
