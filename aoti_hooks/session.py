@@ -103,12 +103,17 @@ class Session:
         self.target: Target = parse_target(target)
         self.report = Report()
         self.hooks = HookCaller(self, selected)
+        self._state: dict[str, dict[str, Any]] = {}
         self._tokens: list[contextvars.Token] = []
         self._seams: list[Any] = []
 
     def options_for(self, plugin: str) -> dict[str, Any]:
         """The resolved options of ``plugin`` (defaults filled in)."""
         return dict(self.options[plugin])
+
+    def state(self, plugin: str) -> dict[str, Any]:
+        """A dict where ``plugin`` keeps what it must remember during this session."""
+        return self._state.setdefault(plugin, {})
 
     def __enter__(self) -> "Session":
         from .seams import inductor

@@ -35,6 +35,7 @@ _allocating: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("aoti
 _unlifting: contextvars.ContextVar[Any] = contextvars.ContextVar("aoti_hooks_unlifting", default=None)
 _graph_sessions: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 _replacements: "weakref.WeakKeyDictionary[Any, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
+_given: dict[int, "weakref.ref"] = {}
 _bind_lock = threading.Lock()
 
 
@@ -178,6 +179,25 @@ def _host_of(tensor: Any) -> Any:
     return tensor.host if isinstance(tensor, HostBacked) else tensor
 
 
+def _keep_device(stock: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
+    """``given`` as what AOTI reads; host-built values keep the stock constant's device."""
+    if given.device != stock.device:
+        given = HostBacked(stock, given)
+    key = id(given)
+
+    def forget(ref, key=key):  # no lock: the collector may run this while the lock is held
+        if _given.get(key) is ref:
+            _given.pop(key, None)
+
+    _given[key] = weakref.ref(given, forget)
+    return given
+
+
+def _is_given(tensor: Any) -> bool:
+    ref = _given.get(id(tensor))
+    return ref is not None and ref() is tensor
+
+
 def _replacement(graph: Any, session: Any, name: str, stock: torch.Tensor) -> torch.Tensor | None:
     with _bind_lock:
         cached = _replacements.setdefault(graph, {})
@@ -186,8 +206,7 @@ def _replacement(graph: Any, session: Any, name: str, stock: torch.Tensor) -> to
     given = session.hooks.serialize_constant(name, stock)
     if given is not None:
         _check_layout("serialize_constant", name, stock, given)
-        if given.device != stock.device:
-            given = HostBacked(stock, given)
+        given = _keep_device(stock, given)
     with _bind_lock:
         return cached.setdefault(name, given)
 
@@ -234,15 +253,17 @@ def _patched_original_value(original: Callable) -> Callable:
 
 
 def _patched_tensor_properties(original: Callable) -> Callable:
+    """Describe the value a hook gave (its storage) rather than the live constant's."""
+
     def tensor_properties(tensor):
         with _bind_lock:
-            graphs = list(_graph_sessions.items())
-        for graph, session in graphs:
+            graphs = list(_graph_sessions.keys())
+        for graph in graphs:
             for name, constant in getattr(graph, "constants", {}).items():
                 if constant is tensor:
-                    given = _replacement(graph, session, name, graph.get_original_value_of_constant(name))
-                    if given is not None:
-                        return original(_host_of(given))
+                    written = graph.get_original_value_of_constant(name)
+                    if _is_given(written):
+                        return original(_host_of(written))
         return original(tensor)
 
     return tensor_properties
@@ -273,7 +294,7 @@ def _patched_clone(original: Callable) -> Callable:
             given = session.hooks.clone_lifted_buffer(x)
             if given is not None:
                 _check_layout("clone_lifted_buffer", "a lifted buffer", x, given)
-                return given
+                return _keep_device(x, given)
         return original(x)
 
     return clone_preserve_strides

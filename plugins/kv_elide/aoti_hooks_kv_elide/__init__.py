@@ -1,6 +1,131 @@
-"""aoti-hooks plugin `kv_elide`: KV caches take no device memory during an AOTI export; the artifact is unchanged.
+"""aoti-hooks plugin ``kv_elide``: KV caches take no device memory during an AOTI export.
 
-Installed and discoverable; its hooks land with the plugin's own issue.
+The caches a program writes are all zeros at export. This plugin puts them on the target
+device with their storage freed (shape, strides, dtype, device kept), keeps them apart at
+constant dedup (freed storages all look alike), writes them out as zeros built on the
+host, and gives them real zeroed storage only for the length of one autotune run. The
+exported artifact is the stock one.
 """
 
-OPTIONS = ()
+from __future__ import annotations
+
+import torch
+
+from aoti_hooks import Option, hookimpl, parse_regex, parse_size
+from aoti_hooks.seams.export import with_state
+
+from .selection import select_caches
+
+NAME = "kv_elide"
+
+OPTIONS = (
+    Option("min_bytes", parse_size, "1MiB", "smallest buffer to elide, in bytes or with a unit (1MiB)"),
+    Option("pattern", parse_regex, "", "regular expression the buffer's FQN must contain (empty: any cache)"),
+)
+
+
+def _state(session) -> dict:
+    state = session.state(NAME)
+    state.setdefault("storages", {})  # id(storage) -> (storage, nbytes, device)
+    return state
+
+
+def freed_like(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A tensor with ``tensor``'s layout on ``device`` whose storage holds no bytes.
+
+    ``set_`` grows the storage to fit, so the bytes exist for a moment and are released at
+    once; on CUDA the caching allocator reuses that block for the next cache and
+    `move_program_to_device` returns it to the driver when all caches are made.
+    """
+    made = torch.empty(0, dtype=tensor.dtype, device=device).set_(
+        torch.UntypedStorage(0, device=device), tensor.storage_offset(), tensor.shape, tensor.stride()
+    )
+    made.untyped_storage().resize_(0)
+    return made
+
+
+def _storage_bytes(tensor: torch.Tensor) -> int:
+    if tensor.numel() == 0:
+        return 0
+    extent = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride())) + 1
+    return (tensor.storage_offset() + extent) * tensor.element_size()
+
+
+def _elided_storage(session, tensor) -> tuple | None:
+    if not isinstance(tensor, torch.Tensor) or tensor.device.type == "meta":
+        return None
+    try:
+        storage = tensor.untyped_storage()
+    except (RuntimeError, NotImplementedError):  # tensor subclasses without storage
+        return None
+    return _state(session)["storages"].get(id(storage))
+
+
+def _host_zeros(tensor: torch.Tensor) -> torch.Tensor:
+    """Zeros with ``tensor``'s shape, strides and offset, on the host."""
+    storage = torch.zeros(_storage_bytes(tensor), dtype=torch.uint8).untyped_storage()
+    return torch.empty(0, dtype=tensor.dtype).set_(storage, tensor.storage_offset(), tensor.shape, tensor.stride())
+
+
+@hookimpl
+def move_program_to_device(program, device, session):
+    options = session.options_for(NAME)
+    pattern = options["pattern"] if options["pattern"].pattern else None
+    caches = select_caches(program, options["min_bytes"], pattern)
+    state = _state(session)
+    freed = {}
+    for name, tensor in caches.items():
+        empty = freed_like(tensor, device)
+        storage = empty.untyped_storage()
+        state["storages"][id(storage)] = (storage, _storage_bytes(tensor), device)
+        freed[name] = empty
+        session.report.add(NAME, "buffers_elided")
+        session.report.add(NAME, "elided_bytes", tensor.numel() * tensor.element_size())
+    if not caches:
+        session.report.add(NAME, "buffers_elided", 0)
+        return None
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    from torch.export.passes import move_to_device_pass
+
+    return move_to_device_pass(with_state(program, freed), device)
+
+
+@hookimpl
+def pre_constant_dedup(name, tensor, other_name, other, session):
+    if _elided_storage(session, tensor) or _elided_storage(session, other):
+        session.report.add(NAME, "kept_apart")
+        return False
+    return None
+
+
+@hookimpl
+def clone_lifted_buffer(tensor, session):
+    return _host_zeros(tensor) if _elided_storage(session, tensor) else None
+
+
+@hookimpl
+def serialize_constant(name, tensor, session):
+    return _host_zeros(tensor) if _elided_storage(session, tensor) else None
+
+
+@hookimpl(wrapper=True)
+def autotune_arguments(args, session):
+    """Elided arguments get real, zeroed storage for exactly this run (views share it)."""
+    materialized = {}
+    for arg in args:
+        found = _elided_storage(session, arg)
+        if found is not None:
+            materialized[id(found[0])] = found
+    for storage, nbytes, device in materialized.values():
+        storage.resize_(nbytes)
+        torch.empty(0, dtype=torch.uint8, device=device).set_(storage).zero_()
+    try:
+        return (yield)
+    finally:
+        if materialized:
+            if any(device.type == "cuda" for _, _, device in materialized.values()):
+                torch.cuda.synchronize()
+            for storage, _, _ in materialized.values():
+                storage.resize_(0)
+            session.report.add(NAME, "autotune_materializations", len(materialized))
