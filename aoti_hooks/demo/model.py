@@ -155,10 +155,10 @@ def build(config: DecoderConfig, seed: int = 0) -> Decoder:
     return model.to(config.torch_dtype).eval()
 
 
-def decode_steps(config: DecoderConfig, steps: int, seed: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``steps`` decode inputs ``(tokens [1,1], input_pos [1])`` at positions 0, 1, ..."""
+def decode_steps(config: DecoderConfig, steps: int, seed: int = 1, start: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``steps`` decode inputs ``(tokens [1,1], input_pos [1])`` at positions start, start+1, ..."""
     generator = torch.Generator().manual_seed(seed)
-    return [(torch.randint(0, config.vocab, (1, 1), generator=generator), torch.tensor([step % config.ctx]))
+    return [(torch.randint(0, config.vocab, (1, 1), generator=generator), torch.tensor([(start + step) % config.ctx]))
             for step in range(steps)]
 
 

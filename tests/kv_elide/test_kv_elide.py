@@ -1,0 +1,183 @@
+"""kv_elide on real CPU compiles: same outputs and constants as stock, user tensors untouched,
+and the two stock failure modes of emptied caches kept as regression tests."""
+
+import types
+
+import pytest
+import torch
+
+import aoti_hooks
+import aoti_hooks_kv_elide as kv_elide
+from aoti_hooks import AotiHooksError, hookimpl
+from aoti_hooks.demo import CONFIGS, build, decode_steps, export_decoder
+from aoti_hooks_kv_elide.selection import select_caches, written_buffers
+
+from helpers import INDUCTOR_CONFIGS, package_constants, tensor_bytes
+
+CONFIG = CONFIGS["tiny"]  # caches: 2 KiB each, 6 of them, all the same shape
+OPTIONS = {"min_bytes": "1KiB"}
+NONZERO = "layers.1.attention.kv_cache.v_cache"
+STEPS = decode_steps(CONFIG, 5, start=4)  # positions 4..8: attention also reads the initial cache rows
+
+
+def make_model():
+    """The tiny decoder; one cache starts non-zero (a cache-module buffer that must survive)."""
+    model = build(CONFIG)
+    model.get_buffer(NONZERO).fill_(0.25)
+    return model
+
+
+def run(fn):
+    with torch.no_grad():
+        return [fn(tokens, pos).clone() for tokens, pos in STEPS]
+
+
+@pytest.fixture(scope="module")
+def eager():
+    return run(make_model())
+
+
+@pytest.fixture(scope="module")
+def stock(tmp_path_factory):
+    program = export_decoder(make_model())
+    path = torch._inductor.aoti_compile_and_package(
+        program, package_path=str(tmp_path_factory.mktemp("stock") / "stock.pt2"), inductor_configs=INDUCTOR_CONFIGS)
+    return {"constants": package_constants(path), "outputs": run(torch._inductor.aoti_load_package(path))}
+
+
+def test_the_check_can_see_a_difference(eager):
+    assert len({tuple(o.flatten().tolist()) for o in eager}) == len(STEPS)
+    changed = build(CONFIG)  # the same model without the non-zero cache decodes differently
+    assert not torch.allclose(run(changed)[0], eager[0])
+
+
+def test_kv_elide_export_equals_stock_and_eager(tmp_path, stock, eager):
+    model = make_model()
+    program = export_decoder(model)
+    buffers_before = {name: tensor_bytes(b) for name, b in model.named_buffers()}
+    state_before = {name: (t.untyped_storage().nbytes(), tensor_bytes(t)) for name, t in program.state_dict.items()}
+    with aoti_hooks.session(["kv_elide"], kv_elide=OPTIONS) as session:
+        path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "kv.pt2"), inductor_configs=INDUCTOR_CONFIGS)
+    report = session.report.get("kv_elide")
+    assert report["buffers_elided"] == 5  # six caches, one of them non-zero
+    assert report["elided_bytes"] == 5 * 2048
+    assert report["kept_apart"] > 0
+    constants = package_constants(path)
+    assert constants == stock["constants"]
+    assert constants[NONZERO] != bytes(len(constants[NONZERO]))
+    outputs = run(torch._inductor.aoti_load_package(path))
+    for got, want, reference in zip(outputs, stock["outputs"], eager):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5)
+    assert {name: tensor_bytes(b) for name, b in model.named_buffers()} == buffers_before
+    assert {name: (t.untyped_storage().nbytes(), tensor_bytes(t)) for name, t in program.state_dict.items()} == state_before
+
+
+def partial_plugin(*hooks):
+    """kv_elide with only some of its hooks (registered under its own name, so options apply)."""
+    return types.SimpleNamespace(OPTIONS=kv_elide.OPTIONS, **{hook: getattr(kv_elide, hook) for hook in hooks})
+
+
+def test_regression_emptied_caches_break_the_stock_clone(tmp_path, register):
+    """Stock Inductor clones every buffer with as_strided: on a freed storage that is out of bounds."""
+    register("kv_elide", partial_plugin("move_program_to_device"))
+    program = export_decoder(make_model())
+    with pytest.raises(RuntimeError, match=r"setStorage: .* out of bounds for storage of size 0"):
+        aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "x.pt2"), plugins=["kv_elide"],
+                                            kv_elide=OPTIONS, inductor_configs=INDUCTOR_CONFIGS)
+
+
+def test_regression_stock_dedup_collapses_emptied_caches(tmp_path, register, stock, eager):
+    """Freed storages all have data_ptr 0: without pre_constant_dedup Inductor merges the caches."""
+    register("kv_elide", partial_plugin("move_program_to_device", "clone_lifted_buffer", "serialize_constant",
+                                        "autotune_arguments"))
+    program = export_decoder(make_model())
+    path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "d.pt2"), plugins=["kv_elide"],
+                                               kv_elide=OPTIONS, inductor_configs=INDUCTOR_CONFIGS)
+    assert len(package_constants(path)) < len(stock["constants"])
+    outputs = run(torch._inductor.aoti_load_package(path))
+    assert not all(torch.allclose(got, want, atol=1e-4) for got, want in zip(outputs, eager))
+
+
+class Cache(torch.nn.Module):
+    """Hugging Face static-cache naming: key_cache_0/value_cache_0, written with index_copy_."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("key_cache_0", torch.zeros(64, 32))
+        self.register_buffer("value_cache_0", torch.zeros(64, 32))
+        self.register_buffer("codebook", torch.ones(64, 32))        # non-zero, written
+        self.register_buffer("unused_zeros", torch.zeros(64, 32))   # zero, never written
+        self.register_buffer("small_cache", torch.zeros(2, 4))      # written, under min_bytes
+        self.weight = torch.nn.Parameter(torch.zeros(64, 32))       # zeros, but a parameter
+
+    def forward(self, x, pos):
+        self.key_cache_0.index_copy_(0, pos, x)
+        self.value_cache_0[pos] = x * 2          # index_put_ through a view
+        self.codebook.index_copy_(0, pos, x)
+        self.small_cache[0].copy_(x[0, :4])
+        return self.key_cache_0.sum() + self.value_cache_0.sum() + self.codebook.sum() + self.unused_zeros.sum() + self.weight.sum()
+
+
+def test_selection_reads_the_graph_not_the_names():
+    program = torch.export.export(Cache(), (torch.randn(1, 32), torch.tensor([3])))
+    assert {"key_cache_0", "value_cache_0", "codebook", "small_cache"} <= written_buffers(program)
+    assert "unused_zeros" not in written_buffers(program)
+    chosen = select_caches(program, min_bytes=1024, pattern=None)
+    assert set(chosen) == {"key_cache_0", "value_cache_0"}
+    import re
+    assert set(select_caches(program, min_bytes=1024, pattern=re.compile(r"^key_"))) == {"key_cache_0"}
+    assert set(select_caches(program, min_bytes=16, pattern=None)) == {"key_cache_0", "value_cache_0", "small_cache"}
+
+
+def test_bad_min_bytes_is_one_sentence():
+    with pytest.raises(AotiHooksError, match=r"bad value 'lots' for option 'min_bytes' of plugin 'kv_elide'"):
+        aoti_hooks.session(["kv_elide"], kv_elide={"min_bytes": "lots"})
+
+
+def test_nothing_to_elide_leaves_the_move_to_the_stock_pass():
+    program = torch.export.export(torch.nn.Linear(4, 4), (torch.randn(1, 4),))
+    with aoti_hooks.session(["kv_elide"]) as session:
+        assert session.hooks.move_program_to_device(program, torch.device("cpu")) is None
+    assert session.report.get("kv_elide") == {"buffers_elided": 0}
+
+
+def test_autotune_arguments_materializes_zeros_for_one_run_only():
+    # The launch is a stand-in: a real autotune run needs Triton and a GPU.
+    program = torch.export.export(Cache(), (torch.randn(1, 32), torch.tensor([3])))
+    with aoti_hooks.session(["kv_elide"], kv_elide=OPTIONS) as session:
+        moved = session.hooks.move_program_to_device(program, torch.device("cpu"))
+        cache = moved.state_dict["key_cache_0"]
+        # A view over the same storage, made the way a wrapper reinterprets a buffer.
+        view = torch.empty(0).set_(cache.untyped_storage(), 256, (8, 32), (32, 1))
+        cache.untyped_storage().resize_(0)
+        assert view.untyped_storage() is cache.untyped_storage()
+        assert cache.untyped_storage().nbytes() == 0 and cache.shape == (64, 32)
+        seen = {}
+
+        def launch():
+            seen["bytes"] = view.untyped_storage().nbytes()
+            seen["zeros"] = bool((cache == 0).all()) and bool((view == 0).all())
+            cache.fill_(5.0)  # a kernel writing the cache during the run
+            return "done"
+
+        assert session.hooks.autotune_arguments((view, torch.ones(2)), launch) == "done"
+        assert seen == {"bytes": 64 * 32 * 4, "zeros": True}
+        assert cache.untyped_storage().nbytes() == 0
+        assert session.hooks.autotune_arguments((cache,), lambda: bool((cache == 0).all())) is True
+    assert session.report.get("kv_elide")["autotune_materializations"] == 2
+    assert torch.count_nonzero(program.state_dict["key_cache_0"]) == 0  # the user's buffer
+
+
+def test_elided_constants_are_kept_apart_and_serialized_as_host_zeros():
+    program = torch.export.export(Cache(), (torch.randn(1, 32), torch.tensor([3])))
+    with aoti_hooks.session(["kv_elide"], kv_elide=OPTIONS) as session:
+        moved = session.hooks.move_program_to_device(program, torch.device("cpu"))
+        key, value = moved.state_dict["key_cache_0"], moved.state_dict["value_cache_0"]
+        assert session.hooks.keep_apart("value_cache_0", value, "key_cache_0", key)
+        assert not session.hooks.keep_apart("a", torch.ones(2), "b", torch.ones(2))
+        zeros = session.hooks.serialize_constant("key_cache_0", key)
+        assert zeros.shape == key.shape and zeros.stride() == key.stride() and not zeros.any()
+        assert session.hooks.serialize_constant("codebook", moved.state_dict["codebook"]) is None
+        clone = session.hooks.clone_lifted_buffer(value)
+        assert clone.untyped_storage().nbytes() == 64 * 32 * 4 and not clone.any()
