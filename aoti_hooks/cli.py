@@ -71,11 +71,38 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    import json
+
+    from .demo.run import format_demo, run_demo
+
+    plugins = [name.strip() for name in args.plugins.split(",") if name.strip()]
+    from .session import Session
+
+    Session(plugins)  # unknown plugin names fail here, before any compile
+    try:
+        results = run_demo(args.config, plugins, args.ctx, args.layers, args.steps, args.out, quiet=args.json)
+    except (RuntimeError, ValueError) as error:
+        print(f"aoti-hooks demo: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(results, indent=2) if args.json else format_demo(results))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aoti-hooks", description="Plugins for AOTInductor exports that fit your GPU.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="installed plugins: distribution, version, hooks, options").set_defaults(run=cmd_list)
     commands.add_parser("doctor", help="versions, CUDA, and whether every patched torch symbol is as expected").set_defaults(run=cmd_doctor)
+    demo = commands.add_parser("demo", help="export the built-in decoder stock and with plugins; compare peaks and outputs")
+    demo.add_argument("--config", default="cpu", help="cpu (default), gpu or tiny")
+    demo.add_argument("--plugins", default="kv_elide", help="comma-separated plugin names (default kv_elide)")
+    demo.add_argument("--ctx", type=int, help="context length (size of the KV caches)")
+    demo.add_argument("--layers", type=int, help="number of decoder layers")
+    demo.add_argument("--steps", type=int, default=4, help="decode steps to check against eager (default 4)")
+    demo.add_argument("--out", help="folder for packages and logs (default: a new temporary folder)")
+    demo.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

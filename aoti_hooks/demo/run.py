@@ -1,0 +1,130 @@
+"""`aoti-hooks demo`: export the built-in decoder stock and with plugins, side by side.
+
+Each compile runs in its own process with its own cold Inductor cache, so peaks and
+times are each compile's own; a third process loads both packages and checks several
+decode steps against eager. Figures are printed exactly as measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .model import CONFIGS
+
+MiB, GiB = 2**20, 2**30
+
+
+def _size(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value / GiB:.2f} GiB" if value >= GiB else f"{value / MiB:.1f} MiB"
+
+
+class Progress:
+    """One line per phase with elapsed seconds; updated in place on a terminal."""
+
+    def __init__(self, label: str, quiet: bool = False):
+        self.label, self.quiet = label, quiet
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        self.stop = threading.Event()
+        if not self.quiet and sys.stderr.isatty():
+            self.thread = threading.Thread(target=self._tick, daemon=True)
+            self.thread.start()
+        elif not self.quiet:
+            print(f"{self.label} ...", file=sys.stderr, flush=True)
+        return self
+
+    def _tick(self):
+        while not self.stop.wait(0.5):
+            print(f"\r{self.label} ... {time.perf_counter() - self.start:5.0f} s", end="", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if not self.quiet:
+            end = "\r" if sys.stderr.isatty() else ""
+            print(f"{end}{self.label} ... done in {time.perf_counter() - self.start:.1f} s", file=sys.stderr, flush=True)
+
+
+def _worker(command: str, spec: dict, folder: Path, name: str, env: dict) -> dict:
+    spec = {**spec, "result": str(folder / f"{name}.result.json")}
+    spec_path = folder / f"{name}.spec.json"
+    spec_path.write_text(json.dumps(spec))
+    done = subprocess.run([sys.executable, "-m", "aoti_hooks.demo.worker", command, str(spec_path)],
+                          env=env, capture_output=True, text=True)
+    (folder / f"{name}.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+        raise RuntimeError(f"the {name} step failed (exit {done.returncode}); log: {folder / (name + '.log')}\n{tail}")
+    return json.loads(Path(spec["result"]).read_text())
+
+
+def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | None, steps: int,
+             out: str | None, quiet: bool, options: dict | None = None) -> dict:
+    if config not in CONFIGS:
+        raise ValueError(f"unknown demo config {config!r}; choose one of {', '.join(CONFIGS)}")
+    folder = Path(out or tempfile.mkdtemp(prefix="aoti-hooks-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    base = {"config": config, "ctx": ctx, "layers": layers,
+            "inductor_configs": {"aot_inductor.precompile_headers": False}}
+    results = {"config": CONFIGS[config].with_(ctx=ctx, layers=layers).__dict__, "folder": str(folder), "runs": []}
+    packages = {}
+    for variant, names in (("stock", []), ("plugins", plugins)):
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(folder / f"inductor-{variant}")}
+        spec = {**base, "variant": variant, "plugins": names, "options": options or {},
+                "package": str(folder / f"{variant}.pt2")}
+        label = f"compiling {variant}" + (f" ({','.join(names)})" if names else "")
+        with Progress(label, quiet):
+            results["runs"].append(_worker("compile", spec, folder, f"compile-{variant}", env))
+        packages[variant] = spec["package"]
+    with Progress(f"checking {steps} decode steps against eager", quiet):
+        results["check"] = _worker("check", {**base, "packages": packages, "steps": steps, "start": 0}, folder,
+                                   "check", dict(os.environ))
+    return results
+
+
+def format_demo(results: dict) -> str:
+    runs = results["runs"]
+    cuda = "peak_allocated" in runs[0]
+    header = ["variant", "compile", "host peak RSS"]
+    if cuda:
+        header += ["peak allocated", "peak reserved", "NVML device peak"]
+    header += ["package", "vs eager (max rel err)", "= stock"]
+    rows = []
+    for run in runs:
+        label = run["variant"] if not run["plugins"] else ",".join(run["plugins"])
+        check = results["check"][run["variant"]]
+        row = [label, f"{run['compile_s']:.1f} s", _size(run["host_peak_rss"])]
+        if cuda:
+            row += [_size(run["peak_allocated"]), _size(run["peak_reserved"]), _size(run["nvml_peak"])]
+        row += [_size(run["package_bytes"]), f"{check['max_rel_error_vs_eager']:.2e}",
+                "yes" if check.get("bitwise_equal_to_stock") else "NO"]
+        rows.append(row)
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+    lines = [line(header), line(["-" * w for w in widths]), *map(line, rows)]
+    first = runs[0]
+    lines.append("")
+    lines.append(f"device {first['device']}; weights {_size(first['weight_bytes'])}, KV caches {_size(first['cache_bytes'])}; "
+                 f"{results['check']['stock']['steps']} decode steps checked; artifacts in {results['folder']}")
+    for run in runs:
+        for plugin, entry in run["report"].items():
+            lines.append(f"{plugin}: " + ", ".join(f"{k}={_size(v) if k.endswith('bytes') else v}" for k, v in entry.items()))
+    if not cuda:
+        lines.append("The target is the CPU: the 'device' is the host and there is no device peak to report; host RSS"
+                     " is the whole process (torch, the exported program), so the saving there is small. Run on a GPU for device figures.")
+    else:
+        stock, ours = runs
+        budget = first["weight_bytes"] * 1.05 + 256 * MiB
+        verdict = "meets" if ours["peak_allocated"] <= budget else "misses"
+        lines.append(f"peak allocated {_size(stock['peak_allocated'])} -> {_size(ours['peak_allocated'])}; "
+                     f"{verdict} the target weights x 1.05 + 256 MiB = {_size(budget)}")
+    return "\n".join(lines)
