@@ -58,7 +58,7 @@ def _worker(command: str, spec: dict, folder: Path, name: str, env: dict) -> dic
     spec = {**spec, "result": str(folder / f"{name}.result.json")}
     spec_path = folder / f"{name}.spec.json"
     spec_path.write_text(json.dumps(spec))
-    done = subprocess.run([sys.executable, "-m", "aoti_hooks.demo.worker", command, str(spec_path)],
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "aoti_hooks.demo.worker", command, str(spec_path)],
                           env=env, capture_output=True, text=True)
     (folder / f"{name}.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
@@ -85,10 +85,26 @@ def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | Non
         with Progress(label, quiet):
             results["runs"].append(_worker("compile", spec, folder, f"compile-{variant}", env))
         packages[variant] = spec["package"]
-    with Progress(f"checking {steps} decode steps against eager", quiet):
-        results["check"] = _worker("check", {**base, "packages": packages, "steps": steps, "start": 0}, folder,
-                                   "check", dict(os.environ))
+    with Progress(f"checking {steps} decode steps: eager and each package in its own process", quiet):
+        results["check"] = check_outputs(base, packages, steps, folder)
     return results
+
+
+def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
+    import torch
+
+    logits = {}
+    for variant, package in [("eager", None), *packages.items()]:
+        spec = {**base, "package": package, "steps": steps, "logits": str(folder / f"{variant}.logits.pt")}
+        _worker("outputs", spec, folder, f"outputs-{variant}", dict(os.environ))
+        logits[variant] = torch.load(spec["logits"])
+    check = {}
+    for variant in packages:
+        errors = [float((got - want).abs().max() / want.abs().max().clamp_min(1e-12))
+                  for got, want in zip(logits[variant], logits["eager"])]
+        check[variant] = {"steps": steps, "max_rel_error_vs_eager": max(errors),
+                          "bitwise_equal_to_stock": all(torch.equal(a, b) for a, b in zip(logits[variant], logits["stock"]))}
+    return check
 
 
 def format_demo(results: dict) -> str:
