@@ -84,11 +84,14 @@ class Attention(nn.Module):
         v = self.wv(x).view(1, -1, c.kv_heads, c.head_dim).transpose(1, 2)
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
         keys, values = self.kv_cache.update(input_pos, k, v)
+        # Grouped-query attention without expanding the caches: query heads of one KV head
+        # are stacked as rows, so the working set is the scores, not a copy of the cache.
+        groups, length = c.heads // c.kv_heads, q.shape[2]
+        q = q.reshape(1, c.kv_heads, groups * length, c.head_dim)
+        scores = (q @ keys.transpose(-1, -2)).float() * c.head_dim**-0.5
         mask = torch.arange(c.ctx, device=x.device) <= input_pos[-1]
-        groups = c.heads // c.kv_heads
-        keys = keys.repeat_interleave(groups, dim=1)
-        values = values.repeat_interleave(groups, dim=1)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask.view(1, 1, 1, -1))
+        scores = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1).to(values.dtype)
+        out = (scores @ values).view(1, c.heads, length, c.head_dim)
         return self.wo(out.transpose(1, 2).reshape(1, -1, c.heads * c.head_dim))
 
 

@@ -74,7 +74,11 @@ def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | Non
     folder = Path(out or tempfile.mkdtemp(prefix="aoti-hooks-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     base = {"config": config, "ctx": ctx, "layers": layers,
-            "inductor_configs": {"aot_inductor.precompile_headers": False}}
+            # Weights as a blob beside the .so: a .so holding GBs of constants segfaulted
+            # on load (torch 2.11, H100), in a fresh process too.
+            "inductor_configs": {"aot_inductor.precompile_headers": False,
+                                 "aot_inductor.package_constants_in_so": False,
+                                 "aot_inductor.package_constants_on_disk_format": "binary_blob"}}
     results = {"config": CONFIGS[config].with_(ctx=ctx, layers=layers).__dict__, "folder": str(folder), "runs": []}
     packages = {}
     for variant, names in (("stock", []), ("plugins", plugins)):

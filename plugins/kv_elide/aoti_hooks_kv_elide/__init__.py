@@ -9,6 +9,8 @@ exported artifact is the stock one.
 
 from __future__ import annotations
 
+import mmap
+
 import torch
 
 from aoti_hooks import Option, hookimpl, parse_regex, parse_size
@@ -62,8 +64,16 @@ def _elided_storage(session, tensor) -> tuple | None:
 
 
 def _host_zeros(tensor: torch.Tensor) -> torch.Tensor:
-    """Zeros with ``tensor``'s shape, strides and offset, on the host."""
-    storage = torch.zeros(_storage_bytes(tensor), dtype=torch.uint8).untyped_storage()
+    """Zeros with ``tensor``'s shape, strides and offset, on the host.
+
+    The bytes are an anonymous private mapping: the kernel hands out zero pages as they
+    are read, so writing out gigabytes of caches costs no resident host memory.
+    """
+    nbytes = _storage_bytes(tensor)
+    if nbytes == 0:
+        return torch.zeros_like(tensor, device="cpu")
+    mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    storage = torch.frombuffer(mapping, dtype=torch.uint8).untyped_storage()
     return torch.empty(0, dtype=tensor.dtype).set_(storage, tensor.storage_offset(), tensor.shape, tensor.stride())
 
 
