@@ -94,9 +94,33 @@ def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | Non
     return results
 
 
+ZIP_LOAD_LIMIT = 4 * GiB
+
+
+def constants_digest(package: str) -> str:
+    """SHA-256 over the package's weight blobs, in name order (the constants as written)."""
+    import hashlib
+    import zipfile
+
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(package) as archive:
+        for name in sorted(n for n in archive.namelist() if n.endswith("_weights.blob")):
+            with archive.open(name) as blob:
+                for chunk in iter(lambda: blob.read(64 * MiB), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
 def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
     import torch
 
+    digests = {variant: constants_digest(path) for variant, path in packages.items()}
+    if any(os.path.getsize(path) > ZIP_LOAD_LIMIT for path in packages.values()):
+        # torch 2.11's package loader segfaulted on these (zip64) packages, in fresh processes too.
+        return {variant: {"steps": 0, "max_rel_error_vs_eager": None,
+                          "constants_equal_to_stock": digests[variant] == digests["stock"],
+                          "note": "package over 4 GiB: not loaded (torch 2.11's loader segfaults); constants compared"}
+                for variant in packages}
     logits = {}
     for variant, package in [("eager", None), *packages.items()]:
         spec = {**base, "package": package, "steps": steps, "logits": str(folder / f"{variant}.logits.pt")}
@@ -107,6 +131,7 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
         errors = [float((got - want).abs().max() / want.abs().max().clamp_min(1e-12))
                   for got, want in zip(logits[variant], logits["eager"])]
         check[variant] = {"steps": steps, "max_rel_error_vs_eager": max(errors),
+                          "constants_equal_to_stock": digests[variant] == digests["stock"],
                           "bitwise_equal_to_stock": all(torch.equal(a, b) for a, b in zip(logits[variant], logits["stock"]))}
     return check
 
@@ -117,7 +142,7 @@ def format_demo(results: dict) -> str:
     header = ["variant", "compile", "host peak RSS"]
     if cuda:
         header += ["peak allocated", "peak reserved", "NVML device peak"]
-    header += ["package", "vs eager (max rel err)", "= stock"]
+    header += ["package", "vs eager (max rel err)", "outputs = stock", "constants = stock"]
     rows = []
     for run in runs:
         label = run["variant"] if not run["plugins"] else ",".join(run["plugins"])
@@ -125,8 +150,11 @@ def format_demo(results: dict) -> str:
         row = [label, f"{run['compile_s']:.1f} s", _size(run["host_peak_rss"])]
         if cuda:
             row += [_size(run["peak_allocated"]), _size(run["peak_reserved"]), _size(run["nvml_peak"])]
-        row += [_size(run["package_bytes"]), f"{check['max_rel_error_vs_eager']:.2e}",
-                "yes" if check.get("bitwise_equal_to_stock") else "NO"]
+        error = check["max_rel_error_vs_eager"]
+        same = check.get("bitwise_equal_to_stock")
+        row += [_size(run["package_bytes"]), "not run" if error is None else f"{error:.2e}",
+                "not run" if same is None else ("yes" if same else "NO"),
+                "yes" if check["constants_equal_to_stock"] else "NO"]
         rows.append(row)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
@@ -135,6 +163,8 @@ def format_demo(results: dict) -> str:
     lines.append("")
     lines.append(f"device {first['device']}; weights {_size(first['weight_bytes'])}, KV caches {_size(first['cache_bytes'])}; "
                  f"{results['check']['stock']['steps']} decode steps checked; artifacts in {results['folder']}")
+    if results["check"]["stock"].get("note"):
+        lines.append(results["check"]["stock"]["note"])
     for run in runs:
         for plugin, entry in run["report"].items():
             lines.append(f"{plugin}: " + ", ".join(f"{k}={_size(v) if k.endswith('bytes') else v}" for k, v in entry.items()))

@@ -73,6 +73,8 @@ def _host_zeros(tensor: torch.Tensor) -> torch.Tensor:
     if nbytes == 0:
         return torch.zeros_like(tensor, device="cpu")
     mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # with THP, a read fault can allocate a real huge page
+        mapping.madvise(mmap.MADV_NOHUGEPAGE)
     storage = torch.frombuffer(mapping, dtype=torch.uint8).untyped_storage()
     return torch.empty(0, dtype=tensor.dtype).set_(storage, tensor.storage_offset(), tensor.shape, tensor.stride())
 
