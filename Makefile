@@ -2,7 +2,7 @@ PY ?= python3
 DIST ?= dist
 PLUGINS := plugins/kv_elide plugins/chunked_dequant plugins/sdpa_configs
 
-.PHONY: dev test wheels doctor
+.PHONY: dev test wheels doctor demo
 
 dev:  ## install torch (CPU), the core and the three plugins (editable) for development
 	$(PY) -m pip install -q "pip>=24"
@@ -18,3 +18,6 @@ wheels:  ## the four wheels into $(DIST)/
 
 doctor:
 	aoti-hooks doctor
+
+demo:  ## the main job: export the built-in decoder stock and with kv_elide, side by side
+	aoti-hooks demo

@@ -79,9 +79,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     plugins = [name.strip() for name in args.plugins.split(",") if name.strip()]
     from .session import Session
 
-    Session(plugins)  # unknown plugin names fail here, before any compile
+    options: dict[str, dict[str, str]] = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        plugin, dot, option = key.partition(".")
+        if not sep or not dot or plugin not in plugins:
+            print(f"aoti-hooks demo: --option {item!r} must look like <plugin>.<option>=<value> for a plugin in "
+                  f"--plugins ({', '.join(plugins) or 'none'})", file=sys.stderr)
+            return 2
+        options.setdefault(plugin, {})[option] = value
+    Session(plugins, options=options)  # unknown options and bad values fail here too
     try:
-        results = run_demo(args.config, plugins, args.ctx, args.layers, args.steps, args.out, quiet=args.json)
+        results = run_demo(args.config, plugins, args.ctx, args.layers, args.steps, args.out, quiet=args.json,
+                           options=options)
     except (RuntimeError, ValueError) as error:
         print(f"aoti-hooks demo: {error}", file=sys.stderr)
         return 1
@@ -99,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--plugins", default="kv_elide", help="comma-separated plugin names (default kv_elide)")
     demo.add_argument("--ctx", type=int, help="context length (size of the KV caches)")
     demo.add_argument("--layers", type=int, help="number of decoder layers")
+    demo.add_argument("--option", action="append", default=[], metavar="PLUGIN.OPTION=VALUE",
+                      help="a plugin option, e.g. kv_elide.min_bytes=4MiB (repeatable)")
     demo.add_argument("--steps", type=int, default=4, help="decode steps to check against eager (default 4)")
     demo.add_argument("--out", help="folder for packages and logs (default: a new temporary folder)")
     demo.add_argument("--json", action="store_true", help="print the measurements as JSON")

@@ -34,3 +34,27 @@ def test_unknown_command_exits_with_usage(capsys):
     with pytest.raises(SystemExit) as caught:
         cli.main(["frobnicate"])
     assert caught.value.code == 2
+
+
+def test_demo_compares_stock_and_kv_elide_side_by_side(capsys, tmp_path):
+    import json
+
+    code = cli.main(["demo", "--config", "tiny", "--option", "kv_elide.min_bytes=1KiB", "--steps", "4",
+                     "--out", str(tmp_path), "--json"])
+    assert code == 0
+    results = json.loads(capsys.readouterr().out)
+    stock, plugins = results["runs"]
+    assert stock["plugins"] == [] and plugins["plugins"] == ["kv_elide"]
+    assert plugins["report"]["kv_elide"]["buffers_elided"] == 6
+    for variant in ("stock", "plugins"):
+        check = results["check"][variant]
+        assert check["steps"] == 4 and check["max_rel_error_vs_eager"] < 1e-4
+        assert check["bitwise_equal_to_stock"] and check["constants_equal_to_stock"]
+    assert stock["compile_s"] > 0 and stock["host_peak_rss"] > 0 and stock["package_bytes"] > 0
+
+
+def test_demo_rejects_a_malformed_option_before_compiling(capsys):
+    assert cli.main(["demo", "--config", "tiny", "--option", "min_bytes=1KiB"]) == 2
+    assert "must look like <plugin>.<option>=<value>" in capsys.readouterr().err
+    assert cli.main(["demo", "--config", "tiny", "--option", "kv_elide.size=1"]) == 2
+    assert "plugin 'kv_elide' has no option 'size'" in capsys.readouterr().err

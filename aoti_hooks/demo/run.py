@@ -124,7 +124,18 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
     logits = {}
     for variant, package in [("eager", None), *packages.items()]:
         spec = {**base, "package": package, "steps": steps, "logits": str(folder / f"{variant}.logits.pt")}
-        _worker("outputs", spec, folder, f"outputs-{variant}", dict(os.environ))
+        try:
+            _worker("outputs", spec, folder, f"outputs-{variant}", dict(os.environ))
+        except RuntimeError as error:
+            if package is None:
+                raise
+            # Seen on the H100 image (torch 2.11, CUDA 13): every AOTI CUDA package, even a
+            # one-layer Linear, segfaults on load (bench/probe_loader.py). Say so; keep going.
+            first = str(error).splitlines()[0]
+            return {variant: {"steps": 0, "max_rel_error_vs_eager": None, "bitwise_equal_to_stock": None,
+                              "constants_equal_to_stock": digests[variant] == digests["stock"],
+                              "note": f"packages not run: {first}; constants compared"}
+                    for variant in packages}
         logits[variant] = torch.load(spec["logits"])
     check = {}
     for variant in packages:
