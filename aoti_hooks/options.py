@@ -127,3 +127,17 @@ def resolve_options(plugin: str, declared: tuple[Option, ...], given: dict[str, 
     for name, raw in given.items():
         resolved[name] = by_name[name].value(plugin, raw)
     return resolved
+
+
+def check_options_belong(names: list[str], plugin_options: dict[str, Any]) -> None:
+    """Each options entry must name a listed plugin and be a dict; else one sentence."""
+    for plugin, given in plugin_options.items():
+        if plugin not in names:
+            raise AotiHooksError(
+                f"options were given for plugin {plugin!r}, which is not in the plugin list {names}; "
+                f"add it to the list or drop its options"
+            )
+        if not isinstance(given, dict):
+            raise AotiHooksError(
+                f"options of plugin {plugin!r} must be a dict such as {{'min_bytes': '1MiB'}}, not {given!r}"
+            )

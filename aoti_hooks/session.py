@@ -12,10 +12,9 @@ import contextvars
 import threading
 from typing import Any, Iterable
 
-from .errors import AotiHooksError
 from .hookcaller import HookCaller
 from .manager import PluginManager, plugin_manager, plugin_options
-from .options import resolve_options
+from .options import check_options_belong, resolve_options
 from .target import Target, parse_target
 
 _current: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("aoti_hooks_session", default=None)
@@ -82,19 +81,10 @@ class Session:
         manager: PluginManager | None = None,
     ):
         manager = manager or plugin_manager
-        named = [p for p in (plugins.split(",") if isinstance(plugins, str) else plugins)]
+        named = [p.strip() for p in (plugins.split(",") if isinstance(plugins, str) else plugins)]
         selected = manager.select(named) if named else []
         options = dict(options or {})
-        for name, given in options.items():
-            if name not in named:
-                raise AotiHooksError(
-                    f"options were given for plugin {name!r}, which is not in the plugin list "
-                    f"{named}; add it to the list or drop its options"
-                )
-            if not isinstance(given, dict):
-                raise AotiHooksError(
-                    f"options of plugin {name!r} must be a dict such as {{'min_bytes': '1MiB'}}, not {given!r}"
-                )
+        check_options_belong(named, options)
         self.plugins: list[str] = [name for name, _ in selected]
         self.options: dict[str, dict[str, Any]] = {
             name: resolve_options(name, plugin_options(plugin), options.get(name, {}))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import AotiHooksError
+from .options import check_options_belong
 from .target import Target
 
 PREFIX = "aoti_hooks."
@@ -51,14 +52,8 @@ def compile_spec_pairs(plugins: Iterable[str] | str, target: Any = None, **plugi
     pairs = [(PLUGINS_KEY, ",".join(names).encode())]
     if target is not None:
         pairs.append((TARGET_KEY, _encode(target)))
+    check_options_belong(names, plugin_options)
     for plugin, options in plugin_options.items():
-        if plugin not in names:
-            raise AotiHooksError(
-                f"options were given for plugin {plugin!r}, which is not in the plugin list {names}; "
-                f"add it to the list or drop its options"
-            )
-        if not isinstance(options, dict):
-            raise AotiHooksError(f"options of plugin {plugin!r} must be a dict such as {{'min_bytes': '1MiB'}}")
         for option, value in options.items():
             pairs.append((f"{PREFIX}{plugin}.{option}", _encode(value)))
     return pairs

@@ -1,7 +1,6 @@
 import pytest
 
 from aoti_hooks import cli
-from aoti_hooks.seams import inductor
 
 
 def test_list_shows_installed_plugins_with_distribution_and_version(capsys, monkeypatch):

@@ -8,7 +8,7 @@ import torch
 
 import aoti_hooks
 import aoti_hooks_kv_elide as kv_elide
-from aoti_hooks import AotiHooksError, hookimpl
+from aoti_hooks import AotiHooksError
 from aoti_hooks.demo import CONFIGS, build, decode_steps, export_decoder
 from aoti_hooks_kv_elide.selection import select_caches, written_buffers
 
@@ -181,3 +181,30 @@ def test_elided_constants_are_kept_apart_and_serialized_as_host_zeros():
         assert session.hooks.serialize_constant("codebook", moved.state_dict["codebook"]) is None
         clone = session.hooks.clone_lifted_buffer(value)
         assert clone.untyped_storage().nbytes() == 64 * 32 * 4 and not clone.any()
+
+
+def package_files(path, *needles):
+    import hashlib
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename.split("/", 1)[1]: hashlib.sha256(archive.read(info.filename)).hexdigest()
+                for info in archive.infolist() if any(needle in info.filename for needle in needles)}
+
+
+def test_pickle_weights_path_writes_the_stock_weight_files(tmp_path):
+    """The TensorProperties/Weights path: every weight file and the config equal stock's.
+
+    (Such packages are compared, not loaded: torch 2.13's CPU loader segfaults on a stock
+    pickle_weights package too.)
+    """
+    configs = {**INDUCTOR_CONFIGS, "aot_inductor.package_constants_in_so": False,
+               "aot_inductor.package_constants_on_disk_format": "pickle_weights"}
+    program = export_decoder(make_model())
+    stock = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "s.pt2"), inductor_configs=configs)
+    ours = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "k.pt2"), plugins=["kv_elide"], kv_elide=OPTIONS,
+                                               inductor_configs=configs)
+    stock_files = package_files(stock, "data/weights/", "weights_config.json")
+    model = make_model()  # one weight file per parameter and buffer: no two caches collapsed
+    assert len([name for name in stock_files if "data/weights/" in name]) == len(list(model.parameters())) + len(list(model.buffers()))
+    assert package_files(ours, "data/weights/", "weights_config.json") == stock_files
