@@ -1,0 +1,64 @@
+"""What holds the export peak with kv_elide? Records CUDA allocator history during the
+compile of the demo's GPU decoder and lists the live allocations at the moment of peak.
+
+    source bench/gpu_setup.sh; python3 bench/kv_elide_peak_snapshot.py --ctx 131072 > $OUT/peak.txt
+"""
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+import aoti_hooks
+from aoti_hooks.demo import CONFIGS, build, export_decoder
+from aoti_hooks.target import Target
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--ctx", type=int, default=131072)
+parser.add_argument("--plugins", default="kv_elide")
+args = parser.parse_args()
+
+config = CONFIGS["gpu"].with_(ctx=args.ctx)
+program = export_decoder(build(config))
+weights = sum(t.numel() * t.element_size() for n, t in program.state_dict.items() if "cache" not in n)
+torch.cuda.init()
+torch.cuda.memory._record_memory_history(max_entries=2_000_000)
+configs = {"aot_inductor.precompile_headers": False, "aot_inductor.package_constants_in_so": False,
+           "aot_inductor.package_constants_on_disk_format": "binary_blob"}
+start = time.perf_counter()
+plugins = [p for p in args.plugins.split(",") if p]
+with aoti_hooks.session(plugins, target=Target("local", None, None, "cuda:0")) as session:
+    aoti_hooks.aoti_compile_and_package(program, "/tmp/peak.pt2", inductor_configs=configs)
+seconds = time.perf_counter() - start
+snapshot = torch.cuda.memory._snapshot()
+torch.cuda.memory._record_memory_history(enabled=None)
+
+live, total, peak, at_peak = {}, 0, 0, {}
+for event in snapshot["device_traces"][0]:
+    if event["action"] == "alloc":
+        live[event["addr"]] = event
+        total += event["size"]
+    elif event["action"] == "free_completed" and event["addr"] in live:
+        total -= live.pop(event["addr"])["size"]
+    if total > peak:
+        peak, at_peak = total, dict(live)
+
+
+def where(event):
+    frames = [f for f in event.get("frames", []) if f["filename"].endswith(".py")]
+    keep = [f"{os.path.basename(f['filename'])}:{f['line']} {f['name']}" for f in frames
+            if "aoti_hooks" in f["filename"] or "_inductor" in f["filename"] or "export" in f["filename"]]
+    return " <- ".join(keep[:4]) or " <- ".join(f"{f['name']}" for f in frames[:3])
+
+
+print(f"plugins={plugins} ctx={args.ctx} compile {seconds:.1f} s; report {session.report.as_dict()}")
+print(f"weights {weights / 2**20:.1f} MiB; peak allocated (trace) {peak / 2**20:.1f} MiB; "
+      f"max_memory_allocated {torch.cuda.max_memory_allocated() / 2**20:.1f} MiB; {len(at_peak)} live blocks at peak")
+groups = {}
+for event in at_peak.values():
+    key = where(event)
+    size, count = groups.get(key, (0, 0))
+    groups[key] = (size + event["size"], count + 1)
+for key, (size, count) in sorted(groups.items(), key=lambda item: -item[1][0])[:25]:
+    print(f"{size / 2**20:10.1f} MiB  {count:5d} blocks  {key}")
