@@ -8,12 +8,7 @@ from importlib import metadata
 
 from .errors import AotiHooksError
 from .manager import disabled_plugins, hook_names, plugin_manager, plugin_options
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    line = lambda row: "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+from .text import table
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -34,7 +29,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             hooks, options, status = f"BROKEN: {error}", "-", 1
         state = "disabled" if name in blocked else "ok"
         rows.append([name, info.distribution or "(in-process)", info.version or "-", state, hooks, options])
-    print(_table(rows, ["plugin", "distribution", "version", "state", "hooks", "options"]))
+    print(table(["plugin", "distribution", "version", "state", "hooks", "options"], rows))
     return status
 
 

@@ -16,6 +16,7 @@ from .hookcaller import HookCaller
 from .manager import PluginManager, plugin_manager, plugin_options
 from .options import check_options_belong, resolve_options
 from .target import Target, parse_target
+from .text import format_bytes
 
 _current: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("aoti_hooks_session", default=None)
 
@@ -25,10 +26,15 @@ def current_session() -> "Session | None":
     return _current.get()
 
 
-def _human(key: str, value: Any) -> str:
-    if key.endswith("bytes") and isinstance(value, int):
-        return f"{value / 2**20:.1f} MiB" if value >= 2**20 else f"{value} B"
-    return str(value)
+def report_lines(entries: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per plugin: ``kv_elide: buffers_elided=6, elided_bytes=6.0 MiB``."""
+    return [
+        f"{plugin}: " + ", ".join(
+            f"{key}={format_bytes(value) if key.endswith('bytes') and isinstance(value, int) else value}"
+            for key, value in entry.items()
+        )
+        for plugin, entry in entries.items()
+    ]
 
 
 class Report:
@@ -57,13 +63,7 @@ class Report:
             return {plugin: dict(entry) for plugin, entry in self._entries.items()}
 
     def __str__(self) -> str:
-        entries = self.as_dict()
-        if not entries:
-            return "(no plugin reported anything)"
-        return "\n".join(
-            f"{plugin}: " + ", ".join(f"{key}={_human(key, value)}" for key, value in entry.items())
-            for plugin, entry in entries.items()
-        )
+        return "\n".join(report_lines(self.as_dict())) or "(no plugin reported anything)"
 
 
 class Session:

@@ -16,15 +16,11 @@ import threading
 import time
 from pathlib import Path
 
+from ..session import report_lines
+from ..text import format_bytes, table
 from .model import CONFIGS
 
-MiB, GiB = 2**20, 2**30
-
-
-def _size(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value / GiB:.2f} GiB" if value >= GiB else f"{value / MiB:.1f} MiB"
+MiB = 2**20
 
 
 class Progress:
@@ -149,27 +145,24 @@ def format_demo(results: dict) -> str:
     for run in runs:
         label = run["variant"] if not run["plugins"] else ",".join(run["plugins"])
         check = results["check"][run["variant"]]
-        row = [label, f"{run['compile_s']:.1f} s", _size(run["host_peak_rss"])]
+        row = [label, f"{run['compile_s']:.1f} s", format_bytes(run["host_peak_rss"])]
         if cuda:
-            row += [_size(run["peak_allocated"]), _size(run["peak_reserved"]), _size(run["nvml_peak"])]
+            row += [format_bytes(run["peak_allocated"]), format_bytes(run["peak_reserved"]), format_bytes(run["nvml_peak"])]
         error = check["max_rel_error_vs_eager"]
         same = check.get("bitwise_equal_to_stock")
-        row += [_size(run["package_bytes"]), "not run" if error is None else f"{error:.2e}",
+        row += [format_bytes(run["package_bytes"]), "not run" if error is None else f"{error:.2e}",
                 "not run" if same is None else ("yes" if same else "NO"),
                 "yes" if check["constants_equal_to_stock"] else "NO"]
         rows.append(row)
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
-    lines = [line(header), line(["-" * w for w in widths]), *map(line, rows)]
+    lines = [table(header, rows)]
     first = runs[0]
     lines.append("")
-    lines.append(f"device {first['device']}; weights {_size(first['weight_bytes'])}, KV caches {_size(first['cache_bytes'])}; "
+    lines.append(f"device {first['device']}; weights {format_bytes(first['weight_bytes'])}, KV caches {format_bytes(first['cache_bytes'])}; "
                  f"{results['check']['stock']['steps']} decode steps checked; artifacts in {results['folder']}")
     if results["check"]["stock"].get("note"):
         lines.append(results["check"]["stock"]["note"])
     for run in runs:
-        for plugin, entry in run["report"].items():
-            lines.append(f"{plugin}: " + ", ".join(f"{k}={_size(v) if k.endswith('bytes') else v}" for k, v in entry.items()))
+        lines += report_lines(run["report"])
     if not cuda:
         lines.append("The target is the CPU: the 'device' is the host and there is no device peak to report; host RSS"
                      " is the whole process (torch, the exported program), so the saving there is small. Run on a GPU for device figures.")
@@ -177,6 +170,6 @@ def format_demo(results: dict) -> str:
         stock, ours = runs
         budget = first["weight_bytes"] * 1.05 + 256 * MiB
         verdict = "meets" if ours["peak_allocated"] <= budget else "misses"
-        lines.append(f"peak allocated {_size(stock['peak_allocated'])} -> {_size(ours['peak_allocated'])}; "
-                     f"{verdict} the target weights x 1.05 + 256 MiB = {_size(budget)}")
+        lines.append(f"peak allocated {format_bytes(stock['peak_allocated'])} -> {format_bytes(ours['peak_allocated'])}; "
+                     f"{verdict} the target weights x 1.05 + 256 MiB = {format_bytes(budget)}")
     return "\n".join(lines)
