@@ -70,9 +70,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import json
 
     from .demo.run import format_demo, run_demo
+    from .session import Session
 
     plugins = [name.strip() for name in args.plugins.split(",") if name.strip()]
-    from .session import Session
 
     options: dict[str, dict[str, str]] = {}
     for item in args.option:

@@ -40,6 +40,15 @@ def disabled_plugins() -> set[str]:
     return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
 
 
+def plugin_names(plugins: Any) -> list[str]:
+    """A plugin list as names: ``"a,b"``, ``b"a,b"`` or an iterable, each name stripped."""
+    if isinstance(plugins, (bytes, bytearray)):
+        plugins = plugins.decode()
+    if isinstance(plugins, str):
+        plugins = plugins.split(",")
+    return [str(name).strip() for name in plugins]
+
+
 def plugin_options(plugin: Any) -> tuple[Option, ...]:
     """The options a plugin module declares in ``OPTIONS``."""
     options = tuple(getattr(plugin, "OPTIONS", ()))
@@ -126,9 +135,7 @@ class PluginManager:
 
         A plugin blocked by ``AOTI_HOOKS_DISABLE`` is left out with a warning.
         """
-        if isinstance(names, (str, bytes)):
-            names = [n for n in (names.decode() if isinstance(names, bytes) else names).split(",")]
-        names = [str(name).strip() for name in names]
+        names = plugin_names(names)
         if any(not name for name in names):
             raise AotiHooksError("empty plugin name in the plugin list; list names like 'kv_elide,chunked_dequant'")
         seen: set[str] = set()

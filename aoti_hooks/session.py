@@ -13,7 +13,7 @@ import threading
 from typing import Any, Iterable
 
 from .hookcaller import HookCaller
-from .manager import PluginManager, plugin_manager, plugin_options
+from .manager import PluginManager, plugin_manager, plugin_names, plugin_options
 from .options import check_options_belong, resolve_options
 from .target import Target, parse_target
 from .text import format_bytes
@@ -81,7 +81,7 @@ class Session:
         manager: PluginManager | None = None,
     ):
         manager = manager or plugin_manager
-        named = [p.strip() for p in (plugins.split(",") if isinstance(plugins, str) else plugins)]
+        named = plugin_names(plugins)
         selected = manager.select(named) if named else []
         options = dict(options or {})
         check_options_belong(named, options)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import AotiHooksError
+from .manager import plugin_names
 from .options import check_options_belong
 from .target import Target
 
@@ -46,7 +47,7 @@ def _encode(value: Any) -> bytes:
 
 def compile_spec_pairs(plugins: Iterable[str] | str, target: Any = None, **plugin_options: dict) -> list[tuple[str, bytes]]:
     """``(key, value)`` pairs for ``plugins``, ``target`` and per-plugin option dicts."""
-    names = [p.strip() for p in (plugins.split(",") if isinstance(plugins, str) else plugins)]
+    names = plugin_names(plugins)
     if not names:
         raise AotiHooksError("compile_specs needs at least one plugin name, e.g. compile_specs(['kv_elide'])")
     pairs = [(PLUGINS_KEY, ",".join(names).encode())]
@@ -104,7 +105,7 @@ def parse_compile_specs(specs: Iterable[Any]) -> SessionArgs | None:
         seen.add(key)
         text = bytes(value).decode()
         if key == PLUGINS_KEY:
-            plugins = [name.strip() for name in text.split(",")]
+            plugins = plugin_names(text)
         elif key == TARGET_KEY:
             target = text
         else:
