@@ -62,6 +62,14 @@ class KVCache(nn.Module):
         return self.k_cache, self.v_cache
 
 
+def rotary_tables(config: DecoderConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 ``cos`` and ``sin`` tables, ``[ctx, head_dim / 2]``."""
+    half = config.head_dim // 2
+    freqs = 1.0 / (10000.0 ** (torch.arange(half, dtype=torch.float32) / half))
+    angles = torch.outer(torch.arange(config.ctx, dtype=torch.float32), freqs)
+    return angles.cos(), angles.sin()
+
+
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     first, second = x.chunk(2, dim=-1)
     return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)
@@ -119,11 +127,9 @@ class Decoder(nn.Module):
         self.layers = nn.ModuleList(Block(config) for _ in range(config.layers))
         self.norm = nn.RMSNorm(config.dim)
         self.lm_head = nn.Linear(config.dim, config.vocab, bias=False)
-        half = config.head_dim // 2
-        freqs = 1.0 / (10000.0 ** (torch.arange(half, dtype=torch.float32) / half))
-        angles = torch.outer(torch.arange(config.ctx, dtype=torch.float32), freqs)
-        self.register_buffer("rope_cos", angles.cos().to(config.torch_dtype))
-        self.register_buffer("rope_sin", angles.sin().to(config.torch_dtype))
+        cos, sin = rotary_tables(config)
+        self.register_buffer("rope_cos", cos.to(config.torch_dtype))
+        self.register_buffer("rope_sin", sin.to(config.torch_dtype))
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
         cos = self.rope_cos[input_pos].view(1, 1, -1, self.config.head_dim // 2)
@@ -150,11 +156,9 @@ def build(config: DecoderConfig, seed: int = 0) -> Decoder:
         if isinstance(module, KVCache):
             module.k_cache.zero_()
             module.v_cache.zero_()
-    half = config.head_dim // 2
-    freqs = 1.0 / (10000.0 ** (torch.arange(half, dtype=torch.float32) / half))
-    angles = torch.outer(torch.arange(config.ctx, dtype=torch.float32), freqs)
-    model.rope_cos.copy_(angles.cos())
-    model.rope_sin.copy_(angles.sin())
+    cos, sin = rotary_tables(config)  # to_empty left the buffers uninitialized
+    model.rope_cos.copy_(cos)
+    model.rope_sin.copy_(sin)
     return model.to(config.torch_dtype).eval()
 
 
