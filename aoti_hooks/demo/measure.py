@@ -10,8 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class _NvmlMemory(ctypes.Structure):
@@ -55,13 +54,11 @@ class Sampler:
     host_peak: int = 0
     device_peak: int | None = None
     device_baseline: int | None = None
-    timeline: list = field(default_factory=list)
 
     def __enter__(self) -> "Sampler":
         self._nvml = Nvml()
         self.device_baseline = self._nvml.used()
         self._stop = threading.Event()
-        self._start = time.perf_counter()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -71,7 +68,6 @@ class Sampler:
         self.host_peak = max(self.host_peak, rss)
         if used is not None:
             self.device_peak = max(self.device_peak or 0, used)
-        self.timeline.append((round(time.perf_counter() - self._start, 3), rss, used))
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -9,6 +9,7 @@ another package, has segfaulted on torch 2.11 + CUDA), and saves the logits.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -18,9 +19,6 @@ import torch
 
 from .measure import Sampler
 from .model import CONFIGS, build, decode_steps, export_decoder
-
-GiB = 2**30
-
 
 def config_of(spec: dict):
     return CONFIGS[spec["config"]].with_(ctx=spec.get("ctx"), layers=spec.get("layers"))
@@ -32,7 +30,7 @@ def device_of(spec: dict) -> torch.device:
 
 def compile_one(spec: dict) -> dict:
     import aoti_hooks
-    from aoti_hooks.target import Target, parse_target
+    from aoti_hooks.target import parse_target
 
     config, device = config_of(spec), device_of(spec)
     model = build(config)
@@ -43,8 +41,7 @@ def compile_one(spec: dict) -> dict:
     if device.type == "cuda":
         torch.cuda.init()
         torch.cuda.reset_peak_memory_stats()
-    local = parse_target("local")
-    target = Target("local", local.smem, local.mem, str(device))
+    target = dataclasses.replace(parse_target("local"), device=str(device))
     report = {}
     with Sampler() as sampler:
         start = time.perf_counter()
