@@ -2,12 +2,19 @@ PY ?= python3
 DIST ?= dist
 PLUGINS := plugins/kv_elide plugins/chunked_dequant plugins/sdpa_configs
 
-.PHONY: dev test wheels doctor demo
+.PHONY: dev executorch test wheels doctor demo
 
-dev:  ## install torch (CPU), the core and the three plugins (editable) for development
+dev:  ## install torch (CPU), the core and the three plugins (editable), and ExecuTorch, for development
 	$(PY) -m pip install -q "pip>=24"
 	$(PY) -m pip install -q torch==2.13.0 "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7"
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e . $(addprefix -e ,$(PLUGINS))
+	$(MAKE) executorch
+
+# ExecuTorch for the integration tests, without its heavy optional dependencies (coremltools,
+# scikit-learn, torchao, ...): the AOTI backend and exir need only these.
+executorch:  ## ExecuTorch 1.5.1 and the small pure-Python packages its AOTI backend imports
+	$(PY) -m pip install -q --no-deps executorch==1.5.1
+	$(PY) -m pip install -q flatbuffers numpy pyyaml ruamel.yaml tabulate expecttest packaging hypothesis
 
 test:  ## the whole suite, CPU only: real AOTI compiles
 	$(PY) -m pytest -q

@@ -58,10 +58,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return 1
     from .seams import inductor
 
-    print("\nInductor seam:")
-    for symbol, problem in inductor.check():
-        print(f"  {'OK     ' if problem is None else 'MISSING'} {symbol}" + (f"\n          {problem}" if problem else ""))
-        problems += problem is not None
+    checks = [("Inductor seam", inductor.check())]
+    if _version("executorch"):  # optional: checked only where it is installed
+        from .seams import executorch
+
+        checks.append(("ExecuTorch seam", executorch.check()))
+    for title, results in checks:
+        print(f"\n{title}:")
+        for symbol, problem in results:
+            print(f"  {'OK     ' if problem is None else 'MISSING'} {symbol}" + (f"\n          {problem}" if problem else ""))
+            problems += problem is not None
     print(f"\n{problems} problem(s) found" if problems else "\nall checks passed")
     return 1 if problems else 0
 

@@ -35,15 +35,31 @@ def resolve_device(target: Target, program: "torch.export.ExportedProgram") -> t
             device = torch.device(target.device)
         except RuntimeError:
             raise AotiHooksError(f"target {target.name!r} names device {target.device!r}, which torch does not know") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise AotiHooksError(
-                f"target {target.name!r} compiles on CUDA but no CUDA device is visible; "
-                f"use target='local' or 'smem=<bytes>,mem=<size>,device=cpu'"
-            )
-        if device.index is None:  # torch 2.11: move_to_device_pass(ep, "cuda") mismatches cuda:0
-            device = torch.device("cuda", torch.cuda.current_device())
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AotiHooksError(
+            f"target {target.name!r} compiles on CUDA but no CUDA device is visible; "
+            f"use target='local' or 'smem=<bytes>,mem=<size>,device=cpu'"
+        )
+    return indexed_device(device)
+
+
+def indexed_device(device: "torch.device | str") -> torch.device:
+    """``cuda`` as ``cuda:<current>``: torch 2.11's ``move_to_device_pass(ep, "cuda")`` mismatches ``cuda:0``."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        device = torch.device("cuda", torch.cuda.current_device())
     return device
+
+
+def enter_compile_contexts(session: Session, stack: ExitStack) -> None:
+    """Enter every plugin's ``compile_context`` on ``stack``; a failing one is named."""
+    for plugin, context in session.hooks.compile_contexts():
+        try:
+            stack.enter_context(context)
+        except AotiHooksError:
+            raise
+        except Exception as error:
+            raise PluginError(plugin, "compile_context", error) from error
 
 
 def move_program(session: Session, program, device: torch.device):
@@ -85,13 +101,7 @@ def _compile(session: Session, program, package_path, inductor_configs) -> str:
         device = resolve_device(session.target, program)
         program = move_program(session, program, device)
         configs = session.hooks.aoti_options(dict(inductor_configs or {}))
-        for plugin, context in session.hooks.compile_contexts():
-            try:
-                stack.enter_context(context)
-            except AotiHooksError:
-                raise
-            except Exception as error:
-                raise PluginError(plugin, "compile_context", error) from error
+        enter_compile_contexts(session, stack)
         return torch._inductor.aoti_compile_and_package(
             program, package_path=package_path, inductor_configs=configs
         )

@@ -57,6 +57,14 @@ def plugin_options(plugin: Any) -> tuple[Option, ...]:
     return options
 
 
+def replaced_backend_specs(plugin: Any) -> tuple[str, ...]:
+    """ExecuTorch compile-spec keys whose work the plugin does instead (``REPLACES_BACKEND_SPECS``)."""
+    keys = tuple(getattr(plugin, "REPLACES_BACKEND_SPECS", ()))
+    if not all(isinstance(key, str) for key in keys):
+        raise AotiHooksError(f"plugin {plugin!r} declares REPLACES_BACKEND_SPECS that are not compile-spec keys")
+    return keys
+
+
 def hook_names(plugin: Any) -> list[str]:
     """Names of the hooks ``plugin`` implements."""
     return sorted(

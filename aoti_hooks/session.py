@@ -13,7 +13,7 @@ import threading
 from typing import Any, Iterable
 
 from .hookcaller import HookCaller
-from .manager import PluginManager, plugin_manager, plugin_names, plugin_options
+from .manager import PluginManager, plugin_manager, plugin_names, plugin_options, replaced_backend_specs
 from .options import check_options_belong, resolve_options
 from .target import Target, parse_target
 from .text import format_bytes
@@ -91,6 +91,10 @@ class Session:
             for name, plugin in selected
         }
         self.target: Target = parse_target(target)
+        # ExecuTorch compile-spec key -> the plugin that does that key's work instead.
+        self.replaced_backend_specs: dict[str, str] = {
+            key: name for name, plugin in reversed(selected) for key in replaced_backend_specs(plugin)
+        }
         self.report = Report()
         self.hooks = HookCaller(self, selected)
         self._state: dict[str, dict[str, Any]] = {}

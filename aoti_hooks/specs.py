@@ -63,7 +63,9 @@ def compile_spec_pairs(plugins: Iterable[str] | str, target: Any = None, **plugi
 def compile_specs(plugins: Iterable[str] | str, target: Any = None, **plugin_options: dict) -> list:
     """ExecuTorch ``CompileSpec`` entries that turn on ``plugins`` for one method.
 
-    ``compile_specs(["kv_elide"], target="rtx5090", kv_elide={"min_bytes": "4MiB"})``
+    ``compile_specs(["kv_elide"], target="rtx5090", kv_elide={"min_bytes": "4MiB"})``.
+    Building them turns the ExecuTorch integration on (`aoti_hooks.executorch.install`), so
+    specs made here are never silently ignored by a backend.
     """
     try:
         from executorch.exir.backend.compile_spec_schema import CompileSpec
@@ -71,7 +73,11 @@ def compile_specs(plugins: Iterable[str] | str, target: Any = None, **plugin_opt
         raise AotiHooksError(
             'compile_specs builds ExecuTorch CompileSpec entries and needs ExecuTorch: pip install "aoti-hooks[executorch]"'
         ) from None
-    return [CompileSpec(key, value) for key, value in compile_spec_pairs(plugins, target, **plugin_options)]
+    pairs = compile_spec_pairs(plugins, target, **plugin_options)
+    from .seams.executorch import install
+
+    install()
+    return [CompileSpec(key, value) for key, value in pairs]
 
 
 def _key_value(spec: Any) -> tuple[str, bytes]:

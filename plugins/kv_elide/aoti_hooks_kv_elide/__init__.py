@@ -25,6 +25,10 @@ OPTIONS = (
     Option("pattern", parse_regex, "", "regular expression the buffer's FQN must contain (empty: any cache)"),
 )
 
+# ExecuTorch CudaBackend's low_memory_mode=ON elides the KV caches its own way; with kv_elide
+# in a method's plugin list that spec is left out, so the caches are elided once.
+REPLACES_BACKEND_SPECS = ("low_memory_mode",)
+
 
 def _state(session) -> dict:
     state = session.state(NAME)

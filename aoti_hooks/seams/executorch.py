@@ -1,0 +1,238 @@
+"""The seam into ExecuTorch's AOTI backends: the only module that touches their classes.
+
+``install()`` wraps ``AotiBackend.preprocess``, which every AOTI backend runs once per
+method partition (``CudaBackend`` reaches it through ``super()``, also from
+``preprocess_multimethod``). A partition whose compile specs hold ``aoti_hooks.*`` keys
+runs in its own `Session`; one without them runs the original code untouched.
+
+Inside the session the original ``preprocess`` body runs against a stand-in for the
+backend class (ExecuTorch forbids subclassing a backend) that differs in three places:
+``move_program_to_device`` asks the ``move_program_to_device`` hooks first, the
+compile options get the ``aoti_options`` hooks merged, and the compile context also
+enters every ``compile_context``. The backend sees its compile specs without the
+``aoti_hooks.*`` keys, and without the keys a plugin declares it replaces
+(``REPLACES_BACKEND_SPECS``; kv_elide replaces CudaBackend's ``low_memory_mode``). The
+lowered delegate keeps the backend's id, so the ``.pte`` runs on the stock runtime.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import warnings
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from ..errors import AotiHooksError, SeamError
+from .patching import Patch, PatchSet
+
+SUPPORTED_EXECUTORCH = "executorch 1.5.x"
+_METHOD_PARAMS = {
+    "preprocess": ("edge_program", "compile_specs"),
+    "move_program_to_device": ("edge_program", "device", "compile_specs"),
+    "get_aoti_compile_options": ("compile_specs",),
+    "get_extra_aoti_compile_context_manager": ("compile_specs",),
+}
+
+_lock = threading.Lock()
+_original_preprocess: Any = None
+_reports: dict[str, Any] = {}
+
+
+def _aoti_backend() -> type:
+    try:
+        from executorch.backends.aoti.aoti_backend import AotiBackend
+    except Exception as error:
+        raise AotiHooksError(
+            f"the ExecuTorch integration needs ExecuTorch's AOTI backend, which cannot be imported "
+            f"({type(error).__name__}: {error}); install it with: pip install \"aoti-hooks[executorch]\""
+        ) from None
+    return AotiBackend
+
+
+def check() -> list[tuple[str, str | None]]:
+    """``(symbol, problem or None)`` for every ExecuTorch symbol the seam uses (for doctor)."""
+    try:
+        backend = _aoti_backend()
+    except AotiHooksError as error:
+        return [("executorch.backends.aoti.aoti_backend.AotiBackend", str(error))]
+    results: list[tuple[str, str | None]] = []
+    for name, params in _METHOD_PARAMS.items():
+        label = f"AotiBackend.{name}"
+        method = getattr(backend, name, None)
+        if method is None:
+            results.append((label, f"{label} is missing; aoti-hooks supports {SUPPORTED_EXECUTORCH}"))
+            continue
+        if name == "preprocess" and _original_preprocess is not None:
+            method = _original_preprocess.__get__(None, backend)
+        found = tuple(inspect.signature(method).parameters)
+        problem = None if found[: len(params)] == params else (
+            f"{label} has parameters {found}, expected {params}; aoti-hooks supports {SUPPORTED_EXECUTORCH}"
+        )
+        results.append((label, problem))
+    return results
+
+
+def _check_or_raise() -> type:
+    for label, problem in check():
+        if problem:
+            raise SeamError(problem)
+    return _aoti_backend()
+
+
+def install() -> None:
+    """Turn the integration on: AOTI backends run the plugins their methods' specs name."""
+    global _original_preprocess
+    with _lock:
+        if _original_preprocess is not None:
+            return
+        backend = _check_or_raise()
+        _original_preprocess = vars(backend)["preprocess"]
+        backend.preprocess = classmethod(_preprocess)
+
+
+def uninstall() -> None:
+    """Put ``AotiBackend.preprocess`` back; specs naming plugins then fail loudly again."""
+    global _original_preprocess
+    with _lock:
+        if _original_preprocess is None:
+            return
+        _aoti_backend().preprocess = _original_preprocess
+        _original_preprocess = None
+
+
+def installed() -> bool:
+    return _original_preprocess is not None
+
+
+def reports() -> dict[str, Any]:
+    """The `Report` of each method lowered with plugins in this process, by method name."""
+    with _lock:
+        return dict(_reports)
+
+
+def _method_name(compile_specs) -> str:
+    for spec in compile_specs:
+        if getattr(spec, "key", None) == "method_name":
+            return bytes(spec.value).decode()
+    return "<unnamed method>"
+
+
+def _preprocess(cls, edge_program, compile_specs):
+    from ..specs import PREFIX, session_from_compile_specs
+
+    original = _original_preprocess.__func__
+    session = session_from_compile_specs(compile_specs)
+    if session is None:
+        return original(cls, edge_program, compile_specs)
+    method = _method_name(compile_specs)
+    backend_specs = []
+    for spec in compile_specs:
+        if spec.key.startswith(PREFIX):
+            continue
+        owner = session.replaced_backend_specs.get(spec.key)
+        if owner is not None:
+            value = bytes(spec.value).decode()
+            warnings.warn(
+                f"method {method!r}: plugin {owner!r} replaces {cls.__name__}'s {spec.key}={value}; "
+                f"{spec.key} is left out of this method's compile (see the aoti-hooks README)",
+                stacklevel=2,
+            )
+            session.report.set(owner, f"replaced_{spec.key}", value)
+            continue
+        backend_specs.append(spec)
+    from ..compile import ours_inside
+
+    try:
+        with session, _collector_patches():
+            result = original(_SessionBackend(cls, session), edge_program, backend_specs)
+    except Exception as error:
+        ours = ours_inside(error)
+        if ours is None or ours is error:
+            raise
+        raise ours from ours.__cause__
+    with _lock:
+        _reports[method] = session.report
+    return result
+
+
+class _SessionBackend:
+    """Stands for backend class ``cls`` inside ``preprocess``: three methods go through hooks."""
+
+    def __init__(self, cls: type, session: Any):
+        self._cls = cls
+        self._session = session
+        self.__name__ = cls.__name__
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cls, name)
+
+    def move_program_to_device(self, edge_program, device, compile_specs):
+        from ..compile import indexed_device
+
+        target_device = self._session.target.device
+        wanted = indexed_device(device)
+        if target_device is not None and indexed_device(target_device).type != wanted.type:
+            raise AotiHooksError(
+                f"target {self._session.target.name!r} compiles on {target_device} but {self.__name__} "
+                f"compiles on {device}; give a target for {device} (e.g. 'local')"
+            )
+        moved = self._session.hooks.move_program_to_device(edge_program, wanted)
+        if moved is not None:
+            return moved
+        return self._cls.move_program_to_device(edge_program, device, compile_specs)
+
+    def get_aoti_compile_options(self, compile_specs):
+        return self._session.hooks.aoti_options(self._cls.get_aoti_compile_options(compile_specs))
+
+    @contextmanager
+    def get_extra_aoti_compile_context_manager(self, compile_specs=None):
+        from ..compile import enter_compile_contexts
+
+        with ExitStack() as stack:
+            stack.enter_context(self._cls.get_extra_aoti_compile_context_manager(compile_specs))
+            enter_compile_contexts(self._session, stack)
+            yield
+
+
+# --- CudaBackend's weight collector ------------------------------------------------------
+
+def _write_host_backed(original):
+    """``_write_tensor_storage`` for a constant whose bytes a plugin built on the host.
+
+    The collector copies a CUDA constant's storage through the device; a host-backed value
+    (``seams.inductor.HostBacked``) is read from its host copy, as on the CPU path.
+    """
+    from .inductor import HostBacked
+
+    def _write_tensor_storage(tensor, path):
+        if isinstance(tensor, HostBacked):
+            tensor = tensor.host
+        return original(tensor, path)
+
+    return _write_tensor_storage
+
+
+def _collector_build() -> list[Patch]:
+    try:
+        from executorch.backends.cuda import cuda_weight_collector
+    except Exception:
+        return []  # no CUDA backend in this ExecuTorch: nothing to route
+    if not callable(getattr(cuda_weight_collector, "_write_tensor_storage", None)):
+        raise SeamError(
+            f"executorch.backends.cuda.cuda_weight_collector._write_tensor_storage is missing; "
+            f"aoti-hooks supports {SUPPORTED_EXECUTORCH}"
+        )
+    return [Patch(cuda_weight_collector, "_write_tensor_storage", _write_host_backed)]
+
+
+COLLECTOR_PATCHES = PatchSet(_collector_build)
+
+
+@contextmanager
+def _collector_patches():
+    COLLECTOR_PATCHES.acquire()
+    try:
+        yield
+    finally:
+        COLLECTOR_PATCHES.release()

@@ -1,0 +1,177 @@
+"""ExecuTorch integration on real CPU lowerings: the demo decoder lowered to a .pte through an
+``AotiBackend`` subclass, its delegate run in torch's CPU AOTI runner against eager."""
+
+import hashlib
+
+import pytest
+import torch
+
+pytest.importorskip("executorch.backends.aoti.aoti_backend")
+
+import aoti_hooks  # noqa: E402
+import aoti_hooks.executorch as integration  # noqa: E402
+from aoti_hooks import AotiHooksError  # noqa: E402
+from aoti_hooks.demo import CONFIGS, build, decode_steps, export_decoder  # noqa: E402
+from aoti_hooks.seams import executorch as seam  # noqa: E402
+from aoti_hooks.seams import inductor  # noqa: E402
+from executorch.exir.backend.compile_spec_schema import CompileSpec  # noqa: E402
+
+from et_helpers import BACKEND, AotiHooksCpuTestBackend, DelegateRunner, delegates, input_names, lower, method_spec  # noqa: E402
+
+CONFIG = CONFIGS["tiny"]
+KV = {"min_bytes": "1KiB"}
+LOW_MEMORY = CompileSpec("low_memory_mode", b"ON")
+STEPS = decode_steps(CONFIG, 5, start=4)
+PREFILL = (torch.tensor([[3, 1, 4, 1]]), torch.arange(4))
+
+
+def eager(inputs):
+    model = build(CONFIG)
+    with torch.no_grad():
+        return [model(tokens, pos).clone() for tokens, pos in inputs]
+
+
+def run(runner, inputs):
+    return [runner(tokens, pos).clone() for tokens, pos in inputs]
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def lowered(tmp_path_factory, name, specs, methods=("forward",)):
+    """Lower the tiny decoder's methods; the runners, .pte delegates, and the specs the backend saw."""
+    programs = {}
+    for method in methods:
+        model = build(CONFIG)
+        programs[method] = export_decoder(model) if method != "prefill" else torch.export.export(model, PREFILL)
+    AotiHooksCpuTestBackend.seen_specs.clear()
+    pte, edge = lower(programs, specs)
+    found = delegates(pte)
+    folder = tmp_path_factory.mktemp(name)
+    runners = {
+        method: DelegateRunner(str(folder / method), so, weights, input_names(edge, method))
+        for method, (_, so, weights) in found.items()
+    }
+    return {"delegates": found, "runners": runners, "seen": list(AotiHooksCpuTestBackend.seen_specs)}
+
+
+@pytest.fixture(scope="module")
+def stock(tmp_path_factory):
+    integration.uninstall()
+    try:
+        return lowered(tmp_path_factory, "stock", {"forward": [method_spec("forward"), LOW_MEMORY]})
+    finally:
+        integration.install()
+
+
+@pytest.fixture(scope="module")
+def untouched(tmp_path_factory):
+    assert integration.installed()
+    return lowered(tmp_path_factory, "untouched", {"forward": [method_spec("forward"), LOW_MEMORY]})
+
+
+@pytest.fixture(scope="module")
+def with_kv_elide(tmp_path_factory):
+    specs = [method_spec("forward"), LOW_MEMORY, *aoti_hooks.compile_specs(["kv_elide"], target="local", kv_elide=KV)]
+    with pytest.warns(UserWarning, match="kv_elide' replaces AotiHooksCpuTestBackend's low_memory_mode=ON"):
+        result = lowered(tmp_path_factory, "kv_elide", {"forward": specs})
+    result["report"] = integration.reports()["forward"].get("kv_elide")
+    return result
+
+
+def test_stock_delegate_runs_like_eager(stock):
+    outputs = run(stock["runners"]["forward"], STEPS)
+    for got, want in zip(outputs, eager(STEPS)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert len({tuple(o.flatten().tolist()) for o in outputs}) == len(STEPS)
+
+
+def test_kv_elide_delegate_equals_stock(stock, with_kv_elide):
+    backend_id, so, weights = with_kv_elide["delegates"]["forward"]
+    assert backend_id == BACKEND  # the stock runtime finds the stock backend
+    assert digest(weights) == digest(stock["delegates"]["forward"][2])  # constants byte for byte
+    for got, want in zip(run(with_kv_elide["runners"]["forward"], STEPS), run(stock["runners"]["forward"], STEPS)):
+        assert torch.equal(got, want)
+    assert with_kv_elide["report"]["buffers_elided"] == 2 * CONFIG.layers
+    assert with_kv_elide["report"]["replaced_low_memory_mode"] == "ON"
+
+
+def test_the_backend_sees_stock_specs(stock, with_kv_elide):
+    (seen,) = with_kv_elide["seen"]
+    assert set(seen) == {"method_name"}  # no aoti_hooks.* keys, low_memory_mode replaced by kv_elide
+    (seen_stock,) = stock["seen"]
+    assert seen_stock == {"method_name": b"forward", "low_memory_mode": b"ON"}
+
+
+def test_a_method_without_aoti_hooks_specs_lowers_exactly_as_before(stock, untouched):
+    assert untouched["seen"] == stock["seen"]
+    assert untouched["delegates"]["forward"][0] == BACKEND
+    assert digest(untouched["delegates"]["forward"][2]) == digest(stock["delegates"]["forward"][2])
+    for got, want in zip(run(untouched["runners"]["forward"], STEPS), run(stock["runners"]["forward"], STEPS)):
+        assert torch.equal(got, want)
+
+
+def test_two_methods_each_with_its_own_plugins(tmp_path_factory):
+    specs = {
+        "prefill": [method_spec("prefill"), *aoti_hooks.compile_specs(["kv_elide"], target="local", kv_elide=KV)],
+        "forward": [method_spec("forward")],
+    }
+    before = dict(integration.reports())
+    result = lowered(tmp_path_factory, "two_methods", specs, methods=("prefill", "forward"))
+    reports = integration.reports()
+    assert reports["prefill"] is not before.get("prefill")
+    assert reports["prefill"].get("kv_elide")["buffers_elided"] == 2 * CONFIG.layers
+    assert reports.get("forward") is before.get("forward")  # no session for the plain method
+    assert [set(seen) for seen in result["seen"]] == [{"method_name"}, {"method_name"}]
+    # both methods read and write the same caches (same FQNs); each runs like eager from empty caches
+    for method, inputs in (("prefill", [PREFILL]), ("forward", STEPS)):
+        for got, want in zip(run(result["runners"][method], inputs), eager(inputs)):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def lower_fails(specs):
+    with pytest.raises(AotiHooksError) as caught:
+        lower({"forward": export_decoder(build(CONFIG))}, {"forward": specs})
+    assert not inductor.PATCHES.active and not seam.COLLECTOR_PATCHES.active  # restored on the way out
+    return str(caught.value)
+
+
+def test_unknown_plugin_fails_at_lowering_with_a_clear_message():
+    message = lower_fails([method_spec("forward"), CompileSpec("aoti_hooks.plugins", b"kv_elide,no_such_plugin")])
+    assert "unknown plugin 'no_such_plugin'" in message and 'pip install "aoti-hooks[no_such_plugin]"' in message
+
+
+def test_a_gpu_target_on_a_cpu_backend_is_refused():
+    message = lower_fails([method_spec("forward"), *aoti_hooks.compile_specs(["kv_elide"], target="rtx5090")])
+    assert message.startswith("target 'rtx5090' compiles on cuda but AotiHooksCpuTestBackend compiles on cpu")
+
+
+def test_building_specs_turns_the_integration_on():
+    integration.uninstall()
+    assert not integration.installed()
+    aoti_hooks.compile_specs(["kv_elide"])
+    assert integration.installed()
+    problems = [problem for _, problem in seam.check() if problem]
+    assert problems == []
+
+
+def test_cuda_collector_writes_host_backed_constants_from_the_host(tmp_path):
+    """CudaBackend's weight collector copies CUDA constants through the device; a host-backed
+    one (kv_elide's zeros) must be read from its host copy. Checked without a GPU: a
+    cuda-device wrapper has no device storage at all, so the stock path cannot read it."""
+    from executorch.backends.cuda import cuda_weight_collector as collector
+
+    host = torch.arange(6, dtype=torch.float32)
+    value = torch.Tensor._make_wrapper_subclass(inductor.HostBacked, (6,), dtype=torch.float32, device="cuda")
+    value.host = host
+    with pytest.raises(Exception):
+        collector._write_tensor_storage(value, str(tmp_path / "stock.bin"))
+    seam.COLLECTOR_PATCHES.acquire()
+    try:
+        written = collector._write_tensor_storage(value, str(tmp_path / "ours.bin"))
+    finally:
+        seam.COLLECTOR_PATCHES.release()
+    assert (tmp_path / "ours.bin").read_bytes() == host.numpy().tobytes()
+    assert written == hashlib.sha256(host.numpy().tobytes()).digest()
+    assert collector._write_tensor_storage.__module__ == collector.__name__  # restored
