@@ -78,3 +78,41 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         self._sample()
+
+
+def _where(frames: list[dict]) -> str:
+    """The torch/ExecuTorch/aoti-hooks Python frames of an allocation, innermost first."""
+    python = [frame for frame in frames if frame["filename"].endswith(".py")]
+    keep = [f"{os.path.basename(frame['filename'])}:{frame['line']} {frame['name']}" for frame in python
+            if any(part in frame["filename"] for part in ("aoti_hooks", "_inductor", "export", "executorch"))]
+    return " <- ".join(keep[:4]) or " <- ".join(frame["name"] for frame in python[:3]) or "(no Python frame)"
+
+
+def live_at_peak(snapshot: dict, top: int = 20) -> dict:
+    """What the CUDA allocator held at its peak, grouped by where it was allocated.
+
+    ``snapshot`` is ``torch.cuda.memory._snapshot()`` taken after
+    ``_record_memory_history``; the peak is replayed from its alloc/free trace.
+    """
+    live: dict[int, dict] = {}
+    total = peak = 0
+    at_peak: dict[int, dict] = {}
+    for event in snapshot["device_traces"][0]:
+        if event["action"] == "alloc":
+            live[event["addr"]] = event
+            total += event["size"]
+        elif event["action"] == "free_completed" and event["addr"] in live:
+            total -= live.pop(event["addr"])["size"]
+        if total > peak:
+            peak, at_peak = total, dict(live)
+    groups: dict[str, list[int]] = {}
+    for event in at_peak.values():
+        group = groups.setdefault(_where(event.get("frames", [])), [0, 0])
+        group[0] += event["size"]
+        group[1] += 1
+    ranked = sorted(groups.items(), key=lambda item: -item[1][0])
+    return {
+        "peak_bytes": peak,
+        "blocks": len(at_peak),
+        "groups": [{"bytes": size, "blocks": count, "where": where} for where, (size, count) in ranked[:top]],
+    }

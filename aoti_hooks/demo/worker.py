@@ -1,7 +1,11 @@
 """One demo step in its own process, so each compile's peaks are its own.
 
 ``python -m aoti_hooks.demo.worker compile SPEC.json`` exports the built-in decoder and
-compiles it (stock, or with the plugins named), writing the measurements as JSON.
+compiles it (stock, or with the plugins named), writing the measurements as JSON. With
+``"backend": "executorch"`` it lowers the decoder to a ``.pte`` through ExecuTorch's
+``CudaBackend`` instead (``"backend_specs"`` adds the backend's own specs, e.g.
+``{"low_memory_mode": "ON"}``). With ``"peak_breakdown": true`` it records the CUDA allocator's
+history and lists what is live at the peak.
 ``python -m aoti_hooks.demo.worker outputs SPEC.json`` decodes several steps with eager or
 with one package, each in a fresh process (a package loaded next to a compile, or next to
 another package, has segfaulted on torch 2.11 + CUDA), and saves the logits.
@@ -17,7 +21,7 @@ import time
 
 import torch
 
-from .measure import Sampler
+from .measure import Sampler, live_at_peak
 from .model import CONFIGS, build, decode_steps, export_decoder
 
 def config_of(spec: dict):
@@ -42,10 +46,14 @@ def compile_one(spec: dict) -> dict:
         torch.cuda.init()
         torch.cuda.reset_peak_memory_stats()
     target = dataclasses.replace(parse_target("local"), device=str(device))
-    report = {}
+    if spec.get("peak_breakdown"):
+        torch.cuda.memory._record_memory_history(max_entries=2_000_000)
+    report, artifacts = {}, {}
     with Sampler() as sampler:
         start = time.perf_counter()
-        if spec["plugins"]:
+        if spec.get("backend") == "executorch":
+            report, artifacts = lower_executorch(spec, program)
+        elif spec["plugins"]:
             with aoti_hooks.session(spec["plugins"], target=target, **spec.get("options", {})) as session:
                 path = aoti_hooks.aoti_compile_and_package(program, spec["package"], inductor_configs=configs)
             report = session.report.as_dict()
@@ -55,6 +63,8 @@ def compile_one(spec: dict) -> dict:
             if device.type != "cpu":
                 program = move_to_device_pass(program, device)
             path = torch._inductor.aoti_compile_and_package(program, package_path=spec["package"], inductor_configs=configs)
+        if spec.get("backend") != "executorch":
+            artifacts = {os.path.basename(path): file_digest(path)}
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
@@ -64,7 +74,10 @@ def compile_one(spec: dict) -> dict:
         "device": str(device),
         "compile_s": round(seconds, 2),
         "host_peak_rss": sampler.host_peak,
-        "package_bytes": os.path.getsize(path),
+        "backend": spec.get("backend", "torch"),
+        "backend_specs": spec.get("backend_specs", {}),
+        "package_bytes": sum(size for size, _ in artifacts.values()),
+        "artifacts": artifacts,
         "weight_bytes": weight_bytes,
         "cache_bytes": config.cache_bytes(),
         "report": report,
@@ -76,7 +89,51 @@ def compile_one(spec: dict) -> dict:
             nvml_peak=sampler.device_peak,
             nvml_baseline=sampler.device_baseline,
         )
+    if spec.get("peak_breakdown"):
+        snapshot = torch.cuda.memory._snapshot()
+        torch.cuda.memory._record_memory_history(enabled=None)
+        result["peak_breakdown"] = live_at_peak(snapshot)
     return result
+
+
+def file_digest(path: str) -> tuple[int, str]:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(chunk)
+    return os.path.getsize(path), digest.hexdigest()
+
+
+def lower_executorch(spec: dict, program) -> tuple[dict, dict]:
+    """Lower ``program`` through ExecuTorch's CudaBackend; the plugins' report and the files written."""
+    import aoti_hooks
+    import aoti_hooks.executorch
+    from executorch.backends.cuda.cuda_backend import CudaBackend
+    from executorch.backends.cuda.cuda_partitioner import CudaPartitioner
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+    from executorch.exir.backend.compile_spec_schema import CompileSpec
+
+    specs = [CudaBackend.generate_method_name_compile_spec("forward")]
+    specs += [CompileSpec(key, str(value).encode()) for key, value in spec.get("backend_specs", {}).items()]
+    if spec["plugins"]:
+        specs += aoti_hooks.compile_specs(spec["plugins"], target="local", **spec.get("options", {}))
+    edge = to_edge_transform_and_lower(program, partitioner=[CudaPartitioner(specs)],
+                                       compile_config=EdgeCompileConfig(_check_ir_validity=False))
+    manager = edge.to_executorch()
+    folder = os.path.splitext(spec["package"])[0]  # one folder per lowering: CudaBackend names its .ptd
+    os.makedirs(folder, exist_ok=True)
+    pte = os.path.join(folder, "model.pte")
+    with open(pte, "wb") as handle:
+        manager.write_to_file(handle)
+    before = set(os.listdir(folder))
+    manager.write_tensor_data_to_file(folder)
+    written = [pte] + [os.path.join(folder, name) for name in sorted(set(os.listdir(folder)) - before)]
+    report = aoti_hooks.executorch.reports().get("forward")
+    return (report.as_dict() if report is not None and spec["plugins"] else {}), {
+        os.path.basename(path): file_digest(path) for path in written
+    }
 
 
 @torch.no_grad()
