@@ -31,21 +31,26 @@ parser.add_argument("--ctx", type=int, default=131072)
 parser.add_argument("--layers", type=int, default=None)
 parser.add_argument("--variants", default="stock,low_memory,kv_elide,both")
 parser.add_argument("--breakdown", default="")
-parser.add_argument("--out", required=True)
+parser.add_argument("--out", required=True, help="results, logs and blob digests")
+parser.add_argument("--work", default=None, help="Inductor caches and the lowered files (default: a temp folder)")
 args = parser.parse_args()
 
 folder = Path(args.out)
 folder.mkdir(parents=True, exist_ok=True)
+import tempfile  # noqa: E402
+
+work = Path(args.work or tempfile.mkdtemp(prefix="aoti-hooks-et-bench-"))
 runs = []
 jobs = [(name, False) for name in args.variants.split(",") if name]
 jobs += [(name, True) for name in args.breakdown.split(",") if name]
 for name, breakdown in jobs:
     plugins, backend_specs = VARIANTS[name]
     tag = name + ("-breakdown" if breakdown else "")
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(folder / f"inductor-{tag}")}
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{tag}")}
     spec = {"config": "gpu", "ctx": args.ctx, "layers": args.layers, "variant": tag, "plugins": plugins,
             "backend": "executorch", "backend_specs": backend_specs, "options": {},
-            "package": str(folder / f"{tag}.pt2"), "peak_breakdown": breakdown}
+            "package": str(work / f"{tag}.pt2"), "peak_breakdown": breakdown,
+            "contents_dir": str(folder / "contents")}
     with Progress(f"lowering {tag}", False):
         try:
             runs.append(_worker("compile", spec, folder, f"lower-{tag}", env))

@@ -131,9 +131,62 @@ def lower_executorch(spec: dict, program) -> tuple[dict, dict]:
     manager.write_tensor_data_to_file(folder)
     written = [pte] + [os.path.join(folder, name) for name in sorted(set(os.listdir(folder)) - before)]
     report = aoti_hooks.executorch.reports().get("forward")
-    return (report.as_dict() if report is not None and spec["plugins"] else {}), {
-        os.path.basename(path): file_digest(path) for path in written
-    }
+    files = {os.path.basename(path): file_digest(path) for path in written}
+    os.makedirs(spec["contents_dir"], exist_ok=True) if spec.get("contents_dir") else None
+    with open(os.path.join(spec.get("contents_dir") or folder, f"{spec['variant']}.contents.json"), "w") as handle:
+        json.dump(named_contents(written), handle, indent=1)
+    return (report.as_dict() if report is not None and spec["plugins"] else {}), files
+
+
+def named_contents(paths: list[str]) -> dict:
+    """Each named blob of the .ptd files (key -> size, sha256) and the delegate's weight table.
+
+    The weight table (``processed`` bytes of CudaBackend's delegate) lists every constant's FQN,
+    storage key, size, dtype, device type, offset, sizes and strides.
+    """
+    import hashlib
+    import struct
+
+    from executorch.exir._serialize._program import deserialize_pte_binary
+    from executorch.extension.flat_tensor.serialize.serialize import FlatTensorSerializer
+
+    contents: dict = {"ptd": {}, "weights": []}
+    for path in paths:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if path.endswith(".ptd"):
+            output = FlatTensorSerializer().deserialize_to_named_data_store_output(data, "ptd")
+            for key, entry in sorted(output.external_data["ptd"].items()):
+                blob = bytes(output.buffers[entry.buffer_index])
+                contents["ptd"][key] = [len(blob), hashlib.sha256(blob).hexdigest()]
+            continue
+        program = deserialize_pte_binary(data).program
+        for plan in program.execution_plan:
+            for delegate in plan.delegates:
+                raw = bytes(program.backend_delegate_data[delegate.processed.index].data)
+                if not raw.startswith(b"ETCUDAFQN"):
+                    continue
+                at = len(b"ETCUDAFQN3")
+
+                def text():
+                    nonlocal at
+                    (size,) = struct.unpack_from("<I", raw, at)
+                    at += 4 + size
+                    return raw[at - size:at].decode()
+
+                text()  # the .so's key
+                (count,) = struct.unpack_from("<I", raw, at)
+                at += 4
+                for _ in range(count):
+                    fqn, key = text(), text()
+                    nbytes, dtype, device_type, offset, dims = struct.unpack_from("<QiiqI", raw, at)
+                    at += struct.calcsize("<QiiqI")
+                    sizes = struct.unpack_from(f"<{dims}q", raw, at)
+                    at += 8 * dims
+                    strides = struct.unpack_from(f"<{dims}q", raw, at)
+                    at += 8 * dims
+                    contents["weights"].append([fqn, key, nbytes, dtype, device_type, offset, sizes, strides])
+    return contents
 
 
 @torch.no_grad()
