@@ -213,17 +213,37 @@ def _write_host_backed(original):
     return _write_tensor_storage
 
 
+def _materialize_constants(original):
+    """``CudaWeightCollector.materialize`` over the constants themselves, not their host copies.
+
+    AOTI's ``Weights`` hold a host-built value's host copy; the collector takes each entry's
+    device (the ``device_type`` in the delegate's weight table) from the tensor it is given,
+    so it must be given the constant, whose device is the stock one.
+    """
+    from .inductor import as_constant
+
+    def materialize(self, weights, directory, device_type_for_weight):
+        constants = {fqn: (as_constant(tensor), properties) for fqn, (tensor, properties) in weights.items()}
+        return original(self, constants, directory, device_type_for_weight)
+
+    return materialize
+
+
 def _collector_build() -> list[Patch]:
     try:
         from executorch.backends.cuda import cuda_weight_collector
     except Exception:
         return []  # no CUDA backend in this ExecuTorch: nothing to route
-    if not callable(getattr(cuda_weight_collector, "_write_tensor_storage", None)):
-        raise SeamError(
-            f"executorch.backends.cuda.cuda_weight_collector._write_tensor_storage is missing; "
-            f"aoti-hooks supports {SUPPORTED_EXECUTORCH}"
-        )
-    return [Patch(cuda_weight_collector, "_write_tensor_storage", _write_host_backed)]
+    collector = getattr(cuda_weight_collector, "CudaWeightCollector", None)
+    for owner, name in ((cuda_weight_collector, "_write_tensor_storage"), (collector, "materialize")):
+        if not callable(getattr(owner, name, None)):
+            raise SeamError(
+                f"executorch.backends.cuda.cuda_weight_collector: {name} is missing; aoti-hooks supports {SUPPORTED_EXECUTORCH}"
+            )
+    return [
+        Patch(cuda_weight_collector, "_write_tensor_storage", _write_host_backed),
+        Patch(collector, "materialize", _materialize_constants),
+    ]
 
 
 COLLECTOR_PATCHES = PatchSet(_collector_build)

@@ -270,10 +270,23 @@ def _patched_tensor_properties(original: Callable) -> Callable:
 
 
 def _patched_weights(original: Callable) -> Callable:
+    """``Weights`` hold the host copy (torch pickles them); `as_constant` finds the constant again."""
+
     def weights(weight_dict):
-        return original({key: (_host_of(value), props) for key, (value, props) in weight_dict.items()})
+        unwrapped = {}
+        for key, (value, props) in weight_dict.items():
+            if isinstance(value, HostBacked):
+                value.host._aoti_hooks_constant = value
+                value = value.host
+            unwrapped[key] = (value, props)
+        return original(unwrapped)
 
     return weights
+
+
+def as_constant(tensor: Any) -> Any:
+    """The host-backed constant for a host copy put in ``Weights`` (its device is the constant's)."""
+    return getattr(tensor, "_aoti_hooks_constant", tensor)
 
 
 def _patched_unlift(original: Callable) -> Callable:

@@ -156,22 +156,36 @@ def test_building_specs_turns_the_integration_on():
     assert problems == []
 
 
-def test_cuda_collector_writes_host_backed_constants_from_the_host(tmp_path):
-    """CudaBackend's weight collector copies CUDA constants through the device; a host-backed
-    one (kv_elide's zeros) must be read from its host copy. Checked without a GPU: a
-    cuda-device wrapper has no device storage at all, so the stock path cannot read it."""
+def test_cuda_collector_records_host_backed_constants_on_their_device(tmp_path):
+    """CudaBackend's weight collector takes each constant's device from the tensor in AOTI's
+    ``Weights`` (which holds the host copy of a host-built value) and copies CUDA storages
+    through the device. kv_elide's zeros must be recorded as CUDA constants and read from
+    the host. Checked without a GPU: a cuda-device wrapper has no device storage at all, so
+    the stock path cannot read it, and the stock table says CPU."""
     from executorch.backends.cuda import cuda_weight_collector as collector
 
     host = torch.arange(6, dtype=torch.float32)
-    value = torch.Tensor._make_wrapper_subclass(inductor.HostBacked, (6,), dtype=torch.float32, device="cuda")
-    value.host = host
+    constant = torch.Tensor._make_wrapper_subclass(inductor.HostBacked, (6,), dtype=torch.float32, device="cuda")
+    constant.host = host
+    (host_copy, _), = inductor._patched_weights(dict)({"cache": (constant, None)}).values()
+    assert host_copy is host and inductor.as_constant(host_copy) is constant
+
+    def device_type(tensor):  # what CudaBackend's _aoti_device_type_for_weight answers outside low_memory_mode
+        return collector.AOTI_DEVICE_TYPE_CUDA if tensor.device.type == "cuda" else collector.AOTI_DEVICE_TYPE_CPU
+
+    weights = {"cache": (host_copy, None)}
+    stock = collector.CudaWeightCollector().materialize(weights, str(tmp_path), device_type)
+    assert stock.entries[0].device_type == collector.AOTI_DEVICE_TYPE_CPU  # what went wrong before the patch
     with pytest.raises(Exception):
-        collector._write_tensor_storage(value, str(tmp_path / "stock.bin"))
+        collector._write_tensor_storage(constant, str(tmp_path / "stock.bin"))
     seam.COLLECTOR_PATCHES.acquire()
     try:
-        written = collector._write_tensor_storage(value, str(tmp_path / "ours.bin"))
+        ours = collector.CudaWeightCollector().materialize(weights, str(tmp_path), device_type)
     finally:
         seam.COLLECTOR_PATCHES.release()
-    assert (tmp_path / "ours.bin").read_bytes() == host.numpy().tobytes()
-    assert written == hashlib.sha256(host.numpy().tobytes()).digest()
+    (entry,) = ours.entries
+    assert entry.device_type == collector.AOTI_DEVICE_TYPE_CUDA and entry.storage_key == "cuda_fqn_weight:cuda:cache"
+    assert entry.storage_nbytes == 24 and entry.sizes == (6,) and entry.strides == (1,)
+    assert ours.storages[entry.storage_key].to_bytes() == host.numpy().tobytes()
     assert collector._write_tensor_storage.__module__ == collector.__name__  # restored
+    assert collector.CudaWeightCollector.materialize.__qualname__ == "CudaWeightCollector.materialize"
