@@ -208,3 +208,13 @@ def test_pickle_weights_path_writes_the_stock_weight_files(tmp_path):
     model = make_model()  # one weight file per parameter and buffer: no two caches collapsed
     assert len([name for name in stock_files if "data/weights/" in name]) == len(list(model.parameters())) + len(list(model.buffers()))
     assert package_files(ours, "data/weights/", "weights_config.json") == stock_files
+
+
+def test_host_snapshot_keeps_layout_and_values():
+    base = torch.arange(40, dtype=torch.bfloat16)
+    view = torch.as_strided(base, (3, 4), (1, 5), 7)  # offset and transposed strides
+    snapshot = kv_elide.host_snapshot(view)
+    assert snapshot.device.type == "cpu" and snapshot.untyped_storage().data_ptr() != base.untyped_storage().data_ptr()
+    assert (snapshot.shape, snapshot.stride(), snapshot.storage_offset()) == (view.shape, view.stride(), 7)
+    assert torch.equal(snapshot, view)
+    assert snapshot.untyped_storage().nbytes() == (7 + 2 * 1 + 3 * 5 + 1) * 2  # clone_preserve_strides' extent

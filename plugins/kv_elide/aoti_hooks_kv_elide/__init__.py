@@ -13,7 +13,7 @@ import mmap
 
 import torch
 
-from aoti_hooks import Option, hookimpl, parse_regex, parse_size
+from aoti_hooks import Option, hookimpl, parse_bool, parse_regex, parse_size
 from aoti_hooks.seams.export import with_state
 
 from .selection import select_caches
@@ -23,6 +23,8 @@ NAME = "kv_elide"
 OPTIONS = (
     Option("min_bytes", parse_size, "1MiB", "smallest buffer to elide, in bytes or with a unit (1MiB)"),
     Option("pattern", parse_regex, "", "regular expression the buffer's FQN must contain (empty: any cache)"),
+    Option("host_snapshots", parse_bool, "true",
+           "take Inductor's initial-value copy of every other device buffer on the host, not on the device"),
 )
 
 # ExecuTorch CudaBackend's low_memory_mode=ON elides the KV caches its own way; with kv_elide
@@ -115,9 +117,28 @@ def pre_constant_dedup(name, tensor, other_name, other, session):
     return None
 
 
+def host_snapshot(tensor: torch.Tensor) -> torch.Tensor:
+    """A host copy of ``tensor`` with its shape, strides and offset (``clone_preserve_strides`` on the host)."""
+    extent = _storage_bytes(tensor) // tensor.element_size()
+    flat = torch.as_strided(tensor, (extent,), (1,), 0).to("cpu", copy=True)
+    return torch.as_strided(flat, tensor.shape, tensor.stride(), tensor.storage_offset())
+
+
 @hookimpl
 def clone_lifted_buffer(tensor, session):
-    return _host_zeros(tensor) if _elided_storage(session, tensor) else None
+    """Caches: zeros built on the host. Other device buffers: a host snapshot.
+
+    Inductor clones every buffer when it unlifts the graph only to write out its initial
+    value later (``get_original_value_of_constant``); kernels never read the clone, so a
+    host copy serves as well and keeps the device free (ExecuTorch's low_memory_mode does
+    the same, which kv_elide replaces).
+    """
+    if _elided_storage(session, tensor):
+        return _host_zeros(tensor)
+    if session.options_for(NAME)["host_snapshots"] and tensor.device.type != "cpu" and tensor.numel():
+        session.report.add(NAME, "host_snapshots")
+        return host_snapshot(tensor)
+    return None
 
 
 @hookimpl
