@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 from importlib import metadata
 
@@ -80,15 +81,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     plugins = [name.strip() for name in args.plugins.split(",") if name.strip()]
 
-    options: dict[str, dict[str, str]] = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        plugin, dot, option = key.partition(".")
-        if not sep or not dot or plugin not in plugins:
-            print(f"aoti-hooks demo: --option {item!r} must look like <plugin>.<option>=<value> for a plugin in "
-                  f"--plugins ({', '.join(plugins) or 'none'})", file=sys.stderr)
-            return 2
-        options.setdefault(plugin, {})[option] = value
+    options = _option_pairs("demo", args.option, plugins)
+    if options is None:
+        return 2
     Session(plugins, options=options)  # unknown options and bad values fail here too
     try:
         results = run_demo(args.config, plugins, args.ctx, args.layers, args.steps, args.out, quiet=args.json,
@@ -100,13 +95,58 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _option_pairs(command: str, items: list[str], plugins: list[str]) -> dict[str, dict[str, str]] | None:
+    """``plugin.option=value`` items as per-plugin option dicts; None (after a message) when malformed."""
+    options: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        plugin, dot, option = key.partition(".")
+        if not sep or not dot or plugin not in plugins:
+            print(f"aoti-hooks {command}: --option {item!r} must look like <plugin>.<option>=<value> for a plugin "
+                  f"in --plugins ({', '.join(plugins) or 'none'})", file=sys.stderr)
+            return None
+        options.setdefault(plugin, {})[option] = value
+    return options
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+    from .manager import plugin_names
+    from .session import Session
+
+    plugins = [name for name in plugin_names(args.plugins) if name]
+    options = _option_pairs("bench", args.option, plugins)
+    if options is None:
+        return 2
+    backend_specs = {}
+    for item in args.backend_spec:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"aoti-hooks bench: --backend-spec {item!r} must look like <key>=<value>, e.g. low_memory_mode=ON",
+                  file=sys.stderr)
+            return 2
+        backend_specs[key] = value
+    Session(plugins, options=options)  # unknown plugins, options and bad values fail before any compile
+    try:
+        results = run_bench(args.program, args.model, plugins, args.backend, args.out, options, backend_specs,
+                            args.ctx, args.layers, periods=args.periods)
+    except RuntimeError as error:
+        print(f"aoti-hooks bench: {error}", file=sys.stderr)
+        return 1
+    folder = Path(results["folder"])
+    print((folder / "report.md").read_text())
+    print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
+        results["timeline_png"] or 'no timeline.png (matplotlib is not installed: pip install "aoti-hooks[bench]")'))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aoti-hooks", description="Plugins for AOTInductor exports that fit your GPU.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="installed plugins: distribution, version, hooks, options").set_defaults(run=cmd_list)
     commands.add_parser("doctor", help="versions, CUDA, and whether every patched torch symbol is as expected").set_defaults(run=cmd_doctor)
     demo = commands.add_parser("demo", help="export the built-in decoder stock and with plugins; compare peaks and outputs")
-    demo.add_argument("--config", default="cpu", help="cpu (default), gpu or tiny")
+    demo.add_argument("--config", default="cpu", help="cpu (default), gpu, tiny, gemma4-31b-slice, tiny-alternating")
     demo.add_argument("--plugins", default="kv_elide", help="comma-separated plugin names (default kv_elide)")
     demo.add_argument("--ctx", type=int, help="context length (size of the KV caches)")
     demo.add_argument("--layers", type=int, help="number of decoder layers")
@@ -116,6 +156,21 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--out", help="folder for packages and logs (default: a new temporary folder)")
     demo.add_argument("--json", action="store_true", help="print the measurements as JSON")
     demo.set_defaults(run=cmd_demo)
+    bench = commands.add_parser("bench", help="export memory of a program stock and with plugins, with a timeline")
+    bench.add_argument("program", nargs="?", help="a torch.export.save file (.pt2); or use --model")
+    bench.add_argument("--model", help="a built-in model instead: demo:cpu, demo:gpu, demo:gemma4-31b-slice, ...")
+    bench.add_argument("--plugins", default="kv_elide", help="comma-separated plugin names (default kv_elide)")
+    bench.add_argument("--backend", choices=("torch", "executorch"), default="torch",
+                       help="torch: aoti_compile_and_package; executorch: CudaBackend + CudaPartitioner")
+    bench.add_argument("--backend-spec", action="append", default=[], metavar="KEY=VALUE",
+                       help="adds a stock run with this ExecuTorch compile spec, e.g. low_memory_mode=ON")
+    bench.add_argument("--option", action="append", default=[], metavar="PLUGIN.OPTION=VALUE",
+                       help="a plugin option, e.g. kv_elide.min_bytes=4MiB (repeatable)")
+    bench.add_argument("--ctx", type=int, help="--model only: context length")
+    bench.add_argument("--layers", type=int, help="--model only: number of layers")
+    bench.add_argument("--periods", type=int, help="--model demo:gemma4-31b-slice only: periods of 5 sliding + 1 full layer")
+    bench.add_argument("--out", help="folder for report.json, report.md, timeline.png (default: a new temporary folder)")
+    bench.set_defaults(run=cmd_bench)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

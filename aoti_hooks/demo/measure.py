@@ -46,18 +46,54 @@ def host_rss() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+# Phase of a compile, read from the function names on the compiling thread's stack (innermost
+# match wins); no private symbol is called, so stock and plugin runs are marked the same way.
+PHASES = (
+    ("serialization", ("get_original_value_of_constant", "_to_bytes", "materialize", "write_to_file",
+                       "package_aoti", "_write_tensor_storage", "write_tensor_data_to_file")),
+    ("autotune", ("benchmark_all_configs", "autotune_to_one_config", "generate_and_run_autotune_block",
+                  "benchmark_gpu", "_should_pad", "autotune_select_algorithm")),
+    ("move to device", ("move_to_device_pass", "move_program_to_device")),
+    ("lowering", ("compile_fx", "aot_compile", "aoti_compile_and_package", "to_edge_transform_and_lower",
+                  "preprocess", "to_executorch")),
+)
+
+
+def phase_of(frame) -> str:
+    """The compile phase that ``frame`` (a thread's innermost frame) is in; ``other`` if none."""
+    names = []
+    while frame is not None:
+        names.append(frame.f_code.co_name)
+        frame = frame.f_back
+    for name in names:  # innermost first
+        for phase, markers in PHASES:
+            if name in markers:
+                return phase
+    return "other"
+
+
 @dataclass
 class Sampler:
-    """Samples host RSS and NVML used memory every ``interval`` seconds in a thread."""
+    """Samples host RSS and NVML used memory every ``interval`` seconds in a thread.
+
+    With ``timeline=True`` it also keeps every sample as ``(seconds, host RSS, NVML used,
+    CUDA allocated, phase)``, the phase read from the stack of the thread that entered it.
+    """
 
     interval: float = 0.02
+    timeline: bool = False
     host_peak: int = 0
     device_peak: int | None = None
     device_baseline: int | None = None
 
     def __enter__(self) -> "Sampler":
+        import time
+
         self._nvml = Nvml()
         self.device_baseline = self._nvml.used()
+        self.samples: list[tuple[float, int, int | None, int | None, str]] = []
+        self._watched = threading.get_ident()
+        self._start = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -68,6 +104,16 @@ class Sampler:
         self.host_peak = max(self.host_peak, rss)
         if used is not None:
             self.device_peak = max(self.device_peak or 0, used)
+        if self.timeline:
+            import sys
+            import time
+
+            allocated = None
+            torch = sys.modules.get("torch")
+            if torch is not None and torch.cuda.is_initialized():
+                allocated = torch.cuda.memory_allocated()
+            frame = sys._current_frames().get(self._watched)
+            self.samples.append((time.perf_counter() - self._start, rss, used, allocated, phase_of(frame)))
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -1,8 +1,12 @@
-"""A small Llama-shaped decoder with static KV caches, synthetic seeded weights, no downloads.
+"""A Llama-shaped decoder with static KV caches, synthetic seeded weights, no downloads.
 
 Each layer owns a `KVCache` module with ``k_cache``/``v_cache`` buffers (all zeros at
 export, written at ``input_pos`` by ``index_copy_``) and rotary tables (non-zero buffers
 that are read, never written). The export is one decode step: tokens ``[1, 1]``.
+
+Layers can alternate as in Gemma 4 (``period``): every ``period``-th layer attends over the
+whole context; the others are sliding-window layers with their own head shapes and a
+ring-buffer cache of ``window`` positions (written at ``input_pos % window``).
 """
 
 from __future__ import annotations
@@ -25,18 +29,46 @@ class DecoderConfig:
     hidden: int
     ctx: int
     dtype: str = "float32"
+    # Gemma-4-style alternation: 0 = every layer is a full layer.
+    period: int = 0
+    window: int = 0
+    sliding_heads: int = 0
+    sliding_kv_heads: int = 0
+    sliding_head_dim: int = 0
+    tied: bool = False  # lm_head shares the embedding's weight
 
     @property
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
 
+    def layer_shape(self, index: int) -> "LayerShape":
+        """Heads, KV heads, head size and cache length of layer ``index``."""
+        if self.period and (index + 1) % self.period:
+            return LayerShape(self.sliding_heads, self.sliding_kv_heads, self.sliding_head_dim, min(self.window, self.ctx))
+        return LayerShape(self.heads, self.kv_heads, self.head_dim, self.ctx)
+
     def cache_bytes(self) -> int:
         """Bytes of every KV cache together."""
-        return 2 * self.layers * self.kv_heads * self.ctx * self.head_dim * self.torch_dtype.itemsize
+        return sum(2 * shape.kv_heads * shape.cache_len * shape.head_dim for shape in map(self.layer_shape, range(self.layers))) * self.torch_dtype.itemsize
 
     def with_(self, **changes) -> "DecoderConfig":
         return replace(self, **{key: value for key, value in changes.items() if value is not None})
 
+
+@dataclass(frozen=True)
+class LayerShape:
+    heads: int
+    kv_heads: int
+    head_dim: int
+    cache_len: int
+
+
+# Gemma 4 31B's text stack, from ExecuTorch examples/models/gemma4_31b/model.py and model.md:
+# vocab 262144 (lm_head tied to the embedding), hidden 5376, MLP 21504, 60 layers = 10 periods of
+# 5 sliding + 1 full; sliding layers: 32 query heads, 16 KV heads, head_dim 256, a ring-buffer
+# cache of 2048 positions; full layers: 32 query heads, 4 KV heads, head_dim 512, a cache over the
+# whole context. The slice is one period at 131072 context; --periods N scales it.
+GEMMA4_31B_PERIOD = 6
 
 CONFIGS = {
     # CPU-sized: each cache 1 MiB (the kv_elide default threshold), 3 layers.
@@ -46,25 +78,35 @@ CONFIGS = {
                          ctx=131072, dtype="bfloat16"),
     # Tests: tiny, so a compile takes seconds.
     "tiny": DecoderConfig(vocab=64, dim=32, layers=3, heads=2, kv_heads=2, head_dim=16, hidden=64, ctx=16),
+    "gemma4-31b-slice": DecoderConfig(vocab=262144, dim=5376, layers=GEMMA4_31B_PERIOD, heads=32, kv_heads=4,
+                                      head_dim=512, hidden=21504, ctx=131072, dtype="bfloat16",
+                                      period=GEMMA4_31B_PERIOD, window=2048, sliding_heads=32,
+                                      sliding_kv_heads=16, sliding_head_dim=256, tied=True),
+    # Tests: the slice's structure (sliding ring buffers, two head sizes, tied head) at toy size.
+    "tiny-alternating": DecoderConfig(vocab=64, dim=32, layers=3, heads=2, kv_heads=1, head_dim=16, hidden=64,
+                                      ctx=16, period=3, window=4, sliding_heads=2, sliding_kv_heads=2,
+                                      sliding_head_dim=8, tied=True),
 }
 
 
 class KVCache(nn.Module):
-    def __init__(self, config: DecoderConfig):
+    def __init__(self, config: DecoderConfig, shape: LayerShape):
         super().__init__()
-        shape = (1, config.kv_heads, config.ctx, config.head_dim)
-        self.register_buffer("k_cache", torch.zeros(shape, dtype=config.torch_dtype))
-        self.register_buffer("v_cache", torch.zeros(shape, dtype=config.torch_dtype))
+        self.ring = shape.cache_len < config.ctx
+        size = (1, shape.kv_heads, shape.cache_len, shape.head_dim)
+        self.register_buffer("k_cache", torch.zeros(size, dtype=config.torch_dtype))
+        self.register_buffer("v_cache", torch.zeros(size, dtype=config.torch_dtype))
 
     def update(self, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
-        self.k_cache.index_copy_(2, input_pos, k)
-        self.v_cache.index_copy_(2, input_pos, v)
+        slots = input_pos % self.k_cache.shape[2] if self.ring else input_pos
+        self.k_cache.index_copy_(2, slots, k)
+        self.v_cache.index_copy_(2, slots, v)
         return self.k_cache, self.v_cache
 
 
-def rotary_tables(config: DecoderConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def rotary_tables(config: DecoderConfig, head_dim: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """float32 ``cos`` and ``sin`` tables, ``[ctx, head_dim / 2]``."""
-    half = config.head_dim // 2
+    half = (head_dim or config.head_dim) // 2
     freqs = 1.0 / (10000.0 ** (torch.arange(half, dtype=torch.float32) / half))
     angles = torch.outer(torch.arange(config.ctx, dtype=torch.float32), freqs)
     return angles.cos(), angles.sin()
@@ -76,17 +118,17 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 
 class Attention(nn.Module):
-    def __init__(self, config: DecoderConfig):
+    def __init__(self, config: DecoderConfig, shape: LayerShape):
         super().__init__()
-        self.config = config
-        self.wq = nn.Linear(config.dim, config.heads * config.head_dim, bias=False)
-        self.wk = nn.Linear(config.dim, config.kv_heads * config.head_dim, bias=False)
-        self.wv = nn.Linear(config.dim, config.kv_heads * config.head_dim, bias=False)
-        self.wo = nn.Linear(config.heads * config.head_dim, config.dim, bias=False)
-        self.kv_cache = KVCache(config)
+        self.shape = shape
+        self.wq = nn.Linear(config.dim, shape.heads * shape.head_dim, bias=False)
+        self.wk = nn.Linear(config.dim, shape.kv_heads * shape.head_dim, bias=False)
+        self.wv = nn.Linear(config.dim, shape.kv_heads * shape.head_dim, bias=False)
+        self.wo = nn.Linear(shape.heads * shape.head_dim, config.dim, bias=False)
+        self.kv_cache = KVCache(config, shape)
 
     def forward(self, x, input_pos, cos, sin):
-        c = self.config
+        c = self.shape
         q = self.wq(x).view(1, -1, c.heads, c.head_dim).transpose(1, 2)
         k = self.wk(x).view(1, -1, c.kv_heads, c.head_dim).transpose(1, 2)
         v = self.wv(x).view(1, -1, c.kv_heads, c.head_dim).transpose(1, 2)
@@ -97,17 +139,17 @@ class Attention(nn.Module):
         groups, length = c.heads // c.kv_heads, q.shape[2]
         q = q.reshape(1, c.kv_heads, groups * length, c.head_dim)
         scores = (q @ keys.transpose(-1, -2)).float() * c.head_dim**-0.5
-        mask = torch.arange(c.ctx, device=x.device) <= input_pos[-1]
+        mask = torch.arange(c.cache_len, device=x.device) <= input_pos[-1]  # a full ring: every slot
         scores = scores.masked_fill(~mask, float("-inf")).softmax(dim=-1).to(values.dtype)
         out = (scores @ values).view(1, c.heads, length, c.head_dim)
         return self.wo(out.transpose(1, 2).reshape(1, -1, c.heads * c.head_dim))
 
 
 class Block(nn.Module):
-    def __init__(self, config: DecoderConfig):
+    def __init__(self, config: DecoderConfig, shape: LayerShape):
         super().__init__()
         self.attention_norm = nn.RMSNorm(config.dim)
-        self.attention = Attention(config)
+        self.attention = Attention(config, shape)
         self.mlp_norm = nn.RMSNorm(config.dim)
         self.w1 = nn.Linear(config.dim, config.hidden, bias=False)
         self.w3 = nn.Linear(config.dim, config.hidden, bias=False)
@@ -124,19 +166,31 @@ class Decoder(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab, config.dim)
-        self.layers = nn.ModuleList(Block(config) for _ in range(config.layers))
+        self.layers = nn.ModuleList(Block(config, config.layer_shape(index)) for index in range(config.layers))
         self.norm = nn.RMSNorm(config.dim)
         self.lm_head = nn.Linear(config.dim, config.vocab, bias=False)
-        cos, sin = rotary_tables(config)
-        self.register_buffer("rope_cos", cos.to(config.torch_dtype))
-        self.register_buffer("rope_sin", sin.to(config.torch_dtype))
+        if config.tied:
+            self.lm_head.weight = self.embedding.weight
+        for suffix, head_dim in self.rotary_sizes().items():
+            cos, sin = rotary_tables(config, head_dim)
+            self.register_buffer("rope_cos" + suffix, cos.to(config.torch_dtype))
+            self.register_buffer("rope_sin" + suffix, sin.to(config.torch_dtype))
+
+    def rotary_sizes(self) -> dict[str, int]:
+        """Buffer-name suffix -> head size of each rotary table pair (sliding layers may differ)."""
+        sizes = {"": self.config.head_dim}
+        if self.config.period and self.config.sliding_head_dim != self.config.head_dim:
+            sizes["_sliding"] = self.config.sliding_head_dim
+        return sizes
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor) -> torch.Tensor:
-        cos = self.rope_cos[input_pos].view(1, 1, -1, self.config.head_dim // 2)
-        sin = self.rope_sin[input_pos].view(1, 1, -1, self.config.head_dim // 2)
+        tables = {}
+        for suffix, head_dim in self.rotary_sizes().items():
+            tables[head_dim] = (getattr(self, "rope_cos" + suffix)[input_pos].view(1, 1, -1, head_dim // 2),
+                                getattr(self, "rope_sin" + suffix)[input_pos].view(1, 1, -1, head_dim // 2))
         x = self.embedding(tokens)
         for layer in self.layers:
-            x = layer(x, input_pos, cos, sin)
+            x = layer(x, input_pos, *tables[layer.attention.shape.head_dim])
         return self.lm_head(self.norm(x)).float()
 
 
@@ -156,9 +210,12 @@ def build(config: DecoderConfig, seed: int = 0) -> Decoder:
         if isinstance(module, KVCache):
             module.k_cache.zero_()
             module.v_cache.zero_()
-    cos, sin = rotary_tables(config)  # to_empty left the buffers uninitialized
-    model.rope_cos.copy_(cos)
-    model.rope_sin.copy_(sin)
+    if config.tied:  # to_empty made the tied weight two tensors
+        model.lm_head.weight = model.embedding.weight
+    for suffix, head_dim in model.rotary_sizes().items():  # to_empty left the buffers uninitialized
+        cos, sin = rotary_tables(config, head_dim)
+        getattr(model, "rope_cos" + suffix).copy_(cos)
+        getattr(model, "rope_sin" + suffix).copy_(sin)
     return model.to(config.torch_dtype).eval()
 
 

@@ -36,11 +36,17 @@ def compile_one(spec: dict) -> dict:
     import aoti_hooks
     from aoti_hooks.target import parse_target
 
-    config, device = config_of(spec), device_of(spec)
-    model = build(config)
-    program = export_decoder(model)
-    del model
-    weight_bytes = sum(t.numel() * t.element_size() for n, t in program.state_dict.items() if "cache" not in n)
+    device = device_of(spec)
+    if spec.get("program"):  # a torch.export.save file
+        config = None
+        program = torch.export.load(spec["program"])
+        weight_bytes = sum(t.numel() * t.element_size() for t in program.parameters())
+    else:
+        config = config_of(spec)
+        model = build(config)
+        program = export_decoder(model)
+        del model
+        weight_bytes = sum(t.numel() * t.element_size() for n, t in program.state_dict.items() if "cache" not in n)
     configs = dict(spec.get("inductor_configs") or {})
     if device.type == "cuda":
         torch.cuda.init()
@@ -49,7 +55,7 @@ def compile_one(spec: dict) -> dict:
     if spec.get("peak_breakdown"):
         torch.cuda.memory._record_memory_history(max_entries=2_000_000)
     report, artifacts = {}, {}
-    with Sampler() as sampler:
+    with Sampler(timeline=bool(spec.get("timeline"))) as sampler:
         start = time.perf_counter()
         if spec.get("backend") == "executorch":
             report, artifacts = lower_executorch(spec, program)
@@ -79,7 +85,7 @@ def compile_one(spec: dict) -> dict:
         "package_bytes": sum(size for size, _ in artifacts.values()),
         "artifacts": artifacts,
         "weight_bytes": weight_bytes,
-        "cache_bytes": config.cache_bytes(),
+        "cache_bytes": config.cache_bytes() if config is not None else None,
         "report": report,
     }
     if device.type == "cuda":
@@ -89,6 +95,8 @@ def compile_one(spec: dict) -> dict:
             nvml_peak=sampler.device_peak,
             nvml_baseline=sampler.device_baseline,
         )
+    if spec.get("timeline"):
+        result["timeline"] = sampler.samples
     if spec.get("peak_breakdown"):
         snapshot = torch.cuda.memory._snapshot()
         torch.cuda.memory._record_memory_history(enabled=None)

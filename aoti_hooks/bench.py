@@ -1,0 +1,150 @@
+"""`aoti-hooks bench`: export memory of any program, stock and with plugins, side by side.
+
+Each compile runs in its own process with a cold Inductor cache (``aoti_hooks.demo.worker``),
+sampled every 20 ms: host RSS, NVML device memory, CUDA allocated, and the phase the
+compile is in (read from the compiling thread's stack: move to device, lowering, autotune,
+serialization). Writes ``report.json``, ``report.md`` and ``timeline.png`` (both runs on one
+plot, phases shaded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import AotiHooksError
+from .session import report_lines
+from .text import format_bytes, table
+
+PHASE_COLOURS = {"move to device": "#c6dbef", "lowering": "#e5e5e5", "autotune": "#fdd0a2", "serialization": "#c7e9c0"}
+
+
+def variants(plugins: list[str], backend: str, backend_specs: dict[str, str]) -> list[dict]:
+    """stock, stock with the backend's own specs (if any), and the plugins."""
+    runs = [{"variant": "stock", "plugins": [], "backend_specs": {}}]
+    if backend_specs:
+        label = ",".join(f"{key}={value}" for key, value in backend_specs.items())
+        runs.append({"variant": f"stock ({label})", "plugins": [], "backend_specs": backend_specs})
+    runs.append({"variant": ",".join(plugins), "plugins": plugins, "backend_specs": {}})
+    return runs
+
+
+def run_bench(program: str | None, model: str | None, plugins: list[str], backend: str, out: str | None,
+              options: dict | None = None, backend_specs: dict[str, str] | None = None,
+              ctx: int | None = None, layers: int | None = None, quiet: bool = False,
+              periods: int | None = None) -> dict:
+    import torch
+
+    from .demo.model import CONFIGS
+    from .demo.run import Progress, _worker
+
+    if (program is None) == (model is None):
+        raise AotiHooksError("give either a PROGRAM.pt2 (a torch.export.save file) or --model demo:<config>")
+    base: dict[str, Any] = {"backend": backend, "options": options or {}, "timeline": True}
+    if model is not None:
+        kind, _, config = model.partition(":")
+        if kind != "demo" or config not in CONFIGS:
+            raise AotiHooksError(f"unknown model {model!r}; choose one of " + ", ".join(f"demo:{name}" for name in CONFIGS))
+        if periods is not None:
+            if not CONFIGS[config].period or periods < 1:
+                raise AotiHooksError(f"--periods needs a model with alternating layers (demo:gemma4-31b-slice) and N >= 1")
+            layers = CONFIGS[config].period * periods
+        base.update(config=config, ctx=ctx, layers=layers)
+    else:
+        if not os.path.isfile(program):
+            raise AotiHooksError(f"program {program!r} does not exist; give a file written by torch.export.save")
+        base["program"] = os.path.abspath(program)
+    if backend == "executorch" and not torch.cuda.is_available():
+        raise AotiHooksError("--backend executorch lowers through ExecuTorch's CudaBackend and needs a CUDA GPU; "
+                             "use --backend torch on this machine")
+    if backend_specs and backend != "executorch":
+        raise AotiHooksError("--backend-spec sets ExecuTorch compile specs; use it with --backend executorch")
+    if not plugins:
+        raise AotiHooksError("bench compares stock with plugins; name them with --plugins kv_elide[,...]")
+    folder = Path(out or tempfile.mkdtemp(prefix="aoti-hooks-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="aoti-hooks-bench-work-"))  # caches and artifacts, not results
+    runs = []
+    for index, run in enumerate(variants(plugins, backend, backend_specs or {})):
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{index}")}
+        spec = {**base, **run, "package": str(work / f"run{index}.pt2"),
+                "inductor_configs": {"aot_inductor.package_constants_in_so": False,
+                                     "aot_inductor.package_constants_on_disk_format": "binary_blob"}}
+        with Progress(f"[{index + 1}/{len(variants(plugins, backend, backend_specs or {}))}] compiling "
+                      f"{run['variant']} ({backend})", quiet):
+            runs.append(_worker("compile", spec, folder, f"run{index}", env))
+    results = {"backend": backend, "model": model, "program": program, "device": runs[0]["device"], "runs": runs}
+    (folder / "report.json").write_text(json.dumps(results, indent=1))
+    (folder / "report.md").write_text(format_report(results) + "\n")
+    results["timeline_png"] = plot_timeline(results, folder / "timeline.png")
+    results["folder"] = str(folder)
+    return results
+
+
+def format_report(results: dict) -> str:
+    cuda = results["device"].startswith("cuda")
+    header = ["run", "compile", "host peak"] + (["peak allocated", "peak reserved", "NVML peak"] if cuda else [])
+    header += ["artifacts", "weights"]
+    rows = []
+    for run in results["runs"]:
+        row = [run["variant"], f"{run['compile_s']:.1f} s", format_bytes(run["host_peak_rss"])]
+        if cuda:
+            row += [format_bytes(run["peak_allocated"]), format_bytes(run["peak_reserved"]),
+                    format_bytes(run["nvml_peak"] or 0)]
+        row += [format_bytes(run["package_bytes"]), format_bytes(run["weight_bytes"])]
+        rows.append(row)
+    source = results["model"] or results["program"]
+    lines = [f"# aoti-hooks bench: {source}, backend {results['backend']}, on {results['device']}", "",
+             "```", table(header, rows), "```"]
+    if not cuda:
+        lines += ["", "No CUDA device: the figures are host memory only."]
+    for run in results["runs"]:
+        if run["report"]:
+            lines += ["", f"{run['variant']}:", *(f"- {line}" for line in report_lines(run["report"]))]
+    lines += ["", "Memory over time, phases shaded: timeline.png (samples in report.json)."]
+    return "\n".join(lines)
+
+
+def plot_timeline(results: dict, path: Path) -> str | None:
+    """Both runs' memory over time on one plot, each run's phases shaded; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    runs = results["runs"]
+    cuda = results["device"].startswith("cuda")
+    figure, axes = plt.subplots(len(runs), 1, figsize=(11, 2.6 * len(runs) + 1), sharex=True, squeeze=False)
+    top = max(max((s[2] or 0) if cuda else s[1] for s in run["timeline"]) for run in runs) / 2**30 * 1.05
+    for axis, run in zip(axes[:, 0], runs):
+        samples = run["timeline"]
+        times = [s[0] for s in samples]
+        start = 0
+        for index in range(1, len(samples) + 1):  # shade each stretch of one phase
+            if index == len(samples) or samples[index][4] != samples[start][4]:
+                colour = PHASE_COLOURS.get(samples[start][4])
+                if colour:
+                    axis.axvspan(times[start], times[index - 1], color=colour, lw=0)
+                start = index
+        if cuda:
+            axis.plot(times, [(s[2] or 0) / 2**30 for s in samples], label="NVML used", color="black")
+            axis.plot(times, [(s[3] or 0) / 2**30 for s in samples], label="CUDA allocated", color="tab:red")
+        axis.plot(times, [s[1] / 2**30 for s in samples], label="host RSS", color="tab:blue", ls="--" if cuda else "-")
+        axis.set_ylim(0, max(top, max(s[1] for s in samples) / 2**30 * 1.05))
+        axis.set_ylabel("GiB")
+        axis.set_title(run["variant"], loc="left", fontsize=10)
+    from matplotlib.patches import Patch
+
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles += [Patch(color=colour, label=phase) for phase, colour in PHASE_COLOURS.items()]
+    axes[0, 0].legend(handles=handles, loc="upper left", fontsize=8, ncol=3)
+    axes[-1, 0].set_xlabel("seconds since the compile started")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path)

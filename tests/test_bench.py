@@ -1,0 +1,54 @@
+"""`aoti-hooks bench` on the CPU: a torch.export.save file compiled stock and with kv_elide,
+each in its own process, sampled over time with phases; report.json, report.md, timeline.png."""
+
+import json
+
+import pytest
+import torch
+
+from aoti_hooks.cli import main
+from aoti_hooks.demo import CONFIGS, build, export_decoder
+
+
+def test_bench_a_saved_program(tmp_path, capsys):
+    program = tmp_path / "tiny.pt2"
+    torch.export.save(export_decoder(build(CONFIGS["tiny"])), str(program))
+    out = tmp_path / "bench"
+    assert main(["bench", str(program), "--plugins", "kv_elide", "--option", "kv_elide.min_bytes=1KiB",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "host memory only" in printed.out and "[2/2] compiling kv_elide" in printed.err
+    report = json.loads((out / "report.json").read_text())
+    stock, ours = report["runs"]
+    assert (stock["variant"], ours["variant"]) == ("stock", "kv_elide")
+    assert ours["report"]["kv_elide"]["buffers_elided"] == 2 * CONFIGS["tiny"].layers
+    assert stock["report"] == {}
+    for run in report["runs"]:
+        phases = {sample[4] for sample in run["timeline"]}
+        assert {"lowering", "serialization"} <= phases, phases  # read from the compiling thread's stack
+        assert len(run["timeline"]) >= 10 and run["host_peak_rss"] >= max(sample[1] for sample in run["timeline"])
+        assert run["package_bytes"] > 0 and run["weight_bytes"] == sum(
+            t.numel() * t.element_size() for t in build(CONFIGS["tiny"]).parameters())
+    assert "kv_elide: buffers_elided=6" in (out / "report.md").read_text()
+    pytest.importorskip("matplotlib")
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench"], "give either a PROGRAM.pt2"),
+    (["bench", "--model", "demo:nope"], "unknown model 'demo:nope'; choose one of demo:cpu"),
+    (["bench", "missing.pt2"], "program 'missing.pt2' does not exist"),
+    (["bench", "--model", "demo:tiny", "--backend-spec", "low_memory_mode=ON"], "--backend-spec sets ExecuTorch compile specs"),
+    (["bench", "--model", "demo:tiny", "--plugins", "no_such"], "unknown plugin 'no_such'"),
+    (["bench", "--model", "demo:tiny", "--backend", "executorch"], "needs a CUDA GPU"),
+])
+def test_bench_refuses_bad_input_in_one_sentence(argv, message, capsys):
+    if "executorch" in argv and torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_periods_only_for_alternating_models(capsys):
+    assert main(["bench", "--model", "demo:tiny", "--periods", "2"]) == 2
+    assert "--periods needs a model with alternating layers" in capsys.readouterr().err
