@@ -46,7 +46,9 @@ def compile_one(spec: dict) -> dict:
         model = build(config)
         program = export_decoder(model)
         del model
-        weight_bytes = sum(t.numel() * t.element_size() for n, t in program.state_dict.items() if "cache" not in n)
+        # each tensor once: a tied embedding/lm_head is one tensor under two names
+        unique = {id(t): t for n, t in program.state_dict.items() if "cache" not in n}
+        weight_bytes = sum(t.numel() * t.element_size() for t in unique.values())
     configs = dict(spec.get("inductor_configs") or {})
     if device.type == "cuda":
         torch.cuda.init()
