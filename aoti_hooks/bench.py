@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -68,15 +70,17 @@ def run_bench(program: str | None, model: str | None, plugins: list[str], backen
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="aoti-hooks-bench-work-"))  # caches and artifacts, not results
     runs = []
-    for index, run in enumerate(variants(plugins, backend, backend_specs or {})):
+    planned = variants(plugins, backend, backend_specs or {})
+    for index, run in enumerate(planned):
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{index}")}
         spec = {**base, **run, "package": str(work / f"run{index}.pt2"),
                 "inductor_configs": {"aot_inductor.package_constants_in_so": False,
                                      "aot_inductor.package_constants_on_disk_format": "binary_blob"}}
-        with Progress(f"[{index + 1}/{len(variants(plugins, backend, backend_specs or {}))}] compiling "
+        with Progress(f"[{index + 1}/{len(planned)}] compiling "
                       f"{run['variant']} ({backend})", quiet):
             runs.append(_worker("compile", spec, folder, f"run{index}", env))
-    results = {"backend": backend, "model": model, "program": program, "device": runs[0]["device"], "runs": runs}
+    results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,
+               "device": runs[0]["device"], "runs": runs}
     (folder / "report.json").write_text(json.dumps(results, indent=1))
     (folder / "report.md").write_text(format_report(results) + "\n")
     results["timeline_png"] = plot_timeline(results, folder / "timeline.png")

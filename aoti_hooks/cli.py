@@ -77,10 +77,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import json
 
     from .demo.run import format_demo, run_demo
+    from .manager import plugin_names
     from .session import Session
 
-    plugins = [name.strip() for name in args.plugins.split(",") if name.strip()]
-
+    plugins = [name for name in plugin_names(args.plugins) if name]
     options = _option_pairs("demo", args.option, plugins)
     if options is None:
         return 2

@@ -13,6 +13,7 @@ live at the peak (those runs are slower; their times are not the table's).
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -57,7 +58,7 @@ for name, breakdown in jobs:
         except RuntimeError as error:
             print(error, file=sys.stderr)
             runs.append({"variant": tag, "error": str(error)[-2000:]})
-    (folder / "results.json").write_text(json.dumps({"ctx": args.ctx, "runs": runs}, indent=1))
+    (folder / "results.json").write_text(json.dumps({"command": shlex.join(sys.argv), "ctx": args.ctx, "runs": runs}, indent=1))
 
 rows = []
 for run in runs:

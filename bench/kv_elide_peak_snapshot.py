@@ -4,7 +4,6 @@ compile of the demo's GPU decoder and lists the live allocations at the moment o
     source bench/gpu_setup.sh; python3 bench/kv_elide_peak_snapshot.py --ctx 131072 > $OUT/peak.txt
 """
 import argparse
-import os
 import sys
 import time
 
@@ -12,6 +11,7 @@ import torch
 
 import aoti_hooks
 from aoti_hooks.demo import CONFIGS, build, export_decoder
+from aoti_hooks.demo.measure import live_at_peak
 from aoti_hooks.target import Target
 
 parser = argparse.ArgumentParser()
@@ -34,31 +34,9 @@ seconds = time.perf_counter() - start
 snapshot = torch.cuda.memory._snapshot()
 torch.cuda.memory._record_memory_history(enabled=None)
 
-live, total, peak, at_peak = {}, 0, 0, {}
-for event in snapshot["device_traces"][0]:
-    if event["action"] == "alloc":
-        live[event["addr"]] = event
-        total += event["size"]
-    elif event["action"] == "free_completed" and event["addr"] in live:
-        total -= live.pop(event["addr"])["size"]
-    if total > peak:
-        peak, at_peak = total, dict(live)
-
-
-def where(event):
-    frames = [f for f in event.get("frames", []) if f["filename"].endswith(".py")]
-    keep = [f"{os.path.basename(f['filename'])}:{f['line']} {f['name']}" for f in frames
-            if "aoti_hooks" in f["filename"] or "_inductor" in f["filename"] or "export" in f["filename"]]
-    return " <- ".join(keep[:4]) or " <- ".join(f"{f['name']}" for f in frames[:3])
-
-
+breakdown = live_at_peak(snapshot, top=25)
 print(f"plugins={plugins} ctx={args.ctx} compile {seconds:.1f} s; report {session.report.as_dict()}")
-print(f"weights {weights / 2**20:.1f} MiB; peak allocated (trace) {peak / 2**20:.1f} MiB; "
-      f"max_memory_allocated {torch.cuda.max_memory_allocated() / 2**20:.1f} MiB; {len(at_peak)} live blocks at peak")
-groups = {}
-for event in at_peak.values():
-    key = where(event)
-    size, count = groups.get(key, (0, 0))
-    groups[key] = (size + event["size"], count + 1)
-for key, (size, count) in sorted(groups.items(), key=lambda item: -item[1][0])[:25]:
-    print(f"{size / 2**20:10.1f} MiB  {count:5d} blocks  {key}")
+print(f"weights {weights / 2**20:.1f} MiB; peak allocated (trace) {breakdown['peak_bytes'] / 2**20:.1f} MiB; "
+      f"max_memory_allocated {torch.cuda.max_memory_allocated() / 2**20:.1f} MiB; {breakdown['blocks']} live blocks at peak")
+for group in breakdown["groups"]:
+    print(f"{group['bytes'] / 2**20:10.1f} MiB  {group['blocks']:5d} blocks  {group['where']}")
