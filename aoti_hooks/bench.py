@@ -24,20 +24,25 @@ from .text import format_bytes, table
 PHASE_COLOURS = {"move to device": "#c6dbef", "lowering": "#e5e5e5", "autotune": "#fdd0a2", "serialization": "#c7e9c0"}
 
 
-def variants(plugins: list[str], backend: str, backend_specs: dict[str, str]) -> list[dict]:
-    """stock, stock with the backend's own specs (if any), and the plugins."""
-    runs = [{"variant": "stock", "plugins": [], "backend_specs": {}}]
+def variants(plugin_lists: list[list[str]], backend_specs: dict[str, str], options: dict) -> list[dict]:
+    """stock, stock with the backend's own specs (if any), and one run per plugin list.
+
+    Each run gets the options of the plugins in its own list.
+    """
+    runs = [{"variant": "stock", "plugins": [], "backend_specs": {}, "options": {}}]
     if backend_specs:
         label = ",".join(f"{key}={value}" for key, value in backend_specs.items())
-        runs.append({"variant": f"stock ({label})", "plugins": [], "backend_specs": backend_specs})
-    runs.append({"variant": ",".join(plugins), "plugins": plugins, "backend_specs": {}})
+        runs.append({"variant": f"stock ({label})", "plugins": [], "backend_specs": backend_specs, "options": {}})
+    for plugins in plugin_lists:
+        runs.append({"variant": ",".join(plugins), "plugins": plugins, "backend_specs": {},
+                     "options": {name: given for name, given in options.items() if name in plugins}})
     return runs
 
 
-def run_bench(program: str | None, model: str | None, plugins: list[str], backend: str, out: str | None,
+def run_bench(program: str | None, model: str | None, plugin_lists: list[list[str]], backend: str, out: str | None,
               options: dict | None = None, backend_specs: dict[str, str] | None = None,
               ctx: int | None = None, layers: int | None = None, quiet: bool = False,
-              periods: int | None = None) -> dict:
+              periods: int | None = None, lm_head: str | None = None) -> dict:
     import torch
 
     from .demo.model import CONFIGS
@@ -45,7 +50,7 @@ def run_bench(program: str | None, model: str | None, plugins: list[str], backen
 
     if (program is None) == (model is None):
         raise AotiHooksError("give either a PROGRAM.pt2 (a torch.export.save file) or --model demo:<config>")
-    base: dict[str, Any] = {"backend": backend, "options": options or {}, "timeline": True}
+    base: dict[str, Any] = {"backend": backend, "timeline": True}
     if model is not None:
         kind, _, config = model.partition(":")
         if kind != "demo" or config not in CONFIGS:
@@ -54,8 +59,10 @@ def run_bench(program: str | None, model: str | None, plugins: list[str], backen
             if not CONFIGS[config].period or periods < 1:
                 raise AotiHooksError(f"--periods needs a model with alternating layers (demo:gemma4-31b-slice) and N >= 1")
             layers = CONFIGS[config].period * periods
-        base.update(config=config, ctx=ctx, layers=layers)
+        base.update(config=config, ctx=ctx, layers=layers, lm_head=lm_head)
     else:
+        if lm_head is not None:
+            raise AotiHooksError("--lm-head changes a built-in model; use it with --model demo:<config>")
         if not os.path.isfile(program):
             raise AotiHooksError(f"program {program!r} does not exist; give a file written by torch.export.save")
         base["program"] = os.path.abspath(program)
@@ -64,13 +71,14 @@ def run_bench(program: str | None, model: str | None, plugins: list[str], backen
                              "use --backend torch on this machine")
     if backend_specs and backend != "executorch":
         raise AotiHooksError("--backend-spec sets ExecuTorch compile specs; use it with --backend executorch")
-    if not plugins:
-        raise AotiHooksError("bench compares stock with plugins; name them with --plugins kv_elide[,...]")
+    if not plugin_lists or not all(plugin_lists):
+        raise AotiHooksError("bench compares stock with plugins; name them with --plugins kv_elide[,...] "
+                             "(give --plugins again for another run)")
     folder = Path(out or tempfile.mkdtemp(prefix="aoti-hooks-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="aoti-hooks-bench-work-"))  # caches and artifacts, not results
     runs = []
-    planned = variants(plugins, backend, backend_specs or {})
+    planned = variants(plugin_lists, backend_specs or {}, options or {})
     for index, run in enumerate(planned):
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{index}")}
         spec = {**base, **run, "package": str(work / f"run{index}.pt2"),
@@ -80,6 +88,7 @@ def run_bench(program: str | None, model: str | None, plugins: list[str], backen
                       f"{run['variant']} ({backend})", quiet):
             runs.append(_worker("compile", spec, folder, f"run{index}", env))
     results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,
+               "lm_head": lm_head,
                "device": runs[0]["device"], "runs": runs}
     (folder / "report.json").write_text(json.dumps(results, indent=1))
     (folder / "report.md").write_text(format_report(results) + "\n")

@@ -57,9 +57,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except Exception as error:  # a broken torch is exactly what doctor must report
         print(f"torch       BROKEN: {error}")
         return 1
-    from .seams import inductor
+    from .seams import inductor, ops
 
-    checks = [("Inductor seam", inductor.check())]
+    checks = [("Inductor seam", inductor.check()), ("Operator seam", ops.check())]
     if _version("executorch"):  # optional: checked only where it is installed
         from .seams import executorch
 
@@ -114,7 +114,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .manager import plugin_names
     from .session import Session
 
-    plugins = [name for name in plugin_names(args.plugins) if name]
+    plugin_lists = [[name for name in plugin_names(given) if name] for given in args.plugins or ["kv_elide"]]
+    plugins = list(dict.fromkeys(name for names in plugin_lists for name in names))
     options = _option_pairs("bench", args.option, plugins)
     if options is None:
         return 2
@@ -128,8 +129,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         backend_specs[key] = value
     Session(plugins, options=options)  # unknown plugins, options and bad values fail before any compile
     try:
-        results = run_bench(args.program, args.model, plugins, args.backend, args.out, options, backend_specs,
-                            args.ctx, args.layers, periods=args.periods)
+        results = run_bench(args.program, args.model, plugin_lists, args.backend, args.out, options, backend_specs,
+                            args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head)
     except RuntimeError as error:
         print(f"aoti-hooks bench: {error}", file=sys.stderr)
         return 1
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = commands.add_parser("bench", help="export memory of a program stock and with plugins, with a timeline")
     bench.add_argument("program", nargs="?", help="a torch.export.save file (.pt2); or use --model")
     bench.add_argument("--model", help="a built-in model instead: demo:cpu, demo:gpu, demo:gemma4-31b-slice, ...")
-    bench.add_argument("--plugins", default="kv_elide", help="comma-separated plugin names (default kv_elide)")
+    bench.add_argument("--plugins", action="append",
+                       help="comma-separated plugin names, one run (default kv_elide); repeat for more runs")
     bench.add_argument("--backend", choices=("torch", "executorch"), default="torch",
                        help="torch: aoti_compile_and_package; executorch: CudaBackend + CudaPartitioner")
     bench.add_argument("--backend-spec", action="append", default=[], metavar="KEY=VALUE",
@@ -169,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--ctx", type=int, help="--model only: context length")
     bench.add_argument("--layers", type=int, help="--model only: number of layers")
     bench.add_argument("--periods", type=int, help="--model demo:gemma4-31b-slice only: periods of 5 sliding + 1 full layer")
+    bench.add_argument("--lm-head", choices=("int4",),
+                       help="--model only: an int4 lm_head in ExecuTorch's CUDA layout (needs executorch)")
     bench.add_argument("--out", help="folder for report.json, report.md, timeline.png (default: a new temporary folder)")
     bench.set_defaults(run=cmd_bench)
     args = parser.parse_args(argv)

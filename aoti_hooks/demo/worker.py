@@ -44,11 +44,15 @@ def compile_one(spec: dict) -> dict:
     else:
         config = config_of(spec)
         model = build(config)
+        if spec.get("lm_head") == "int4":
+            from .quant import int4_lm_head
+
+            int4_lm_head(model)
         program = export_decoder(model)
         del model
         # each tensor once: a tied embedding/lm_head is one tensor under two names
         unique = {id(t): t for n, t in program.state_dict.items() if "cache" not in n}
-        weight_bytes = sum(t.numel() * t.element_size() for t in unique.values())
+        weight_bytes = sum(map(tensor_bytes, unique.values()))
     configs = dict(spec.get("inductor_configs") or {})
     if device.type == "cuda":
         torch.cuda.init()
@@ -104,6 +108,14 @@ def compile_one(spec: dict) -> dict:
         torch.cuda.memory._record_memory_history(enabled=None)
         result["peak_breakdown"] = live_at_peak(snapshot)
     return result
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    """Bytes a tensor holds; a quantized tensor subclass counts its inner tensors."""
+    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) and hasattr(tensor, "__tensor_flatten__"):
+        names, _ = tensor.__tensor_flatten__()
+        return sum(tensor_bytes(getattr(tensor, name)) for name in names)
+    return tensor.numel() * tensor.element_size()
 
 
 def file_digest(path: str) -> tuple[int, str]:

@@ -1,6 +1,67 @@
-"""aoti-hooks plugin `chunked_dequant`: Dequant-matmul transients during an AOTI export, sized from a memory budget.
+"""aoti-hooks plugin ``chunked_dequant``: dequant-matmul transients during an AOTI export, sized from a budget.
 
-Installed and discoverable; its hooks land with the plugin's own issue.
+While AOTI autotunes it runs the graph once eagerly, and the eager implementation of a
+weight-dequant matmul holds several dequantized copies of the weight at once (about 10 GiB
+for a 262144 x 5376 int4 lm_head). Inside a session this plugin runs every registered op
+(ExecuTorch's ``executorch_cuda::int{4,5,6,8}_plain_mm``, or one of yours through
+`register`) in row chunks whose temporaries fit ``max_transient``. The result equals the
+one-shot call; the runtime graph and the artifact are unchanged.
 """
 
-OPTIONS = ()
+from __future__ import annotations
+
+from aoti_hooks import Option, hookimpl, parse_size
+
+from .chunking import ChunkingMode, rows_per_chunk
+from .registry import EXECUTORCH_OPS, ChunkableOp, entries, register, resolved_entries, unregister
+
+NAME = "chunked_dequant"
+
+MiB, GiB = 2**20, 2**30
+# Without a target memory (a CPU compile, or a target spelled with smem= only).
+FALLBACK_BUDGET = 512 * MiB
+
+
+def parse_budget(value) -> int | str:
+    """``auto`` or a positive size such as ``268435456`` or ``256MiB``."""
+    text = value.decode() if isinstance(value, (bytes, bytearray)) else value
+    if isinstance(text, str) and text.strip().lower() == "auto":
+        return "auto"
+    size = parse_size(text)
+    if size <= 0:
+        raise ValueError("a budget must be more than 0 bytes")
+    return size
+
+
+parse_budget.__name__ = "budget"
+
+OPTIONS = (
+    Option("max_transient", parse_budget, "auto",
+           "bytes one dequant-matmul call may hold in temporaries, e.g. 256MiB; "
+           "auto: 1/64 of the target's memory, between 64 MiB and 1 GiB"),
+)
+
+
+def budget_for(session) -> tuple[int, str]:
+    """(bytes, where the figure came from) for this session's ``max_transient``."""
+    given = session.options_for(NAME)["max_transient"]
+    if given != "auto":
+        return given, "option"
+    memory = session.target.mem
+    if not memory:
+        return FALLBACK_BUDGET, "default (target memory unknown)"
+    return min(max(memory // 64, 64 * MiB), GiB), f"1/64 of target {session.target.name}"
+
+
+@hookimpl
+def compile_context(session):
+    budget, source = budget_for(session)
+    found = resolved_entries()
+    session.report.set(NAME, "max_transient_bytes", budget)
+    session.report.set(NAME, "budget_from", source)
+    session.report.set(NAME, "ops_known", len({entry.name for entry in found.values()}))
+    return ChunkingMode(found, budget, session.report, NAME)
+
+
+__all__ = ["EXECUTORCH_OPS", "ChunkableOp", "ChunkingMode", "NAME", "OPTIONS", "budget_for", "entries",
+           "register", "rows_per_chunk", "unregister"]

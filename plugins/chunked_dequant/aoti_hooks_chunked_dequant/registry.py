@@ -1,0 +1,172 @@
+"""Which dequant-matmul ops may run in row chunks, and how.
+
+An entry names the op, the arguments that hold the weight's rows (sliced along their first
+dimension; the output's ``out_dim`` has one entry per row), and ``bytes_per_row``: the
+temporaries the op's eager implementation holds per weight row, given its bound arguments.
+That last number is what turns a memory budget into a chunk size, so it must count what the
+implementation really creates; the ExecuTorch entries were measured (see `EXECUTORCH_OPS`).
+
+Entries are kept by op name, so an op may be registered before the module that defines it
+is imported; it takes effect in the sessions that start once it exists.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from aoti_hooks import AotiHooksError
+from aoti_hooks.seams import ops
+
+
+@dataclass(frozen=True)
+class ChunkableOp:
+    """One registered op: ``name`` (``ns::op.overload``), the row-sliced arguments, the output
+    dimension that joins the chunks, the transient bytes per row, and a row multiple chunks keep."""
+
+    name: str
+    sliced: tuple[str, ...]
+    bytes_per_row: Callable[[dict[str, Any]], int]
+    out_dim: int = -1
+    row_multiple: int = 256
+
+    def check_schema(self, op) -> None:
+        """Raise `AotiHooksError` unless every sliced argument is one of the op's arguments."""
+        names = ops.argument_names(op)
+        missing = [name for name in self.sliced if name not in names]
+        if missing:
+            raise AotiHooksError(
+                f"chunked_dequant entry for {self.name} slices argument(s) {', '.join(missing)}, "
+                f"which the op does not have (its arguments: {', '.join(names)}); fix the register() call"
+            )
+
+
+_entries: dict[str, ChunkableOp] = {}
+_lock = threading.Lock()
+
+
+def _name_of(op) -> str:
+    if isinstance(op, str):
+        name = op if "." in op.partition("::")[2] else f"{op}.default"
+        try:
+            ops.resolve_op(name)
+        except ValueError as error:
+            raise AotiHooksError(f"chunked_dequant: {error}") from None
+        return name
+    try:
+        return ops.qualified_name(ops.as_overload(op))
+    except TypeError as error:
+        raise AotiHooksError(f"chunked_dequant: {error}") from None
+
+
+# Chunks are whole multiples of this many rows. Matrix-multiply kernels tile the output in
+# blocks of rows and sum a partial block (the tail) in another order; a chunk that ends on a
+# block boundary is tiled exactly as the same rows of the whole call, so the bits agree. On
+# the CPU a 1000-row call in chunks of 50 differs in the last bits and in chunks of 64 does not.
+ROW_MULTIPLE = 256
+
+
+def register(op, *, sliced, bytes_per_row: Callable[[dict[str, Any]], int], out_dim: int = -1,
+             row_multiple: int = ROW_MULTIPLE) -> ChunkableOp:
+    """Let ``op`` run in row chunks inside sessions that use chunked_dequant.
+
+    ``op``: ``torch.ops.mylib.q4_mm`` (or ``.default``) or ``"mylib::q4_mm"``. ``sliced``: the
+    names of the arguments whose first dimension is the weight's rows. ``bytes_per_row``:
+    given the call's arguments by name, the bytes the implementation holds per row at its
+    peak (the dequantized row and every temporary). ``out_dim``: the output dimension whose
+    size is the row count. ``row_multiple``: chunks are multiples of this many rows (see
+    `ROW_MULTIPLE`). Registering the same op again replaces its entry.
+    """
+    sliced = (sliced,) if isinstance(sliced, str) else tuple(sliced)
+    if not sliced or not all(isinstance(name, str) for name in sliced):
+        raise AotiHooksError("register(..., sliced=...) needs the names of the arguments that hold the weight's rows")
+    if not callable(bytes_per_row):
+        raise AotiHooksError("register(..., bytes_per_row=...) needs a function of the call's arguments returning bytes")
+    if not isinstance(row_multiple, int) or row_multiple < 1:
+        raise AotiHooksError(f"register(..., row_multiple={row_multiple!r}) must be a positive integer")
+    entry = ChunkableOp(_name_of(op), sliced, bytes_per_row, out_dim, row_multiple)
+    resolved = ops.resolve_op(entry.name)
+    if resolved is not None:
+        entry.check_schema(resolved)
+    with _lock:
+        _entries[entry.name] = entry
+    return entry
+
+
+def unregister(op) -> None:
+    """Forget ``op``'s entry (no error when it had none)."""
+    with _lock:
+        _entries.pop(_name_of(op), None)
+
+
+def entries() -> dict[str, ChunkableOp]:
+    """Every registered entry, by op name."""
+    with _lock:
+        return dict(_entries)
+
+
+def resolved_entries() -> dict[Any, ChunkableOp]:
+    """The entries whose ops exist now, keyed by the op objects a call can arrive as.
+
+    A call reaches a torch-function mode as the ``OpOverload`` (Inductor's wrapper code) or
+    as the packet (``torch.ops.ns.op(...)``), so both keys are given for a default overload.
+    """
+    found: dict[Any, ChunkableOp] = {}
+    for entry in entries().values():
+        op = ops.resolve_op(entry.name)
+        if op is None:
+            continue
+        entry.check_schema(op)
+        found[op] = entry
+        if entry.name.endswith(".default"):
+            found[op.overloadpacket] = entry
+    return found
+
+
+# --- ExecuTorch's CUDA dequant-matmul ops (executorch.backends.cuda.quantize_op_dispatch) ---
+#
+# bytes_per_row counts the eager implementation's temporaries per weight row in units of
+# the activation's element size. Measured on the CPU with the torch profiler's allocation
+# records, running ExecuTorch 1.5.1's own implementations at K=5376, group sizes 32 and 128
+# (tests/chunked_dequant checks these against the installed implementations):
+#   int4: low + high nibbles (K/2 + K/2), stacked (K), minus zero (K), times scale (K),
+#         and per group scale, zero and their two broadcast steps (4 K/gs).
+#   int5: unpacked (K), minus zero (K), times scale (K), and K/8 of unpacking scratch.
+#   int6: 4.5 K; int8: 3 K.
+# The output row (M elements) is added on top.
+
+
+def _k(args: dict[str, Any], packed: str, per_byte: int) -> int:
+    return args[packed].shape[1] * per_byte
+
+
+def _int4_bytes(args):
+    k = _k(args, "qdata", 2)
+    return args["self"].element_size() * (4 * k + 4 * (k // args["group_size"]) + args["self"].shape[0])
+
+
+def _int5_bytes(args):
+    k = _k(args, "ql", 2)
+    return args["self"].element_size() * (3 * k + k // 8 + args["self"].shape[0])
+
+
+def _int6_bytes(args):
+    k = _k(args, "ql", 2)
+    return args["self"].element_size() * (9 * k // 2 + args["self"].shape[0])
+
+
+def _int8_bytes(args):
+    k = _k(args, "qdata", 1)
+    return args["self"].element_size() * (3 * k + args["self"].shape[0])
+
+
+EXECUTORCH_OPS = (
+    ("executorch_cuda::int4_plain_mm", ("qdata", "scale", "scale_step", "zero", "zero_point_step"), _int4_bytes),
+    ("executorch_cuda::int5_plain_mm", ("ql", "qh", "scale", "scale_step", "zero", "zero_point_step"), _int5_bytes),
+    ("executorch_cuda::int6_plain_mm", ("ql", "qh", "scale", "steps"), _int6_bytes),
+    ("executorch_cuda::int8_plain_mm", ("qdata", "scale", "zero"), _int8_bytes),
+)
+
+for _name, _sliced, _bytes in EXECUTORCH_OPS:
+    register(_name, sliced=_sliced, bytes_per_row=_bytes)
