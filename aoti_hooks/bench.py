@@ -24,10 +24,11 @@ from .text import format_bytes, table
 PHASE_COLOURS = {"move to device": "#c6dbef", "lowering": "#e5e5e5", "autotune": "#fdd0a2", "serialization": "#c7e9c0"}
 
 
-def variants(plugin_lists: list[list[str]], backend_specs: dict[str, str], options: dict) -> list[dict]:
+def variants(plugin_lists: list[list[str]], backend_specs: dict[str, str], options: dict,
+             common_specs: dict[str, str] | None = None) -> list[dict]:
     """stock, stock with the backend's own specs (if any), and one run per plugin list.
 
-    Each run gets the options of the plugins in its own list.
+    Each run gets the options of the plugins in its own list, and every run ``common_specs``.
     """
     runs = [{"variant": "stock", "plugins": [], "backend_specs": {}, "options": {}}]
     if backend_specs:
@@ -36,13 +37,16 @@ def variants(plugin_lists: list[list[str]], backend_specs: dict[str, str], optio
     for plugins in plugin_lists:
         runs.append({"variant": ",".join(plugins), "plugins": plugins, "backend_specs": {},
                      "options": {name: given for name, given in options.items() if name in plugins}})
+    for run in runs:
+        run["backend_specs"] = {**(common_specs or {}), **run["backend_specs"]}
     return runs
 
 
 def run_bench(program: str | None, model: str | None, plugin_lists: list[list[str]], backend: str, out: str | None,
               options: dict | None = None, backend_specs: dict[str, str] | None = None,
               ctx: int | None = None, layers: int | None = None, quiet: bool = False,
-              periods: int | None = None, lm_head: str | None = None) -> dict:
+              periods: int | None = None, lm_head: str | None = None,
+              common_specs: dict[str, str] | None = None) -> dict:
     import torch
 
     from .demo.model import CONFIGS
@@ -69,7 +73,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     if backend == "executorch" and not torch.cuda.is_available():
         raise AotiHooksError("--backend executorch lowers through ExecuTorch's CudaBackend and needs a CUDA GPU; "
                              "use --backend torch on this machine")
-    if backend_specs and backend != "executorch":
+    if (backend_specs or common_specs) and backend != "executorch":
         raise AotiHooksError("--backend-spec sets ExecuTorch compile specs; use it with --backend executorch")
     if not plugin_lists or not all(plugin_lists):
         raise AotiHooksError("bench compares stock with plugins; name them with --plugins kv_elide[,...] "
@@ -78,7 +82,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="aoti-hooks-bench-work-"))  # caches and artifacts, not results
     runs = []
-    planned = variants(plugin_lists, backend_specs or {}, options or {})
+    planned = variants(plugin_lists, backend_specs or {}, options or {}, common_specs)
     for index, run in enumerate(planned):
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{index}")}
         spec = {**base, **run, "package": str(work / f"run{index}.pt2"),

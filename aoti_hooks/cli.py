@@ -119,18 +119,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     options = _option_pairs("bench", args.option, plugins)
     if options is None:
         return 2
-    backend_specs = {}
-    for item in args.backend_spec:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            print(f"aoti-hooks bench: --backend-spec {item!r} must look like <key>=<value>, e.g. low_memory_mode=ON",
-                  file=sys.stderr)
-            return 2
-        backend_specs[key] = value
+    backend_specs, common_specs = {}, {}
+    for flag, items, found in (("--backend-spec", args.backend_spec, backend_specs),
+                               ("--common-spec", args.common_spec, common_specs)):
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                print(f"aoti-hooks bench: {flag} {item!r} must look like <key>=<value>, e.g. low_memory_mode=ON",
+                      file=sys.stderr)
+                return 2
+            found[key] = value
     Session(plugins, options=options)  # unknown plugins, options and bad values fail before any compile
     try:
         results = run_bench(args.program, args.model, plugin_lists, args.backend, args.out, options, backend_specs,
-                            args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head)
+                            args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
+                            common_specs=common_specs)
     except RuntimeError as error:
         print(f"aoti-hooks bench: {error}", file=sys.stderr)
         return 1
@@ -171,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--ctx", type=int, help="--model only: context length")
     bench.add_argument("--layers", type=int, help="--model only: number of layers")
     bench.add_argument("--periods", type=int, help="--model demo:gemma4-31b-slice only: periods of 5 sliding + 1 full layer")
+    bench.add_argument("--common-spec", action="append", default=[], metavar="KEY=VALUE",
+                       help="an ExecuTorch compile spec given to every run, e.g. autotune_at_compile_time=OFF")
     bench.add_argument("--lm-head", choices=("int4",),
                        help="--model only: an int4 lm_head in ExecuTorch's CUDA layout (needs executorch)")
     bench.add_argument("--out", help="folder for report.json, report.md, timeline.png (default: a new temporary folder)")

@@ -60,6 +60,7 @@ def compile_context(session):
     session.report.set(NAME, "max_transient_bytes", budget)
     session.report.set(NAME, "budget_from", source)
     session.report.set(NAME, "ops_known", len({entry.name for entry in found.values()}))
+    session.report.set(NAME, "calls", 0)  # stays 0 when the compile never runs a registered op eagerly
     return ChunkingMode(found, budget, session.report, NAME)
 
 
