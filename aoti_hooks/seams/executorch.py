@@ -256,3 +256,28 @@ def _collector_patches():
         yield
     finally:
         COLLECTOR_PATCHES.release()
+
+
+# --- ExecuTorch's eager dequant-matmul implementations --------------------------------------
+
+_DEQUANT_IMPLS = {  # op -> (module, function registered as the op's CUDA kernel)
+    "executorch_cuda::int4_plain_mm.default": ("int4_dispatch", "_cuda"),
+    "executorch_cuda::int5_plain_mm.default": ("int5_dispatch", "_cuda_int5"),
+    "executorch_cuda::int6_plain_mm.default": ("int6_dispatch", "_cuda_int6"),
+    "executorch_cuda::int8_plain_mm.default": ("int8_dispatch", "_cuda_int8"),
+}
+
+
+def dequant_matmul_impl(op_name: str):
+    """The Python function ExecuTorch registered as ``op_name``'s CUDA kernel, or None.
+
+    chunked_dequant calls it on row slices while its own kernel stands in front of it.
+    Only modules already imported are looked at: the op exists only once its module ran.
+    """
+    import sys
+
+    found = _DEQUANT_IMPLS.get(op_name)
+    if found is None:
+        return None
+    module = sys.modules.get(f"executorch.backends.cuda.quantize_op_dispatch.{found[0]}")
+    return getattr(module, found[1], None) if module is not None else None

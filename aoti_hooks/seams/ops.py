@@ -1,9 +1,10 @@
-"""The seam into torch's operator internals: op lookup by name, schemas, and "is this a trace?".
+"""The seam into torch's operator internals: op lookup by name, schemas, and kernel overrides.
 
 A plugin that replaces an operator's eager run (chunked_dequant) must name the op's
-arguments (``OpOverload._schema``) and must leave traced calls alone: a call seen while a
-tracing dispatch mode is active (``make_fx``, fake tensors, functionalization) would write
-the replacement into the runtime graph. Those are private torch symbols, so they live here.
+arguments (``OpOverload._schema``) and put its own kernel in front of the op's backend
+kernel for a while (``torch.library.Library`` plus its private bookkeeping, ``_impls`` and
+``_destroy``). A backend kernel runs only with real tensors, never while a graph is traced,
+so the runtime graph cannot change. Those symbols are private, so they live here.
 """
 
 from __future__ import annotations
@@ -52,11 +53,41 @@ def argument_names(op) -> tuple[str, ...]:
     return tuple(argument.name for argument in as_overload(op)._schema.arguments)
 
 
-def tracing_active() -> bool:
-    """True while a call would be traced rather than run (a dispatch mode or Dynamo is active)."""
-    if torch.compiler.is_compiling():
-        return True
-    return torch._C._len_torch_dispatch_stack() > 0
+def override_kernel(op, dispatch_key: str, kernel):
+    """Make ``kernel`` the op's implementation for ``dispatch_key`` until `restore_kernel`.
+
+    The dispatcher keeps every registration of a key and runs the newest, so removing ours
+    brings back the one it covered. torch.library remembers Python registrations by
+    ``ns/op/key`` (``torch.library._impls``) and refuses a second one on some versions;
+    the entry is set aside while ours is made and put back as it was when ours goes.
+    """
+    import warnings
+
+    op = as_overload(op)
+    schema = op._schema
+    namespace, name = schema.name.split("::")
+    overload = f"{name}.{schema.overload_name}" if schema.overload_name else name
+    key = f"{namespace}/{overload}/{dispatch_key}"
+    had = key in torch.library._impls
+    torch.library._impls.discard(key)
+    library = torch.library.Library(namespace, "IMPL")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Overriding a previously registered kernel": that is the point
+            library.impl(overload, kernel, dispatch_key)
+    except BaseException:
+        restore_kernel((library, key, had))
+        raise
+    return library, key, had
+
+
+def restore_kernel(handle) -> None:
+    """Remove a kernel made by `override_kernel`; the covered registration runs again."""
+    library, key, had = handle
+    library._destroy()
+    library._op_impls.clear()  # its finalizer would take the key out of _impls again later
+    if had:
+        torch.library._impls.add(key)
 
 
 def check() -> list[tuple[str, str | None]]:
@@ -65,7 +96,8 @@ def check() -> list[tuple[str, str | None]]:
         ("torch._ops.OpOverload", lambda: torch._ops.OpOverload),
         ("torch._ops.OpOverloadPacket", lambda: torch._ops.OpOverloadPacket),
         ("OpOverload._schema", lambda: torch.ops.aten.mm.default._schema.arguments),
-        ("torch._C._len_torch_dispatch_stack", lambda: torch._C._len_torch_dispatch_stack()),
+        ("torch.library._impls", lambda: torch.library._impls.__contains__),
+        ("torch.library.Library._destroy", lambda: torch.library.Library._destroy),
     ]
     results = []
     for label, probe in needed:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from aoti_hooks import Option, hookimpl, parse_size
 
-from .chunking import ChunkingMode, rows_per_chunk
+from .chunking import Chunker, chunking, rows_per_chunk
 from .registry import EXECUTORCH_OPS, ChunkableOp, entries, register, resolved_entries, unregister
 
 NAME = "chunked_dequant"
@@ -59,10 +59,10 @@ def compile_context(session):
     found = resolved_entries()
     session.report.set(NAME, "max_transient_bytes", budget)
     session.report.set(NAME, "budget_from", source)
-    session.report.set(NAME, "ops_known", len({entry.name for entry in found.values()}))
+    session.report.set(NAME, "ops_known", len(found))
     session.report.set(NAME, "calls", 0)  # stays 0 when the compile never runs a registered op eagerly
-    return ChunkingMode(found, budget, session.report, NAME)
+    return chunking(found, Chunker(budget, session.report, NAME))
 
 
-__all__ = ["EXECUTORCH_OPS", "ChunkableOp", "ChunkingMode", "NAME", "OPTIONS", "budget_for", "entries",
+__all__ = ["EXECUTORCH_OPS", "ChunkableOp", "Chunker", "NAME", "OPTIONS", "budget_for", "entries",
            "register", "rows_per_chunk", "unregister"]

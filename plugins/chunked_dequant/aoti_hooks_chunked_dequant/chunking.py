@@ -1,23 +1,27 @@
 """Run registered dequant-matmul ops in row chunks sized from a memory budget.
 
-During an AOTI compile Inductor runs the graph once eagerly to autotune (the cpp-wrapper
-first pass), and there a vocab-sized dequant-matmul holds several dequantized copies of its
-weight at once. `ChunkingMode` is a torch-function mode, entered around the compile
-(``compile_context``), that catches calls of registered ops with real tensors and runs them
-over slices of the weight's rows, each slice small enough that its temporaries fit
-``max_transient``. The chunk outputs are copied into one output tensor. Output rows of a
-matmul are independent, so the result equals the one-shot call. Traced calls (fake tensors,
-a dispatch mode active) pass through untouched, so the runtime graph never changes. A mode
-is local to the thread that entered it and disappears when the compile ends.
+During an AOTI compile Inductor may run the graph once eagerly (the cpp-wrapper first pass,
+when ``autotune_at_compile_time`` is off), and there a vocab-sized dequant-matmul holds
+several dequantized copies of its weight at once. While a session's compile is on, a
+chunking kernel stands in front of each registered op's device kernel (the dispatcher runs
+the newest registration). It runs the op's implementation over slices of the weight's rows,
+each small enough that its temporaries fit ``max_transient``, and copies the chunk outputs
+into one output tensor.
+
+A device kernel runs only with real tensors, never while a graph is traced, so the runtime
+graph cannot change. Inductor's first pass runs with every dispatch and torch-function mode
+taken off (seen on torch 2.11), which is why this is a kernel and not a mode. The kernel is
+process-wide while any session needs it; a call outside such a session (another thread, no
+session) runs the implementation once, as registered.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
-from typing import Any
-
-import torch
-from torch.overrides import TorchFunctionMode
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable
 
 from aoti_hooks import AotiHooksError
 from aoti_hooks.seams import ops
@@ -38,35 +42,16 @@ def rows_per_chunk(entry: ChunkableOp, bytes_per_row: int, budget: int) -> int:
     return (budget // block) * entry.row_multiple
 
 
-def _plain(value: Any) -> bool:
-    """A real tensor: not a fake, functional or other subclass tensor that a trace is made of."""
-    return type(value) is torch.Tensor or type(value) is torch.nn.Parameter
+class Chunker:
+    """One session's budget and report; runs one call of an entry in chunks."""
 
-
-class ChunkingMode(TorchFunctionMode):
-    """Catches calls of ``entries`` (op object -> `ChunkableOp`) and runs them in chunks."""
-
-    def __init__(self, entries: dict[Any, ChunkableOp], budget: int, report, plugin: str):
-        super().__init__()
-        self.entries = entries
+    def __init__(self, budget: int, report, plugin: str):
         self.budget = budget
         self.report = report
         self.plugin = plugin
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        entry = self.entries.get(func)
-        if entry is None:
-            return func(*args, **kwargs)
-        names = ops.argument_names(func)
+    def run(self, entry: ChunkableOp, impl: Callable, names: tuple[str, ...], args: tuple, kwargs: dict):
         bound = {**dict(zip(names, args)), **kwargs}
-        tensors = [value for value in bound.values() if isinstance(value, torch.Tensor)]
-        if not all(_plain(bound.get(name)) for name in entry.sliced) or not all(map(_plain, tensors)) \
-                or ops.tracing_active():
-            return func(*args, **kwargs)
-        return self._run(entry, func, names, list(args), kwargs, bound)
-
-    def _run(self, entry: ChunkableOp, func, names, args: list, kwargs: dict, bound: dict[str, Any]):
         rows = bound[entry.sliced[0]].shape[0]
         bytes_per_row = int(entry.bytes_per_row(bound))
         chunk = rows_per_chunk(entry, bytes_per_row, self.budget)
@@ -74,7 +59,7 @@ class ChunkingMode(TorchFunctionMode):
         self._note_peak("one_shot_transient_bytes", rows * bytes_per_row)
         if rows <= chunk:
             self._note_peak("peak_transient_bytes", rows * bytes_per_row)
-            return func(*args, **kwargs)
+            return impl(*args, **kwargs)
         count = math.ceil(rows / chunk)
         self.report.add(self.plugin, "calls_chunked")
         self.report.add(self.plugin, "chunks", count)
@@ -83,8 +68,9 @@ class ChunkingMode(TorchFunctionMode):
         out = None
         for start in range(0, rows, chunk):
             length = min(chunk, rows - start)
-            sliced_args, sliced_kwargs = self._sliced(entry, names, args, kwargs, start, length)
-            part = func(*sliced_args, **sliced_kwargs)
+            chunk_args, chunk_kwargs = _sliced(entry, names, args, kwargs, start, length)
+            part = impl(*chunk_args, **chunk_kwargs)
+            del chunk_args, chunk_kwargs
             if out is None:
                 shape = list(part.shape)
                 shape[entry.out_dim] = rows
@@ -93,18 +79,58 @@ class ChunkingMode(TorchFunctionMode):
             del part
         return out
 
-    @staticmethod
-    def _sliced(entry: ChunkableOp, names, args: list, kwargs: dict, start: int, length: int):
-        """(args, kwargs) with every sliced argument narrowed to rows [start, start + length)."""
-        args, kwargs = list(args), dict(kwargs)
-        for name in entry.sliced:
-            index = names.index(name)
-            if index < len(args):
-                args[index] = args[index].narrow(0, start, length)
-            else:
-                kwargs[name] = kwargs[name].narrow(0, start, length)
-        return args, kwargs
-
     def _note_peak(self, key: str, value: int) -> None:
         if value > self.report.get(self.plugin).get(key, 0):
             self.report.set(self.plugin, key, value)
+
+
+def _sliced(entry: ChunkableOp, names, args: tuple, kwargs: dict, start: int, length: int):
+    """(args, kwargs) with every sliced argument narrowed to rows [start, start + length)."""
+    args, kwargs = list(args), dict(kwargs)
+    for name in entry.sliced:
+        index = names.index(name)
+        if index < len(args):
+            args[index] = args[index].narrow(0, start, length)
+        else:
+            kwargs[name] = kwargs[name].narrow(0, start, length)
+    return args, kwargs
+
+
+# The chunker of the session whose compile is on, in this context (thread / task).
+_active: contextvars.ContextVar[Chunker | None] = contextvars.ContextVar("chunked_dequant_active", default=None)
+# op name -> [override handle, number of compiles using it]; process-wide.
+_overrides: dict[str, list] = {}
+_lock = threading.Lock()
+
+
+def _kernel(entry: ChunkableOp, impl: Callable, names: tuple[str, ...]) -> Callable:
+    def chunking_kernel(*args, **kwargs):
+        chunker = _active.get()
+        if chunker is None:
+            return impl(*args, **kwargs)
+        return chunker.run(entry, impl, names, args, kwargs)
+
+    return chunking_kernel
+
+
+@contextmanager
+def chunking(resolved: list[tuple[Any, ChunkableOp, Callable]], chunker: Chunker):
+    """Chunk the ``resolved`` ops' eager calls in this context with ``chunker``; undo on exit."""
+    token = _active.set(chunker)
+    taken: list[str] = []
+    try:
+        with _lock:
+            for op, entry, impl in resolved:
+                if entry.name not in _overrides:
+                    handle = ops.override_kernel(op, entry.dispatch_key, _kernel(entry, impl, ops.argument_names(op)))
+                    _overrides[entry.name] = [handle, 0]
+                _overrides[entry.name][1] += 1
+                taken.append(entry.name)
+        yield chunker
+    finally:
+        _active.reset(token)
+        with _lock:
+            for name in taken:
+                _overrides[name][1] -= 1
+                if _overrides[name][1] == 0:
+                    ops.restore_kernel(_overrides.pop(name)[0])

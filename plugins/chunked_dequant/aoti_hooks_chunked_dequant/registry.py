@@ -1,8 +1,10 @@
 """Which dequant-matmul ops may run in row chunks, and how.
 
-An entry names the op, the arguments that hold the weight's rows (sliced along their first
-dimension; the output's ``out_dim`` has one entry per row), and ``bytes_per_row``: the
-temporaries the op's eager implementation holds per weight row, given its bound arguments.
+An entry names the op, the device kernel it stands in front of (``dispatch_key``) and the
+eager implementation it calls per chunk (``impl``), the arguments that hold the weight's
+rows (sliced along their first dimension; the output's ``out_dim`` has one entry per row),
+and ``bytes_per_row``: the temporaries the implementation holds per weight row, given its
+bound arguments.
 That last number is what turns a memory budget into a chunk size, so it must count what the
 implementation really creates; the ExecuTorch entries were measured (see `EXECUTORCH_OPS`).
 
@@ -22,14 +24,25 @@ from aoti_hooks.seams import ops
 
 @dataclass(frozen=True)
 class ChunkableOp:
-    """One registered op: ``name`` (``ns::op.overload``), the row-sliced arguments, the output
-    dimension that joins the chunks, the transient bytes per row, and a row multiple chunks keep."""
+    """One registered op: ``name`` (``ns::op.overload``), the row-sliced arguments, the transient
+    bytes per row, the eager implementation and its dispatch key, the output dimension that
+    joins the chunks, and the row multiple chunks keep. ``impl`` None: ExecuTorch's own."""
 
     name: str
     sliced: tuple[str, ...]
     bytes_per_row: Callable[[dict[str, Any]], int]
+    impl: Callable | None = None
+    dispatch_key: str = "CUDA"
     out_dim: int = -1
     row_multiple: int = 256
+
+    def implementation(self) -> Callable | None:
+        """The function to call per chunk (ExecuTorch's is looked up in its module)."""
+        if self.impl is not None:
+            return self.impl
+        from aoti_hooks.seams.executorch import dequant_matmul_impl
+
+        return dequant_matmul_impl(self.name)
 
     def check_schema(self, op) -> None:
         """Raise `AotiHooksError` unless every sliced argument is one of the op's arguments."""
@@ -67,11 +80,14 @@ def _name_of(op) -> str:
 ROW_MULTIPLE = 256
 
 
-def register(op, *, sliced, bytes_per_row: Callable[[dict[str, Any]], int], out_dim: int = -1,
-             row_multiple: int = ROW_MULTIPLE) -> ChunkableOp:
+def register(op, *, sliced, bytes_per_row: Callable[[dict[str, Any]], int], impl: Callable,
+             dispatch_key: str = "CUDA", out_dim: int = -1, row_multiple: int = ROW_MULTIPLE) -> ChunkableOp:
     """Let ``op`` run in row chunks inside sessions that use chunked_dequant.
 
-    ``op``: ``torch.ops.mylib.q4_mm`` (or ``.default``) or ``"mylib::q4_mm"``. ``sliced``: the
+    ``op``: ``torch.ops.mylib.q4_mm`` (or ``.default``) or ``"mylib::q4_mm"``. ``impl``: the
+    op's eager implementation for ``dispatch_key`` (the function registered for it); inside
+    a session a chunking kernel stands in front of that kernel and calls ``impl`` once per
+    chunk, outside one ``impl`` runs as registered. ``sliced``: the
     names of the arguments whose first dimension is the weight's rows. ``bytes_per_row``:
     given the call's arguments by name, the bytes the implementation holds per row at its
     peak (the dequantized row and every temporary). ``out_dim``: the output dimension whose
@@ -83,9 +99,11 @@ def register(op, *, sliced, bytes_per_row: Callable[[dict[str, Any]], int], out_
         raise AotiHooksError("register(..., sliced=...) needs the names of the arguments that hold the weight's rows")
     if not callable(bytes_per_row):
         raise AotiHooksError("register(..., bytes_per_row=...) needs a function of the call's arguments returning bytes")
+    if not callable(impl):
+        raise AotiHooksError("register(..., impl=...) needs the op's eager implementation (a function) to call per chunk")
     if not isinstance(row_multiple, int) or row_multiple < 1:
         raise AotiHooksError(f"register(..., row_multiple={row_multiple!r}) must be a positive integer")
-    entry = ChunkableOp(_name_of(op), sliced, bytes_per_row, out_dim, row_multiple)
+    entry = ChunkableOp(_name_of(op), sliced, bytes_per_row, impl, dispatch_key, out_dim, row_multiple)
     resolved = ops.resolve_op(entry.name)
     if resolved is not None:
         entry.check_schema(resolved)
@@ -106,21 +124,16 @@ def entries() -> dict[str, ChunkableOp]:
         return dict(_entries)
 
 
-def resolved_entries() -> dict[Any, ChunkableOp]:
-    """The entries whose ops exist now, keyed by the op objects a call can arrive as.
-
-    A call reaches a torch-function mode as the ``OpOverload`` (Inductor's wrapper code) or
-    as the packet (``torch.ops.ns.op(...)``), so both keys are given for a default overload.
-    """
-    found: dict[Any, ChunkableOp] = {}
+def resolved_entries() -> list[tuple[Any, ChunkableOp, Callable]]:
+    """(op, entry, implementation) for each entry whose op and implementation exist now."""
+    found = []
     for entry in entries().values():
         op = ops.resolve_op(entry.name)
-        if op is None:
+        implementation = entry.implementation() if op is not None else None
+        if implementation is None:
             continue
         entry.check_schema(op)
-        found[op] = entry
-        if entry.name.endswith(".default"):
-            found[op.overloadpacket] = entry
+        found.append((op, entry, implementation))
     return found
 
 
@@ -169,4 +182,4 @@ EXECUTORCH_OPS = (
 )
 
 for _name, _sliced, _bytes in EXECUTORCH_OPS:
-    register(_name, sliced=_sliced, bytes_per_row=_bytes)
+    _entries[f"{_name}.default"] = ChunkableOp(f"{_name}.default", _sliced, _bytes)
