@@ -1,0 +1,246 @@
+"""chunked_dequant on the CPU: a dequant-matmul op registered through the public API runs in
+budget-sized row chunks inside a session (same bits, the chunk count the budget implies, the
+budget kept as measured by the profiler's allocation records), and nowhere else; ExecuTorch's
+shipped entries checked against the installed ops and their own implementations."""
+
+import math
+import threading
+from contextlib import ExitStack
+
+import pytest
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+import aoti_hooks
+import aoti_hooks_chunked_dequant as chunked_dequant
+from aoti_hooks import AotiHooksError
+from aoti_hooks.compile import enter_compile_contexts
+from aoti_hooks_chunked_dequant.chunking import Chunker, rows_per_chunk
+from aoti_hooks_chunked_dequant.registry import EXECUTORCH_OPS, entries
+
+ROWS, COLS, GROUP = 3000, 512, 32
+
+_lib = torch.library.Library("aoti_hooks_test", "DEF")
+_lib.define("q8_mm(Tensor x, Tensor qweight, Tensor scale, int group_size) -> Tensor")
+rows_seen: list[int] = []
+
+
+def q8_mm(x, qweight, scale, group_size):
+    """Dequantize (three weight-sized temporaries), then a matmul, as real dequant ops do."""
+    rows_seen.append(qweight.shape[0])
+    q = qweight.to(x.dtype).reshape(qweight.shape[0], -1, group_size)
+    w = (q * scale.to(x.dtype)[..., None]).reshape(qweight.shape[0], -1)
+    return torch.nn.functional.linear(x, w)
+
+
+def q8_bytes_per_row(args):
+    return args["x"].element_size() * 2 * args["qweight"].shape[1] + args["x"].element_size() * args["x"].shape[0]
+
+
+_lib.impl("q8_mm", q8_mm, "CPU")
+_lib.impl("q8_mm", lambda x, q, s, g: x.new_empty(x.shape[0], q.shape[0]), "Meta")
+chunked_dequant.register("aoti_hooks_test::q8_mm", sliced=("qweight", "scale"), impl=q8_mm,
+                         dispatch_key="CPU", bytes_per_row=q8_bytes_per_row, row_multiple=64)
+OP = torch.ops.aoti_hooks_test.q8_mm.default
+
+
+def inputs(rows=ROWS, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(2, COLS, generator=g),
+            torch.randint(-127, 128, (rows, COLS), dtype=torch.int8, generator=g),
+            torch.rand(rows, COLS // GROUP, generator=g), GROUP)
+
+
+def measured_peak(fn):
+    """Highest sum of live CPU allocations made while ``fn`` runs (profiler allocation records)."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = fn()
+    records = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in records:
+        live += nbytes
+        peak = max(peak, live)
+    return peak, out
+
+
+def in_compile(budget, fn, **session_kwargs):
+    session = aoti_hooks.session(["chunked_dequant"], chunked_dequant={"max_transient": budget}, **session_kwargs)
+    with session, ExitStack() as stack:
+        enter_compile_contexts(session, stack)
+        result = fn()
+    return result, session.report.get("chunked_dequant")
+
+
+def test_chunks_fit_the_budget_and_equal_one_shot():
+    args = inputs()
+    one_shot_peak, reference = measured_peak(lambda: OP(*args))
+    budget = 1800 * 1024
+    (peak, out), report = in_compile(budget, lambda: measured_peak(lambda: OP(*args)))
+    assert torch.equal(out, reference)
+    per_row = q8_bytes_per_row({"x": args[0], "qweight": args[1]})
+    rows = (budget // (per_row * 64)) * 64
+    assert report["chunks"] == math.ceil(ROWS / rows) == 7 and report["calls_chunked"] == 1
+    assert report["q8_mm.default"] == f"{ROWS} rows in 7 chunks of {rows}"
+    output_bytes = 2 * ROWS * 4
+    assert one_shot_peak > budget + output_bytes  # the one-shot call does not fit: the check below can fail
+    assert peak <= budget + output_bytes, (peak, budget)
+    assert report["peak_transient_bytes"] == rows * per_row <= budget
+
+
+def test_small_calls_run_once():
+    args = inputs(rows=128)
+    rows_seen.clear()
+    out, report = in_compile("1MiB", lambda: OP(*args))
+    assert rows_seen == [128] and report["calls"] == 1 and "calls_chunked" not in report
+    assert torch.equal(out, q8_mm(*args))
+
+
+def test_the_kernel_leaves_with_the_session_and_other_threads_are_untouched():
+    args = inputs()
+    from_thread = []
+
+    def call_and_thread():
+        rows_seen.clear()
+        OP(*args)
+        worker = threading.Thread(target=lambda: from_thread.append(list(rows_seen) + [OP(*args)]))
+        mark = len(rows_seen)
+        worker.start()
+        worker.join()
+        return rows_seen[:mark], rows_seen[mark:]
+
+    (in_session, in_thread), _ = in_compile("1800KiB", call_and_thread)
+    assert len(in_session) == 7 and in_thread == [ROWS]
+    rows_seen.clear()
+    OP(*args)
+    assert rows_seen == [ROWS]
+    assert "aoti_hooks_test/q8_mm/CPU" in torch.library._impls  # torch.library's bookkeeping put back
+
+    with pytest.raises(RuntimeError, match="boom"):
+        in_compile("1800KiB", lambda: (_ for _ in ()).throw(RuntimeError("boom")))
+    rows_seen.clear()
+    OP(*args)
+    assert rows_seen == [ROWS]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0", "a budget must be more than 0 bytes"),
+    ("-1", "expected a size such as"),
+    ("plenty", "expected a size such as"),
+])
+def test_bad_budgets_are_refused_in_one_sentence(value, message):
+    with pytest.raises(AotiHooksError, match=f"bad value '{value}' for option 'max_transient' of plugin 'chunked_dequant': {message}"):
+        aoti_hooks.session(["chunked_dequant"], chunked_dequant={"max_transient": value})
+
+
+def test_a_budget_below_one_chunk_names_the_op_and_the_fix():
+    with pytest.raises(AotiHooksError, match=r"max_transient=1.0 KiB is smaller than one chunk of aoti_hooks_test::q8_mm.default "
+                                             r"\(64 row\(s\) need 256.5 KiB\); raise max_transient to at least 262656 bytes"):
+        in_compile("1KiB", lambda: OP(*inputs()))
+
+
+def test_default_budget_comes_from_the_target():
+    session = aoti_hooks.session(["chunked_dequant"], target="rtx5090")
+    assert chunked_dequant.budget_for(session) == (512 * 2**20, "1/64 of target rtx5090")
+    session = aoti_hooks.session(["chunked_dequant"], target="h100")
+    assert chunked_dequant.budget_for(session) == (2**30, "1/64 of target h100")
+    session = aoti_hooks.session(["chunked_dequant"], target="smem=101376")
+    assert chunked_dequant.budget_for(session) == (512 * 2**20, "default (target memory unknown)")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"sliced": ("weight",)}, r"slices argument\(s\) weight, which the op does not have"),
+    ({"impl": None}, "needs the op's eager implementation"),
+    ({"row_multiple": 0}, "must be a positive integer"),
+])
+def test_register_refuses_bad_entries(kwargs, message):
+    given = {"sliced": ("qweight",), "bytes_per_row": q8_bytes_per_row, "impl": q8_mm, **kwargs}
+    with pytest.raises(AotiHooksError, match=message):
+        chunked_dequant.register("aoti_hooks_test::q8_mm", **given)
+    valid = {"sliced": ("qweight",), "bytes_per_row": q8_bytes_per_row, "impl": q8_mm}
+    with pytest.raises(AotiHooksError, match="expected an op name such as 'mylib::my_mm'"):
+        chunked_dequant.register("q8_mm", **valid)
+
+
+def test_aoti_compile_in_a_session_leaves_the_runtime_graph_alone(tmp_path):
+    """The op traced into an AOTI package with chunked_dequant on: at run time it gets every row."""
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            _, qweight, scale, _ = inputs()
+            self.register_buffer("qweight", qweight)
+            self.register_buffer("scale", scale)
+
+        def forward(self, x):
+            return OP(x, self.qweight, self.scale, GROUP)
+
+    model = Head()
+    steps = [inputs(seed=seed)[0] for seed in range(3)]
+    program = torch.export.export(model, (steps[0],))
+    path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "head.pt2"), plugins=["chunked_dequant"],
+                                               chunked_dequant={"max_transient": "256KiB"})
+    loaded = torch._inductor.aoti_load_package(path)
+    rows_seen.clear()
+    for x in steps:
+        assert torch.equal(loaded(x), model(x))
+    assert rows_seen == [ROWS] * 6  # package and eager: one full call each, no chunks
+
+
+# --- ExecuTorch's entries ----------------------------------------------------------------
+
+def _executorch_case(name, rows, cols, group):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(1, cols, generator=g).to(torch.bfloat16)
+    u8 = lambda *shape: torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
+    steps = lambda: (torch.rand(rows, cols // 256, generator=g) * 0.01).to(torch.float16)
+    groups = cols // group
+    return {
+        "int4_plain_mm": (x, u8(rows, cols // 2), u8(rows, groups), steps(), u8(rows, groups), steps(), group),
+        "int5_plain_mm": (x, u8(rows, cols // 2), u8(rows, cols // 8), u8(rows, groups), steps(), u8(rows, groups), steps(), group),
+        "int6_plain_mm": (x, u8(rows, cols // 2), u8(rows, cols // 4),
+                          torch.randint(-100, 100, (rows, groups), dtype=torch.int8, generator=g), steps(), group),
+        "int8_plain_mm": (x, torch.randint(-127, 128, (rows, cols), dtype=torch.int8, generator=g),
+                          torch.rand(rows, groups, generator=g).to(torch.bfloat16),
+                          torch.rand(rows, groups, generator=g).to(torch.bfloat16), group),
+    }[name]
+
+
+@pytest.fixture(scope="module")
+def executorch_ops():
+    pytest.importorskip("torchao")
+    pytest.importorskip("executorch.backends.cuda.quantize_op_dispatch")
+    from aoti_hooks_chunked_dequant.registry import resolved_entries
+
+    return {entry.name.split("::")[1].split(".")[0]: (op, entry, impl) for op, entry, impl in resolved_entries()
+            if entry.name.startswith("executorch_cuda::")}
+
+
+@pytest.mark.parametrize("name", [name.split("::")[1] for name, _, _ in EXECUTORCH_OPS])
+def test_executorch_entries_match_the_installed_ops(executorch_ops, name):
+    op, entry, impl = executorch_ops[name]
+    assert entry is entries()[f"executorch_cuda::{name}.default"]
+    args = [a.to("meta") if isinstance(a, torch.Tensor) else a for a in _executorch_case(name, 768, 512, 32)]
+    assert OP is not op and op(*args).shape == (1, 768)  # the output's last dimension is the sliced rows
+    names = [a.name for a in op._schema.arguments]
+    assert set(entry.sliced) <= set(names) and names[0] == "self"
+    for sliced in entry.sliced:
+        assert args[names.index(sliced)].shape[0] == 768
+
+
+@pytest.mark.parametrize("group", [32, 128])
+@pytest.mark.parametrize("name", [name.split("::")[1] for name, _, _ in EXECUTORCH_OPS])
+def test_executorch_bytes_per_row_counts_what_the_implementation_holds(executorch_ops, name, group):
+    """ExecuTorch's own implementation run on the CPU: its measured peak fits the declared
+    bytes per row (within 10%), and in chunks it gives the one-shot bits."""
+    op, entry, impl = executorch_ops[name]
+    rows, cols = 2048, 1024
+    args = _executorch_case(name, rows, cols, group)
+    names = tuple(a.name for a in op._schema.arguments)
+    declared = entry.bytes_per_row(dict(zip(names, args)))
+    peak, reference = measured_peak(lambda: impl(*args))
+    assert peak <= declared * rows <= 1.1 * peak, (peak / rows, declared)
+    report = aoti_hooks.Report()
+    budget = declared * 512
+    out = Chunker(budget, report, "chunked_dequant").run(entry, impl, names, args, {})
+    assert torch.equal(out, reference)
+    assert report.get("chunked_dequant")["chunks"] == rows // rows_per_chunk(entry, declared, budget) == 4
