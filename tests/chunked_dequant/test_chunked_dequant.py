@@ -17,6 +17,7 @@ from aoti_hooks import AotiHooksError
 from aoti_hooks.compile import enter_compile_contexts
 from aoti_hooks_chunked_dequant.chunking import Chunker, rows_per_chunk
 from aoti_hooks_chunked_dequant.registry import EXECUTORCH_OPS, entries
+from helpers import INDUCTOR_CONFIGS, package_constants
 
 ROWS, COLS, GROUP = 3000, 512, 32
 
@@ -162,7 +163,8 @@ def test_register_refuses_bad_entries(kwargs, message):
 
 
 def test_aoti_compile_in_a_session_leaves_the_runtime_graph_alone(tmp_path):
-    """The op traced into an AOTI package with chunked_dequant on: at run time it gets every row."""
+    """The op traced into an AOTI package with chunked_dequant on: at run time it gets every row,
+    and the package's constants are the stock package's, byte for byte."""
 
     class Head(torch.nn.Module):
         def __init__(self):
@@ -178,7 +180,12 @@ def test_aoti_compile_in_a_session_leaves_the_runtime_graph_alone(tmp_path):
     steps = [inputs(seed=seed)[0] for seed in range(3)]
     program = torch.export.export(model, (steps[0],))
     path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "head.pt2"), plugins=["chunked_dequant"],
+                                               inductor_configs=INDUCTOR_CONFIGS,
                                                chunked_dequant={"max_transient": "256KiB"})
+    stock = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "stock.pt2"),
+                                                     inductor_configs=INDUCTOR_CONFIGS)
+    constants = package_constants(path)
+    assert constants == package_constants(stock) and len(constants) == 2
     loaded = torch._inductor.aoti_load_package(path)
     rows_seen.clear()
     for x in steps:
