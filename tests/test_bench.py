@@ -41,6 +41,11 @@ def test_bench_a_saved_program(tmp_path, capsys):
     (["bench", "--model", "demo:tiny", "--backend-spec", "low_memory_mode=ON"], "--backend-spec sets ExecuTorch compile specs"),
     (["bench", "--model", "demo:tiny", "--plugins", "no_such"], "unknown plugin 'no_such'"),
     (["bench", "--model", "demo:tiny", "--backend", "executorch"], "needs a CUDA GPU"),
+    (["bench", "--model", "demo:tiny", "--common-spec", "autotune_at_compile_time"], "--common-spec 'autotune_at_compile_time' must look like <key>=<value>"),
+    (["bench", "--model", "demo:tiny", "--common-spec", "a=b"], "--backend-spec sets ExecuTorch compile specs"),
+    (["bench", "missing.pt2", "--lm-head", "int4"], "--lm-head changes a built-in model"),
+    (["bench", "--model", "demo:tiny", "--plugins", "kv_elide", "--option", "chunked_dequant.max_transient=1MiB"],
+     "--option 'chunked_dequant.max_transient=1MiB' must look like <plugin>.<option>=<value> for a plugin in --plugins"),
 ])
 def test_bench_refuses_bad_input_in_one_sentence(argv, message, capsys):
     if "executorch" in argv and torch.cuda.is_available():
@@ -52,3 +57,17 @@ def test_bench_refuses_bad_input_in_one_sentence(argv, message, capsys):
 def test_periods_only_for_alternating_models(capsys):
     assert main(["bench", "--model", "demo:tiny", "--periods", "2"]) == 2
     assert "--periods needs a model with alternating layers" in capsys.readouterr().err
+
+
+def test_each_plugins_list_is_a_run_with_its_own_options():
+    from aoti_hooks.bench import variants
+
+    runs = variants([["kv_elide", "chunked_dequant"], ["kv_elide"]], {"low_memory_mode": "ON"},
+                    {"kv_elide": {"min_bytes": "1KiB"}, "chunked_dequant": {"max_transient": "256MiB"}},
+                    {"autotune_at_compile_time": "OFF"})
+    assert [run["variant"] for run in runs] == ["stock", "stock (low_memory_mode=ON)", "kv_elide,chunked_dequant", "kv_elide"]
+    assert runs[2]["options"] == {"kv_elide": {"min_bytes": "1KiB"}, "chunked_dequant": {"max_transient": "256MiB"}}
+    assert runs[3]["options"] == {"kv_elide": {"min_bytes": "1KiB"}}
+    assert [run["backend_specs"] for run in runs] == [
+        {"autotune_at_compile_time": "OFF"}, {"autotune_at_compile_time": "OFF", "low_memory_mode": "ON"},
+        {"autotune_at_compile_time": "OFF"}, {"autotune_at_compile_time": "OFF"}]

@@ -70,6 +70,22 @@ def check() -> list[tuple[str, str | None]]:
             f"{label} has parameters {found}, expected {params}; aoti-hooks supports {SUPPORTED_EXECUTORCH}"
         )
         results.append((label, problem))
+    return results + _dequant_impl_checks()
+
+
+def _dequant_impl_checks() -> list[tuple[str, str | None]]:
+    """ExecuTorch's eager dequant-matmul functions chunked_dequant calls (where they can be imported)."""
+    import importlib
+
+    try:
+        importlib.import_module("executorch.backends.cuda.quantize_op_dispatch")
+    except Exception:  # noqa: BLE001 - needs torchao; without it there is nothing to chunk
+        return []
+    results = []
+    for op_name, (module, function) in _DEQUANT_IMPLS.items():
+        label = f"quantize_op_dispatch.{module}.{function}"
+        found = callable(dequant_matmul_impl(op_name))
+        results.append((label, None if found else f"{label} is missing; chunked_dequant cannot chunk {op_name}"))
     return results
 
 
