@@ -73,8 +73,9 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     if backend == "executorch" and not torch.cuda.is_available():
         raise AotiHooksError("--backend executorch lowers through ExecuTorch's CudaBackend and needs a CUDA GPU; "
                              "use --backend torch on this machine")
-    if (backend_specs or common_specs) and backend != "executorch":
-        raise AotiHooksError("--backend-spec sets ExecuTorch compile specs; use it with --backend executorch")
+    for flag, given in (("--backend-spec", backend_specs), ("--common-spec", common_specs)):
+        if given and backend != "executorch":
+            raise AotiHooksError(f"{flag} sets ExecuTorch compile specs; use it with --backend executorch")
     if not plugin_lists or not all(plugin_lists):
         raise AotiHooksError("bench compares stock with plugins; name them with --plugins kv_elide[,...] "
                              "(give --plugins again for another run)")

@@ -42,7 +42,7 @@ def test_bench_a_saved_program(tmp_path, capsys):
     (["bench", "--model", "demo:tiny", "--plugins", "no_such"], "unknown plugin 'no_such'"),
     (["bench", "--model", "demo:tiny", "--backend", "executorch"], "needs a CUDA GPU"),
     (["bench", "--model", "demo:tiny", "--common-spec", "autotune_at_compile_time"], "--common-spec 'autotune_at_compile_time' must look like <key>=<value>"),
-    (["bench", "--model", "demo:tiny", "--common-spec", "a=b"], "--backend-spec sets ExecuTorch compile specs"),
+    (["bench", "--model", "demo:tiny", "--common-spec", "a=b"], "--common-spec sets ExecuTorch compile specs"),
     (["bench", "missing.pt2", "--lm-head", "int4"], "--lm-head changes a built-in model"),
     (["bench", "--model", "demo:tiny", "--plugins", "kv_elide", "--option", "chunked_dequant.max_transient=1MiB"],
      "--option 'chunked_dequant.max_transient=1MiB' must look like <plugin>.<option>=<value> for a plugin in --plugins"),

@@ -40,7 +40,7 @@ def compile_one(spec: dict) -> dict:
     if spec.get("program"):  # a torch.export.save file
         config = None
         program = torch.export.load(spec["program"])
-        weight_bytes = sum(t.numel() * t.element_size() for t in program.parameters())
+        weight_bytes = sum(map(tensor_bytes, program.parameters()))
     else:
         config = config_of(spec)
         model = build(config)

@@ -13,9 +13,7 @@ import torch
 
 
 def qualified_name(op) -> str:
-    """``namespace::name.overload`` of an ``OpOverload`` (``.default`` for a packet)."""
-    if isinstance(op, torch._ops.OpOverloadPacket):
-        op = op.default
+    """``namespace::name.overload`` of an ``OpOverload``."""
     schema = op._schema
     return f"{schema.name}.{schema.overload_name or 'default'}"
 

@@ -22,6 +22,13 @@ from aoti_hooks import AotiHooksError
 from aoti_hooks.seams import ops
 
 
+# Chunks are whole multiples of this many rows. Matrix-multiply kernels tile the output in
+# blocks of rows and sum a partial block (the tail) in another order; a chunk that ends on a
+# block boundary is tiled exactly as the same rows of the whole call, so the bits agree. On
+# the CPU a 1000-row call in chunks of 50 differs in the last bits and in chunks of 64 does not.
+ROW_MULTIPLE = 256
+
+
 @dataclass(frozen=True)
 class ChunkableOp:
     """One registered op: ``name`` (``ns::op.overload``), the row-sliced arguments, the transient
@@ -34,7 +41,7 @@ class ChunkableOp:
     impl: Callable | None = None
     dispatch_key: str = "CUDA"
     out_dim: int = -1
-    row_multiple: int = 256
+    row_multiple: int = ROW_MULTIPLE
 
     def implementation(self) -> Callable | None:
         """The function to call per chunk (ExecuTorch's is looked up in its module)."""
@@ -71,13 +78,6 @@ def _name_of(op) -> str:
         return ops.qualified_name(ops.as_overload(op))
     except TypeError as error:
         raise AotiHooksError(f"chunked_dequant: {error}") from None
-
-
-# Chunks are whole multiples of this many rows. Matrix-multiply kernels tile the output in
-# blocks of rows and sum a partial block (the tail) in another order; a chunk that ends on a
-# block boundary is tiled exactly as the same rows of the whole call, so the bits agree. On
-# the CPU a 1000-row call in chunks of 50 differs in the last bits and in chunks of 64 does not.
-ROW_MULTIPLE = 256
 
 
 def register(op, *, sliced, bytes_per_row: Callable[[dict[str, Any]], int], impl: Callable,
