@@ -12,8 +12,8 @@ dev:  ## install torch (CPU), the core and the three plugins (editable), and Exe
 
 # ExecuTorch for the integration tests, without its heavy optional dependencies (coremltools,
 # scikit-learn, torchao, ...): the AOTI backend and exir need only these.
-executorch:  ## ExecuTorch 1.5.1, torchao (its CUDA quantized ops import it) and the small pure-Python packages its AOTI backend imports
-	$(PY) -m pip install -q --no-deps executorch==1.5.1 torchao==0.18.0
+executorch:  ## ExecuTorch 1.5.1, torchao (its CUDA quantized ops import it), triton (its Triton kernels import it) and the small pure-Python packages its AOTI backend imports
+	$(PY) -m pip install -q --no-deps executorch==1.5.1 torchao==0.18.0 triton==3.7.1
 	$(PY) -m pip install -q flatbuffers numpy pyyaml ruamel.yaml tabulate expecttest packaging hypothesis
 
 test:  ## the whole suite, CPU only: real AOTI compiles

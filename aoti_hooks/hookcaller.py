@@ -100,6 +100,20 @@ class HookCaller:
                 configs = list(answer)
         return configs
 
+    def compiled_configs(self, kernel_name: str, compiled: list, target) -> list:
+        """The configs every plugin keeps, in order; each plugin sees the previous one's choice."""
+        kept = [config for config, _ in compiled]
+        for impl in self._impls("compiled_configs"):
+            offered = [(config, shared) for config, shared in compiled if any(config is k for k in kept)]
+            answer = self._call(impl, "compiled_configs", kernel_name=kernel_name, compiled=offered, target=target)
+            if answer is not None:
+                unknown = [config for config in answer if not any(config is k for k in kept)]
+                if unknown:
+                    raise PluginError(impl.plugin_name, "compiled_configs",
+                                      ValueError(f"returned configs it was not given: {unknown}"))
+                kept = list(answer)
+        return kept
+
     def aoti_options(self, user_options: dict[str, Any]) -> dict[str, Any]:
         """Merge every plugin's options under ``user_options``; conflicts are named."""
         asked: dict[str, tuple[str, Any]] = {}

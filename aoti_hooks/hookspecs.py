@@ -99,8 +99,23 @@ def compile_context(session: "Session") -> "AbstractContextManager | None":
 def autotune_configs(kernel: Any, configs: list, target: "Target", session: "Session") -> list | None:
     """Return the autotune configs to use for a known Triton kernel, or ``None`` to keep them.
 
-    Chained: each plugin receives the previous plugin's answer as ``configs``, in plugin
-    order. ``target`` says which GPU the artifact is for (shared memory, memory).
+    Called when torch traces a call of a ``triton.autotune`` kernel (``wrap_triton``, a
+    ``triton_op``, or ``torch.compile``) inside the compile: ``kernel`` is the kernel's
+    ``Autotuner``, ``configs`` its configs. The traced call uses the answer (the kernel
+    object itself is not changed). Chained: each plugin receives the previous plugin's answer
+    as ``configs``, in plugin order. ``target`` says which GPU the artifact is for.
+    """
+
+
+@hookspec
+def compiled_configs(kernel_name: str, compiled: list, target: "Target", session: "Session") -> list | None:
+    """Return which compiled configs of a Triton kernel may be benchmarked and baked, or ``None``.
+
+    Called once per kernel after Inductor compiled its configs and before it builds
+    launchers (``CachingAutotuner``): ``kernel_name`` is the Triton function's name,
+    ``compiled`` a list of ``(config, shared_bytes)`` with the shared memory per block of
+    each compiled config (the compiled kernel's ``metadata.shared``). Return the configs to
+    keep (a subset of the given configs). Chained like ``autotune_configs``.
     """
 
 

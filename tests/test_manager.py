@@ -132,6 +132,32 @@ def test_autotune_configs_are_chained_in_plugin_order(register):
     assert session.hooks.autotune_configs("kernel", ["stock"], session.target) == ["stock", "two", "one"]
 
 
+class KeepSmall:
+    def __init__(self, limit):
+        self.limit = limit
+
+    @hookimpl
+    def compiled_configs(self, kernel_name, compiled, target, session):
+        return [config for config, shared in compiled if shared <= self.limit]
+
+
+class KeepStranger:
+    @hookimpl
+    def compiled_configs(self, kernel_name, compiled, target, session):
+        return ["a config it was not given"]
+
+
+def test_compiled_configs_are_chained_and_only_narrow(register):
+    register("under300", KeepSmall(300))
+    register("under150", KeepSmall(150))
+    register("stranger", KeepStranger())
+    a, b, c = object(), object(), object()
+    session = aoti_hooks.session(["under300", "under150"])
+    assert session.hooks.compiled_configs("k", [(a, 100), (b, 200), (c, 400)], session.target) == [a]
+    with pytest.raises(PluginError, match="returned configs it was not given"):
+        aoti_hooks.session(["stranger"]).hooks.compiled_configs("k", [(a, 100)], session.target)
+
+
 class Wrap:
     def __init__(self, log, name, fail_after=False):
         self.log, self.name, self.fail_after = log, name, fail_after

@@ -297,3 +297,36 @@ def dequant_matmul_impl(op_name: str):
         return None
     module = sys.modules.get(f"executorch.backends.cuda.quantize_op_dispatch.{found[0]}")
     return getattr(module, found[1], None) if module is not None else None
+
+
+# ExecuTorch's autotuned Triton SDPA kernels: (module under executorch.backends.cuda.triton.kernels,
+# attribute). The attributes are private to ExecuTorch; sdpa_configs reaches them only here.
+SDPA_KERNELS = {
+    "sdpa": ("sdpa", "_sdpa_fwd_kernel"),
+    "sdpa_decode_splitk": ("sdpa", "_sdpa_decode_splitk_kernel"),
+    "tq4_sdpa": ("tq4_sdpa", "_tq4_sdpa_prefill_kernel"),
+    "tq4_sdpa_decode_splitk": ("tq4_sdpa", "_tq4_sdpa_decode_splitk_kernel"),
+}
+
+
+def triton_sdpa_kernel(name: str):
+    """ExecuTorch's autotuned Triton kernel behind ``name`` (a key of `SDPA_KERNELS`).
+
+    Imports ``executorch.backends.cuda.triton.kernels.<module>`` (it needs triton); raises a
+    `SeamError` naming what is missing.
+    """
+    import importlib
+
+    module_name, attribute = SDPA_KERNELS[name]
+    path = f"executorch.backends.cuda.triton.kernels.{module_name}"
+    try:
+        module = importlib.import_module(path)
+    except Exception as error:
+        raise SeamError(f"{path} cannot be imported ({type(error).__name__}: {error}); "
+                        f"sdpa_configs needs executorch 1.5 with triton") from None
+    kernel = getattr(module, attribute, None)
+    if kernel is None or not hasattr(kernel, "configs"):
+        raise SeamError(f"{path}.{attribute} is missing or not a triton.autotune kernel; "
+                        f"aoti-hooks supports executorch 1.5.x")
+    return kernel
+

@@ -7,7 +7,11 @@ While a session is active it routes
   ``TensorProperties``/``Weights`` on the ``pickle_weights`` path) to ``serialize_constant``;
 - the buffer clone in ``compile_fx._unlift_graph`` (``clone_preserve_strides``) to
   ``clone_lifted_buffer``, recognised by a context flag set while ``_unlift_graph`` runs;
-- ``CachingAutotuner.run`` to ``autotune_arguments``.
+- ``CachingAutotuner.run`` to ``autotune_arguments``;
+- the configs of a ``triton.autotune`` kernel when torch traces a call of it
+  (``TritonHOPifier.call_triton_kernel``, outside Dynamo) to ``autotune_configs``;
+- the compiled configs of a Triton kernel, before Inductor builds its launchers
+  (``CachingAutotuner._make_launchers``), to ``compiled_configs``.
 
 Inductor serializes constants from a thread pool, where the session's context variable is
 not set; so a graph that a session touched is bound to it, and calls on that graph find it.
@@ -26,6 +30,7 @@ import torch
 
 from ..errors import SeamError
 from ..session import current_session
+from . import triton as triton_seam
 from .patching import Patch, PatchSet
 
 SUPPORTED_TORCH = "torch 2.11 through 2.14"
@@ -88,7 +93,14 @@ SYMBOLS = (
     Symbol("torch._inductor.compile_fx", "_unlift_graph", ("mod", "gm", "graph_signature")),
     Symbol("torch._inductor.compile_fx", "clone_preserve_strides", ("x",)),
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner.run", ("self", "args", "stream")),
+    Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._make_launchers", ("self",)),
+    Symbol("torch._higher_order_ops.triton_kernel_wrap", "TritonHOPifier.call_triton_kernel",
+           ("self", "variable", "args", "kwargs", "tx")),
+    Symbol("torch._higher_order_ops.triton_kernel_wrap", "TritonHOPifier.recreate_variable",
+           ("self", "variable", "kernel", "kernel_idx", "grid")),
 )
+# Read, not patched: the traced-call patch calls it to give a call its own kernel.
+_READ_ONLY = {"torch._higher_order_ops.triton_kernel_wrap.TritonHOPifier.recreate_variable"}
 
 
 def check_torch_version() -> None:
@@ -323,6 +335,65 @@ def _patched_run(original: Callable) -> Callable:
     return run
 
 
+def _patched_call_triton_kernel(original: Callable) -> Callable:
+    """Give a traced call of an autotuned kernel the configs the plugins answer.
+
+    The call gets a copy of the kernel (`triton_seam.with_configs`) in a new kernel-table
+    entry, as torch itself does after ``prune_configs_by``; the kernel object is unchanged.
+    Dynamo's path (``tx`` set) is left alone: its guards name the original kernel's configs.
+    """
+
+    def call_triton_kernel(self, variable, args, kwargs, tx):
+        session = current_session()
+        kernel = getattr(variable, "kernel", None)
+        if (
+            session is None
+            or tx is not None
+            or not session.hooks.implemented("autotune_configs")
+            or not triton_seam.is_autotuner(kernel)
+            or getattr(kernel, "_aoti_hooks_offered", False)
+        ):
+            return original(self, variable, args, kwargs, tx)
+        stock = triton_seam.configs_of(kernel)
+        configs = session.hooks.autotune_configs(kernel, stock, session.target)
+        if [id(c) for c in configs] == [id(c) for c in stock]:
+            return original(self, variable, args, kwargs, tx)
+        if not configs:
+            raise SeamError(
+                f"the plugins left no autotune config for Triton kernel {triton_seam.kernel_name(kernel)!r}"
+            )
+        offered = triton_seam.with_configs(kernel, configs)
+        offered._aoti_hooks_offered = True
+        variable = self.recreate_variable(variable, kernel=offered, kernel_idx=None, grid=variable.grid)
+        return original(self, variable, args, kwargs, tx)
+
+    return call_triton_kernel
+
+
+def _patched_make_launchers(original: Callable) -> Callable:
+    """Let the plugins drop compiled configs (by their real shared memory) before launchers exist."""
+
+    def _make_launchers(self):
+        session = current_session()
+        results = list(getattr(self, "compile_results", None) or [])
+        if (
+            session is None
+            or not results
+            or getattr(self, "launchers", None)
+            or not session.hooks.implemented("compiled_configs")
+        ):
+            return original(self)
+        compiled = [(result.config, triton_seam.compiled_shared_bytes(result)) for result in results]
+        name = triton_seam.kernel_name(self.fn)
+        kept = session.hooks.compiled_configs(name, compiled, session.target)
+        if not kept:
+            raise SeamError(f"the plugins kept no compiled config of Triton kernel {name!r}")
+        self.compile_results = [result for result in results if any(result.config is k for k in kept)]
+        return original(self)
+
+    return _make_launchers
+
+
 _MAKERS = {
     "torch._inductor.graph.is_same_tensor": _patched_is_same_tensor,
     "torch._inductor.graph.GraphLowering.allocate_non_dup_const_name": _patched_allocate,
@@ -332,6 +403,8 @@ _MAKERS = {
     "torch._inductor.compile_fx._unlift_graph": _patched_unlift,
     "torch._inductor.compile_fx.clone_preserve_strides": _patched_clone,
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner.run": _patched_run,
+    "torch._inductor.runtime.triton_heuristics.CachingAutotuner._make_launchers": _patched_make_launchers,
+    "torch._higher_order_ops.triton_kernel_wrap.TritonHOPifier.call_triton_kernel": _patched_call_triton_kernel,
 }
 
 
@@ -340,13 +413,14 @@ def _build() -> list[Patch]:
     patches = []
     for symbol in SYMBOLS:
         owner, attribute, _ = symbol.resolve()
-        patches.append(Patch(owner, attribute, _MAKERS[symbol.label]))
+        if symbol.label not in _READ_ONLY:
+            patches.append(Patch(owner, attribute, _MAKERS[symbol.label]))
     return patches
 
 
 def patched_attributes() -> list[tuple[Any, str]]:
     """(owner, attribute) of every patch, for tests that check restoration."""
-    return [symbol.resolve()[:2] for symbol in SYMBOLS]
+    return [symbol.resolve()[:2] for symbol in SYMBOLS if symbol.label not in _READ_ONLY]
 
 
 PATCHES = PatchSet(_build)

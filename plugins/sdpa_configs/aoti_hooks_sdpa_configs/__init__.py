@@ -1,6 +1,158 @@
-"""aoti-hooks plugin `sdpa_configs`: Triton SDPA autotune configs that fit the target GPU's shared memory, each checked for numerics.
+"""aoti-hooks plugin ``sdpa_configs``: Triton SDPA autotune configs that fit the target GPU's shared memory.
 
-Installed and discoverable; its hooks land with the plugin's own issue.
+AOTI bakes one autotune winner per Triton kernel into the artifact. A winner picked on an H100
+(232,448 B of shared memory per block) may not launch on an RTX 4090/5090 (101,376 B), and a
+smaller tile added by hand may compute the wrong thing. Inside a session this plugin
+
+- offers each known kernel (ExecuTorch's ``sdpa``, ``sdpa_decode_splitk``, ``tq4_sdpa``,
+  ``tq4_sdpa_decode_splitk``, or one of yours through `register`) its stock configs plus
+  smaller-tile candidates, each only after it passed a numerics check against a float32
+  reference on the local GPU (verdicts are cached per kernel source, config and GPU);
+- drops every compiled config whose real shared memory (``metadata.shared``) exceeds the
+  target's budget before Inductor benchmarks them, so the baked winner fits the target;
+- leaves the kernels' own config lists as they were.
 """
 
-OPTIONS = ()
+from __future__ import annotations
+
+import torch
+
+from aoti_hooks import Option, hookimpl
+from aoti_hooks.seams.triton import config_key, kernel_name
+
+from .gate import judge
+from .registry import Case, TunedKernel, entries, known_names, register, unregister
+from .selection import NothingFits, fit, offer
+from .verdicts import MAX_ERROR, MIN_COSINE, Verdict, VerdictCache, default_cache_path
+
+NAME = "sdpa_configs"
+
+
+def parse_kernels(value) -> tuple[str, ...]:
+    """``all`` or a comma-separated list of known kernel names."""
+    text = value.decode() if isinstance(value, (bytes, bytearray)) else value
+    if isinstance(text, (list, tuple)):
+        names = tuple(str(v).strip() for v in text)
+    else:
+        names = tuple(part.strip() for part in str(text).split(",") if part.strip())
+    if names == ("all",):
+        return ()
+    if not names:
+        raise ValueError("name at least one kernel, or all")
+    return names
+
+
+parse_kernels.__name__ = "kernel list"
+
+
+def parse_check(value) -> str:
+    text = (value.decode() if isinstance(value, (bytes, bytearray)) else str(value)).strip().lower()
+    if text not in ("auto", "cached"):
+        raise ValueError("expected auto (check unchecked configs on the local GPU) or cached (offer only checked ones)")
+    return text
+
+
+parse_check.__name__ = "auto or cached"
+
+
+def parse_path(value) -> str:
+    """A file path; empty means the default cache file."""
+    return (value.decode() if isinstance(value, (bytes, bytearray)) else str(value)).strip()
+
+
+parse_path.__name__ = "path"
+
+OPTIONS = (
+    Option("kernels", parse_kernels, "all", "which known kernels to handle, comma-separated (all: every one)"),
+    Option("check", parse_check, "auto",
+           "auto: check configs without a cached verdict on the local GPU; cached: offer only checked configs"),
+    Option("cache", parse_path, "", f"verdict cache file (default {default_cache_path()})"),
+)
+
+
+def selected_entries(session) -> list[TunedKernel]:
+    wanted = session.options_for(NAME)["kernels"]
+    known = entries()
+    if not wanted:
+        return known
+    unknown = [name for name in wanted if name not in {entry.name for entry in known}]
+    if unknown:
+        raise NothingFits(f"sdpa_configs.kernels names {', '.join(map(repr, unknown))}, which it does not know; "
+                          f"known: {', '.join(entry.name for entry in known)}")
+    return [entry for entry in known if entry.name in wanted]
+
+
+def _state(session) -> dict:
+    return session.state(NAME)
+
+
+@hookimpl
+def compile_context(session):
+    """Judge every handled kernel's configs now, before anything is traced."""
+    options = session.options_for(NAME)
+    cache = VerdictCache(options["cache"] or None)
+    state = _state(session)
+    state.update(offers={}, by_function={}, pruned={}, final={})
+    explicit = bool(options["kernels"])
+    skipped = []
+    for entry in selected_entries(session):
+        try:
+            kernel = entry.resolve()
+        except Exception as error:
+            if explicit or not entry.builtin:
+                raise
+            skipped.append(f"{entry.name} ({error})")
+            continue
+        if entry.check is None and not explicit and not torch.cuda.is_available():
+            skipped.append(f"{entry.name} (no CUDA device: a CPU compile launches no Triton kernel)")
+            continue
+        judged = judge(entry, kernel, cache, check_missing=options["check"] == "auto")
+        chosen = offer(entry.name, judged.stock, judged.candidates, lambda c: judged.verdicts.get(config_key(c)))
+        state["offers"][id(kernel)] = (entry.name, chosen, judged)
+        state["by_function"][kernel_name(kernel)] = entry.name
+        prefix = f"{entry.name}."
+        session.report.set(NAME, prefix + "offered", len(chosen.configs))
+        session.report.set(NAME, prefix + "added", ", ".join(chosen.added) or "none")
+        session.report.set(NAME, prefix + "rejected_numerics",
+                           "; ".join(f"{key} ({why})" for key, why in chosen.rejected.items()) or "none")
+        session.report.set(NAME, prefix + "checked_now", judged.checked_now)
+    session.report.set(NAME, "target_smem", session.target.smem if session.target.smem else "unknown")
+    session.report.set(NAME, "cache", str(cache.path))
+    if skipped:
+        session.report.set(NAME, "skipped", "; ".join(skipped))
+    return None
+
+
+@hookimpl
+def autotune_configs(kernel, configs, target, session):
+    """A traced call of a known kernel gets the configs that passed the gate."""
+    found = _state(session).get("offers", {}).get(id(kernel))
+    if found is None:
+        return None
+    name, chosen, judged = found
+    passed = {config_key(c) for c in chosen.configs}
+    given = [c for c in configs if config_key(c) in passed]
+    given_keys = {config_key(c) for c in given}
+    return given + [c for c in chosen.configs if config_key(c) not in given_keys]
+
+
+@hookimpl
+def compiled_configs(kernel_name, compiled, target, session):
+    """Keep the compiled configs whose shared memory fits the target; name the rest in the report."""
+    state = _state(session)
+    name = state.get("by_function", {}).get(kernel_name)
+    if name is None:
+        return None
+    kept, pruned = fit(name, compiled, target.smem, target.name)
+    state["pruned"].setdefault(name, {}).update(pruned)
+    state["final"].setdefault(name, {}).update({config_key(c): s for c, s in compiled if c in kept})
+    prefix = f"{name}."
+    session.report.set(NAME, prefix + "pruned_shared",
+                       "; ".join(f"{key} ({shared} B)" for key, shared in state["pruned"][name].items()) or "none")
+    session.report.set(NAME, prefix + "final",
+                       "; ".join(f"{key} ({shared} B)" for key, shared in state["final"][name].items()))
+    return kept
+
+
+__all__ = ["Case", "MAX_ERROR", "MIN_COSINE", "NAME", "NothingFits", "OPTIONS", "TunedKernel", "Verdict",
+           "VerdictCache", "entries", "known_names", "register", "unregister"]

@@ -1,0 +1,94 @@
+"""The kernels sdpa_configs knows: an autotuned Triton kernel, smaller-tile candidates, numerics cases.
+
+ExecuTorch's four autotuned SDPA kernels are built in (`executorch_kernels`); `register` adds
+any other ``triton.autotune`` kernel. Each entry says how to check a config: ``cases`` that
+launch the kernel on the local GPU next to a float32 reference, or a ``check`` function that
+returns a `Verdict` itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from aoti_hooks import AotiHooksError
+from aoti_hooks.seams.triton import is_autotuner, kernel_name
+
+from .verdicts import MAX_ERROR, MIN_COSINE, Verdict
+
+
+@dataclass(frozen=True)
+class Case:
+    """One representative call: ``run`` launches the kernel (through its op) and returns the
+    output; ``reference`` returns the float32 answer for the same inputs."""
+
+    label: str
+    run: Callable[[], torch.Tensor]
+    reference: Callable[[], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TunedKernel:
+    name: str
+    resolve: Callable[[], Any]                    # -> the kernel's triton.autotune object
+    candidates: Callable[[], list]                # -> extra configs (triton.Config) to offer
+    cases: Callable[[], list[Case]] | None = None  # built on the local GPU when a check runs
+    check: Callable[[Any], Verdict] | None = None  # or: a function that judges one config
+    min_cosine: float = MIN_COSINE
+    max_error: float = MAX_ERROR
+    builtin: bool = False
+
+
+_lock = threading.Lock()
+_registered: dict[str, TunedKernel] = {}
+
+
+def register(kernel: Any, *, name: str | None = None, candidates=(), cases: Callable[[], list[Case]] | None = None,
+             check: Callable[[Any], Verdict] | None = None, min_cosine: float = MIN_COSINE,
+             max_error: float = MAX_ERROR) -> TunedKernel:
+    """Let sdpa_configs handle ``kernel`` (a ``triton.autotune`` kernel).
+
+    ``candidates`` are extra ``triton.Config`` s to offer; ``cases`` (a function returning
+    `Case` s, called on the GPU) or ``check`` (config -> `Verdict`) judge each config's numerics.
+    """
+    if not is_autotuner(kernel):
+        raise AotiHooksError(f"sdpa_configs.register needs a triton.autotune kernel, got {type(kernel).__name__}")
+    if (cases is None) == (check is None):
+        raise AotiHooksError("sdpa_configs.register needs exactly one of cases= (a function returning Case "
+                             "objects) or check= (a function from a config to a Verdict)")
+    if not 0 < min_cosine <= 1 or max_error <= 0:
+        raise AotiHooksError("sdpa_configs.register needs 0 < min_cosine <= 1 and max_error > 0")
+    name = name or kernel_name(kernel)
+    extra = list(candidates)
+    entry = TunedKernel(name, lambda: kernel, lambda: list(extra), cases, check, min_cosine, max_error)
+    with _lock:
+        if name in _registered or name in _builtin_names():
+            raise AotiHooksError(f"sdpa_configs already knows a kernel named {name!r}; pass name=...")
+        _registered[name] = entry
+    return entry
+
+
+def unregister(name: str) -> None:
+    with _lock:
+        if _registered.pop(name, None) is None:
+            raise AotiHooksError(f"sdpa_configs has no registered kernel named {name!r}")
+
+
+def _builtin_names() -> list[str]:
+    from .executorch_kernels import ENTRIES
+
+    return [entry.name for entry in ENTRIES]
+
+
+def entries() -> list[TunedKernel]:
+    from .executorch_kernels import ENTRIES
+
+    with _lock:
+        return [*ENTRIES, *_registered.values()]
+
+
+def known_names() -> list[str]:
+    return [entry.name for entry in entries()]

@@ -1,0 +1,289 @@
+"""sdpa_configs on the CPU: the offer / numerics-gate / shared-memory logic, the verdict cache, the
+two seams it rides on (a traced ``triton.autotune`` call, Inductor's compiled configs), restore
+on exit, and ExecuTorch's entries.
+
+Tracing a Triton kernel call works on the CPU (``make_fx`` records it without launching), so the
+traced-call path is real here. What cannot exist here is a GPU: the numerics check of a config
+(it launches the kernel) and Inductor's compiled configs (a CUDA compile) are stood in for, and
+each stand-in says so. The GPU side is measured by ``bench/sdpa_configs_export.py`` and
+``aoti-hooks sdpa-check`` (``bench/results/sdpa_configs_h100.md``).
+"""
+
+import threading
+from contextlib import ExitStack
+from types import SimpleNamespace
+
+import pytest
+import torch
+import triton
+import triton.language as tl
+from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table
+from torch.fx.experimental.proxy_tensor import make_fx
+from torch.library import wrap_triton
+
+import aoti_hooks
+import aoti_hooks_sdpa_configs as sdpa_configs
+from aoti_hooks import AotiHooksError
+from aoti_hooks.cli import main
+from aoti_hooks.compile import enter_compile_contexts
+from aoti_hooks.seams import inductor
+from aoti_hooks.seams.triton import config_key, forced_config, source_hash
+from aoti_hooks_sdpa_configs.check import format_check, run_check
+from aoti_hooks_sdpa_configs.selection import NothingFits, fit, offer
+from aoti_hooks_sdpa_configs.verdicts import Verdict, VerdictCache, cache_key
+
+STOCK = [triton.Config({"BLOCK": 128}, num_warps=4, num_stages=2), triton.Config({"BLOCK": 256}, num_warps=8, num_stages=3)]
+
+
+@triton.autotune(configs=list(STOCK), key=["n"])
+@triton.jit
+def add_one(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(out_ptr + offsets, tl.load(x_ptr + offsets, mask=offsets < n) + 1, mask=offsets < n)
+
+
+CANDIDATES = [triton.Config({"BLOCK": 64}, num_warps=4, num_stages=1),
+              triton.Config({"BLOCK": 16}, num_warps=2, num_stages=1),
+              triton.Config({"BLOCK": 128}, num_warps=4, num_stages=2)]  # already stock: not added twice
+SHARED = {128: 40_000, 256: 150_000, 64: 20_000, 16: 5_000}  # invented compiled sizes (no GPU here)
+checked: list[str] = []
+
+
+def stand_in_check(config):
+    """Stands in for the GPU numerics check (it launches the kernel; no GPU here): BLOCK=16 is
+    'wrong', as ExecuTorch's BLOCK_N=16 once was."""
+    checked.append(config_key(config))
+    block = config.kwargs["BLOCK"]
+    if block == 16:
+        return Verdict(False, "cosine 0.02000 < 0.999", 0.02, 3.1, SHARED[block], 1)
+    return Verdict(True, "ok", 0.99999, 0.004, SHARED[block], 1)
+
+
+@pytest.fixture
+def registered():
+    checked.clear()
+    sdpa_configs.register(add_one, candidates=CANDIDATES, check=stand_in_check)
+    yield
+    sdpa_configs.unregister("add_one")
+
+
+def traced_configs(x=None):
+    """Trace a call of ``add_one`` with make_fx; the configs and grids the graph recorded."""
+    x = torch.randn(1000) if x is None else x
+
+    def f(x):
+        out = torch.empty_like(x)
+        n = x.numel()
+        wrap_triton(add_one)[lambda meta: (triton.cdiv(n, meta["BLOCK"]),)](x, out, n)
+        return out
+
+    graph = make_fx(f, tracing_mode="fake")(x)
+    (node,) = [n for n in graph.graph.nodes if "triton_kernel_wrapper" in str(n.target)]
+    kernel = kernel_side_table.get_kernel(node.kwargs["kernel_idx"])
+    return [config_key(c) for c in kernel.configs], [g[0] for g in node.kwargs["grid"]]
+
+
+def compiling(tmp_path, target="rtx5090", **options):
+    """A session with its compile contexts entered, as a compile has them (closed again on an error)."""
+    stack = ExitStack()
+    try:
+        session = stack.enter_context(aoti_hooks.session(
+            ["sdpa_configs"], target=target,
+            sdpa_configs={"kernels": "add_one", "cache": str(tmp_path / "v.json"), **options}))
+        enter_compile_contexts(session, stack)
+    except BaseException:
+        stack.close()
+        raise
+    return session, stack
+
+
+def key(block, warps, stages):
+    return f"BLOCK={block},num_warps={warps},num_stages={stages}"
+
+
+# --- the traced call --------------------------------------------------------------------------
+
+
+def test_a_traced_call_gets_stock_and_checked_candidates_and_the_kernel_stays(registered, tmp_path):
+    session, stack = compiling(tmp_path)
+    with stack:
+        configs, grids = traced_configs()
+    assert configs == [key(128, 4, 2), key(256, 8, 3), key(64, 4, 1)]
+    assert grids == [8, 4, 16]  # one grid per offered config, computed from its BLOCK
+    assert [config_key(c) for c in add_one.configs] == [config_key(c) for c in STOCK]
+    report = session.report.get("sdpa_configs")
+    assert report["add_one.added"] == key(64, 4, 1)
+    assert report["add_one.rejected_numerics"] == f"{key(16, 2, 1)} (cosine 0.02000 < 0.999)"
+    assert report["add_one.offered"] == 3 and report["add_one.checked_now"] == 4
+
+
+def test_verdicts_are_cached_per_kernel_source_config_and_gpu(registered, tmp_path):
+    session, stack = compiling(tmp_path)
+    with stack:
+        traced_configs()
+    assert len(checked) == 4
+    checked.clear()
+    session, stack = compiling(tmp_path)
+    with stack:
+        configs, _ = traced_configs()
+    assert checked == [] and session.report.get("sdpa_configs")["add_one.checked_now"] == 0
+    assert configs == [key(128, 4, 2), key(256, 8, 3), key(64, 4, 1)]
+    stored = VerdictCache(tmp_path / "v.json")
+    assert stored.get(cache_key(source_hash(add_one), key(16, 2, 1), "cpu"), 0.999, 0.05).passed is False
+    assert stored.get(cache_key(source_hash(add_one), key(16, 2, 1), "NVIDIA H100"), 0.999, 0.05) is None
+    assert stored.get(cache_key(source_hash(add_one), key(64, 4, 1), "cpu"), 0.99, 0.05) is None  # other bounds
+
+
+def test_check_cached_offers_only_configs_with_a_verdict(registered, tmp_path):
+    with pytest.raises(NothingFits, match="no config of Triton kernel 'add_one' passed the numerics check"):
+        compiling(tmp_path, check="cached")
+    assert checked == []
+    session, stack = compiling(tmp_path)  # auto: checks and caches
+    stack.close()
+    checked.clear()
+    session, stack = compiling(tmp_path, check="cached")
+    with stack:
+        configs, _ = traced_configs()
+    assert checked == [] and configs == [key(128, 4, 2), key(256, 8, 3), key(64, 4, 1)]
+
+
+def test_outside_a_session_and_in_other_threads_the_stock_configs_are_traced(registered, tmp_path):
+    stock = [config_key(c) for c in STOCK]
+    assert traced_configs()[0] == stock
+    seen = []
+    session, stack = compiling(tmp_path)
+    with stack:
+        thread = threading.Thread(target=lambda: seen.append(traced_configs()[0]))
+        thread.start()
+        thread.join()
+        assert traced_configs()[0] != stock
+    assert seen == [stock]
+    assert traced_configs()[0] == stock
+
+
+def test_unknown_kernels_are_left_alone(registered, tmp_path):
+    @triton.autotune(configs=list(STOCK), key=["n"])
+    @triton.jit
+    def other(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+        offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        tl.store(out_ptr + offsets, tl.load(x_ptr + offsets, mask=offsets < n), mask=offsets < n)
+
+    def f(x):
+        out = torch.empty_like(x)
+        wrap_triton(other)[lambda meta: (triton.cdiv(x.numel(), meta["BLOCK"]),)](x, out, x.numel())
+        return out
+
+    session, stack = compiling(tmp_path)
+    with stack:
+        graph = make_fx(f, tracing_mode="fake")(torch.randn(100))
+    (node,) = [n for n in graph.graph.nodes if "triton_kernel_wrapper" in str(n.target)]
+    assert kernel_side_table.get_kernel(node.kwargs["kernel_idx"]) is other
+
+
+# --- the compiled configs -----------------------------------------------------------------------
+
+
+def stand_in_autotuner(blocks):
+    """Stands in for Inductor's CachingAutotuner after a CUDA compile (cannot exist here): the
+    compile results carry each config and its compiled metadata.shared."""
+    results = [SimpleNamespace(config=triton.Config({"BLOCK": b}, num_warps=4, num_stages=1),
+                               kernel=SimpleNamespace(metadata=SimpleNamespace(shared=SHARED[b]))) for b in blocks]
+    return SimpleNamespace(fn=add_one.fn, compile_results=results, launchers=[])
+
+
+def make_launchers(autotuner):
+    seen = []
+    inductor._patched_make_launchers(lambda self: seen.append([r.config.kwargs["BLOCK"] for r in self.compile_results]))(autotuner)
+    return seen[0]
+
+
+def test_compiled_configs_over_the_target_budget_are_dropped(registered, tmp_path):
+    session, stack = compiling(tmp_path, target="rtx5090")
+    with stack:
+        assert make_launchers(stand_in_autotuner([128, 256, 64])) == [128, 64]
+    report = session.report.get("sdpa_configs")
+    assert report["add_one.pruned_shared"] == "BLOCK=256,num_warps=4,num_stages=1 (150000 B)"
+    assert report["add_one.final"] == "BLOCK=128,num_warps=4,num_stages=1 (40000 B); BLOCK=64,num_warps=4,num_stages=1 (20000 B)"
+    session, stack = compiling(tmp_path, target="h100")
+    with stack:
+        assert make_launchers(stand_in_autotuner([128, 256, 64])) == [128, 256, 64]
+    assert make_launchers(stand_in_autotuner([128, 256])) == [128, 256]  # no session: untouched
+
+
+def test_nothing_fitting_is_one_sentence_naming_kernel_and_budget(registered, tmp_path):
+    session, stack = compiling(tmp_path, target="smem=30000")
+    with stack, pytest.raises(NothingFits) as caught:
+        make_launchers(stand_in_autotuner([128, 256]))
+    message = str(caught.value)
+    assert "Triton kernel 'add_one'" in message and "budget of 30000 bytes" in message
+    assert "BLOCK=256,num_warps=4,num_stages=1: 150000 B" in message and "\n" not in message
+
+
+def test_fit_and_offer_logic():
+    a, b, c = (triton.Config({"BLOCK": n}) for n in (16, 32, 64))
+    assert fit("k", [(a, 10), (b, 20), (c, 30)], 20, "t") == ([a, b], {config_key(c): 30})
+    assert fit("k", [(a, 10), (c, 30)], None, "t") == ([a, c], {})
+    verdicts = {config_key(a): Verdict(True, "ok"), config_key(c): Verdict(False, "max error 1.0 > 0.05")}
+    chosen = offer("k", [a], [b, c, a], lambda x: verdicts.get(config_key(x)))
+    assert chosen.configs == [a] and chosen.added == []
+    assert chosen.rejected == {config_key(b): "not checked", config_key(c): "max error 1.0 > 0.05"}
+    with pytest.raises(NothingFits, match="no config of Triton kernel 'k' passed the numerics check"):
+        offer("k", [b], [], lambda x: None)
+
+
+# --- restore, errors ----------------------------------------------------------------------------
+
+
+def test_patches_and_forced_configs_are_restored_also_on_exceptions(registered, tmp_path):
+    before = [vars(owner).get(attribute) for owner, attribute in inductor.patched_attributes()]
+    with pytest.raises(RuntimeError, match="boom"):
+        session, stack = compiling(tmp_path)
+        with stack:
+            raise RuntimeError("boom")
+    assert [vars(owner).get(attribute) for owner, attribute in inductor.patched_attributes()] == before
+    with pytest.raises(RuntimeError, match="boom"):
+        with forced_config(add_one, CANDIDATES[0]):
+            assert "run" in vars(add_one)
+            with forced_config(add_one, CANDIDATES[1]):
+                pass
+            assert "run" in vars(add_one)
+            raise RuntimeError("boom")
+    assert "run" not in vars(add_one)
+
+
+def test_bad_input_gets_one_sentence(registered, tmp_path):
+    with pytest.raises(AotiHooksError, match="bad value 'sometimes' for option 'check'"):
+        aoti_hooks.session(["sdpa_configs"], sdpa_configs={"check": "sometimes"})
+    with pytest.raises(NothingFits, match="names 'nope', which it does not know; known: sdpa, sdpa_decode_splitk"):
+        compiling(tmp_path, kernels="nope")
+    with pytest.raises(AotiHooksError, match="needs a triton.autotune kernel"):
+        sdpa_configs.register(add_one.fn, check=stand_in_check)
+    with pytest.raises(AotiHooksError, match="exactly one of cases="):
+        sdpa_configs.register(add_one)
+    with pytest.raises(AotiHooksError, match="already knows a kernel named 'add_one'"):
+        sdpa_configs.register(add_one, check=stand_in_check)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot be read .*delete it to check every config again"):
+        VerdictCache(tmp_path / "bad.json")
+
+
+def test_the_executorch_kernels_need_a_gpu_to_be_checked(tmp_path, capsys):
+    code = main(["sdpa-check", "--target", "rtx5090", "--kernel", "sdpa", "--cache", str(tmp_path / "v.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no CUDA device is visible" in err and "Traceback" not in err
+    with pytest.raises(AotiHooksError, match="checks each config of 'sdpa' on the local GPU"):
+        compiling(tmp_path, kernels="sdpa")  # named: never skipped
+    session, stack = compiling(tmp_path, kernels="all")  # all: a CPU compile launches no Triton kernel
+    stack.close()
+    skipped = session.report.get("sdpa_configs")["skipped"]
+    assert skipped.count("no CUDA device") == 4 and "tq4_sdpa_decode_splitk" in skipped
+
+
+def test_sdpa_check_table(registered, tmp_path):
+    result = run_check("rtx5090", ["add_one"], str(tmp_path / "v.json"))
+    rows = {r["config"]: r for r in result["rows"]}
+    assert rows[key(256, 8, 3)]["fits"] is False and rows[key(256, 8, 3)]["offered"] is False
+    assert rows[key(16, 2, 1)]["passed"] is False and rows[key(64, 4, 1)]["from"] == "candidate"
+    assert [r["offered"] for r in result["rows"]] == [True, False, True, False]
+    text = format_check(result)
+    assert "2 of 4 configs offered" in text and "REJECT: cosine 0.02000 < 0.999" in text
