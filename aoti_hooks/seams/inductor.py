@@ -96,11 +96,11 @@ SYMBOLS = (
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._make_launchers", ("self",)),
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TritonHOPifier.call_triton_kernel",
            ("self", "variable", "args", "kwargs", "tx")),
-    Symbol("torch._higher_order_ops.triton_kernel_wrap", "TritonHOPifier.recreate_variable",
-           ("self", "variable", "kernel", "kernel_idx", "grid")),
+    Symbol("torch._higher_order_ops.triton_kernel_wrap", "TraceableTritonKernelWrapper.__init__",
+           ("self", "kernel", "kernel_idx", "grid")),
 )
-# Read, not patched: the traced-call patch calls it to give a call its own kernel.
-_READ_ONLY = {"torch._higher_order_ops.triton_kernel_wrap.TritonHOPifier.recreate_variable"}
+# Read, not patched: the traced-call patch builds a call's own kernel wrapper with it.
+_READ_ONLY = {"torch._higher_order_ops.triton_kernel_wrap.TraceableTritonKernelWrapper.__init__"}
 
 
 def check_torch_version() -> None:
@@ -339,7 +339,8 @@ def _patched_call_triton_kernel(original: Callable) -> Callable:
     """Give a traced call of an autotuned kernel the configs the plugins answer.
 
     The call gets a copy of the kernel (`triton_seam.with_configs`) in a new kernel-table
-    entry, as torch itself does after ``prune_configs_by``; the kernel object is unchanged.
+    entry (a new ``TraceableTritonKernelWrapper``, as torch itself makes after
+    ``prune_configs_by``); the kernel object is unchanged.
     Dynamo's path (``tx`` set) is left alone: its guards name the original kernel's configs.
     """
 
@@ -364,7 +365,7 @@ def _patched_call_triton_kernel(original: Callable) -> Callable:
             )
         offered = triton_seam.with_configs(kernel, configs)
         offered._aoti_hooks_offered = True
-        variable = self.recreate_variable(variable, kernel=offered, kernel_idx=None, grid=variable.grid)
+        variable = type(variable)(offered, None, variable.grid)
         return original(self, variable, args, kwargs, tx)
 
     return call_triton_kernel

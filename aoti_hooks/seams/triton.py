@@ -92,14 +92,15 @@ def with_configs(kernel: Any, configs: list) -> Any:
 
 def compiled_shared_bytes(compiled: Any) -> int:
     """Shared memory per block of a compiled kernel (``metadata.shared``, or ``shared``)."""
-    kernel = getattr(compiled, "kernel", compiled)
-    metadata = getattr(kernel, "metadata", None)
-    shared = getattr(metadata, "shared", None) if metadata is not None else None
-    if shared is None:
-        shared = getattr(kernel, "shared", None)
-    if shared is None:
-        raise SeamError(f"cannot read the shared memory of compiled Triton kernel {kernel!r}")
-    return int(shared)
+    # Triton's CompiledKernel has .metadata (its .kernel is the binary); Inductor's compile
+    # results wrap one in .kernel; a statically launched kernel has .shared.
+    for candidate in (compiled, getattr(compiled, "kernel", None)):
+        shared = getattr(getattr(candidate, "metadata", None), "shared", None)
+        if shared is None and candidate is not None and not isinstance(candidate, (bytes, str)):
+            shared = getattr(candidate, "shared", None)
+        if isinstance(shared, int):
+            return shared
+    raise SeamError(f"cannot read the shared memory of a compiled Triton kernel ({type(compiled).__name__})")
 
 
 @dataclass

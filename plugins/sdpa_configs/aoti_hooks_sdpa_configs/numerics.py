@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from aoti_hooks import AotiHooksError
 from aoti_hooks.seams.triton import forced_config
 
 from .registry import Case, TunedKernel
@@ -56,6 +57,8 @@ def check_config(entry: TunedKernel, kernel: Any, config: Any, cases: CaseSet) -
             with forced_config(kernel, config) as launches:
                 out = case.run()
                 torch.cuda.synchronize()
+        except AotiHooksError:
+            raise  # our own failure, not the config's: never cached as a verdict
         except Exception as error:
             return Verdict(False, f"{case.label}: {_first_line(error)}", **bounds)
         if not launches.shared:
