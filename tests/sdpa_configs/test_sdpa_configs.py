@@ -129,14 +129,19 @@ def test_verdicts_are_cached_per_kernel_source_config_and_gpu(registered, tmp_pa
     assert checked == [] and session.report.get("sdpa_configs")["add_one.checked_now"] == 0
     assert configs == [key(128, 4, 2), key(256, 8, 3), key(64, 4, 1)]
     stored = VerdictCache(tmp_path / "v.json")
-    assert stored.get(cache_key(source_hash(add_one), key(16, 2, 1), "cpu"), 0.999, 0.05).passed is False
-    assert stored.get(cache_key(source_hash(add_one), key(16, 2, 1), "NVIDIA H100"), 0.999, 0.05) is None
-    assert stored.get(cache_key(source_hash(add_one), key(64, 4, 1), "cpu"), 0.99, 0.05) is None  # other bounds
+    assert stored.get(cache_key(source_hash(add_one), key(16, 2, 1), "cpu"), 0.999, 0.05, "1").passed is False
+    assert stored.get(cache_key(source_hash(add_one), key(16, 2, 1), "NVIDIA H100"), 0.999, 0.05, "1") is None
+    assert stored.get(cache_key(source_hash(add_one), key(64, 4, 1), "cpu"), 0.99, 0.05, "1") is None  # other bounds
+    assert stored.get(cache_key(source_hash(add_one), key(64, 4, 1), "cpu"), 0.999, 0.05, "2") is None  # other cases
+    assert stored.get(cache_key(source_hash(add_one), key(64, 4, 1), "cpu"), 0.999, 0.05, "1").passed
 
 
 def test_check_cached_offers_only_configs_with_a_verdict(registered, tmp_path):
-    with pytest.raises(NothingFits, match="no config of Triton kernel 'add_one' passed the numerics check"):
-        compiling(tmp_path, check="cached")
+    session, stack = compiling(tmp_path, check="cached")
+    with stack:  # nothing checked yet: an error, but only when the kernel is traced
+        assert session.report.get("sdpa_configs")["add_one.offered"] == 0
+        with pytest.raises(NothingFits, match="no config of Triton kernel 'add_one' passed the numerics check"):
+            traced_configs()
     assert checked == []
     session, stack = compiling(tmp_path)  # auto: checks and caches
     stack.close()

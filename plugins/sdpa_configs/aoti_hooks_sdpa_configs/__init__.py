@@ -107,10 +107,15 @@ def compile_context(session):
             skipped.append(f"{entry.name} (no CUDA device: a CPU compile launches no Triton kernel)")
             continue
         judged = judge(entry, kernel, cache, check_missing=options["check"] == "auto")
-        chosen = offer(entry.name, judged.stock, judged.candidates, lambda c: judged.verdicts.get(config_key(c)))
+        prefix = f"{entry.name}."
+        try:
+            chosen = offer(entry.name, judged.stock, judged.candidates, lambda c: judged.verdicts.get(config_key(c)))
+        except NothingFits as error:  # an error only if the compile calls this kernel
+            state["offers"][id(kernel)] = (entry.name, error, judged)
+            session.report.set(NAME, prefix + "offered", 0)
+            continue
         state["offers"][id(kernel)] = (entry.name, chosen, judged)
         state["by_function"][kernel_name(kernel)] = entry.name
-        prefix = f"{entry.name}."
         session.report.set(NAME, prefix + "offered", len(chosen.configs))
         session.report.set(NAME, prefix + "added", ", ".join(chosen.added) or "none")
         session.report.set(NAME, prefix + "rejected_numerics",
@@ -130,6 +135,8 @@ def autotune_configs(kernel, configs, target, session):
     if found is None:
         return None
     name, chosen, judged = found
+    if isinstance(chosen, NothingFits):
+        raise chosen
     passed = {config_key(c) for c in chosen.configs}
     given = [c for c in configs if config_key(c) in passed]
     given_keys = {config_key(c) for c in given}

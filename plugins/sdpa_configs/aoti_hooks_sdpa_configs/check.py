@@ -60,7 +60,7 @@ class _Fresh:
     def __init__(self, cache: VerdictCache):
         self._cache, self.path = cache, cache.path
 
-    def get(self, *args):
+    def get(self, *args, **kwargs):
         return None
 
     def put(self, key, verdict):

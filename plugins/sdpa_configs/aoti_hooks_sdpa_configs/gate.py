@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -47,7 +47,8 @@ def judge(entry: TunedKernel, kernel: Any, cache: VerdictCache, *, check_missing
     source, device = source_hash(kernel), gpu_name()
     missing = []
     for config in configs:
-        found = cache.get(cache_key(source, config_key(config), device), entry.min_cosine, entry.max_error)
+        found = cache.get(cache_key(source, config_key(config), device), entry.min_cosine, entry.max_error,
+                          entry.cases_version)
         if found is not None:
             judged.verdicts[config_key(config)] = found
         else:
@@ -65,7 +66,8 @@ def judge(entry: TunedKernel, kernel: Any, cache: VerdictCache, *, check_missing
         f"({len(cases.cases) if cases else 'custom'} case(s) each)")
     started = time.monotonic()
     for index, config in enumerate(missing, 1):
-        verdict = check_config(entry, kernel, config, cases)
+        verdict = replace(check_config(entry, kernel, config, cases), min_cosine=entry.min_cosine,
+                          max_error_bound=entry.max_error, cases_version=entry.cases_version)
         cache.put(cache_key(source, config_key(config), device), verdict)
         judged.verdicts[config_key(config)] = verdict
         judged.checked_now += 1

@@ -47,10 +47,17 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0][:160] if text else ''}"
 
 
+def _out_of_resources(error: BaseException) -> bool:
+    """Triton's OutOfResources: the config needs more of this GPU than it has for this case's shape."""
+    return type(error).__name__ == "OutOfResources"
+
+
 def check_config(entry: TunedKernel, kernel: Any, config: Any, cases: CaseSet) -> Verdict:
+    """Run every case with ``config`` alone. A case the config cannot launch for lack of this GPU's
+    resources is skipped (that is no numerics failure; shared memory is judged per target later)."""
     if entry.check is not None:
         return entry.check(config)
-    worst_cosine, worst_error, shared = 1.0, 0.0, 0
+    worst_cosine, worst_error, shared, ran, skipped = 1.0, 0.0, 0, 0, []
     bounds = {"min_cosine": entry.min_cosine, "max_error_bound": entry.max_error}
     for case in cases.cases:
         try:
@@ -60,6 +67,9 @@ def check_config(entry: TunedKernel, kernel: Any, config: Any, cases: CaseSet) -
         except AotiHooksError:
             raise  # our own failure, not the config's: never cached as a verdict
         except Exception as error:
+            if _out_of_resources(error):
+                skipped.append(case.label)
+                continue
             return Verdict(False, f"{case.label}: {_first_line(error)}", **bounds)
         if not launches.shared:
             return Verdict(False, f"case {case.label!r} did not launch the kernel", **bounds)
@@ -67,11 +77,15 @@ def check_config(entry: TunedKernel, kernel: Any, config: Any, cases: CaseSet) -
         cosine, error = compare(out, cases.reference(case))
         if cosine != cosine:
             return Verdict(False, f"{case.label}: output not finite", shared=shared, **bounds)
-        worst_cosine, worst_error = min(worst_cosine, cosine), max(worst_error, error)
-    passed = worst_cosine >= entry.min_cosine and worst_error <= entry.max_error
+        worst_cosine, worst_error, ran = min(worst_cosine, cosine), max(worst_error, error), ran + 1
     if not cases.cases:
         return Verdict(False, "the kernel has no cases to check", **bounds)
+    if not ran:
+        return Verdict(False, "out of resources on this GPU in every case", **bounds)
+    passed = worst_cosine >= entry.min_cosine and worst_error <= entry.max_error
     reason = "ok" if passed else (
         f"cosine {worst_cosine:.5f} < {entry.min_cosine}" if worst_cosine < entry.min_cosine
         else f"max error {worst_error:.4f} > {entry.max_error}")
-    return Verdict(passed, reason, worst_cosine, worst_error, shared, len(cases.cases), **bounds)
+    if skipped:
+        reason += f" ({len(skipped)} case(s) out of resources here: {', '.join(skipped)})"
+    return Verdict(passed, reason, worst_cosine, worst_error, shared, ran, **bounds)

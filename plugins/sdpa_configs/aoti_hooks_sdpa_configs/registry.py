@@ -40,6 +40,7 @@ class TunedKernel:
     min_cosine: float = MIN_COSINE
     max_error: float = MAX_ERROR
     builtin: bool = False
+    cases_version: str = "1"                     # change it when the cases change: old verdicts lapse
 
 
 _lock = threading.Lock()
@@ -48,11 +49,12 @@ _registered: dict[str, TunedKernel] = {}
 
 def register(kernel: Any, *, name: str | None = None, candidates=(), cases: Callable[[], list[Case]] | None = None,
              check: Callable[[Any], Verdict] | None = None, min_cosine: float = MIN_COSINE,
-             max_error: float = MAX_ERROR) -> TunedKernel:
+             max_error: float = MAX_ERROR, cases_version: str = "1") -> TunedKernel:
     """Let sdpa_configs handle ``kernel`` (a ``triton.autotune`` kernel).
 
     ``candidates`` are extra ``triton.Config`` s to offer; ``cases`` (a function returning
     `Case` s, called on the GPU) or ``check`` (config -> `Verdict`) judge each config's numerics.
+    Change ``cases_version`` when the cases change, so that cached verdicts are made again.
     """
     if not is_autotuner(kernel):
         raise AotiHooksError(f"sdpa_configs.register needs a triton.autotune kernel, got {type(kernel).__name__}")
@@ -63,7 +65,8 @@ def register(kernel: Any, *, name: str | None = None, candidates=(), cases: Call
         raise AotiHooksError("sdpa_configs.register needs 0 < min_cosine <= 1 and max_error > 0")
     name = name or kernel_name(kernel)
     extra = list(candidates)
-    entry = TunedKernel(name, lambda: kernel, lambda: list(extra), cases, check, min_cosine, max_error)
+    entry = TunedKernel(name, lambda: kernel, lambda: list(extra), cases, check, min_cosine, max_error,
+                        cases_version=str(cases_version))
     with _lock:
         if name in _registered or name in _builtin_names():
             raise AotiHooksError(f"sdpa_configs already knows a kernel named {name!r}; pass name=...")

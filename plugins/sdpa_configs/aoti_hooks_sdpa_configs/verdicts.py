@@ -1,7 +1,8 @@
 """Numerics verdicts of one config of one kernel, and the file that keeps them between runs.
 
 A verdict is keyed by (kernel source hash, config, GPU name): a changed kernel, another
-config or another GPU is checked anew. A verdict made under other thresholds is not reused.
+config or another GPU is checked anew. A verdict made under other thresholds or another
+version of the kernel's cases is not reused.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Verdict:
     cases: int = 0
     min_cosine: float = MIN_COSINE
     max_error_bound: float = MAX_ERROR
+    cases_version: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,12 +59,16 @@ class VerdictCache:
                 raise ValueError(f"the sdpa_configs cache {self.path} cannot be read ({error}); "
                                  f"delete it to check every config again") from None
 
-    def get(self, key: str, min_cosine: float, max_error: float) -> Verdict | None:
+    def get(self, key: str, min_cosine: float, max_error: float, cases_version: str = "") -> Verdict | None:
+        """The stored verdict, unless it was made under other bounds or other cases."""
         found = self._entries.get(key)
         if not found:
             return None
-        verdict = Verdict(**found)
-        if verdict.min_cosine != min_cosine or verdict.max_error_bound != max_error:
+        try:
+            verdict = Verdict(**found)
+        except TypeError:  # written by another version of this plugin
+            return None
+        if (verdict.min_cosine, verdict.max_error_bound, verdict.cases_version) != (min_cosine, max_error, cases_version):
             return None
         return verdict
 
