@@ -70,7 +70,7 @@ class Decoder(nn.Module):
 
 def build(direct):
     torch.manual_seed(0)
-    model = Decoder(direct).to("cuda", torch.bfloat16).eval()
+    model = Decoder(direct).to("cuda", torch.bfloat16).eval().requires_grad_(False)
     for parameter in model.parameters():
         nn.init.normal_(parameter, std=0.02)
     return model
@@ -120,7 +120,8 @@ def worker(variant, target, folder):
                                            compile_config=EdgeCompileConfig(_check_ir_validity=False))
         executorch_program = edge.to_executorch()
         Path(folder, f"{variant}.pte").write_bytes(executorch_program.buffer)
-        result["report"] = aoti_hooks.executorch.reports().get("forward", {}) if plugins else {}
+        report = aoti_hooks.executorch.reports().get("forward") if plugins else None
+        result["report"] = report.as_dict() if report is not None else {}
     elif backend == "aoti":
         import executorch.backends.cuda.triton.kernels  # noqa: F401  (registers torch.ops.triton.*)
 
