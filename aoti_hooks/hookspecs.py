@@ -114,8 +114,10 @@ def compiled_configs(kernel_name: str, compiled: list, target: "Target", session
     Called once per kernel after Inductor compiled its configs and before it builds
     launchers (``CachingAutotuner``): ``kernel_name`` is the Triton function's name,
     ``compiled`` a list of ``(config, shared_bytes)`` with the shared memory per block of
-    each compiled config (the compiled kernel's ``metadata.shared``). Return the configs to
-    keep (a subset of the given configs). Chained like ``autotune_configs``.
+    each compiled config (the compiled kernel's ``metadata.shared``; ``None`` when unreadable).
+    Return the configs to keep (a subset of the given configs). Keeping none raises Triton's
+    ``OutOfResources``, which Inductor treats as a choice this GPU cannot run. Chained like
+    ``autotune_configs``.
     """
 
 

@@ -372,7 +372,11 @@ def _patched_call_triton_kernel(original: Callable) -> Callable:
 
 
 def _patched_make_launchers(original: Callable) -> Callable:
-    """Let the plugins drop compiled configs (by their real shared memory) before launchers exist."""
+    """Let the plugins drop compiled configs (by their real shared memory) before launchers exist.
+
+    When they keep none, Triton's ``OutOfResources`` is raised, as a launch on a GPU with too
+    little shared memory would: Inductor then drops that choice (a max-autotune template) or fails.
+    """
 
     def _make_launchers(self):
         session = current_session()
@@ -384,11 +388,13 @@ def _patched_make_launchers(original: Callable) -> Callable:
             or not session.hooks.implemented("compiled_configs")
         ):
             return original(self)
-        compiled = [(result.config, triton_seam.compiled_shared_bytes(result)) for result in results]
+        compiled = [(result.config, triton_seam.shared_bytes_or_none(result)) for result in results]
         name = triton_seam.kernel_name(self.fn)
         kept = session.hooks.compiled_configs(name, compiled, session.target)
         if not kept:
-            raise SeamError(f"the plugins kept no compiled config of Triton kernel {name!r}")
+            # As if the GPU had too little shared memory: Inductor skips such a template choice.
+            needed = min((shared for _, shared in compiled if shared is not None), default=0)
+            raise triton_seam.out_of_resources(needed, session.target.smem or 0)
         self.compile_results = [result for result in results if any(result.config is k for k in kept)]
         return original(self)
 

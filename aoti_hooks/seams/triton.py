@@ -103,6 +103,20 @@ def compiled_shared_bytes(compiled: Any) -> int:
     raise SeamError(f"cannot read the shared memory of a compiled Triton kernel ({type(compiled).__name__})")
 
 
+def shared_bytes_or_none(compiled: Any) -> int | None:
+    try:
+        return compiled_shared_bytes(compiled)
+    except SeamError:
+        return None
+
+
+def out_of_resources(required: int, limit: int) -> Exception:
+    """Triton's own error for a kernel that needs more shared memory than the GPU has."""
+    from triton.runtime.errors import OutOfResources
+
+    return OutOfResources(required, limit, "shared memory")
+
+
 @dataclass
 class Launches:
     """What a forced-config run launched: one entry per launch, its shared memory per block."""

@@ -206,13 +206,37 @@ def test_compiled_configs_over_the_target_budget_are_dropped(registered, tmp_pat
     session, stack = compiling(tmp_path, target="rtx5090")
     with stack:
         assert make_launchers(stand_in_autotuner([128, 256, 64])) == [128, 64]
+        assert make_launchers(stand_in_autotuner([128, 64])) == [128, 64]  # a second specialization
     report = session.report.get("sdpa_configs")
     assert report["add_one.pruned_shared"] == "BLOCK=256,num_warps=4,num_stages=1 (150000 B)"
     assert report["add_one.final"] == "BLOCK=128,num_warps=4,num_stages=1 (40000 B); BLOCK=64,num_warps=4,num_stages=1 (20000 B)"
+    assert report["add_one.compiles"] == 2
     session, stack = compiling(tmp_path, target="h100")
     with stack:
         assert make_launchers(stand_in_autotuner([128, 256, 64])) == [128, 256, 64]
     assert make_launchers(stand_in_autotuner([128, 256])) == [128, 256]  # no session: untouched
+
+
+class RefuseAll:
+    @aoti_hooks.hookimpl
+    def compiled_configs(self, kernel_name, compiled, target, session):
+        return []
+
+
+def test_a_kernel_it_does_not_know_is_left_alone_and_keeping_none_is_out_of_resources(registered, register, tmp_path):
+    from triton.runtime.errors import OutOfResources
+
+    other = stand_in_autotuner([128, 256])
+    other.fn = SimpleNamespace(__name__="triton_tem_fused_mm_0", src="...")
+    session, stack = compiling(tmp_path, target="rtx5090")
+    with stack:
+        assert make_launchers(other) == [128, 256]  # Inductor's own kernel: not sdpa_configs' business
+    register("refuse_all", RefuseAll())
+    seen = []
+    with aoti_hooks.session(["refuse_all"], target="rtx5090"):
+        with pytest.raises(OutOfResources, match="Required: 40000, Hardware limit: 101376"):
+            inductor._patched_make_launchers(seen.append)(stand_in_autotuner([128, 256]))
+    assert seen == []
 
 
 def test_nothing_fitting_is_one_sentence_naming_kernel_and_budget(registered, tmp_path):

@@ -92,7 +92,7 @@ def compile_context(session):
     options = session.options_for(NAME)
     cache = VerdictCache(options["cache"] or None)
     state = _state(session)
-    state.update(offers={}, by_function={}, pruned={}, final={})
+    state.update(offers={}, by_function={}, compiles={})
     explicit = bool(options["kernels"])
     skipped = []
     for entry in selected_entries(session):
@@ -145,19 +145,24 @@ def autotune_configs(kernel, configs, target, session):
 
 @hookimpl
 def compiled_configs(kernel_name, compiled, target, session):
-    """Keep the compiled configs whose shared memory fits the target; name the rest in the report."""
+    """Keep the compiled configs whose shared memory fits the target; name the rest in the report.
+
+    A kernel is compiled once per specialization (head dim, mask or not, ...), so one config
+    may fit in one compile and not in another; the report lists each (config, bytes) once.
+    """
     state = _state(session)
     name = state.get("by_function", {}).get(kernel_name)
     if name is None:
         return None
     kept, pruned = fit(name, compiled, target.smem, target.name)
-    state["pruned"].setdefault(name, {}).update(pruned)
-    state["final"].setdefault(name, {}).update({config_key(c): s for c, s in compiled if c in kept})
+    entries = state["compiles"].setdefault(name, {"count": 0, "pruned": {}, "kept": {}})
+    entries["count"] += 1
+    entries["pruned"].update({f"{key} ({shared} B)": None for key, shared in pruned.items()})
+    entries["kept"].update({f"{config_key(c)} ({s} B)": None for c, s in compiled if any(c is k for k in kept)})
     prefix = f"{name}."
-    session.report.set(NAME, prefix + "pruned_shared",
-                       "; ".join(f"{key} ({shared} B)" for key, shared in state["pruned"][name].items()) or "none")
-    session.report.set(NAME, prefix + "final",
-                       "; ".join(f"{key} ({shared} B)" for key, shared in state["final"][name].items()))
+    session.report.set(NAME, prefix + "compiles", entries["count"])
+    session.report.set(NAME, prefix + "pruned_shared", "; ".join(entries["pruned"]) or "none")
+    session.report.set(NAME, prefix + "final", "; ".join(entries["kept"]))
     return kept
 
 

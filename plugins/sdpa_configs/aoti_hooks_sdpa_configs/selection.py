@@ -66,8 +66,9 @@ def fit(kernel: str, compiled: list, budget: int | None, target: str) -> tuple[l
     """(configs whose compiled shared memory fits ``budget``, {pruned config key: bytes})."""
     if budget is None:
         return [config for config, _ in compiled], {}
-    kept = [config for config, shared in compiled if shared <= budget]
-    pruned = {config_key(config): shared for config, shared in compiled if shared > budget}
+    # An unreadable size (None) is kept: Triton itself refuses what the GPU cannot launch.
+    kept = [config for config, shared in compiled if shared is None or shared <= budget]
+    pruned = {config_key(config): shared for config, shared in compiled if shared is not None and shared > budget}
     if not kept:
         sizes = ", ".join(f"{key}: {shared} B" for key, shared in pruned.items())
         raise NothingFits(
