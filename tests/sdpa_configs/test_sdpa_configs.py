@@ -308,6 +308,36 @@ def test_the_executorch_kernels_need_a_gpu_to_be_checked(tmp_path, capsys):
     assert skipped.count("no CUDA device") == 4 and "tq4_sdpa_decode_splitk" in skipped
 
 
+def test_a_case_check_rejects_what_it_cannot_judge():
+    """check_config's own rules, with cases that run on the CPU (no Triton launch happens here,
+    so 'did not launch' is what a real CPU run gives; the launching path is the GPU's)."""
+    from triton.runtime.errors import OutOfResources
+
+    from aoti_hooks import SeamError
+    from aoti_hooks_sdpa_configs.numerics import CaseSet, check_config
+    from aoti_hooks_sdpa_configs.registry import Case, TunedKernel
+
+    def judged(*runs):
+        cases = [Case(f"case{i}", run, lambda: torch.ones(4)) for i, run in enumerate(runs)]
+        entry = TunedKernel("add_one", lambda: add_one, list, lambda: cases)
+        return check_config(entry, add_one, STOCK[0], CaseSet(entry))
+
+    def too_big():
+        raise OutOfResources(300000, 232448, "shared memory")
+
+    def broken():
+        raise RuntimeError("PassManager::run failed\nmore detail")
+
+    def ours():
+        raise SeamError("a seam broke")
+
+    assert judged(lambda: torch.ones(4)).reason == "case 'case0' did not launch the kernel"
+    assert judged(too_big, too_big).reason == "out of resources on this GPU in every case"
+    assert judged(too_big, broken).reason == "case1: RuntimeError: PassManager::run failed"
+    with pytest.raises(SeamError, match="a seam broke"):
+        judged(ours)  # never stored as the config's verdict
+
+
 def test_sdpa_check_table(registered, tmp_path):
     result = run_check("rtx5090", ["add_one"], str(tmp_path / "v.json"))
     rows = {r["config"]: r for r in result["rows"]}

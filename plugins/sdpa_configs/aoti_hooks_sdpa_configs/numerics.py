@@ -63,7 +63,8 @@ def check_config(entry: TunedKernel, kernel: Any, config: Any, cases: CaseSet) -
         try:
             with forced_config(kernel, config) as launches:
                 out = case.run()
-                torch.cuda.synchronize()
+                if out.is_cuda:
+                    torch.cuda.synchronize()  # a launch error surfaces here, inside this case
         except AotiHooksError:
             raise  # our own failure, not the config's: never cached as a verdict
         except Exception as error:
