@@ -346,3 +346,49 @@ def test_sdpa_check_table(registered, tmp_path):
     assert [r["offered"] for r in result["rows"]] == [True, False, True, False]
     text = format_check(result)
     assert "2 of 4 configs offered" in text and "REJECT: cosine 0.02000 < 0.999" in text
+
+
+# --- ExecuTorch's entries ---------------------------------------------------------------------
+
+
+def test_executorch_entries_name_real_autotuned_kernels_with_new_candidates():
+    from aoti_hooks.seams.executorch import SDPA_KERNELS
+    from aoti_hooks_sdpa_configs.executorch_kernels import ENTRIES
+
+    assert [entry.name for entry in ENTRIES] == list(SDPA_KERNELS)
+    for entry in ENTRIES:
+        kernel = entry.resolve()
+        stock = {config_key(c) for c in kernel.configs}
+        candidates = [config_key(c) for c in entry.candidates()]
+        assert stock and candidates and not stock & set(candidates), entry.name
+        assert len(set(candidates)) == len(candidates)
+
+
+def test_the_reference_sdpa_and_the_turboquant_round_trip_on_the_cpu():
+    """The references the GPU check compares against: GQA by repeated heads, kv_len by slicing,
+    and the TurboQuant 4-bit (de)compression the tq4 cases feed the kernel."""
+    from aoti_hooks_sdpa_configs.executorch_kernels import codebook, compress, decompress, reference_sdpa
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, h, n, 64, generator=g) for h, n in ((4, 8), (2, 32), (2, 32)))
+    mask = torch.rand(1, 1, 8, 32, generator=g) > 0.3
+    mask[..., 0] = True
+    want = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(2, 1)[:, :, :20], v.repeat_interleave(2, 1)[:, :, :20], attn_mask=mask[..., :20])
+    torch.testing.assert_close(reference_sdpa(q, k, v, mask, kv_len=20), want)
+    centroids, boundaries, rotation = codebook(64, seed=1, device="cpu")
+    torch.testing.assert_close(rotation @ rotation.T, torch.eye(64), atol=1e-5, rtol=0)
+    packed, norms = compress(k, boundaries, rotation)
+    assert packed.dtype == torch.uint8 and packed.shape == (1, 2, 32, 32)
+    restored = decompress(packed, norms, centroids, rotation)
+    cosine = torch.nn.functional.cosine_similarity(restored.reshape(-1), k.reshape(-1), dim=0)
+    assert cosine > 0.99  # 4 bits per coordinate after a random rotation
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_gate_rejects_executorch_tq4_block_n_16(tmp_path):
+    """The config ExecuTorch once shipped for the RTX 5090 and removed (cosine ~0.02)."""
+    result = run_check("rtx5090", ["tq4_sdpa"], str(tmp_path / "v.json"))
+    rows = {r["config"]: r for r in result["rows"]}
+    assert rows["BLOCK_M=32,BLOCK_N=16,num_warps=4,num_stages=2"]["passed"] is False
+    assert rows["BLOCK_M=32,BLOCK_N=32,num_warps=4,num_stages=2"]["passed"] is True
