@@ -100,6 +100,7 @@ def _compile(session: Session, program, package_path, inductor_configs) -> str:
     with session, ExitStack() as stack:
         device = resolve_device(session.target, program)
         program = move_program(session, program, device)
+        session.program = program
         configs = session.hooks.aoti_options(dict(inductor_configs or {}))
         enter_compile_contexts(session, stack)
         return torch._inductor.aoti_compile_and_package(

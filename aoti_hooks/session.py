@@ -96,6 +96,8 @@ class Session:
             key: name for name, plugin in reversed(selected) for key in replaced_backend_specs(plugin)
         }
         self.report = Report()
+        # The program being compiled, once on its device (set before compile contexts are entered).
+        self.program: Any = None
         self.hooks = HookCaller(self, selected)
         self._state: dict[str, dict[str, Any]] = {}
         self._tokens: list[contextvars.Token] = []

@@ -84,6 +84,7 @@ class Recorder:
         @contextlib.contextmanager
         def context():
             self.calls.append(("enter", aoti_hooks.current_session() is session))
+            self.program_seen = session.program
             yield
             self.calls.append(("exit",))
             session.report.add("recorder", "compiles")
@@ -101,6 +102,7 @@ def test_every_hook_runs_in_a_real_compile_and_the_artifact_is_stock(stock, tmp_
     assert recorder.calls[0] == ("move_program_to_device", "cpu")
     assert recorder.calls[1] == ("aoti_options", INDUCTOR_CONFIGS)
     assert recorder.calls[2] == ("enter", True)
+    assert recorder.program_seen is program  # the program being compiled (already on its device)
     assert sorted(c for c in recorder.calls if c[0] == "clone_lifted_buffer") == [("clone_lifted_buffer", (4, 8))] * 2 + [("clone_lifted_buffer", (8,))]
     assert {c[1] for c in recorder.calls if c[0] == "serialize_constant"} == set(stock["constants"]) == {"w", "c0", "c1"}
     assert session.report.as_dict() == {"recorder": {"compiles": 1}}

@@ -194,9 +194,10 @@ class _SessionBackend:
                 f"compiles on {device}; give a target for {device} (e.g. 'local')"
             )
         moved = self._session.hooks.move_program_to_device(edge_program, wanted)
-        if moved is not None:
-            return moved
-        return self._cls.move_program_to_device(edge_program, device, compile_specs)
+        if moved is None:
+            moved = self._cls.move_program_to_device(edge_program, device, compile_specs)
+        self._session.program = moved  # the backend's own passes then edit its graph in place
+        return moved
 
     def get_aoti_compile_options(self, compile_specs):
         return self._session.hooks.aoti_options(self._cls.get_aoti_compile_options(compile_specs))

@@ -385,6 +385,31 @@ def test_the_reference_sdpa_and_the_turboquant_round_trip_on_the_cpu():
     assert cosine > 0.99  # 4 bits per coordinate after a random rotation
 
 
+def test_only_the_kernels_the_program_calls_are_judged(tmp_path):
+    """A compile judges ExecuTorch's kernels whose ops its program calls (triton::sdpa launches
+    the prefill and the split-K decode kernel), not the others: no needless GPU checks."""
+    import executorch.backends.cuda.triton.kernels  # noqa: F401  (registers torch.ops.triton.*)
+
+    from aoti_hooks_sdpa_configs import called_ops
+
+    class Attention(torch.nn.Module):
+        def forward(self, q, k, v):
+            return torch.ops.triton.sdpa(q, k, v, None, 0.0, True, 0.0, False)
+
+    q = torch.randn(1, 2, 8, 64, dtype=torch.bfloat16)
+    program = torch.export.export(Attention(), (q, q, q))
+    assert "triton::sdpa" in called_ops(program) and called_ops(None) is None
+    stack = ExitStack()
+    with stack:
+        session = stack.enter_context(aoti_hooks.session(["sdpa_configs"], sdpa_configs={"cache": str(tmp_path / "v.json")}))
+        session.program = program  # as the compile sets it after moving the program
+        enter_compile_contexts(session, stack)
+    skipped = session.report.get("sdpa_configs")["skipped"]
+    assert "tq4_sdpa (the program calls none of triton::tq4_sdpa)" in skipped
+    assert "tq4_sdpa_decode_splitk (the program calls none of triton::tq4_sdpa)" in skipped
+    assert "sdpa (no CUDA device" in skipped and "sdpa_decode_splitk (no CUDA device" in skipped
+
+
 @pytest.mark.gpu
 def test_on_a_gpu_the_gate_rejects_executorch_tq4_block_n_16(tmp_path):
     """The config ExecuTorch once shipped for the RTX 5090 and removed (cosine ~0.02)."""

@@ -82,6 +82,23 @@ def selected_entries(session) -> list[TunedKernel]:
     return [entry for entry in known if entry.name in wanted]
 
 
+def called_ops(program) -> set[str] | None:
+    """``namespace::name`` of every op the program's graph calls; None when there is no program."""
+    graph = getattr(program, "graph", None)
+    if graph is None:
+        return None
+    names = set()
+    for node in graph.nodes:
+        if node.op == "call_function":
+            name = getattr(node.target, "name", None)
+            if callable(name):
+                try:
+                    names.add(name().split(".")[0])
+                except Exception:  # an op without a schema name
+                    continue
+    return names
+
+
 def _state(session) -> dict:
     return session.state(NAME)
 
@@ -92,10 +109,18 @@ def compile_context(session):
     options = session.options_for(NAME)
     cache = VerdictCache(options["cache"] or None)
     state = _state(session)
-    state.update(offers={}, by_function={}, compiles={})
+    state.update(offers={}, by_function={}, compiles={}, not_called={})
     explicit = bool(options["kernels"])
     skipped = []
+    called = called_ops(session.program)
     for entry in selected_entries(session):
+        if entry.ops and not explicit and called is not None and not set(entry.ops) & called:
+            skipped.append(f"{entry.name} (the program calls none of {', '.join(entry.ops)})")
+            try:  # should it be traced after all, say so instead of leaving it unchecked
+                state["not_called"][id(entry.resolve())] = entry.name
+            except Exception:
+                pass
+            continue
         try:
             kernel = entry.resolve()
         except Exception as error:
@@ -131,8 +156,13 @@ def compile_context(session):
 @hookimpl
 def autotune_configs(kernel, configs, target, session):
     """A traced call of a known kernel gets the configs that passed the gate."""
-    found = _state(session).get("offers", {}).get(id(kernel))
+    state = _state(session)
+    found = state.get("offers", {}).get(id(kernel))
     if found is None:
+        unexpected = state.get("not_called", {}).get(id(kernel))
+        if unexpected is not None:
+            raise NothingFits(f"sdpa_configs skipped kernel {unexpected!r} because the program calls none of its "
+                              f"ops, yet the compile calls it; name it: sdpa_configs.kernels={unexpected}")
         return None
     name, chosen, judged = found
     if isinstance(chosen, NothingFits):

@@ -158,8 +158,12 @@ _CASES = {"sdpa": sdpa_cases, "sdpa_decode_splitk": sdpa_decode_splitk_cases,
 
 CASES_VERSION = "2"  # bump when a case above changes
 
+# The ops whose calls launch each kernel (triton::sdpa takes the split-K path for decode with kv_len).
+_OPS = {"sdpa": ("triton::sdpa",), "sdpa_decode_splitk": ("triton::sdpa", "triton::sdpa_decode_splitk"),
+        "tq4_sdpa": ("triton::tq4_sdpa",), "tq4_sdpa_decode_splitk": ("triton::tq4_sdpa",)}
+
 ENTRIES = tuple(
     TunedKernel(name, partial(triton_sdpa_kernel, name), CANDIDATES[name], _CASES[name], builtin=True,
-                cases_version=CASES_VERSION)
+                cases_version=CASES_VERSION, ops=_OPS[name])
     for name in _CASES
 )

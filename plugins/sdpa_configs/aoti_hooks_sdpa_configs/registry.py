@@ -41,6 +41,7 @@ class TunedKernel:
     max_error: float = MAX_ERROR
     builtin: bool = False
     cases_version: str = "1"                     # change it when the cases change: old verdicts lapse
+    ops: tuple[str, ...] = ()                    # ops whose call launches it; () = judge it for every compile
 
 
 _lock = threading.Lock()
@@ -49,12 +50,14 @@ _registered: dict[str, TunedKernel] = {}
 
 def register(kernel: Any, *, name: str | None = None, candidates=(), cases: Callable[[], list[Case]] | None = None,
              check: Callable[[Any], Verdict] | None = None, min_cosine: float = MIN_COSINE,
-             max_error: float = MAX_ERROR, cases_version: str = "1") -> TunedKernel:
+             max_error: float = MAX_ERROR, cases_version: str = "1", ops=()) -> TunedKernel:
     """Let sdpa_configs handle ``kernel`` (a ``triton.autotune`` kernel).
 
     ``candidates`` are extra ``triton.Config`` s to offer; ``cases`` (a function returning
     `Case` s, called on the GPU) or ``check`` (config -> `Verdict`) judge each config's numerics.
     Change ``cases_version`` when the cases change, so that cached verdicts are made again.
+    ``ops`` (``"namespace::name"``) lets a compile whose program calls none of them skip
+    checking this kernel.
     """
     if not is_autotuner(kernel):
         raise AotiHooksError(f"sdpa_configs.register needs a triton.autotune kernel, got {type(kernel).__name__}")
@@ -66,7 +69,7 @@ def register(kernel: Any, *, name: str | None = None, candidates=(), cases: Call
     name = name or kernel_name(kernel)
     extra = list(candidates)
     entry = TunedKernel(name, lambda: kernel, lambda: list(extra), cases, check, min_cosine, max_error,
-                        cases_version=str(cases_version))
+                        cases_version=str(cases_version), ops=tuple(ops))
     with _lock:
         if name in _registered or name in _builtin_names():
             raise AotiHooksError(f"sdpa_configs already knows a kernel named {name!r}; pass name=...")
