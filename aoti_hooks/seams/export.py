@@ -19,3 +19,30 @@ def with_state(program: "torch.export.ExportedProgram", replacements: dict[str, 
     moved._state_dict = {**program._state_dict, **replacements}
     moved._constants = dict(program._constants)
     return moved
+
+
+def called_op_names(program) -> set[str] | None:
+    """``namespace::name`` of every operator the program's graph calls; None without a graph.
+
+    A node's target may be an ``OpOverload`` (``name()``), or a ``torch.library.custom_op`` /
+    ``triton_op`` object (``CustomOpDef``, whose name is the private ``_qualname``), as
+    ExecuTorch's CUDA passes insert them.
+    """
+    graph = getattr(program, "graph", None)
+    if graph is None:
+        return None
+    names = set()
+    for node in graph.nodes:
+        if node.op != "call_function":
+            continue
+        target = node.target
+        qualified = getattr(target, "_qualname", None)
+        if not isinstance(qualified, str):
+            name = getattr(target, "name", None)
+            try:
+                qualified = name() if callable(name) else None
+            except Exception:  # an op without a schema name
+                qualified = None
+        if isinstance(qualified, str) and "::" in qualified:
+            names.add(qualified.split(".")[0])
+    return names

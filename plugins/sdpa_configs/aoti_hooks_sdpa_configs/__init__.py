@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from aoti_hooks import Option, hookimpl
+from aoti_hooks.seams.export import called_op_names
 from aoti_hooks.seams.triton import config_key, kernel_name
 
 from .gate import judge
@@ -82,23 +83,6 @@ def selected_entries(session) -> list[TunedKernel]:
     return [entry for entry in known if entry.name in wanted]
 
 
-def called_ops(program) -> set[str] | None:
-    """``namespace::name`` of every op the program's graph calls; None when there is no program."""
-    graph = getattr(program, "graph", None)
-    if graph is None:
-        return None
-    names = set()
-    for node in graph.nodes:
-        if node.op == "call_function":
-            name = getattr(node.target, "name", None)
-            if callable(name):
-                try:
-                    names.add(name().split(".")[0])
-                except Exception:  # an op without a schema name
-                    continue
-    return names
-
-
 def _state(session) -> dict:
     return session.state(NAME)
 
@@ -112,7 +96,7 @@ def compile_context(session):
     state.update(offers={}, by_function={}, compiles={}, not_called={})
     explicit = bool(options["kernels"])
     skipped = []
-    called = called_ops(session.program)
+    called = called_op_names(session.program)
     for entry in selected_entries(session):
         if entry.ops and not explicit and called is not None and not set(entry.ops) & called:
             skipped.append(f"{entry.name} (the program calls none of {', '.join(entry.ops)})")
