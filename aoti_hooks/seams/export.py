@@ -24,9 +24,9 @@ def with_state(program: "torch.export.ExportedProgram", replacements: dict[str, 
 def called_op_names(program) -> set[str] | None:
     """``namespace::name`` of every operator the program's graph calls; None without a graph.
 
-    A node's target may be an ``OpOverload`` (``name()``), or a ``torch.library.custom_op`` /
-    ``triton_op`` object (``CustomOpDef``, whose name is the private ``_qualname``), as
-    ExecuTorch's CUDA passes insert them.
+    A node's target may be an ``OpOverload`` (``name()``), an ``OpOverloadPacket`` (the private
+    ``_qualified_op_name``: ExecuTorch's CUDA pass puts ``torch.ops.triton.sdpa`` in the graph),
+    or a ``custom_op`` / ``triton_op`` object (``CustomOpDef``: the private ``_qualname``).
     """
     graph = getattr(program, "graph", None)
     if graph is None:
@@ -37,6 +37,8 @@ def called_op_names(program) -> set[str] | None:
             continue
         target = node.target
         qualified = getattr(target, "_qualname", None)
+        if not isinstance(qualified, str):
+            qualified = getattr(target, "_qualified_op_name", None)
         if not isinstance(qualified, str):
             name = getattr(target, "name", None)
             try:

@@ -189,3 +189,39 @@ def test_cuda_collector_records_host_backed_constants_on_their_device(tmp_path):
     assert ours.storages[entry.storage_key].to_bytes() == host.numpy().tobytes()
     assert collector._write_tensor_storage.__module__ == collector.__name__  # restored
     assert collector.CudaWeightCollector.materialize.__qualname__ == "CudaWeightCollector.materialize"
+
+
+class _SeeProgram:
+    """Records, at compile-context time, the ops of the program the session says it compiles."""
+
+    seen = None
+
+    @aoti_hooks.hookimpl
+    def compile_context(self, session):
+        from aoti_hooks.seams.export import called_op_names
+
+        _SeeProgram.seen = called_op_names(session.program)
+        raise AotiHooksError("seen; stop before compiling")
+
+
+def test_plugins_see_the_program_after_the_backend_passes(register, monkeypatch):
+    """ExecuTorch's CUDA pass swaps SDPA for torch.ops.triton.sdpa after moving the program and
+    before compiling; a plugin's compile context must see that graph (sdpa_configs judges only
+    the kernels the program calls). The pass runs here on the CPU test backend: it only edits
+    the graph."""
+    import torch.nn.functional as F
+    from executorch.backends.cuda.triton.replacement_pass import ReplaceEdgeOpWithTritonOpPass
+
+    register("see_program", _SeeProgram())
+    monkeypatch.setattr(AotiHooksCpuTestBackend, "get_custom_passes",
+                        classmethod(lambda cls, specs: [ReplaceEdgeOpWithTritonOpPass()]))
+
+    class Attention(torch.nn.Module):
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    q = torch.randn(1, 2, 8, 64)
+    program = torch.export.export(Attention(), (q, q, q))
+    with pytest.raises(AotiHooksError, match="seen; stop before compiling"):
+        lower({"forward": program}, {"forward": [method_spec("forward"), *aoti_hooks.compile_specs(["see_program"])]})
+    assert "triton::sdpa" in _SeeProgram.seen
