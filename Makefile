@@ -1,10 +1,10 @@
 PY ?= python3
 DIST ?= dist
-PLUGINS := plugins/kv_elide plugins/chunked_dequant plugins/sdpa_configs
+PLUGINS := plugins/kv_elide plugins/chunked_dequant plugins/sdpa_configs plugins/const_offload
 
 .PHONY: dev executorch test wheels doctor demo
 
-dev:  ## install torch (CPU), the core and the three plugins (editable), and ExecuTorch, for development
+dev:  ## install torch (CPU), the core and the four plugins (editable), and ExecuTorch, for development
 	$(PY) -m pip install -q "pip>=24"
 	$(PY) -m pip install -q torch==2.13.0 "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7" matplotlib
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e . $(addprefix -e ,$(PLUGINS))
@@ -19,7 +19,7 @@ executorch:  ## ExecuTorch 1.5.1, torchao (its CUDA quantized ops import it), tr
 test:  ## the whole suite, CPU only: real AOTI compiles
 	$(PY) -m pytest -q
 
-wheels:  ## the four wheels into $(DIST)/
+wheels:  ## the five wheels into $(DIST)/
 	rm -rf $(DIST) && mkdir -p $(DIST)
 	for project in . $(PLUGINS); do $(PY) -m pip wheel -q --no-deps --no-build-isolation -w $(DIST) $$project || exit 1; done
 

@@ -1,4 +1,4 @@
-"""The four wheels install into a fresh venv; the extra pulls exactly its plugin.
+"""The five wheels install into a fresh venv; the extra pulls exactly its plugin.
 
 The venv reuses this machine's torch (and its dependencies) through a folder of links,
 so nothing is downloaded, and it sees none of the plugins installed here.
@@ -16,7 +16,7 @@ from importlib import metadata
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PLUGINS = ("kv_elide", "chunked_dequant", "sdpa_configs")
+PLUGINS = ("kv_elide", "chunked_dequant", "sdpa_configs", "const_offload")
 
 
 def test_versions_and_extras_agree():
@@ -66,7 +66,8 @@ def test_wheels_install_and_the_extra_brings_only_its_plugin(tmp_path):
                    capture_output=True)
     wheels = sorted(path.name for path in dist.glob("*.whl"))
     assert [w.split("-0.1.0")[0] for w in wheels] == ["aoti_hooks", "aoti_hooks_chunked_dequant",
-                                                      "aoti_hooks_kv_elide", "aoti_hooks_sdpa_configs"]
+                                                      "aoti_hooks_const_offload", "aoti_hooks_kv_elide",
+                                                      "aoti_hooks_sdpa_configs"]
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
@@ -83,3 +84,4 @@ def test_wheels_install_and_the_extra_brings_only_its_plugin(tmp_path):
     assert listed.returncode == 0, listed.stderr
     assert "kv_elide" in listed.stdout and "aoti-hooks-kv-elide" in listed.stdout
     assert "chunked_dequant" not in listed.stdout and "sdpa_configs" not in listed.stdout
+    assert "const_offload" not in listed.stdout

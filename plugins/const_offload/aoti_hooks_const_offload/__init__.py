@@ -1,0 +1,146 @@
+"""aoti-hooks plugin ``const_offload``: large constants stay in host memory during an AOTI export.
+
+Every constant sits on the device for the whole stock compile, so an export's device peak
+is at least the weights. This plugin puts each large parameter and lifted tensor constant
+on the target device with its storage freed (shape, strides, dtype, device kept), keeps the
+true values on the host, keeps the freed constants apart at constant dedup, writes them out
+from the host copy, and gives one real storage, filled from the host, only for the length of
+one autotune run that reads it. The exported artifact is the stock one.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from aoti_hooks import AotiHooksError, Option, hookimpl, parse_size
+from aoti_hooks.seams.export import with_state
+
+NAME = "const_offload"
+
+OPTIONS = (Option("min_bytes", parse_size, "16MiB", "smallest constant to keep on the host, in bytes or with a unit"),)
+
+# Both plugins place the program's tensors themselves (move_program_to_device answers once).
+CONFLICTS = ("kv_elide",)
+
+
+def _state(session) -> dict:
+    return session.state(NAME).setdefault("storages", {})  # id(storage) -> (storage, nbytes, device, host)
+
+
+def storage_bytes(tensor: torch.Tensor) -> int:
+    if tensor.numel() == 0:
+        return 0
+    extent = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride())) + 1
+    return (tensor.storage_offset() + extent) * tensor.element_size()
+
+
+def freed_like(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor``'s layout on ``device`` with a storage that holds no bytes."""
+    made = torch.empty(0, dtype=tensor.dtype, device=device).set_(
+        torch.UntypedStorage(0, device=device), tensor.storage_offset(), tensor.shape, tensor.stride())
+    made.untyped_storage().resize_(0)
+    return made
+
+
+def host_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """The values on the host, same layout: the tensor itself when it is already there."""
+    if tensor.device.type == "cpu":
+        return tensor.detach()
+    extent = storage_bytes(tensor) // tensor.element_size()
+    flat = torch.as_strided(tensor.detach(), (extent,), (1,), 0).to("cpu", copy=True)
+    return torch.as_strided(flat, tensor.shape, tensor.stride(), tensor.storage_offset())
+
+
+def select_constants(program, min_bytes: int) -> dict[str, torch.Tensor]:
+    """FQN -> tensor of every parameter and lifted tensor constant of at least ``min_bytes``.
+
+    Buffers are left alone: a program may write them (KV caches are kv_elide's), and the
+    small ones (rotary tables) are not worth it.
+    """
+    chosen = {}
+    parameters = set(program.graph_signature.parameters)
+    for name, tensor in [*program.state_dict.items(), *program.constants.items()]:
+        if not isinstance(tensor, torch.Tensor) or type(tensor) not in (torch.Tensor, torch.nn.Parameter):
+            continue  # quantized subclasses and script objects keep their stock placement
+        if name in program.state_dict and name not in parameters:
+            continue
+        if tensor.numel() * tensor.element_size() >= min_bytes:
+            chosen[name] = tensor
+    return chosen
+
+
+def _offloaded(session, tensor) -> tuple | None:
+    if not isinstance(tensor, torch.Tensor) or tensor.device.type == "meta":
+        return None
+    try:
+        storage = tensor.untyped_storage()
+    except (RuntimeError, NotImplementedError):
+        return None
+    return _state(session).get(id(storage))
+
+
+@hookimpl
+def move_program_to_device(program, device, session):
+    clash = [name for name in CONFLICTS if name in session.plugins]
+    if clash:
+        raise AotiHooksError(f"const_offload and {clash[0]} both place the program's tensors on the device; "
+                             f"name only one of them in this session")
+    chosen = select_constants(program, session.options_for(NAME)["min_bytes"])
+    state = _state(session)
+    session.report.set(NAME, "constants_offloaded", len(chosen))
+    session.report.set(NAME, "offloaded_bytes", sum(t.numel() * t.element_size() for t in chosen.values()))
+    if not chosen:
+        return None
+    placed_state, placed_constants = {}, {}
+    for name, tensor in chosen.items():
+        host = host_copy(tensor)
+        freed = freed_like(tensor, device)
+        storage = freed.untyped_storage()
+        state[id(storage)] = (storage, storage_bytes(tensor), device, host)
+        if name in program.state_dict:
+            placed_state[name] = torch.nn.Parameter(freed, requires_grad=False)
+        else:
+            placed_constants[name] = freed
+    from torch.export.passes import move_to_device_pass
+
+    moved = with_state(program, placed_state)
+    moved._constants.update(placed_constants)
+    return move_to_device_pass(moved, device)
+
+
+@hookimpl
+def pre_constant_dedup(name, tensor, other_name, other, session):
+    if _offloaded(session, tensor) or _offloaded(session, other):
+        session.report.add(NAME, "kept_apart")
+        return False
+    return None
+
+
+@hookimpl
+def serialize_constant(name, tensor, session):
+    found = _offloaded(session, tensor)
+    return found[3] if found is not None else None
+
+
+@hookimpl(wrapper=True)
+def autotune_arguments(args, session):
+    """Offloaded arguments get real storage holding their values for exactly this run."""
+    filled = {}
+    for arg in args:
+        found = _offloaded(session, arg)
+        if found is not None:
+            filled[id(found[0])] = found
+    for storage, nbytes, device, host in filled.values():
+        storage.resize_(nbytes)
+        view = torch.empty(0, dtype=host.dtype, device=device).set_(
+            storage, host.storage_offset(), host.shape, host.stride())
+        view.copy_(host)
+    try:
+        return (yield)
+    finally:
+        if filled:
+            if any(device.type == "cuda" for _, _, device, _ in filled.values()):
+                torch.cuda.synchronize()
+            for storage, _, _, _ in filled.values():
+                storage.resize_(0)
+            session.report.add(NAME, "autotune_materializations", len(filled))

@@ -1,0 +1,113 @@
+"""const_offload on real CPU compiles: the weights are placed with freed storage, and the package
+equals the stock one (constant bytes, outputs over decode steps); user tensors are untouched."""
+
+import pytest
+import torch
+
+import aoti_hooks
+from aoti_hooks import AotiHooksError
+from aoti_hooks.demo import CONFIGS, build, decode_steps, export_decoder
+from aoti_hooks_const_offload import select_constants
+
+from helpers import INDUCTOR_CONFIGS, package_constants, tensor_bytes
+
+CONFIG = CONFIGS["tiny"]
+OPTIONS = {"min_bytes": "1KiB"}
+STEPS = decode_steps(CONFIG, 5, start=4)
+
+
+def run(fn):
+    with torch.no_grad():
+        return [fn(tokens, pos).clone() for tokens, pos in STEPS]
+
+
+@pytest.fixture(scope="module")
+def stock(tmp_path_factory):
+    program = export_decoder(build(CONFIG))
+    path = torch._inductor.aoti_compile_and_package(
+        program, package_path=str(tmp_path_factory.mktemp("stock") / "stock.pt2"), inductor_configs=INDUCTOR_CONFIGS)
+    return {"constants": package_constants(path), "outputs": run(torch._inductor.aoti_load_package(path))}
+
+
+class Look:
+    """Records what Inductor is given: the bytes each chosen weight's storage holds."""
+
+    def __init__(self, names):
+        self.names, self.seen = names, {}
+
+    @aoti_hooks.hookimpl
+    def compile_context(self, session):
+        self.seen.update({name: session.program.state_dict[name].untyped_storage().nbytes() for name in self.names})
+
+
+def test_const_offload_export_equals_stock_and_eager(tmp_path, stock, register):
+    model = build(CONFIG)
+    eager = run(build(CONFIG))  # a fresh copy: decoding writes the caches
+    program = export_decoder(model)
+    chosen = select_constants(program, 1024)
+    before = {name: tensor_bytes(t) for name, t in program.state_dict.items()}
+    look = register("look", Look(chosen))
+    with aoti_hooks.session(["const_offload", "look"], const_offload=OPTIONS) as session:
+        path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "co.pt2"), inductor_configs=INDUCTOR_CONFIGS)
+    report = session.report.get("const_offload")
+    assert report["constants_offloaded"] == len(chosen) >= 10
+    assert report["offloaded_bytes"] == sum(t.numel() * t.element_size() for t in chosen.values())
+    assert set(look.seen) == set(chosen) and set(look.seen.values()) == {0}
+    assert package_constants(path) == stock["constants"]
+    outputs = run(torch._inductor.aoti_load_package(path))
+    for got, want, reference in zip(outputs, stock["outputs"], eager):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5)
+    assert {name: tensor_bytes(t) for name, t in program.state_dict.items()} == before
+    assert all(t.untyped_storage().nbytes() > 0 for t in model.parameters())
+
+
+def test_selection_takes_large_parameters_not_buffers():
+    program = export_decoder(build(CONFIG))
+    chosen = select_constants(program, 1024)
+    parameters = set(program.graph_signature.parameters)
+    assert chosen and set(chosen) <= parameters
+    assert all(t.numel() * t.element_size() >= 1024 for t in chosen.values())
+    small = {n for n in parameters if program.state_dict[n].numel() * program.state_dict[n].element_size() < 1024}
+    assert small and not small & set(chosen)
+    assert select_constants(program, 2**40) == {}
+
+
+def test_autotune_arguments_fill_the_true_values_for_one_run_only():
+    # The launch is a stand-in: a real autotune run needs Triton and a GPU.
+    weight = torch.randn(64, 32)
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(weight.clone())
+
+        def forward(self, x):
+            return x @ self.weight
+
+    program = torch.export.export(Linear(), (torch.randn(2, 64),))
+    with aoti_hooks.session(["const_offload"], const_offload=OPTIONS) as session:
+        moved = session.hooks.move_program_to_device(program, torch.device("cpu"))
+        placed = moved.state_dict["weight"]
+        assert placed.untyped_storage().nbytes() == 0 and placed.shape == (64, 32)
+        seen = {}
+
+        def launch():
+            seen["equal"] = torch.equal(placed, weight)
+            return "done"
+
+        assert session.hooks.autotune_arguments((placed, torch.ones(2)), launch) == "done"
+        assert seen == {"equal": True} and placed.untyped_storage().nbytes() == 0
+        assert session.hooks.keep_apart("weight", placed, "other", torch.zeros(64, 32))
+        assert torch.equal(session.hooks.serialize_constant("weight", placed), weight)
+    assert session.report.get("const_offload")["autotune_materializations"] == 1
+    assert torch.equal(program.state_dict["weight"], weight)  # the user's parameter
+
+
+def test_with_kv_elide_and_bad_input_one_sentence():
+    program = export_decoder(build(CONFIG))
+    with aoti_hooks.session(["kv_elide", "const_offload"]) as session:
+        with pytest.raises(AotiHooksError, match="const_offload and kv_elide both place the program's tensors"):
+            aoti_hooks.compile.move_program(session, program, torch.device("cpu"))
+    with pytest.raises(AotiHooksError, match="bad value 'lots' for option 'min_bytes' of plugin 'const_offload'"):
+        aoti_hooks.session(["const_offload"], const_offload={"min_bytes": "lots"})
