@@ -1,6 +1,8 @@
 """const_offload on real CPU compiles: the weights are placed with freed storage, and the package
 equals the stock one (constant bytes, outputs over decode steps); user tensors are untouched."""
 
+import os
+
 import pytest
 import torch
 
@@ -13,20 +15,22 @@ from helpers import INDUCTOR_CONFIGS, package_constants, tensor_bytes
 
 CONFIG = CONFIGS["tiny"]
 OPTIONS = {"min_bytes": "1KiB"}
-STEPS = decode_steps(CONFIG, 5, start=4)
 
 
-def run(fn):
+def run(fn, config=CONFIG):
     with torch.no_grad():
-        return [fn(tokens, pos).clone() for tokens, pos in STEPS]
+        return [fn(tokens, pos).clone() for tokens, pos in decode_steps(config, 5, start=4)]
 
 
-@pytest.fixture(scope="module")
-def stock(tmp_path_factory):
-    program = export_decoder(build(CONFIG))
+@pytest.fixture(scope="module", params=["tiny", "tiny-alternating"])
+def stock(request, tmp_path_factory):
+    """tiny-alternating has a tied embedding / lm_head: one weight under two names."""
+    config = CONFIGS[request.param]
+    program = export_decoder(build(config))
     path = torch._inductor.aoti_compile_and_package(
         program, package_path=str(tmp_path_factory.mktemp("stock") / "stock.pt2"), inductor_configs=INDUCTOR_CONFIGS)
-    return {"constants": package_constants(path), "outputs": run(torch._inductor.aoti_load_package(path))}
+    return {"config": config, "constants": package_constants(path), "size": os.path.getsize(path),
+            "outputs": run(torch._inductor.aoti_load_package(path), config)}
 
 
 class Look:
@@ -41,20 +45,23 @@ class Look:
 
 
 def test_const_offload_export_equals_stock_and_eager(tmp_path, stock, register):
-    model = build(CONFIG)
-    eager = run(build(CONFIG))  # a fresh copy: decoding writes the caches
+    config = stock["config"]
+    model = build(config)
+    eager = run(build(config), config)  # a fresh copy: decoding writes the caches
     program = export_decoder(model)
     chosen = select_constants(program, 1024)
     before = {name: tensor_bytes(t) for name, t in program.state_dict.items()}
     look = register("look", Look(chosen))
     with aoti_hooks.session(["const_offload", "look"], const_offload=OPTIONS) as session:
-        path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "co.pt2"), inductor_configs=INDUCTOR_CONFIGS)
+        path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "stock.pt2"), inductor_configs=INDUCTOR_CONFIGS)
     report = session.report.get("const_offload")
     assert report["constants_offloaded"] == len(chosen) >= 10
-    assert report["offloaded_bytes"] == sum(t.numel() * t.element_size() for t in chosen.values())
+    unique = {t.untyped_storage().data_ptr(): t.numel() * t.element_size() for t in chosen.values()}
+    assert report["offloaded_bytes"] == sum(unique.values())
     assert set(look.seen) == set(chosen) and set(look.seen.values()) == {0}
     assert package_constants(path) == stock["constants"]
-    outputs = run(torch._inductor.aoti_load_package(path))
+    assert os.path.getsize(path) == stock["size"]  # same archive names, so equal sizes mean the same files
+    outputs = run(torch._inductor.aoti_load_package(path), config)
     for got, want, reference in zip(outputs, stock["outputs"], eager):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
         torch.testing.assert_close(got, reference, rtol=1e-5, atol=1e-5)

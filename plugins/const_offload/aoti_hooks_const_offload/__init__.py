@@ -88,19 +88,25 @@ def move_program_to_device(program, device, session):
     chosen = select_constants(program, session.options_for(NAME)["min_bytes"])
     state = _state(session)
     session.report.set(NAME, "constants_offloaded", len(chosen))
-    session.report.set(NAME, "offloaded_bytes", sum(t.numel() * t.element_size() for t in chosen.values()))
     if not chosen:
+        session.report.set(NAME, "offloaded_bytes", 0)
         return None
     placed_state, placed_constants = {}, {}
+    by_storage: dict[int, torch.Tensor] = {}  # tied weights (one storage, two names) stay one tensor
     for name, tensor in chosen.items():
-        host = host_copy(tensor)
-        freed = freed_like(tensor, device)
-        storage = freed.untyped_storage()
-        state[id(storage)] = (storage, storage_bytes(tensor), device, host)
+        key = id(tensor.untyped_storage())
+        if key in by_storage and by_storage[key].stride() == tensor.stride() \
+                and by_storage[key].storage_offset() == tensor.storage_offset() and by_storage[key].shape == tensor.shape:
+            freed = by_storage[key]
+        else:
+            freed = by_storage[key] = freed_like(tensor, device)
+            storage = freed.untyped_storage()
+            state[id(storage)] = (storage, storage_bytes(tensor), device, host_copy(tensor))
         if name in program.state_dict:
             placed_state[name] = torch.nn.Parameter(freed, requires_grad=False)
         else:
             placed_constants[name] = freed
+    session.report.set(NAME, "offloaded_bytes", sum(entry[1] for entry in state.values()))
     from torch.export.passes import move_to_device_pass
 
     moved = with_state(program, placed_state)
@@ -110,10 +116,15 @@ def move_program_to_device(program, device, session):
 
 @hookimpl
 def pre_constant_dedup(name, tensor, other_name, other, session):
-    if _offloaded(session, tensor) or _offloaded(session, other):
-        session.report.add(NAME, "kept_apart")
-        return False
-    return None
+    """Freed storages all look alike; only a tied weight (one storage, two names) is one constant."""
+    mine, theirs = _offloaded(session, tensor), _offloaded(session, other)
+    if mine is None and theirs is None:
+        return None
+    if mine is not None and mine is theirs and tensor.stride() == other.stride() \
+            and tensor.storage_offset() == other.storage_offset():
+        return None
+    session.report.add(NAME, "kept_apart")
+    return False
 
 
 @hookimpl
