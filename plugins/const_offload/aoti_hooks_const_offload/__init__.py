@@ -14,6 +14,7 @@ import torch
 
 from aoti_hooks import AotiHooksError, Option, hookimpl, parse_size
 from aoti_hooks.seams.export import with_state
+from aoti_hooks.storage import freed_like, host_snapshot, storage_bytes
 
 NAME = "const_offload"
 
@@ -25,30 +26,6 @@ CONFLICTS = ("kv_elide",)
 
 def _state(session) -> dict:
     return session.state(NAME).setdefault("storages", {})  # id(storage) -> (storage, nbytes, device, host)
-
-
-def storage_bytes(tensor: torch.Tensor) -> int:
-    if tensor.numel() == 0:
-        return 0
-    extent = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride())) + 1
-    return (tensor.storage_offset() + extent) * tensor.element_size()
-
-
-def freed_like(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``tensor``'s layout on ``device`` with a storage that holds no bytes."""
-    made = torch.empty(0, dtype=tensor.dtype, device=device).set_(
-        torch.UntypedStorage(0, device=device), tensor.storage_offset(), tensor.shape, tensor.stride())
-    made.untyped_storage().resize_(0)
-    return made
-
-
-def host_copy(tensor: torch.Tensor) -> torch.Tensor:
-    """The values on the host, same layout: the tensor itself when it is already there."""
-    if tensor.device.type == "cpu":
-        return tensor.detach()
-    extent = storage_bytes(tensor) // tensor.element_size()
-    flat = torch.as_strided(tensor.detach(), (extent,), (1,), 0).to("cpu", copy=True)
-    return torch.as_strided(flat, tensor.shape, tensor.stride(), tensor.storage_offset())
 
 
 def select_constants(program, min_bytes: int) -> dict[str, torch.Tensor]:
@@ -101,7 +78,7 @@ def move_program_to_device(program, device, session):
         else:
             freed = by_storage[key] = freed_like(tensor, device)
             storage = freed.untyped_storage()
-            state[id(storage)] = (storage, storage_bytes(tensor), device, host_copy(tensor))
+            state[id(storage)] = (storage, storage_bytes(tensor), device, (tensor.detach() if tensor.device.type == "cpu" else host_snapshot(tensor)))
         if name in program.state_dict:
             placed_state[name] = torch.nn.Parameter(freed, requires_grad=False)
         else:

@@ -15,6 +15,7 @@ import torch
 
 from aoti_hooks import Option, hookimpl, parse_bool, parse_regex, parse_size
 from aoti_hooks.seams.export import with_state
+from aoti_hooks.storage import freed_like, host_snapshot, storage_bytes
 
 from .selection import select_caches
 
@@ -38,27 +39,6 @@ def _state(session) -> dict:
     return state
 
 
-def freed_like(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A tensor with ``tensor``'s layout on ``device`` whose storage holds no bytes.
-
-    ``set_`` grows the storage to fit, so the bytes exist for a moment and are released at
-    once; on CUDA the caching allocator reuses that block for the next cache and
-    `move_program_to_device` returns it to the driver when all caches are made.
-    """
-    made = torch.empty(0, dtype=tensor.dtype, device=device).set_(
-        torch.UntypedStorage(0, device=device), tensor.storage_offset(), tensor.shape, tensor.stride()
-    )
-    made.untyped_storage().resize_(0)
-    return made
-
-
-def _storage_bytes(tensor: torch.Tensor) -> int:
-    if tensor.numel() == 0:
-        return 0
-    extent = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride())) + 1
-    return (tensor.storage_offset() + extent) * tensor.element_size()
-
-
 def _elided_storage(session, tensor) -> tuple | None:
     if not isinstance(tensor, torch.Tensor) or tensor.device.type == "meta":
         return None
@@ -75,7 +55,7 @@ def _host_zeros(tensor: torch.Tensor) -> torch.Tensor:
     The bytes are an anonymous private mapping: the kernel hands out zero pages as they
     are read, so writing out gigabytes of caches costs no resident host memory.
     """
-    nbytes = _storage_bytes(tensor)
+    nbytes = storage_bytes(tensor)
     if nbytes == 0:
         return torch.zeros_like(tensor, device="cpu")
     mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
@@ -95,7 +75,7 @@ def move_program_to_device(program, device, session):
     for name, tensor in caches.items():
         empty = freed_like(tensor, device)
         storage = empty.untyped_storage()
-        state["storages"][id(storage)] = (storage, _storage_bytes(tensor), device)
+        state["storages"][id(storage)] = (storage, storage_bytes(tensor), device)
         freed[name] = empty
         session.report.add(NAME, "buffers_elided")
         session.report.add(NAME, "elided_bytes", tensor.numel() * tensor.element_size())
@@ -115,13 +95,6 @@ def pre_constant_dedup(name, tensor, other_name, other, session):
         session.report.add(NAME, "kept_apart")
         return False
     return None
-
-
-def host_snapshot(tensor: torch.Tensor) -> torch.Tensor:
-    """A host copy of ``tensor`` with its shape, strides and offset (``clone_preserve_strides`` on the host)."""
-    extent = _storage_bytes(tensor) // tensor.element_size()
-    flat = torch.as_strided(tensor, (extent,), (1,), 0).to("cpu", copy=True)
-    return torch.as_strided(flat, tensor.shape, tensor.stride(), tensor.storage_offset())
 
 
 @hookimpl
