@@ -104,10 +104,11 @@ class HookCaller:
         """The configs every plugin keeps, in order; each plugin sees the previous one's choice."""
         kept = [config for config, _ in compiled]
         for impl in self._impls("compiled_configs"):
-            offered = [(config, shared) for config, shared in compiled if any(config is k for k in kept)]
+            kept_ids = {id(config) for config in kept}
+            offered = [(config, shared) for config, shared in compiled if id(config) in kept_ids]
             answer = self._call(impl, "compiled_configs", kernel_name=kernel_name, compiled=offered, target=target)
             if answer is not None:
-                unknown = [config for config in answer if not any(config is k for k in kept)]
+                unknown = [config for config in answer if id(config) not in kept_ids]
                 if unknown:
                     raise PluginError(impl.plugin_name, "compiled_configs",
                                       ValueError(f"returned configs it was not given: {unknown}"))

@@ -18,6 +18,17 @@ def storage_bytes(tensor: torch.Tensor) -> int:
     return (tensor.storage_offset() + extent) * tensor.element_size()
 
 
+def storage_key(value) -> int | None:
+    """``id`` of a tensor's untyped storage, the key placed tensors are found by; None when it has none
+    (not a tensor, a meta tensor, a tensor subclass without storage)."""
+    if not isinstance(value, torch.Tensor) or value.device.type == "meta":
+        return None
+    try:
+        return id(value.untyped_storage())
+    except (RuntimeError, NotImplementedError):
+        return None
+
+
 def freed_like(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A tensor with ``tensor``'s layout on ``device`` whose storage holds no bytes.
 

@@ -395,7 +395,8 @@ def _patched_make_launchers(original: Callable) -> Callable:
             # As if the GPU had too little shared memory: Inductor skips such a template choice.
             needed = min((shared for _, shared in compiled if shared is not None), default=0)
             raise triton_seam.out_of_resources(needed, session.target.smem or 0)
-        self.compile_results = [result for result in results if any(result.config is k for k in kept)]
+        kept_ids = {id(config) for config in kept}
+        self.compile_results = [result for result in results if id(result.config) in kept_ids]
         return original(self)
 
     return _make_launchers

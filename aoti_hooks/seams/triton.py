@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import SeamError
+from .patching import Patch, PatchSet
 
 _forced: contextvars.ContextVar[dict | None] = contextvars.ContextVar("aoti_hooks_forced_config", default=None)
 _routes_lock = threading.Lock()
-_routes: dict[int, list] = {}  # id(autotuner) -> [count, autotuner]
+_routes: dict[int, PatchSet] = {}  # id(autotuner) -> the refcounted route of its run (keeps it alive)
 
 
 def _autotuner_class():
@@ -142,9 +143,9 @@ def _routed_run(kernel: Any, stock_run: Any):
 def forced_config(kernel: Any, config: Any) -> Iterator[Launches]:
     """Launch ``kernel`` with ``config`` alone, in this context only; record each launch.
 
-    While inside, the kernel's ``run`` (an instance attribute added here, removed on the last
-    exit) sends calls from this context to a copy holding only ``config``; calls from other
-    threads and contexts run the stock autotuner.
+    While inside, the kernel's ``run`` (an instance attribute, installed and restored by a
+    refcounted `PatchSet`) sends calls from this context to a copy holding only ``config``;
+    calls from other threads and contexts run the stock autotuner.
     """
     if not is_autotuner(kernel):
         raise SeamError(f"{kernel_name(kernel)!r} is not a triton.autotune kernel")
@@ -152,9 +153,9 @@ def forced_config(kernel: Any, config: Any) -> Iterator[Launches]:
     with _routes_lock:
         route = _routes.get(id(kernel))
         if route is None:
-            route = _routes[id(kernel)] = [0, kernel, vars(kernel).get("run")]
-            kernel.run = _routed_run(kernel, kernel.run)
-        route[0] += 1
+            route = _routes[id(kernel)] = PatchSet(
+                lambda: [Patch(kernel, "run", lambda stock_run: _routed_run(kernel, stock_run))])
+    route.acquire()
     forced = dict(_forced.get() or {})
     forced[id(kernel)] = (with_configs(kernel, [config]), launches)
     token = _forced.set(forced)
@@ -162,11 +163,4 @@ def forced_config(kernel: Any, config: Any) -> Iterator[Launches]:
         yield launches
     finally:
         _forced.reset(token)
-        with _routes_lock:
-            route[0] -= 1
-            if route[0] == 0:
-                del _routes[id(kernel)]
-                if route[2] is None:
-                    del kernel.run
-                else:
-                    kernel.run = route[2]
+        route.release()

@@ -14,7 +14,7 @@ import torch
 
 from aoti_hooks import AotiHooksError, Option, hookimpl, parse_size
 from aoti_hooks.seams.export import with_state
-from aoti_hooks.storage import freed_like, host_snapshot, storage_bytes
+from aoti_hooks.storage import freed_like, host_snapshot, storage_bytes, storage_key
 
 NAME = "const_offload"
 
@@ -47,13 +47,7 @@ def select_constants(program, min_bytes: int) -> dict[str, torch.Tensor]:
 
 
 def _offloaded(session, tensor) -> tuple | None:
-    if not isinstance(tensor, torch.Tensor) or tensor.device.type == "meta":
-        return None
-    try:
-        storage = tensor.untyped_storage()
-    except (RuntimeError, NotImplementedError):
-        return None
-    return _state(session).get(id(storage))
+    return _state(session).get(storage_key(tensor))
 
 
 @hookimpl

@@ -15,7 +15,7 @@ import torch
 
 from aoti_hooks import Option, hookimpl, parse_bool, parse_regex, parse_size
 from aoti_hooks.seams.export import with_state
-from aoti_hooks.storage import freed_like, host_snapshot, storage_bytes
+from aoti_hooks.storage import freed_like, host_snapshot, storage_bytes, storage_key
 
 from .selection import select_caches
 
@@ -40,13 +40,7 @@ def _state(session) -> dict:
 
 
 def _elided_storage(session, tensor) -> tuple | None:
-    if not isinstance(tensor, torch.Tensor) or tensor.device.type == "meta":
-        return None
-    try:
-        storage = tensor.untyped_storage()
-    except (RuntimeError, NotImplementedError):  # tensor subclasses without storage
-        return None
-    return _state(session)["storages"].get(id(storage))
+    return _state(session)["storages"].get(storage_key(tensor))
 
 
 def _host_zeros(tensor: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from aoti_hooks.seams.export import called_op_names
 from aoti_hooks.seams.triton import config_key, kernel_name
 
 from .gate import judge
-from .registry import Case, TunedKernel, entries, known_names, register, unregister
+from .registry import Case, TunedKernel, entries, register, unregister
 from .selection import NothingFits, fit, offer
 from .verdicts import MAX_ERROR, MIN_COSINE, Verdict, VerdictCache, default_cache_path
 
@@ -98,19 +98,16 @@ def compile_context(session):
     skipped = []
     called = called_op_names(session.program)
     for entry in selected_entries(session):
-        if entry.ops and not explicit and called is not None and not set(entry.ops) & called:
-            skipped.append(f"{entry.name} (the program calls none of {', '.join(entry.ops)})")
-            try:  # should it be traced after all, say so instead of leaving it unchecked
-                state["not_called"][id(entry.resolve())] = entry.name
-            except Exception:
-                pass
-            continue
         try:
             kernel = entry.resolve()
         except Exception as error:
             if explicit or not entry.builtin:
                 raise
             skipped.append(f"{entry.name} ({error})")
+            continue
+        if entry.ops and not explicit and called is not None and not set(entry.ops) & called:
+            skipped.append(f"{entry.name} (the program calls none of {', '.join(entry.ops)})")
+            state["not_called"][id(kernel)] = entry.name  # traced after all: an error, not unchecked
             continue
         if entry.check is None and not explicit and not torch.cuda.is_available():
             skipped.append(f"{entry.name} (no CUDA device: a CPU compile launches no Triton kernel)")
@@ -120,10 +117,10 @@ def compile_context(session):
         try:
             chosen = offer(entry.name, judged.stock, judged.candidates, lambda c: judged.verdicts.get(config_key(c)))
         except NothingFits as error:  # an error only if the compile calls this kernel
-            state["offers"][id(kernel)] = (entry.name, error, judged)
+            state["offers"][id(kernel)] = error
             session.report.set(NAME, prefix + "offered", 0)
             continue
-        state["offers"][id(kernel)] = (entry.name, chosen, judged)
+        state["offers"][id(kernel)] = chosen
         state["by_function"][kernel_name(kernel)] = entry.name
         session.report.set(NAME, prefix + "offered", len(chosen.configs))
         session.report.set(NAME, prefix + "added", ", ".join(chosen.added) or "none")
@@ -141,14 +138,13 @@ def compile_context(session):
 def autotune_configs(kernel, configs, target, session):
     """A traced call of a known kernel gets the configs that passed the gate."""
     state = _state(session)
-    found = state.get("offers", {}).get(id(kernel))
-    if found is None:
+    chosen = state.get("offers", {}).get(id(kernel))
+    if chosen is None:
         unexpected = state.get("not_called", {}).get(id(kernel))
         if unexpected is not None:
             raise NothingFits(f"sdpa_configs skipped kernel {unexpected!r} because the program calls none of its "
                               f"ops, yet the compile calls it; name it: sdpa_configs.kernels={unexpected}")
         return None
-    name, chosen, judged = found
     if isinstance(chosen, NothingFits):
         raise chosen
     passed = {config_key(c) for c in chosen.configs}
@@ -169,16 +165,17 @@ def compiled_configs(kernel_name, compiled, target, session):
     if name is None:
         return None
     kept, pruned = fit(name, compiled, target.smem, target.name)
-    entries = state["compiles"].setdefault(name, {"count": 0, "pruned": {}, "kept": {}})
-    entries["count"] += 1
-    entries["pruned"].update({f"{key} ({shared} B)": None for key, shared in pruned.items()})
-    entries["kept"].update({f"{config_key(c)} ({s} B)": None for c, s in compiled if any(c is k for k in kept)})
+    record = state["compiles"].setdefault(name, {"count": 0, "pruned": {}, "kept": {}})
+    record["count"] += 1
+    record["pruned"].update({f"{key} ({shared} B)": None for key, shared in pruned.items()})
+    kept_ids = {id(config) for config in kept}
+    record["kept"].update({f"{config_key(c)} ({s} B)": None for c, s in compiled if id(c) in kept_ids})
     prefix = f"{name}."
-    session.report.set(NAME, prefix + "compiles", entries["count"])
-    session.report.set(NAME, prefix + "pruned_shared", "; ".join(entries["pruned"]) or "none")
-    session.report.set(NAME, prefix + "final", "; ".join(entries["kept"]))
+    session.report.set(NAME, prefix + "compiles", record["count"])
+    session.report.set(NAME, prefix + "pruned_shared", "; ".join(record["pruned"]) or "none")
+    session.report.set(NAME, prefix + "final", "; ".join(record["kept"]))
     return kept
 
 
 __all__ = ["Case", "MAX_ERROR", "MIN_COSINE", "NAME", "NothingFits", "OPTIONS", "TunedKernel", "Verdict",
-           "VerdictCache", "entries", "known_names", "register", "unregister"]
+           "VerdictCache", "entries", "register", "unregister"]

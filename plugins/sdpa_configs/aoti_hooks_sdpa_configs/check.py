@@ -18,6 +18,7 @@ from aoti_hooks.seams.triton import config_key, source_hash
 
 from .gate import gpu_name, judge
 from .registry import entries
+from .selection import merged
 from .verdicts import VerdictCache
 
 HEADER = ["kernel", "config", "from", "shared B", "fits", "cosine", "max err", "numerics", "offered"]
@@ -39,14 +40,14 @@ def run_check(target: Any, kernels: list[str] | None = None, cache_path: str | N
         entry = known[name]
         kernel = entry.resolve()
         judged = judge(entry, kernel, cache, progress=progress)
-        stock_keys = {config_key(c) for c in judged.stock}
-        for config in [*judged.stock, *[c for c in judged.candidates if config_key(c) not in stock_keys]]:
+        configs, added = merged(judged.stock, judged.candidates)
+        for config in configs:
             key = config_key(config)
             verdict = judged.verdicts[key]
             fits = None if verdict.shared is None or target.smem is None else verdict.shared <= target.smem
             rows.append({
                 "kernel": name, "source_hash": source_hash(kernel), "config": key,
-                "from": "stock" if key in stock_keys else "candidate", "shared": verdict.shared, "fits": fits,
+                "from": "candidate" if key in added else "stock", "shared": verdict.shared, "fits": fits,
                 "cosine": verdict.cosine, "max_error": verdict.max_error, "passed": verdict.passed,
                 "reason": verdict.reason, "offered": bool(verdict.passed and fits is not False),
             })

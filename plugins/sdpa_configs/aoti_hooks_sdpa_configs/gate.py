@@ -30,8 +30,6 @@ def gpu_name() -> str:
 class Judged:
     """One kernel's stock configs, its candidates, and a verdict per config key."""
 
-    entry: TunedKernel
-    kernel: Any
     stock: list
     candidates: list
     verdicts: dict[str, Verdict] = field(default_factory=dict)
@@ -42,7 +40,7 @@ def judge(entry: TunedKernel, kernel: Any, cache: VerdictCache, *, check_missing
           progress=None) -> Judged:
     """Verdicts for stock + candidate configs of ``entry``; missing ones are checked when allowed."""
     stock, candidates = configs_of(kernel), list(entry.candidates())
-    judged = Judged(entry, kernel, stock, candidates)
+    judged = Judged(stock, candidates)
     configs, _ = merged(stock, candidates)
     source, device = source_hash(kernel), gpu_name()
     missing = []

@@ -95,6 +95,3 @@ def entries() -> list[TunedKernel]:
     with _lock:
         return [*ENTRIES, *_registered.values()]
 
-
-def known_names() -> list[str]:
-    return [entry.name for entry in entries()]
