@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 import sys
 from importlib import metadata
@@ -150,7 +151,7 @@ def cmd_sdpa_check(args: argparse.Namespace) -> int:
     plugin_manager.load("sdpa_configs")
     from aoti_hooks_sdpa_configs.check import as_json, format_check, run_check
 
-    result = run_check(args.target, args.kernel or None, args.cache, args.recheck)
+    result = {"command": args.command_line, **run_check(args.target, args.kernel or None, args.cache, args.recheck)}
     text = as_json(result) if args.json else format_check(result)
     print(text)
     if args.out:
@@ -202,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--json", action="store_true", help="print the rows as JSON")
     check.add_argument("--out", help="also write what is printed to this file")
     check.set_defaults(run=cmd_sdpa_check)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["aoti-hooks", *argv])  # what results record as their provenance
     try:
         return args.run(args)
     except AotiHooksError as error:

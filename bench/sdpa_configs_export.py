@@ -22,6 +22,7 @@ import glob
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -206,7 +207,8 @@ def main():
             result["package_against_eager"] = json.loads(found[-1][7:]) if found else f"exit {loaded.returncode}"
         results.append(result)
         print(json.dumps({k: v for k, v in result.items() if k != "report"})[:2000], flush=True)
-        (folder / "results.json").write_text(json.dumps({"target": args.target, "budget": budget, "runs": results}, indent=1))
+        (folder / "results.json").write_text(json.dumps({"command": " ".join(map(shlex.quote, sys.argv)), "target": args.target,
+                                                         "budget": budget, "runs": results}, indent=1))
     rows = []
     for r in results:
         baked = r.get("baked", [])

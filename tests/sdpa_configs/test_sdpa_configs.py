@@ -9,6 +9,7 @@ each stand-in says so. The GPU side is measured by ``bench/sdpa_configs_export.p
 ``aoti-hooks sdpa-check`` (``bench/results/sdpa_configs_h100.md``).
 """
 
+import json
 import threading
 from contextlib import ExitStack
 from types import SimpleNamespace
@@ -346,6 +347,12 @@ def test_sdpa_check_table(registered, tmp_path):
     assert [r["offered"] for r in result["rows"]] == [True, False, True, False]
     text = format_check(result)
     assert "2 of 4 configs offered" in text and "REJECT: cosine 0.02000 < 0.999" in text
+    written = tmp_path / "check.json"
+    assert main(["sdpa-check", "--target", "rtx5090", "--kernel", "add_one", "--cache", str(tmp_path / "v.json"),
+                 "--json", "--out", str(written)]) == 0
+    saved = json.loads(written.read_text())
+    assert saved["command"].startswith("aoti-hooks ") and "--kernel add_one" in saved["command"]
+    assert [r["offered"] for r in saved["rows"]] == [True, False, True, False]
 
 
 # --- ExecuTorch's entries ---------------------------------------------------------------------

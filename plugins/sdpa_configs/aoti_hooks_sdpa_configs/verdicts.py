@@ -62,7 +62,7 @@ class VerdictCache:
     def get(self, key: str, min_cosine: float, max_error: float, cases_version: str = "") -> Verdict | None:
         """The stored verdict, unless it was made under other bounds or other cases."""
         found = self._entries.get(key)
-        if not found:
+        if not isinstance(found, dict):  # absent, or a note such as the "command" a committed cache carries
             return None
         try:
             verdict = Verdict(**found)
