@@ -22,10 +22,13 @@ class HookCaller:
     """Calls the hooks of the plugins ``selected`` for ``session``."""
 
     def __init__(self, session: "Session", selected: list[tuple[str, Any]]):
+        from . import placement
+
         self._session = session
         self._pm = new_pluggy_manager()
         # pluggy calls the last registered first: register backwards to call in named order.
-        for name, plugin in reversed(selected):
+        # The core's placement is a plugin like any other (its tryfirst/trylast marks place it).
+        for name, plugin in [*reversed(selected), (placement.NAME, placement)]:
             try:
                 self._pm.register(plugin, name=name)
                 self._pm.check_pending()
@@ -60,6 +63,19 @@ class HookCaller:
             if moved is not None:
                 return moved
         return None
+
+    def claim_tensors(self, program, candidates) -> list[tuple[str, dict[str, str]]]:
+        """Every plugin's claims, in plugin order: ``[(plugin, {fqn: fill})]``."""
+        answers = []
+        for impl in self._impls("claim_tensors"):
+            answer = self._call(impl, "claim_tensors", program=program, candidates=candidates)
+            if answer is None:
+                continue
+            if not isinstance(answer, dict):
+                raise PluginError(impl.plugin_name, "claim_tensors",
+                                  TypeError(f"returned {type(answer).__name__}, not a dict of FQN to fill"))
+            answers.append((impl.plugin_name, answer))
+        return answers
 
     def keep_apart(self, name, tensor, other_name, other) -> bool:
         """True when some plugin's ``pre_constant_dedup`` returned False."""

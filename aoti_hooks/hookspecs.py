@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import torch
     from torch.export import ExportedProgram
 
+    from .placement import Candidate
     from .session import Session
     from .target import Target
 
@@ -35,6 +36,26 @@ def move_program_to_device(
     (``cuda:0``, never bare ``cuda``). Return the moved program, or ``None`` to leave it to
     the next plugin; when no plugin answers, ``torch.export.passes.move_to_device_pass`` runs.
     The first non-``None`` answer wins. Never modify the user's tensors in place.
+    """
+
+
+@hookspec
+def claim_tensors(
+    program: "ExportedProgram", candidates: "Sequence[Candidate]", session: "Session"
+) -> "dict[str, str] | None":
+    """Claim tensors of ``program`` to keep off the device during the compile.
+
+    Called once per compile, from the core's ``move_program_to_device`` (so not at all when
+    another plugin moved the program itself), with every tensor the program holds as a
+    `Candidate`: parameters, buffers (persistent or not), lifted tensor constants; each
+    says its FQN, kind, whether the program writes it, its bytes and its aliases. Return
+    ``{fqn: fill}`` or ``None``: fill ``"zeros"`` (the values are all zeros; the core
+    checks) or ``"host"`` (the values stay in host memory). A claimed tensor is placed on
+    the device with its storage freed, together with every alias of its storage; the core
+    then answers the per-tensor hooks below for it. All plugins are asked; answers merge in
+    plugin order and the first claim on a storage wins. A claim the core cannot honour (a
+    tensor subclass, non-zero values for ``"zeros"``) is refused, never raised; the report
+    names every placed, overruled and refused tensor.
     """
 
 

@@ -27,12 +27,14 @@ def current_session() -> "Session | None":
 
 
 def report_lines(entries: dict[str, dict[str, Any]]) -> list[str]:
-    """One line per plugin: ``kv_elide: buffers_elided=6, elided_bytes=6.0 MiB``."""
+    """One line per plugin: ``kv_elide: tensors_claimed=6, claimed_bytes=6.0 MiB``."""
+    def shown(key: str, value: Any) -> Any:
+        if isinstance(value, list):  # itemized entries (placed tensors): the line keeps the count
+            return len(value)
+        return format_bytes(value) if key.endswith("bytes") and isinstance(value, int) else value
+
     return [
-        f"{plugin}: " + ", ".join(
-            f"{key}={format_bytes(value) if key.endswith('bytes') and isinstance(value, int) else value}"
-            for key, value in entry.items()
-        )
+        f"{plugin}: " + ", ".join(f"{key}={shown(key, value)}" for key, value in entry.items())
         for plugin, entry in entries.items()
     ]
 
@@ -50,6 +52,11 @@ class Report:
             entry = self._entries.setdefault(plugin, {})
             entry[key] = entry.get(key, 0) + amount
 
+    def append(self, plugin: str, key: str, item: Any) -> None:
+        """Append ``item`` to list ``key`` of ``plugin`` (one entry per tensor, for ``--json``)."""
+        with self._lock:
+            self._entries.setdefault(plugin, {}).setdefault(key, []).append(item)
+
     def set(self, plugin: str, key: str, value: Any) -> None:
         with self._lock:
             self._entries.setdefault(plugin, {})[key] = value
@@ -60,7 +67,8 @@ class Report:
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         with self._lock:
-            return {plugin: dict(entry) for plugin, entry in self._entries.items()}
+            return {plugin: {key: list(value) if isinstance(value, list) else value for key, value in entry.items()}
+                    for plugin, entry in self._entries.items()}
 
     def __str__(self) -> str:
         return "\n".join(report_lines(self.as_dict())) or "(no plugin reported anything)"

@@ -1,11 +1,13 @@
-"""Tensors whose device storage holds no bytes, and host copies with the same layout.
+"""Tensors whose device storage holds no bytes, and host tensors with the same layout.
 
-kv_elide and const_offload place tensors on the device this way during an export: the
-layout (shape, strides, offset, dtype, device) is what Inductor compiles against; the bytes
-live elsewhere and are given back only where a run needs them.
+The core's placement (`aoti_hooks.placement`) keeps claimed tensors on the device this way
+during an export: the layout (shape, strides, offset, dtype, device) is what Inductor
+compiles against; the bytes live elsewhere and are given back only where a run needs them.
 """
 
 from __future__ import annotations
+
+import mmap
 
 import torch
 
@@ -29,17 +31,39 @@ def storage_key(value) -> int | None:
         return None
 
 
-def freed_like(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """A tensor with ``tensor``'s layout on ``device`` whose storage holds no bytes.
+def view_of(storage: torch.UntypedStorage, like: torch.Tensor) -> torch.Tensor:
+    """A tensor over ``storage`` with ``like``'s dtype, shape, strides and offset (on the storage's device).
 
-    ``set_`` grows the storage to fit, so the bytes exist for a moment and are released at
-    once; on CUDA the caching allocator reuses that block for the next tensor.
+    ``set_`` grows a smaller storage to fit the layout.
     """
-    made = torch.empty(0, dtype=tensor.dtype, device=device).set_(
-        torch.UntypedStorage(0, device=device), tensor.storage_offset(), tensor.shape, tensor.stride()
-    )
-    made.untyped_storage().resize_(0)
-    return made
+    return torch.empty(0, dtype=like.dtype, device=storage.device).set_(
+        storage, like.storage_offset(), like.shape, like.stride())
+
+
+def whole(storage: torch.UntypedStorage) -> torch.Tensor:
+    """The bytes of ``storage`` as one flat uint8 tensor (shares the storage)."""
+    return torch.empty(0, dtype=torch.uint8, device=storage.device).set_(storage)
+
+
+def host_zeros(nbytes: int) -> torch.UntypedStorage:
+    """A host storage of ``nbytes`` zero bytes that costs no resident memory until written.
+
+    The bytes are an anonymous private mapping: the kernel hands out zero pages as they are
+    read, so writing out gigabytes of caches costs no resident host memory.
+    """
+    if nbytes == 0:
+        return torch.UntypedStorage(0)
+    mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # with THP, a read fault can allocate a real huge page
+        mapping.madvise(mmap.MADV_NOHUGEPAGE)
+    return torch.frombuffer(mapping, dtype=torch.uint8).untyped_storage()
+
+
+def host_copy(storage: torch.UntypedStorage) -> torch.UntypedStorage:
+    """The host storage holding ``storage``'s bytes: ``storage`` itself when it is on the host (no copy)."""
+    if storage.device.type == "cpu":
+        return storage
+    return whole(storage).to("cpu").untyped_storage()
 
 
 def host_snapshot(tensor: torch.Tensor) -> torch.Tensor:

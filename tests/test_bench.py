@@ -21,7 +21,7 @@ def test_bench_a_saved_program(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     stock, ours = report["runs"]
     assert (stock["variant"], ours["variant"]) == ("stock", "kv_elide")
-    assert ours["report"]["kv_elide"]["buffers_elided"] == 2 * CONFIGS["tiny"].layers
+    assert ours["report"]["kv_elide"]["tensors_claimed"] == 2 * CONFIGS["tiny"].layers
     assert stock["report"] == {}
     for run in report["runs"]:
         phases = {sample[4] for sample in run["timeline"]}
@@ -29,7 +29,7 @@ def test_bench_a_saved_program(tmp_path, capsys):
         assert len(run["timeline"]) >= 10 and run["host_peak_rss"] >= max(sample[1] for sample in run["timeline"])
         assert run["package_bytes"] > 0 and run["weight_bytes"] == sum(
             t.numel() * t.element_size() for t in build(CONFIGS["tiny"]).parameters())
-    assert "kv_elide: buffers_elided=6" in (out / "report.md").read_text()
+    assert "kv_elide: caches_found=6, tensors_claimed=6" in (out / "report.md").read_text()
     pytest.importorskip("matplotlib")
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

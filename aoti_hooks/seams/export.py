@@ -1,9 +1,9 @@
-"""The seam into ``torch.export`` privates: a program copy with some state replaced.
+"""The seam into ``torch.export`` privates: program copies, and what a program's graph writes.
 
-``move_to_device_pass`` rewrites the program it is given (its state dict, its graph's
-device arguments). A plugin that swaps some buffers before moving must not leave the
-user's program holding the swapped tensors, so it moves a shallow copy whose state dict
-and constants are its own; the graph is shared and moved exactly as the stock pass does.
+``move_to_device_pass`` rewrites the program it is given: its state dict, its constants,
+its example inputs and its graph (device arguments, ``meta["val"]``). A compile must never
+change the user's program, so every move here runs on a copy that has its own graph
+module, state dict and constants, and shares every tensor it does not replace.
 """
 
 from __future__ import annotations
@@ -13,12 +13,80 @@ import copy
 import torch
 
 
-def with_state(program: "torch.export.ExportedProgram", replacements: dict[str, torch.Tensor]):
-    """A shallow copy of ``program`` whose state dict has ``replacements`` (FQN -> tensor)."""
-    moved = copy.copy(program)
-    moved._state_dict = {**program._state_dict, **replacements}
-    moved._constants = dict(program._constants)
-    return moved
+def _graph_module_copy(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A graph module with its own graph (nodes, args, meta dicts) and own sub-graph modules.
+
+    Node arguments and ``meta`` values (fake tensors) are shared, not copied: the move pass
+    replaces them, it does not edit them.
+    """
+    made = torch.fx.GraphModule(module, copy.deepcopy(module.graph), class_name=type(module).__name__)
+    made.meta = dict(module.meta)
+    for name, child in list(made.named_children()):
+        if isinstance(child, torch.fx.GraphModule):
+            setattr(made, name, _graph_module_copy(child))
+    return made
+
+
+def program_copy(program: "torch.export.ExportedProgram", state: dict[str, torch.Tensor] | None = None,
+                 constants: dict[str, torch.Tensor] | None = None) -> "torch.export.ExportedProgram":
+    """A copy of ``program`` that shares its tensors, with ``state`` and ``constants`` (FQN -> tensor) replaced.
+
+    The copy's graph, state dict and constants are its own, so moving or editing it leaves
+    ``program`` as it was.
+    """
+    made = copy.copy(program)
+    made._graph_module = _graph_module_copy(program.graph_module)
+    made._state_dict = {**program._state_dict, **(state or {})}
+    made._constants = {**program._constants, **(constants or {})}
+    return made
+
+
+def moved_copy(program, device: torch.device, state=None, constants=None):
+    """``move_to_device_pass`` over a `program_copy` of ``program``: the user's program is not touched."""
+    from torch.export.passes import move_to_device_pass
+
+    return move_to_device_pass(program_copy(program, state, constants), device)
+
+
+def _written_through(node: torch.fx.Node) -> bool:
+    """True when ``node`` (or a view of it) is passed where an op's schema says it writes."""
+    todo, seen = [node], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for user in current.users:
+            schema = getattr(user.target, "_schema", None)
+            if schema is None:
+                continue
+            for index, argument in enumerate(schema.arguments):
+                value = user.args[index] if index < len(user.args) else user.kwargs.get(argument.name)
+                values = value if isinstance(value, (list, tuple)) else [value]
+                if current not in values or argument.alias_info is None:
+                    continue
+                if argument.alias_info.is_write:
+                    return True
+                todo.append(user)  # a view of the input: follow it
+    return False
+
+
+def written_inputs(program: "torch.export.ExportedProgram") -> set[str]:
+    """FQNs of the buffers and constants the program writes: functional mutations and in-place ops alike.
+
+    torch 2.13 keeps ``index_copy_`` in place, so ``buffers_to_mutate`` stays empty until
+    ``run_decompositions()``; the graph is read as well. Non-persistent buffers (Hugging Face
+    static caches, ExecuTorch's Gemma 4 caches) are buffers here even though their values
+    live in ``program.constants``.
+    """
+    signature = program.graph_signature
+    written = set(signature.buffers_to_mutate.values())
+    names = {**signature.inputs_to_buffers, **signature.inputs_to_lifted_tensor_constants}
+    for node in program.graph.find_nodes(op="placeholder"):
+        fqn = names.get(node.name)
+        if fqn is not None and fqn not in written and _written_through(node):
+            written.add(fqn)
+    return written
 
 
 def called_op_names(program) -> set[str] | None:

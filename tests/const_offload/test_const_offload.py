@@ -9,12 +9,18 @@ import torch
 import aoti_hooks
 from aoti_hooks import AotiHooksError
 from aoti_hooks.demo import CONFIGS, build, decode_steps, export_decoder
-from aoti_hooks_const_offload import select_constants
+from aoti_hooks.placement import candidates
+from aoti_hooks_const_offload import select_constants as select
 
 from helpers import INDUCTOR_CONFIGS, package_constants, tensor_bytes
 
 CONFIG = CONFIGS["tiny"]
 OPTIONS = {"min_bytes": "1KiB"}
+
+
+def select_constants(program, min_bytes):
+    """FQN -> tensor of what const_offload claims."""
+    return {candidate.fqn: candidate.tensor for candidate in select(candidates(program), min_bytes)}
 
 
 def run(fn, config=CONFIG):
@@ -55,9 +61,9 @@ def test_const_offload_export_equals_stock_and_eager(tmp_path, stock, register):
     with aoti_hooks.session(["const_offload", "look"], const_offload=OPTIONS) as session:
         path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "stock.pt2"), inductor_configs=INDUCTOR_CONFIGS)
     report = session.report.get("const_offload")
-    assert report["constants_offloaded"] == len(chosen) >= 10
-    unique = {t.untyped_storage().data_ptr(): t.numel() * t.element_size() for t in chosen.values()}
-    assert report["offloaded_bytes"] == sum(unique.values())
+    assert report["tensors_claimed"] == len(chosen) >= 10
+    unique = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in chosen.values()}
+    assert report["claimed_bytes"] == sum(unique.values())
     assert set(look.seen) == set(chosen) and set(look.seen.values()) == {0}
     assert package_constants(path) == stock["constants"]
     assert os.path.getsize(path) == stock["size"]  # same archive names, so equal sizes mean the same files
@@ -69,11 +75,11 @@ def test_const_offload_export_equals_stock_and_eager(tmp_path, stock, register):
     assert all(t.untyped_storage().nbytes() > 0 for t in model.parameters())
 
 
-def test_selection_takes_large_parameters_not_buffers():
+def test_selection_takes_large_tensors_the_program_does_not_write():
     program = export_decoder(build(CONFIG))
     chosen = select_constants(program, 1024)
     parameters = set(program.graph_signature.parameters)
-    assert chosen and set(chosen) <= parameters
+    assert chosen and set(chosen) <= parameters  # the demo's only large buffers are its caches
     assert all(t.numel() * t.element_size() >= 1024 for t in chosen.values())
     small = {n for n in parameters if program.state_dict[n].numel() * program.state_dict[n].element_size() < 1024}
     assert small and not small & set(chosen)
@@ -107,14 +113,10 @@ def test_autotune_arguments_fill_the_true_values_for_one_run_only():
         assert seen == {"equal": True} and placed.untyped_storage().nbytes() == 0
         assert session.hooks.keep_apart("weight", placed, "other", torch.zeros(64, 32))
         assert torch.equal(session.hooks.serialize_constant("weight", placed), weight)
-    assert session.report.get("const_offload")["autotune_materializations"] == 1
+    assert session.report.get("placement")["autotune_materializations"] == 1
     assert torch.equal(program.state_dict["weight"], weight)  # the user's parameter
 
 
-def test_with_kv_elide_and_bad_input_one_sentence():
-    program = export_decoder(build(CONFIG))
-    with aoti_hooks.session(["kv_elide", "const_offload"]) as session:
-        with pytest.raises(AotiHooksError, match="const_offload and kv_elide both place the program's tensors"):
-            aoti_hooks.compile.move_program(session, program, torch.device("cpu"))
+def test_bad_input_one_sentence():
     with pytest.raises(AotiHooksError, match="bad value 'lots' for option 'min_bytes' of plugin 'const_offload'"):
         aoti_hooks.session(["const_offload"], const_offload={"min_bytes": "lots"})

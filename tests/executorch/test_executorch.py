@@ -93,7 +93,7 @@ def test_kv_elide_delegate_equals_stock(stock, with_kv_elide):
     assert digest(weights) == digest(stock["delegates"]["forward"][2])  # constants byte for byte
     for got, want in zip(run(with_kv_elide["runners"]["forward"], STEPS), run(stock["runners"]["forward"], STEPS)):
         assert torch.equal(got, want)
-    assert with_kv_elide["report"]["buffers_elided"] == 2 * CONFIG.layers
+    assert with_kv_elide["report"]["tensors_claimed"] == 2 * CONFIG.layers
     assert with_kv_elide["report"]["replaced_low_memory_mode"] == "ON"
 
 
@@ -121,7 +121,7 @@ def test_two_methods_each_with_its_own_plugins(tmp_path_factory):
     result = lowered(tmp_path_factory, "two_methods", specs, methods=("prefill", "forward"))
     reports = integration.reports()
     assert reports["prefill"] is not before.get("prefill")
-    assert reports["prefill"].get("kv_elide")["buffers_elided"] == 2 * CONFIG.layers
+    assert reports["prefill"].get("kv_elide")["tensors_claimed"] == 2 * CONFIG.layers
     assert reports.get("forward") is before.get("forward")  # no session for the plain method
     assert [set(seen) for seen in result["seen"]] == [{"method_name"}, {"method_name"}]
     # both methods read and write the same caches (same FQNs); each runs like eager from empty caches

@@ -7,10 +7,12 @@ import pytest
 import torch
 
 import aoti_hooks
-import aoti_hooks_kv_elide as kv_elide
+from aoti_hooks.storage import host_snapshot
 from aoti_hooks import AotiHooksError
 from aoti_hooks.demo import CONFIGS, build, decode_steps, export_decoder
-from aoti_hooks_kv_elide.selection import select_caches, written_buffers
+from aoti_hooks.placement import candidates
+from aoti_hooks.seams.export import written_inputs
+from aoti_hooks_kv_elide.selection import select_caches
 
 from helpers import INDUCTOR_CONFIGS, package_constants, tensor_bytes
 
@@ -59,9 +61,9 @@ def test_kv_elide_export_equals_stock_and_eager(tmp_path, stock, eager):
     with aoti_hooks.session(["kv_elide"], kv_elide=OPTIONS) as session:
         path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "kv.pt2"), inductor_configs=INDUCTOR_CONFIGS)
     report = session.report.get("kv_elide")
-    assert report["buffers_elided"] == 5  # six caches, one of them non-zero
-    assert report["elided_bytes"] == 5 * 2048
-    assert report["kept_apart"] > 0
+    assert report["tensors_claimed"] == 5  # six caches, one of them non-zero
+    assert report["claimed_bytes"] == 5 * 2048
+    assert session.report.get("placement")["kept_apart"] > 0
     constants = package_constants(path)
     assert constants == stock["constants"]
     assert constants[NONZERO] != bytes(len(constants[NONZERO]))
@@ -73,27 +75,60 @@ def test_kv_elide_export_equals_stock_and_eager(tmp_path, stock, eager):
     assert {name: (t.untyped_storage().nbytes(), tensor_bytes(t)) for name, t in program.state_dict.items()} == state_before
 
 
-def partial_plugin(*hooks):
-    """kv_elide with only some of its hooks (registered under its own name, so options apply)."""
-    return types.SimpleNamespace(OPTIONS=kv_elide.OPTIONS, **{hook: getattr(kv_elide, hook) for hook in hooks})
+class FreesCaches:
+    """A plugin that frees the caches itself and answers only ``hooks`` of what the core's placement does.
+
+    It shows why each of those hooks exists: stock Inductor given freed caches breaks.
+    """
+
+    def __init__(self, *hooks):
+        self.hooks = hooks
+
+    @aoti_hooks.hookimpl
+    def move_program_to_device(self, program, device, session):
+        from aoti_hooks.placement import candidates
+        from aoti_hooks.seams.export import moved_copy
+        from aoti_hooks.storage import view_of
+
+        state = {}
+        for candidate in candidates(program):
+            if candidate.written and candidate.all_zeros:
+                state[candidate.fqn] = view_of(torch.UntypedStorage(0), candidate.tensor)
+                state[candidate.fqn].untyped_storage().resize_(0)
+        session.state("frees")["storages"] = {id(t.untyped_storage()) for t in state.values()}
+        return moved_copy(program, device, state)
+
+    def _mine(self, session, tensor):
+        return id(tensor.untyped_storage()) in session.state("frees")["storages"]
+
+    @aoti_hooks.hookimpl
+    def clone_lifted_buffer(self, tensor, session):
+        if "clone_lifted_buffer" in self.hooks and self._mine(session, tensor):
+            return torch.zeros_like(tensor)
+        return None
+
+    @aoti_hooks.hookimpl
+    def serialize_constant(self, name, tensor, session):
+        if "serialize_constant" in self.hooks and self._mine(session, tensor):
+            return torch.zeros_like(tensor)
+        return None
 
 
 def test_regression_emptied_caches_break_the_stock_clone(tmp_path, register):
     """Stock Inductor clones every buffer with as_strided: on a freed storage that is out of bounds."""
-    register("kv_elide", partial_plugin("move_program_to_device"))
+    register("frees", FreesCaches())
     program = export_decoder(make_model())
     with pytest.raises(RuntimeError, match=r"setStorage: .* out of bounds for storage of size 0"):
-        aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "x.pt2"), plugins=["kv_elide"],
-                                            kv_elide=OPTIONS, inductor_configs=INDUCTOR_CONFIGS)
+        aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "x.pt2"), plugins=["frees"],
+                                            inductor_configs=INDUCTOR_CONFIGS)
 
 
 def test_regression_stock_dedup_collapses_emptied_caches(tmp_path, register, stock, eager):
-    """Freed storages all have data_ptr 0: without pre_constant_dedup Inductor merges the caches."""
-    register("kv_elide", partial_plugin("move_program_to_device", "clone_lifted_buffer", "serialize_constant",
-                                        "autotune_arguments"))
+    """Freed storages all have data_ptr 0: without the core's pre_constant_dedup Inductor merges the caches."""
+    register("frees", FreesCaches("clone_lifted_buffer", "serialize_constant"))
     program = export_decoder(make_model())
-    path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "d.pt2"), plugins=["kv_elide"],
-                                               kv_elide=OPTIONS, inductor_configs=INDUCTOR_CONFIGS)
+    path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "d.pt2"), plugins=["frees"],
+                                               inductor_configs=INDUCTOR_CONFIGS)
     assert len(package_constants(path)) < len(stock["constants"])
     outputs = run(torch._inductor.aoti_load_package(path))
     assert not all(torch.allclose(got, want, atol=1e-4) for got, want in zip(outputs, eager))
@@ -119,15 +154,18 @@ class Cache(torch.nn.Module):
         return self.key_cache_0.sum() + self.value_cache_0.sum() + self.codebook.sum() + self.unused_zeros.sum() + self.weight.sum()
 
 
+def chosen(program, min_bytes, pattern=None):
+    return {candidate.fqn for candidate in select_caches(candidates(program), min_bytes, pattern)}
+
+
 def test_selection_reads_the_graph_not_the_names():
     program = torch.export.export(Cache(), (torch.randn(1, 32), torch.tensor([3])))
-    assert {"key_cache_0", "value_cache_0", "codebook", "small_cache"} <= written_buffers(program)
-    assert "unused_zeros" not in written_buffers(program)
-    chosen = select_caches(program, min_bytes=1024, pattern=None)
-    assert set(chosen) == {"key_cache_0", "value_cache_0"}
+    assert {"key_cache_0", "value_cache_0", "codebook", "small_cache"} <= written_inputs(program)
+    assert "unused_zeros" not in written_inputs(program)
+    assert chosen(program, 1024) == {"key_cache_0", "value_cache_0"}
     import re
-    assert set(select_caches(program, min_bytes=1024, pattern=re.compile(r"^key_"))) == {"key_cache_0"}
-    assert set(select_caches(program, min_bytes=16, pattern=None)) == {"key_cache_0", "value_cache_0", "small_cache"}
+    assert chosen(program, 1024, re.compile(r"^key_")) == {"key_cache_0"}
+    assert chosen(program, 16) == {"key_cache_0", "value_cache_0", "small_cache"}
 
 
 def test_bad_min_bytes_is_one_sentence():
@@ -139,7 +177,7 @@ def test_nothing_to_elide_leaves_the_move_to_the_stock_pass():
     program = torch.export.export(torch.nn.Linear(4, 4), (torch.randn(1, 4),))
     with aoti_hooks.session(["kv_elide"]) as session:
         assert session.hooks.move_program_to_device(program, torch.device("cpu")) is None
-    assert session.report.get("kv_elide") == {"buffers_elided": 0}
+    assert session.report.get("kv_elide") == {"caches_found": 0}
 
 
 def test_autotune_arguments_materializes_zeros_for_one_run_only():
@@ -165,7 +203,7 @@ def test_autotune_arguments_materializes_zeros_for_one_run_only():
         assert seen == {"bytes": 64 * 32 * 4, "zeros": True}
         assert cache.untyped_storage().nbytes() == 0
         assert session.hooks.autotune_arguments((cache,), lambda: bool((cache == 0).all())) is True
-    assert session.report.get("kv_elide")["autotune_materializations"] == 2
+    assert session.report.get("placement")["autotune_materializations"] == 2
     assert torch.count_nonzero(program.state_dict["key_cache_0"]) == 0  # the user's buffer
 
 
@@ -213,7 +251,7 @@ def test_pickle_weights_path_writes_the_stock_weight_files(tmp_path):
 def test_host_snapshot_keeps_layout_and_values():
     base = torch.arange(40, dtype=torch.bfloat16)
     view = torch.as_strided(base, (3, 4), (1, 5), 7)  # offset and transposed strides
-    snapshot = kv_elide.host_snapshot(view)
+    snapshot = host_snapshot(view)
     assert snapshot.device.type == "cpu" and snapshot.untyped_storage().data_ptr() != base.untyped_storage().data_ptr()
     assert (snapshot.shape, snapshot.stride(), snapshot.storage_offset()) == (view.shape, view.stride(), 7)
     assert torch.equal(snapshot, view)
@@ -233,7 +271,7 @@ def test_alternating_layers_ring_buffers_and_tied_head_equal_stock(tmp_path):
         else:
             with aoti_hooks.session(["kv_elide"], kv_elide={"min_bytes": "128B"}) as session:
                 aoti_hooks.aoti_compile_and_package(program, path, inductor_configs=INDUCTOR_CONFIGS)
-            assert session.report.get("kv_elide")["buffers_elided"] == 2 * config.layers
+            assert session.report.get("kv_elide")["tensors_claimed"] == 2 * config.layers
         packages[variant] = path
     assert package_constants(packages["kv_elide"]) == package_constants(packages["stock"])
     eager_model = build(config)

@@ -1,0 +1,254 @@
+"""Placement: claimed tensors sit on the device with their storage freed; their values live elsewhere.
+
+kv_elide (caches: all zeros) and const_offload (large constants: a host copy) want the same
+thing, so the lifecycle lives here once, as the core's built-in plugin (registered in every
+session under the name ``placement``, like pluggy's eggsample defaults):
+
+- ``move_program_to_device`` lists every tensor the program holds as a `Candidate`, asks the
+  ``claim_tensors`` hook, merges the answers (first claim on a storage wins), refuses what it
+  cannot honour, and moves a copy of the program with each claimed storage freed on the device;
+- ``pre_constant_dedup``: freed storages all look alike, so claimed constants are never merged
+  (a tied weight, one storage under two names, stays one constant, as in a stock export);
+- ``serialize_constant`` and ``clone_lifted_buffer``: the values, built on the host;
+- ``autotune_arguments``: real storage, filled, for exactly one run, then freed again.
+
+The per-tensor hooks run first (``tryfirst``): a claimed tensor is the core's. The move runs
+last (``trylast``): a plugin that moves the program its own way still can, and then nothing
+is claimed. The user's program and tensors are never changed; a host-resident tensor's values
+are read in place, never copied, and a device-resident storage is copied to the host once.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import PluginError
+from .hookspecs import hookimpl
+from .seams.export import moved_copy, written_inputs
+from .storage import host_copy, host_zeros, storage_key, view_of, whole
+
+NAME = "placement"
+ZEROS, HOST = "zeros", "host"
+FILLS = (ZEROS, HOST)
+PARAMETER, BUFFER, NON_PERSISTENT_BUFFER, CONSTANT = "parameter", "buffer", "non_persistent_buffer", "constant"
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    """One tensor the program holds, as ``claim_tensors`` sees it.
+
+    ``kind`` is ``parameter``, ``buffer``, ``non_persistent_buffer`` (its value lives in
+    ``program.constants``) or ``constant`` (a lifted tensor constant); ``written`` says the
+    program writes it; ``nbytes`` counts its elements' bytes; ``aliases`` are the other FQNs
+    on the same storage (tied weights), which share one decision.
+    """
+
+    fqn: str
+    tensor: torch.Tensor
+    kind: str
+    written: bool
+    nbytes: int
+    aliases: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def all_zeros(self) -> bool:
+        """True when every byte of the tensor's storage is zero (computed once, on demand)."""
+        return not bool(whole(self.tensor.untyped_storage()).count_nonzero().item())
+
+
+def refusal(tensor: torch.Tensor) -> str | None:
+    """Why ``tensor`` cannot be placed with freed storage, or None when it can."""
+    if type(tensor) not in (torch.Tensor, torch.nn.Parameter):
+        return f"a tensor subclass ({type(tensor).__name__}) keeps its own storage"
+    if tensor.device.type == "meta":
+        return "a meta tensor has no values to give back"
+    if tensor.layout != torch.strided or tensor.is_quantized:
+        return "only dense strided tensors can be placed"
+    if tensor.numel() == 0:
+        return "an empty tensor holds no bytes"
+    return None
+
+
+def candidates(program) -> list[Candidate]:
+    """Every tensor ``program`` holds, in graph-signature order, with its aliases."""
+    signature = program.graph_signature
+    non_persistent = set(signature.non_persistent_buffers)
+    written = written_inputs(program)
+    found: list[tuple[str, torch.Tensor, str]] = []
+    for fqn in signature.parameters:
+        found.append((fqn, program.state_dict[fqn], PARAMETER))
+    for fqn in signature.buffers:
+        if fqn in non_persistent:
+            found.append((fqn, program.constants[fqn], NON_PERSISTENT_BUFFER))
+        else:
+            found.append((fqn, program.state_dict[fqn], BUFFER))
+    for fqn in signature.lifted_tensor_constants:
+        found.append((fqn, program.constants[fqn], CONSTANT))
+    found = [(fqn, tensor, kind) for fqn, tensor, kind in found if isinstance(tensor, torch.Tensor)]
+    by_storage: dict[int, list[str]] = {}
+    for fqn, tensor, _ in found:
+        key = storage_key(tensor)
+        if key is not None:
+            by_storage.setdefault(key, []).append(fqn)
+    made = []
+    for fqn, tensor, kind in found:
+        key = storage_key(tensor)
+        aliases = tuple(name for name in by_storage.get(key, ()) if name != fqn) if key is not None else ()
+        made.append(Candidate(fqn, tensor, kind, fqn in written, tensor.numel() * tensor.element_size(), aliases))
+    return made
+
+
+@dataclass
+class Placed:
+    """One claimed storage: freed on the device between runs; its values on the host."""
+
+    plugin: str
+    fill: str
+    storage: torch.UntypedStorage  # on the target device; 0 bytes except during one run
+    nbytes: int
+    host: torch.UntypedStorage  # the values: an anonymous zero mapping, or the host copy
+    fqns: list[str] = field(default_factory=list)
+
+    def host_view(self, like: torch.Tensor) -> torch.Tensor:
+        """The values of ``like`` (a tensor over this storage), on the host."""
+        return view_of(self.host, like)
+
+    def fill_device(self) -> None:
+        """Give the device storage its bytes (zeros, or copied from the host)."""
+        self.storage.resize_(self.nbytes)
+        if self.fill == ZEROS:
+            whole(self.storage).zero_()
+        else:
+            whole(self.storage).copy_(whole(self.host))
+
+    def free_device(self) -> None:
+        self.storage.resize_(0)
+
+
+def _placed_storages(session) -> dict[int, Placed]:
+    return session.state(NAME).setdefault("storages", {})
+
+
+def placed(session, tensor) -> Placed | None:
+    """The placed storage ``tensor`` lives on in ``session``, or None."""
+    return _placed_storages(session).get(storage_key(tensor))
+
+
+def _merge_claims(session, program, found: list[Candidate]) -> dict[int, tuple[str, str, list[Candidate]]]:
+    """storage key -> (plugin, fill, candidates on that storage), after refusals and overrules."""
+    by_fqn = {candidate.fqn: candidate for candidate in found}
+    claims: dict[int, tuple[str, str, list[Candidate]]] = {}
+    report = session.report
+    for plugin, answer in session.hooks.claim_tensors(program, found):
+        for fqn, fill in answer.items():
+            candidate = by_fqn.get(fqn)
+            if candidate is None:
+                raise PluginError(plugin, "claim_tensors", ValueError(
+                    f"claimed {fqn!r}, which the program does not hold; claim FQNs of the candidates given"))
+            if fill not in FILLS:
+                raise PluginError(plugin, "claim_tensors", ValueError(
+                    f"claimed {fqn!r} with fill {fill!r}; the fills are {', '.join(FILLS)}"))
+            reason = refusal(candidate.tensor)
+            if reason is None and fill == ZEROS and not candidate.all_zeros:
+                reason = "its values are not all zeros"
+            if reason is not None:
+                report.append(NAME, "refused", {"fqn": fqn, "plugin": plugin, "reason": reason})
+                continue
+            key = storage_key(candidate.tensor)
+            if key in claims:
+                owner = claims[key][0]
+                if owner != plugin:
+                    report.append(NAME, "overruled", {"fqn": fqn, "plugin": plugin, "placed_by": owner})
+                continue
+            group = [candidate, *(by_fqn[alias] for alias in candidate.aliases)]
+            claims[key] = (plugin, fill, group)
+    return claims
+
+
+def _place(session, claims, device: torch.device):
+    """Freed device tensors for every claimed FQN: (state dict replacements, constants replacements)."""
+    state, constants = {}, {}
+    storages = _placed_storages(session)
+    report = session.report
+    for plugin, fill, group in claims.values():
+        source = group[0].tensor.untyped_storage()
+        storage = torch.UntypedStorage(0, device=device)
+        nbytes = source.nbytes()
+        entry = Placed(plugin, fill, storage, nbytes, host_zeros(nbytes) if fill == ZEROS else host_copy(source))
+        for candidate in group:
+            view = view_of(storage, candidate.tensor)
+            storage.resize_(0)  # set_ grew it to fit; the bytes go at once
+            if candidate.kind == PARAMETER:
+                state[candidate.fqn] = torch.nn.Parameter(view, requires_grad=candidate.tensor.requires_grad)
+            elif candidate.kind == BUFFER:
+                state[candidate.fqn] = view
+            else:
+                constants[candidate.fqn] = view
+            entry.fqns.append(candidate.fqn)
+            report.append(NAME, "tensors", {"fqn": candidate.fqn, "bytes": candidate.nbytes, "plugin": plugin,
+                                            "fill": fill, "kind": candidate.kind})
+        storages[id(storage)] = entry
+        report.add(plugin, "tensors_claimed", len(group))
+        report.add(plugin, "claimed_bytes", nbytes)
+    return state, constants
+
+
+@hookimpl(trylast=True)
+def move_program_to_device(program, device, session):
+    found = candidates(program)
+    claims = _merge_claims(session, program, found)
+    if not claims:
+        return None
+    state, constants = _place(session, claims, device)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return moved_copy(program, device, state, constants)
+
+
+@hookimpl(tryfirst=True)
+def pre_constant_dedup(name, tensor, other_name, other, session):
+    """Freed storages all look alike; only a tied weight (one storage, one layout) stays one constant."""
+    mine, theirs = placed(session, tensor), placed(session, other)
+    if mine is None and theirs is None:
+        return None
+    if mine is theirs and tensor.stride() == other.stride() and tensor.storage_offset() == other.storage_offset():
+        return None
+    session.report.add(NAME, "kept_apart")
+    return False
+
+
+@hookimpl(tryfirst=True)
+def serialize_constant(name, tensor, session):
+    entry = placed(session, tensor)
+    return entry.host_view(tensor) if entry is not None else None
+
+
+@hookimpl(tryfirst=True)
+def clone_lifted_buffer(tensor, session):
+    """Inductor's copy of a buffer's initial value is only written out later: the host values serve."""
+    entry = placed(session, tensor)
+    return entry.host_view(tensor) if entry is not None else None
+
+
+@hookimpl(wrapper=True, tryfirst=True)
+def autotune_arguments(args, session):
+    """Placed arguments get real storage holding their values for exactly this run (views share it)."""
+    filled = {}
+    for arg in args:
+        entry = placed(session, arg)
+        if entry is not None:
+            filled[id(entry)] = entry
+    for entry in filled.values():
+        entry.fill_device()
+    try:
+        return (yield)
+    finally:
+        if filled:
+            if any(entry.storage.device.type == "cuda" for entry in filled.values()):
+                torch.cuda.synchronize()
+            for entry in filled.values():
+                entry.free_device()
+            session.report.add(NAME, "autotune_materializations", len(filled))
