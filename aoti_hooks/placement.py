@@ -87,6 +87,15 @@ def candidates(program) -> list[Candidate]:
             found.append((fqn, program.state_dict[fqn], BUFFER))
     for fqn in signature.lifted_tensor_constants:
         found.append((fqn, program.constants[fqn], CONSTANT))
+    # Entries the graph does not name: a tied weight's second name (``lm_head.weight``) is only in
+    # the state dict. It is placed with its storage, or the move would copy it to the device.
+    named = {fqn for fqn, _, _ in found}
+    for fqn, tensor in program.state_dict.items():
+        if fqn not in named:
+            found.append((fqn, tensor, PARAMETER if isinstance(tensor, torch.nn.Parameter) else BUFFER))
+    for fqn, tensor in program.constants.items():
+        if fqn not in named:
+            found.append((fqn, tensor, CONSTANT))
     found = [(fqn, tensor, kind) for fqn, tensor, kind in found if isinstance(tensor, torch.Tensor)]
     by_storage: dict[int, list[str]] = {}
     for fqn, tensor, _ in found:

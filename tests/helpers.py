@@ -61,3 +61,24 @@ def tensor_bytes(tensor: torch.Tensor) -> bytes:
     """Raw bytes of a CPU tensor (no NumPy needed)."""
     tensor = tensor.contiguous()
     return ctypes.string_at(tensor.data_ptr(), tensor.numel() * tensor.element_size())
+
+
+def program_snapshot(program) -> dict:
+    """Everything a compile must leave as it was: graph, signature, example inputs, every tensor
+    (identity, device, layout and bytes) of the state dict and the constants."""
+
+    def tensors(table):
+        return {name: (id(t), str(t.device), tuple(t.shape), t.stride(), t.untyped_storage().nbytes(),
+                       tensor_bytes(t) if t.device.type == "cpu" else None)
+                for name, t in table.items() if isinstance(t, torch.Tensor)}
+
+    return {
+        "code": program.graph_module.code,
+        "graph": str(program.graph),
+        "signature": str(program.graph_signature),
+        "devices": [str(node.meta["val"].device) for node in program.graph.nodes
+                    if isinstance(node.meta.get("val"), torch.Tensor)],
+        "state_dict": tensors(program.state_dict),
+        "constants": tensors(program.constants),
+        "example_inputs": repr(program.example_inputs),
+    }

@@ -1,0 +1,78 @@
+"""kv_elide and const_offload, alone and together, on models no one here wrote (see real_models.py).
+
+Each export is compiled for real on the CPU and loaded: outputs equal the stock package's over
+decode steps at different positions (ring buffers wrap), constants are byte-equal, every cache
+of the model is claimed, and the user's program is the same object it was before, byte for byte.
+"""
+
+import pytest
+import torch
+
+import aoti_hooks
+
+from helpers import INDUCTOR_CONFIGS, package_constants, program_snapshot
+from real_models import MODELS
+
+pytest.importorskip("executorch.examples.models.gemma4_31b.model")
+pytest.importorskip("transformers")
+
+OPTIONS = {"kv_elide": {"min_bytes": "256B"}, "const_offload": {"min_bytes": "1KiB"}}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def stock(request, tmp_path_factory):
+    model = MODELS[request.param]
+    path = torch._inductor.aoti_compile_and_package(
+        model.export(model.build()), package_path=str(tmp_path_factory.mktemp(model.name) / "stock.pt2"),
+        inductor_configs=INDUCTOR_CONFIGS)
+    return {"model": model, "constants": package_constants(path), "outputs": model.decode(torch._inductor.aoti_load_package(path)),
+            "eager": model.eager()}
+
+
+def compile_with(model, plugins, folder):
+    built = model.build()
+    program = model.export(built)
+    before = program_snapshot(program)
+    with aoti_hooks.session(plugins, **{name: OPTIONS[name] for name in plugins}) as session:
+        path = aoti_hooks.aoti_compile_and_package(program, str(folder / "ours.pt2"), inductor_configs=INDUCTOR_CONFIGS)
+    assert program_snapshot(program) == before  # the user's program: graph, signature, every tensor
+    return path, session.report.as_dict(), built
+
+
+def claimed(report, plugin):
+    return {entry["fqn"] for entry in report.get("placement", {}).get("tensors", []) if entry["plugin"] == plugin}
+
+
+def assert_equals_stock(stock, path):
+    model = stock["model"]
+    assert package_constants(path) == stock["constants"]
+    outputs = model.decode(torch._inductor.aoti_load_package(path))
+    assert len({tuple(o.flatten().tolist()) for o in outputs}) == len(model.steps)  # the steps differ
+    for got, want, reference in zip(outputs, stock["outputs"], stock["eager"]):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        torch.testing.assert_close(got, reference, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("plugins", [["kv_elide"], ["kv_elide", "const_offload"]], ids="+".join)
+def test_every_cache_claimed_and_the_package_equals_stock(stock, plugins, tmp_path):
+    model = stock["model"]
+    path, report, built = compile_with(model, plugins, tmp_path)
+    caches = model.caches(built)
+    assert len(caches) >= 4 and claimed(report, "kv_elide") == caches
+    assert report["kv_elide"]["tensors_claimed"] == len(caches)
+    if "const_offload" in plugins:
+        offloaded = claimed(report, "const_offload")
+        assert offloaded and not offloaded & caches  # the caches went to the first plugin, kv_elide
+        assert all(entry["fill"] == "host" for entry in report["placement"]["tensors"] if entry["fqn"] in offloaded)
+    assert_equals_stock(stock, path)
+
+
+def test_const_offload_alone_equals_stock(stock, tmp_path):
+    """const_offload alone once freed a Hugging Face cache the compile then read (setStorage)."""
+    path, report, built = compile_with(stock["model"], ["const_offload"], tmp_path)
+    offloaded = claimed(report, "const_offload")
+    parameters = {name for name, p in built.named_parameters()}
+    assert offloaded and report["const_offload"]["tensors_claimed"] == len(offloaded)
+    assert not offloaded & stock["model"].caches(built)  # written buffers are left to kv_elide
+    assert_equals_stock(stock, path)
+    del parameters
