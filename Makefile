@@ -6,7 +6,7 @@ PLUGINS := plugins/kv_elide plugins/chunked_dequant plugins/sdpa_configs plugins
 
 dev:  ## install torch (CPU), the core and the four plugins (editable), and ExecuTorch, for development
 	$(PY) -m pip install -q "pip>=24"
-	$(PY) -m pip install -q torch==2.13.0 "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7" matplotlib
+	$(PY) -m pip install -q torch==2.13.0 "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7" matplotlib transformers==5.24.0
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e . $(addprefix -e ,$(PLUGINS))
 	$(MAKE) executorch
 

@@ -23,6 +23,7 @@ from .options import Option
 
 ENTRY_POINT_GROUP = "aoti_hooks"
 DISABLE_ENV = "AOTI_HOOKS_DISABLE"
+BUILT_IN = "placement"  # the core's own plugin (aoti_hooks.placement), registered in every session
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,9 @@ class PluginManager:
 
     def register(self, name: str, plugin: Any) -> None:
         """Make an in-process ``plugin`` (a module or object with hookimpls) nameable as ``name``."""
+        if name == BUILT_IN:
+            raise AotiHooksError(f"{BUILT_IN!r} is the name of aoti-hooks' built-in placement; "
+                                 f"register your plugin under another name")
         with self._lock:
             self._local[name] = plugin
             self._loaded.pop(name, None)
@@ -148,6 +152,9 @@ class PluginManager:
             raise AotiHooksError("empty plugin name in the plugin list; list names like 'kv_elide,chunked_dequant'")
         seen: set[str] = set()
         for name in names:
+            if name == BUILT_IN:
+                raise AotiHooksError(f"{BUILT_IN!r} is built in and runs in every session; "
+                                     f"leave it out of the plugin list")
             if name in seen:
                 raise AotiHooksError(f"plugin {name!r} is named twice; name each plugin once")
             seen.add(name)

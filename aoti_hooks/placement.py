@@ -27,10 +27,11 @@ import torch
 
 from .errors import PluginError
 from .hookspecs import hookimpl
+from .manager import BUILT_IN
 from .seams.export import moved_copy, written_inputs
 from .storage import host_copy, host_zeros, storage_key, view_of, whole
 
-NAME = "placement"
+NAME = BUILT_IN  # "placement": registered in every session, never named in a plugin list
 ZEROS, HOST = "zeros", "host"
 FILLS = (ZEROS, HOST)
 PARAMETER, BUFFER, NON_PERSISTENT_BUFFER, CONSTANT = "parameter", "buffer", "non_persistent_buffer", "constant"

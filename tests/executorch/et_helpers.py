@@ -103,8 +103,8 @@ class DelegateRunner:
         self.runner.update_constant_buffer_from_blob(blob_path)
         self.input_names = input_names
 
-    def __call__(self, tokens, input_pos):
-        given = {"tokens": tokens, "input_pos": input_pos}
+    def __call__(self, tokens, input_pos, temperature=None):
+        given = {"tokens": tokens, "input_pos": input_pos, "temperature": temperature}
         return self.runner.run([given[name] for name in self.input_names])[0]
 
 

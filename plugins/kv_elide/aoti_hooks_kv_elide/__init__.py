@@ -48,7 +48,7 @@ def clone_lifted_buffer(tensor, session):
     host copy serves as well and keeps the device free (ExecuTorch's low_memory_mode does
     the same, which kv_elide replaces). Placed caches never reach here: the core answers first.
     """
-    if (session.options_for(NAME)["host_snapshots"] and tensor.device.type != "cpu" and tensor.numel()
+    if (session.options_for(NAME)["host_snapshots"] and tensor.device.type not in ("cpu", "meta") and tensor.numel()
             and placed(session, tensor) is None):
         session.report.add(NAME, "host_snapshots")
         return host_snapshot(tensor)

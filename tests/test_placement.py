@@ -1,0 +1,172 @@
+"""The core's placement: candidates, claims merged in plugin order, refusals, aliases, and the
+user's program left as it was on success, on failure and for another device."""
+
+import pytest
+import torch
+
+import aoti_hooks
+from aoti_hooks import AotiHooksError, PluginError
+from aoti_hooks.compile import move_program
+from aoti_hooks.placement import Candidate, candidates, refusal
+
+from helpers import INDUCTOR_CONFIGS, export_cache_model, program_snapshot
+
+
+class Claims:
+    """A plugin that claims fixed FQNs with fixed fills (a stand-in for a claim policy)."""
+
+    def __init__(self, claims):
+        self.claims = claims
+        self.seen: list[Candidate] = []
+
+    @aoti_hooks.hookimpl
+    def claim_tensors(self, program, candidates, session):
+        self.seen = list(candidates)
+        return self.claims
+
+
+class NonPersistentCache(torch.nn.Module):
+    """A Hugging Face-style cache (``persistent=False``: it lives in ``program.constants``), a
+    tied weight (one storage, two names), a lifted tensor constant, and a non-zero buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("key_cache_0", torch.zeros(16, 8), persistent=False)
+        self.register_buffer("scale", torch.full((8,), 0.5))
+        self.embed = torch.nn.Embedding(16, 8)
+        self.head = torch.nn.Linear(8, 16, bias=False)
+        self.head.weight = self.embed.weight
+        self.table = torch.arange(8.0)  # a plain attribute: a lifted tensor constant
+
+    def forward(self, tokens, pos):
+        x = self.embed(tokens)[0] * self.scale + self.table
+        self.key_cache_0.index_copy_(0, pos, x)
+        return self.head(self.key_cache_0.sum(0, keepdim=True))
+
+
+def export_non_persistent():
+    torch.manual_seed(0)
+    model = NonPersistentCache()
+    return model, torch.export.export(model, (torch.tensor([[3]]), torch.tensor([2])))
+
+
+def test_candidates_cover_every_kind_of_tensor_and_aliases():
+    _, program = export_non_persistent()
+    found = {candidate.fqn: candidate for candidate in candidates(program)}
+    assert found["key_cache_0"].kind == "non_persistent_buffer" and found["key_cache_0"].written
+    assert "key_cache_0" in program.constants and "key_cache_0" not in program.state_dict
+    assert found["scale"].kind == "buffer" and not found["scale"].written
+    assert found["embed.weight"].kind == "parameter" and found["embed.weight"].aliases == ("head.weight",)
+    assert found["head.weight"].aliases == ("embed.weight",)  # only in the state dict: the graph names one
+    (constant,) = [c for c in found.values() if c.kind == "constant"]
+    assert torch.equal(constant.tensor, torch.arange(8.0))
+    assert found["key_cache_0"].all_zeros and not found["scale"].all_zeros
+    assert found["key_cache_0"].nbytes == 16 * 8 * 4
+
+
+def test_claims_merge_in_plugin_order_and_the_first_claim_on_a_storage_wins(register):
+    _, program = export_non_persistent()
+    register("first", Claims({"key_cache_0": "zeros", "head.weight": "host"}))
+    register("second", Claims({"key_cache_0": "host", "embed.weight": "host", "scale": "zeros"}))
+    with aoti_hooks.session(["first", "second"]) as session:
+        moved = move_program(session, program, torch.device("cpu"))
+    placement = session.report.as_dict()["placement"]
+    placed = {entry["fqn"]: (entry["plugin"], entry["fill"]) for entry in placement["tensors"]}
+    # the tied weight is one decision: claiming one name places both, for the first plugin
+    assert placed == {"key_cache_0": ("first", "zeros"), "head.weight": ("first", "host"),
+                      "embed.weight": ("first", "host")}
+    assert {(e["fqn"], e["plugin"], e["placed_by"]) for e in placement["overruled"]} == {
+        ("key_cache_0", "second", "first"), ("embed.weight", "second", "first")}
+    assert placement["refused"] == [{"fqn": "scale", "plugin": "second", "reason": "its values are not all zeros"}]
+    assert "second" not in session.report.as_dict()  # it placed nothing
+    lines = str(session.report).splitlines()  # the summary keeps counts; as_dict() names each tensor
+    assert "first: tensors_claimed=3, claimed_bytes=1.0 KiB" in lines
+    assert "placement: overruled=2, refused=1, tensors=3" in lines
+    # placed: freed storage, one storage for the tied pair; the user's tensors keep theirs
+    assert moved.constants["key_cache_0"].untyped_storage().nbytes() == 0
+    assert moved.state_dict["embed.weight"].untyped_storage() is moved.state_dict["head.weight"].untyped_storage()
+    assert isinstance(moved.state_dict["embed.weight"], torch.nn.Parameter)
+    assert program.state_dict["embed.weight"].untyped_storage().nbytes() == 16 * 8 * 4
+    assert moved.state_dict["scale"] is program.state_dict["scale"]
+
+
+def test_placed_values_come_back_from_the_host_for_every_hook(register):
+    _, program = export_non_persistent()
+    register("claims", Claims({"key_cache_0": "zeros", "embed.weight": "host"}))
+    with aoti_hooks.session(["claims"]) as session:
+        moved = move_program(session, program, torch.device("cpu"))
+        cache, weight = moved.constants["key_cache_0"], moved.state_dict["embed.weight"]
+        user_weight = program.state_dict["embed.weight"]
+        written = session.hooks.serialize_constant("embed.weight", weight)
+        assert torch.equal(written, user_weight)
+        assert written.untyped_storage().data_ptr() == user_weight.untyped_storage().data_ptr()  # read, not copied
+        assert not session.hooks.clone_lifted_buffer(cache).any()
+        assert session.hooks.keep_apart("key_cache_0", cache, "embed.weight", weight)
+        assert not session.hooks.keep_apart("head.weight", moved.state_dict["head.weight"], "embed.weight", weight)
+        # The launch is a stand-in: a real autotune run needs Triton and a GPU.
+        seen = session.hooks.autotune_arguments(
+            (cache, weight), lambda: (bool((cache == 0).all()), torch.equal(weight, user_weight)))
+        assert seen == (True, True)
+        assert cache.untyped_storage().nbytes() == 0 and weight.untyped_storage().nbytes() == 0
+    assert session.report.get("placement")["autotune_materializations"] == 2
+
+
+@pytest.mark.parametrize("claims, message", [
+    ({"nothing.here": "zeros"}, r"plugin 'claims' failed in hook 'claim_tensors': ValueError: claimed 'nothing.here', "
+                                r"which the program does not hold"),
+    ({"scale": "disk"}, r"claimed 'scale' with fill 'disk'; the fills are zeros, host"),
+    (["scale"], r"returned list, not a dict of FQN to fill"),
+])
+def test_a_bad_claim_names_the_plugin_and_the_hook(register, claims, message):
+    _, program = export_non_persistent()
+    register("claims", Claims(claims))
+    with aoti_hooks.session(["claims"]) as session, pytest.raises(PluginError, match=message):
+        move_program(session, program, torch.device("cpu"))
+
+
+def test_what_cannot_be_placed_is_refused_with_a_reason():
+    class Wrapper(torch.Tensor):
+        pass
+
+    assert "tensor subclass (Wrapper)" in refusal(torch.Tensor._make_subclass(Wrapper, torch.zeros(2)))
+    assert "meta tensor" in refusal(torch.zeros(2, device="meta"))
+    assert "empty tensor" in refusal(torch.zeros(0))
+    assert refusal(torch.nn.Parameter(torch.zeros(2))) is None
+
+
+def test_the_name_placement_is_reserved(register):
+    with pytest.raises(AotiHooksError, match="'placement' is the name of aoti-hooks' built-in placement"):
+        register("placement", Claims({}))
+    with pytest.raises(AotiHooksError, match="'placement' is built in and runs in every session"):
+        aoti_hooks.session(["kv_elide", "placement"])
+
+
+def test_a_plugin_that_moves_the_program_itself_goes_first_and_nothing_is_claimed(register):
+    _, program = export_non_persistent()
+
+    class Mover:
+        @aoti_hooks.hookimpl
+        def move_program_to_device(self, program, device, session):
+            return program
+
+    claims = register("claims", Claims({"key_cache_0": "zeros"}))
+    register("mover", Mover())
+    with aoti_hooks.session(["claims", "mover"]) as session:
+        assert move_program(session, program, torch.device("cpu")) is program
+    assert claims.seen == [] and "placement" not in session.report.as_dict()
+
+
+@pytest.mark.parametrize("plugins", [["kv_elide", "const_offload"], ["kv_elide"]], ids="+".join)
+def test_the_users_program_is_unchanged_when_a_compile_for_another_device_fails(tmp_path, plugins):
+    """``meta`` stands in for a GPU on this CPU machine: the program is moved there, then the compile
+    fails. Before, the move rewrote the user's graph and (nothing claimed) moved its weights."""
+    _, program = export_cache_model()
+    before = program_snapshot(program)
+    options = {"kv_elide": {"min_bytes": "16B" if len(plugins) == 2 else "1GiB"}, "const_offload": {"min_bytes": "16B"}}
+    with aoti_hooks.session(plugins, target="smem=101376,mem=1GiB,device=meta",
+                            **{name: options[name] for name in plugins}) as session:
+        with pytest.raises(Exception):
+            aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "x.pt2"), inductor_configs=INDUCTOR_CONFIGS)
+    assert program_snapshot(program) == before
+    claimed = len(session.report.as_dict().get("placement", {}).get("tensors", []))
+    assert claimed == (4 if len(plugins) == 2 else 0)  # c0, c1 (zeros); w, scale (host)
