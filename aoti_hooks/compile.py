@@ -99,6 +99,7 @@ def compile_in_session(session: Session, program, package_path=None, inductor_co
 def _compile(session: Session, program, package_path, inductor_configs) -> str:
     with session, ExitStack() as stack:
         device = resolve_device(session.target, program)
+        session.compile_options = dict(inductor_configs or {})
         program = move_program(session, program, device)
         session.program = program
         configs = session.hooks.aoti_options(dict(inductor_configs or {}))

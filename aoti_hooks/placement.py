@@ -29,6 +29,7 @@ from .errors import PluginError
 from .hookspecs import hookimpl
 from .manager import BUILT_IN
 from .seams.export import moved_copy, written_inputs
+from .seams.inductor import constant_values_read_at_compile_time
 from .storage import host_copy, host_zeros, storage_key, view_of, whole
 
 NAME = BUILT_IN  # "placement": registered in every session, never named in a plugin list
@@ -150,6 +151,7 @@ def placed(session, tensor) -> Placed | None:
 def _merge_claims(session, program, found: list[Candidate]) -> dict[int, tuple[str, str, list[Candidate]]]:
     """storage key -> (plugin, fill, candidates on that storage), after refusals and overrules."""
     by_fqn = {candidate.fqn: candidate for candidate in found}
+    whole_compile = constant_values_read_at_compile_time(session.compile_options)
     claims: dict[int, tuple[str, str, list[Candidate]]] = {}
     report = session.report
     for plugin, answer in session.hooks.claim_tensors(program, found):
@@ -161,7 +163,7 @@ def _merge_claims(session, program, found: list[Candidate]) -> dict[int, tuple[s
             if fill not in FILLS:
                 raise PluginError(plugin, "claim_tensors", ValueError(
                     f"claimed {fqn!r} with fill {fill!r}; the fills are {', '.join(FILLS)}"))
-            reason = refusal(candidate.tensor)
+            reason = whole_compile or refusal(candidate.tensor)
             if reason is None and fill == ZEROS and not candidate.all_zeros:
                 reason = "its values are not all zeros"
             if reason is not None:

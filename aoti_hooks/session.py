@@ -106,6 +106,8 @@ class Session:
         self.report = Report()
         # The program being compiled, once on its device (set before compile contexts are entered).
         self.program: Any = None
+        # The Inductor options the caller gave this compile (plain AOTI), read by the core's placement.
+        self.compile_options: dict[str, Any] = {}
         self.hooks = HookCaller(self, selected)
         self._state: dict[str, dict[str, Any]] = {}
         self._tokens: list[contextvars.Token] = []

@@ -45,6 +45,9 @@ def test_demo_compares_stock_and_kv_elide_side_by_side(capsys, tmp_path):
     stock, plugins = results["runs"]
     assert stock["plugins"] == [] and plugins["plugins"] == ["kv_elide"]
     assert plugins["report"]["kv_elide"]["tensors_claimed"] == 6
+    placed = plugins["report"]["placement"]["tensors"]  # --json names each placed tensor
+    assert len(placed) == 6 and all(entry["plugin"] == "kv_elide" and entry["fill"] == "zeros"
+                                    and entry["bytes"] == 2048 and "kv_cache" in entry["fqn"] for entry in placed)
     for variant in ("stock", "plugins"):
         check = results["check"][variant]
         assert check["steps"] == 4 and check["max_rel_error_vs_eager"] < 1e-4

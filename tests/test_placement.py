@@ -170,3 +170,27 @@ def test_the_users_program_is_unchanged_when_a_compile_for_another_device_fails(
     assert program_snapshot(program) == before
     claimed = len(session.report.as_dict().get("placement", {}).get("tensors", []))
     assert claimed == (4 if len(plugins) == 2 else 0)  # c0, c1 (zeros); w, scale (host)
+
+
+def test_runtime_constant_folding_reads_values_at_compile_time_so_nothing_is_placed(tmp_path):
+    """With it, AOTI runs the constant graph while compiling: a freed weight broke with setStorage."""
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(64, 64)
+
+        def forward(self, x):
+            return self.linear(x).relu() @ self.linear.weight.t()  # a transpose the constant graph folds
+
+    torch.manual_seed(0)
+    model = Linear()
+    program = torch.export.export(model, (torch.randn(4, 64),))
+    configs = {**INDUCTOR_CONFIGS, "aot_inductor.use_runtime_constant_folding": True}
+    with aoti_hooks.session(["const_offload"], const_offload={"min_bytes": "16B"}) as session:
+        path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "f.pt2"), inductor_configs=configs)
+    refused = session.report.as_dict()["placement"]["refused"]
+    assert {entry["fqn"] for entry in refused} == {"linear.weight", "linear.bias"}
+    assert all("use_runtime_constant_folding" in entry["reason"] for entry in refused)
+    x = torch.randn(4, 64)
+    torch.testing.assert_close(torch._inductor.aoti_load_package(path)(x), model(x), rtol=1e-4, atol=1e-4)

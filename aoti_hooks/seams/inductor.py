@@ -126,6 +126,21 @@ def check() -> list[tuple[str, str | None]]:
     return results
 
 
+def constant_values_read_at_compile_time(options: dict) -> str | None:
+    """Why this compile reads every constant's values while compiling, or None.
+
+    With ``aot_inductor.use_runtime_constant_folding`` AOTI runs the constant graph during
+    the compile; a constant placed with freed storage cannot be read there. ``options`` are the
+    compile's Inductor options; what they do not set comes from ``torch._inductor.config``.
+    """
+    from torch._inductor import config
+
+    key = "aot_inductor.use_runtime_constant_folding"
+    if options.get(key, config.aot_inductor.use_runtime_constant_folding):
+        return f"{key} runs the constant graph during the compile, which reads every constant's values"
+    return None
+
+
 # --- finding the session ----------------------------------------------------------------
 
 def _session_for(graph: Any):
