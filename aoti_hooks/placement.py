@@ -217,7 +217,7 @@ def move_program_to_device(program, device, session):
     state, constants = _place(session, claims, device)
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return moved_copy(program, device, state, constants)
+    return moved_copy(program, device, state, constants, in_place=session.program_is_private)
 
 
 @hookimpl(tryfirst=True)

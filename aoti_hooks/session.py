@@ -108,6 +108,9 @@ class Session:
         self.program: Any = None
         # The Inductor options the caller gave this compile (plain AOTI), read by the core's placement.
         self.compile_options: dict[str, Any] = {}
+        # True when the program handed to move_program_to_device is a private copy that may be
+        # moved in place (ExecuTorch's preprocess gets one); a user's program never is.
+        self.program_is_private = False
         self.hooks = HookCaller(self, selected)
         self._state: dict[str, dict[str, Any]] = {}
         self._tokens: list[contextvars.Token] = []

@@ -117,10 +117,14 @@ def measured(fn):
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    with Sampler() as sampler:
+    with Sampler(timeline=True) as sampler:
         result = fn()
         torch.cuda.synchronize()
+    rss_by_phase: dict[str, int] = {}  # where in the compile the host peak happens
+    for _, rss, _, _, phase in sampler.samples:
+        rss_by_phase[phase] = max(rss_by_phase.get(phase, 0), rss)
     return result, {
+        "host_peak_by_phase": rss_by_phase,
         "seconds": round(time.perf_counter() - start, 1),
         "peak_allocated": torch.cuda.max_memory_allocated(),
         "peak_reserved": torch.cuda.max_memory_reserved(),

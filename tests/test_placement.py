@@ -194,3 +194,17 @@ def test_runtime_constant_folding_reads_values_at_compile_time_so_nothing_is_pla
     assert all("use_runtime_constant_folding" in entry["reason"] for entry in refused)
     x = torch.randn(4, 64)
     torch.testing.assert_close(torch._inductor.aoti_load_package(path)(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_private_program_is_moved_in_place_so_its_tensors_are_released(register):
+    """ExecuTorch hands preprocess its own copy; moving that copy (not a copy of it) lets its host
+    tensors go as they are replaced, as ExecuTorch's own move does (H100: +0.6 GiB host otherwise)."""
+    _, program = export_non_persistent()
+    register("claims", Claims({"key_cache_0": "zeros"}))
+    cache = program.constants["key_cache_0"]
+    with aoti_hooks.session(["claims"]) as session:
+        session.program_is_private = True
+        moved = session.hooks.move_program_to_device(program, torch.device("cpu"))
+    assert moved is program and program.constants["key_cache_0"] is not cache
+    assert program.constants["key_cache_0"].untyped_storage().nbytes() == 0
+    assert cache.untyped_storage().nbytes() == 16 * 8 * 4  # the tensor itself is never changed

@@ -193,6 +193,9 @@ class _SessionBackend:
                 f"target {self._session.target.name!r} compiles on {target_device} but {self.__name__} "
                 f"compiles on {device}; give a target for {device} (e.g. 'local')"
             )
+        # ExecuTorch gives preprocess its own copy of the program (``copy_exported_program_for_preprocess``)
+        # and moves it in place; so may the plugins, which releases its host tensors as stock does.
+        self._session.program_is_private = True
         moved = self._session.hooks.move_program_to_device(edge_program, wanted)
         if moved is None:
             moved = self._cls.move_program_to_device(edge_program, device, compile_specs)

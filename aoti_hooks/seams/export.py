@@ -41,11 +41,21 @@ def program_copy(program: "torch.export.ExportedProgram", state: dict[str, torch
     return made
 
 
-def moved_copy(program, device: torch.device, state=None, constants=None):
-    """``move_to_device_pass`` over a `program_copy` of ``program``: the user's program is not touched."""
+def moved_copy(program, device: torch.device, state=None, constants=None, in_place: bool = False):
+    """``move_to_device_pass`` over a `program_copy` of ``program``: the user's program is not touched.
+
+    ``in_place`` moves ``program`` itself, with ``state`` and ``constants`` replacing its entries:
+    only for a program that is the caller's own copy (ExecuTorch hands each backend's
+    ``preprocess`` a private copy and moves it in place itself). The tensors it held are then
+    released as they are replaced, instead of living on beside the moved copy.
+    """
     from torch.export.passes import move_to_device_pass
 
-    return move_to_device_pass(program_copy(program, state, constants), device)
+    if not in_place:
+        return move_to_device_pass(program_copy(program, state, constants), device)
+    program._state_dict.update(state or {})
+    program._constants.update(constants or {})
+    return move_to_device_pass(program, device)
 
 
 def _written_through(node: torch.fx.Node) -> bool:
