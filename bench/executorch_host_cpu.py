@@ -1,0 +1,56 @@
+"""Host RSS around the core's move in an ExecuTorch method, on the CPU (no GPU needed).
+
+    python3 bench/executorch_host_cpu.py --mode inplace   # as shipped: ExecuTorch's private copy moved in place
+    python3 bench/executorch_host_cpu.py --mode copy      # as before: a copy of that copy moved
+    python3 bench/executorch_host_cpu.py --mode stock     # no plugins
+
+Lowers the bench's Gemma 4 31B (2 layers, hidden 1024, ctx 65536, bf16; bench/real_models.py)
+through the tests' CPU ``AotiBackend`` with kv_elide, and prints host RSS just before and after
+the move (after a garbage collection) and the lowering's host peak.
+"""
+import argparse
+import gc
+import json
+import os
+import sys
+import types
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "tests", "executorch"), os.path.join(HERE, "..", "tests")]
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--mode", choices=("inplace", "copy", "stock"), required=True)
+mode = parser.parse_args().mode
+
+import real_models  # noqa: E402
+from et_helpers import lower, method_spec  # noqa: E402
+
+import aoti_hooks  # noqa: E402
+import aoti_hooks.executorch  # noqa: E402,F401
+from aoti_hooks.demo.measure import Sampler, host_rss  # noqa: E402
+from aoti_hooks.seams import executorch as seam  # noqa: E402
+
+model, _ = real_models.build_gemma4(types.SimpleNamespace(hidden=1024, ctx=65536, layers=2))
+program = real_models.export_gemma4(model)
+del model
+gc.collect()
+specs = [method_spec("decode")] + ([] if mode == "stock" else aoti_hooks.compile_specs(["kv_elide"], target="local"))
+around_move = {}
+original = seam._SessionBackend.move_program_to_device
+
+
+def traced(self, *args):
+    if mode == "copy":  # the behaviour before: ExecuTorch's copy is copied again, not moved in place
+        type(self._session).program_is_private = property(lambda s: False, lambda s, v: None)
+    around_move["before"] = host_rss()
+    moved = original(self, *args)
+    gc.collect()
+    around_move["after"] = host_rss()
+    return moved
+
+
+seam._SessionBackend.move_program_to_device = traced
+with Sampler() as sampler:
+    lower({"decode": program}, {"decode": specs})
+print(json.dumps({"mode": mode, **{k: round(v / 2**30, 2) for k, v in around_move.items()},
+                  "host_peak": round(sampler.host_peak / 2**30, 2)}))
