@@ -148,10 +148,10 @@ def placed(session, tensor) -> Placed | None:
     return _placed_storages(session).get(storage_key(tensor))
 
 
-def _merge_claims(session, program, found: list[Candidate]) -> dict[int, tuple[str, str, list[Candidate]]]:
+def _merge_claims(session, program, found: list[Candidate], device) -> dict[int, tuple[str, str, list[Candidate]]]:
     """storage key -> (plugin, fill, candidates on that storage), after refusals and overrules."""
     by_fqn = {candidate.fqn: candidate for candidate in found}
-    whole_compile = constant_values_read_at_compile_time(session.compile_options)
+    whole_compile = constant_values_read_at_compile_time(session.compile_options, device)
     claims: dict[int, tuple[str, str, list[Candidate]]] = {}
     report = session.report
     for plugin, answer in session.hooks.claim_tensors(program, found):
@@ -211,7 +211,7 @@ def _place(session, claims, device: torch.device):
 @hookimpl(trylast=True)
 def move_program_to_device(program, device, session):
     found = candidates(program)
-    claims = _merge_claims(session, program, found)
+    claims = _merge_claims(session, program, found, device)
     if not claims:
         return None
     state, constants = _place(session, claims, device)

@@ -106,7 +106,7 @@ class Session:
         self.report = Report()
         # The program being compiled, once on its device (set before compile contexts are entered).
         self.program: Any = None
-        # The Inductor options the caller gave this compile (plain AOTI), read by the core's placement.
+        # This compile's Inductor options (the caller's; in ExecuTorch, the backend's), read by the core's placement.
         self.compile_options: dict[str, Any] = {}
         # True when the program handed to move_program_to_device is a private copy that may be
         # moved in place (ExecuTorch's preprocess gets one); a user's program never is.

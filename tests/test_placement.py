@@ -208,3 +208,22 @@ def test_a_private_program_is_moved_in_place_so_its_tensors_are_released(registe
     assert moved is program and program.constants["key_cache_0"] is not cache
     assert program.constants["key_cache_0"].untyped_storage().nbytes() == 0
     assert cache.untyped_storage().nbytes() == 16 * 8 * 4  # the tensor itself is never changed
+
+
+def test_the_two_pass_gpu_compile_runs_kernels_on_the_constants_so_nothing_is_placed(register):
+    """Its first pass runs the Python wrapper, extern kernels included, on the constants' values.
+    ``meta`` stands in for the GPU (any device but the CPU): the claims are refused, not crashed on."""
+    _, program = export_non_persistent()
+    register("claims", Claims({"key_cache_0": "zeros", "embed.weight": "host"}))
+    with aoti_hooks.session(["claims"]) as session:
+        session.compile_options = {"triton.autotune_at_compile_time": False}
+        moved = move_program(session, program, torch.device("meta"))
+    refused = session.report.as_dict()["placement"]["refused"]
+    assert {entry["fqn"] for entry in refused} == {"key_cache_0", "embed.weight"}
+    assert all("first pass of the two-pass compile" in entry["reason"] for entry in refused)
+    assert moved.state_dict["embed.weight"].device.type == "meta"  # the stock move, on a copy
+    assert program.state_dict["embed.weight"].device.type == "cpu"
+    with aoti_hooks.session(["claims"]) as session:  # on the CPU there is no two-pass compile
+        session.compile_options = {"triton.autotune_at_compile_time": False}
+        move_program(session, program, torch.device("cpu"))
+    assert "refused" not in session.report.as_dict()["placement"]

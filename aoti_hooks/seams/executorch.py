@@ -203,7 +203,9 @@ class _SessionBackend:
         return moved
 
     def get_aoti_compile_options(self, compile_specs):
-        return self._session.hooks.aoti_options(self._cls.get_aoti_compile_options(compile_specs))
+        options = self._session.hooks.aoti_options(self._cls.get_aoti_compile_options(compile_specs))
+        self._session.compile_options = dict(options)  # preprocess asks before it moves: placement reads them
+        return options
 
     @contextmanager
     def get_extra_aoti_compile_context_manager(self, compile_specs=None):
