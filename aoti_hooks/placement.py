@@ -151,7 +151,7 @@ def placed(session, tensor) -> Placed | None:
 def _merge_claims(session, program, found: list[Candidate], device) -> dict[int, tuple[str, str, list[Candidate]]]:
     """storage key -> (plugin, fill, candidates on that storage), after refusals and overrules."""
     by_fqn = {candidate.fqn: candidate for candidate in found}
-    whole_compile = constant_values_read_at_compile_time(session.compile_options, device)
+    read_while_compiling = constant_values_read_at_compile_time(session.compile_options, device)
     claims: dict[int, tuple[str, str, list[Candidate]]] = {}
     report = session.report
     for plugin, answer in session.hooks.claim_tensors(program, found):
@@ -163,7 +163,7 @@ def _merge_claims(session, program, found: list[Candidate], device) -> dict[int,
             if fill not in FILLS:
                 raise PluginError(plugin, "claim_tensors", ValueError(
                     f"claimed {fqn!r} with fill {fill!r}; the fills are {', '.join(FILLS)}"))
-            reason = whole_compile or refusal(candidate.tensor)
+            reason = read_while_compiling.get(fill) or refusal(candidate.tensor)
             if reason is None and fill == ZEROS and not candidate.all_zeros:
                 reason = "its values are not all zeros"
             if reason is not None:

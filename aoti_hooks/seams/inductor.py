@@ -126,27 +126,31 @@ def check() -> list[tuple[str, str | None]]:
     return results
 
 
-def constant_values_read_at_compile_time(options: dict, device: "torch.device") -> str | None:
-    """Why this compile reads every constant's values while compiling, or None.
+def constant_values_read_at_compile_time(options: dict, device: "torch.device") -> dict[str, str]:
+    """``{fill: why}`` for the placement fills whose values this compile reads while compiling.
 
-    - ``aot_inductor.use_runtime_constant_folding``: AOTI runs the constant graph during the compile.
-    - ``triton.autotune_at_compile_time=False`` on a GPU (the two-pass compile): the first pass runs
-      the whole generated Python wrapper on the constants, extern kernels (cuBLAS, aten) included,
-      outside any autotune run where placed values could be given back.
+    - ``aot_inductor.use_runtime_constant_folding``: AOTI runs the constant graph during the
+      compile, over every constant: no fill can be placed.
+    - ``triton.autotune_at_compile_time=False`` on a GPU (the two-pass compile): the first pass
+      runs the whole generated Python wrapper on the constants, extern kernels (cuBLAS matmuls on
+      the weights) included, outside any autotune run where values could be given back: no
+      ``host`` fill. ``zeros`` fills (caches) stay, as ExecuTorch's ``low_memory_mode`` keeps them
+      in that mode: caches are read by attention kernels, which are Triton autotune runs.
 
-    A constant placed with freed storage cannot be read there. ``options`` are the compile's
-    Inductor options; what they do not set comes from ``torch._inductor.config``.
+    ``options`` are the compile's Inductor options; what they do not set comes from
+    ``torch._inductor.config``.
     """
     from torch._inductor import config
 
     key = "aot_inductor.use_runtime_constant_folding"
     if options.get(key, config.aot_inductor.use_runtime_constant_folding):
-        return f"{key} runs the constant graph during the compile, which reads every constant's values"
+        why = f"{key} runs the constant graph during the compile, which reads every constant's values"
+        return {"zeros": why, "host": why}
     key = "triton.autotune_at_compile_time"
     if device.type != "cpu" and options.get(key, config.triton.autotune_at_compile_time) is False:
-        return (f"{key}=False: the first pass of the two-pass compile runs every kernel on the constants' "
-                f"values; leave it on (AOTI's default) to place tensors")
-    return None
+        return {"host": f"{key}=False: the first pass of the two-pass compile runs every kernel, extern "
+                        f"matmuls included, on the constants' values; leave it on (AOTI's default) to offload"}
+    return {}
 
 
 # --- finding the session ----------------------------------------------------------------
