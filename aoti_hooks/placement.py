@@ -21,7 +21,7 @@ are read in place, never copied, and a device-resident storage is copied to the 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -121,7 +121,6 @@ class Placed:
     storage: torch.UntypedStorage  # on the target device; 0 bytes except during one run
     nbytes: int
     host: torch.UntypedStorage  # the values: an anonymous zero mapping, or the host copy
-    fqns: list[str] = field(default_factory=list)
 
     def host_view(self, like: torch.Tensor) -> torch.Tensor:
         """The values of ``like`` (a tensor over this storage), on the host."""
@@ -199,7 +198,6 @@ def _place(session, claims, device: torch.device):
                 state[candidate.fqn] = view
             else:
                 constants[candidate.fqn] = view
-            entry.fqns.append(candidate.fqn)
             report.append(NAME, "tensors", {"fqn": candidate.fqn, "bytes": candidate.nbytes, "plugin": plugin,
                                             "fill": fill, "kind": candidate.kind})
         storages[id(storage)] = entry
