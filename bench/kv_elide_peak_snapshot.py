@@ -12,6 +12,7 @@ import torch
 import aoti_hooks
 from aoti_hooks.demo import CONFIGS, build, export_decoder
 from aoti_hooks.demo.measure import live_at_peak
+from aoti_hooks.seams import allocator
 from aoti_hooks.target import Target
 
 parser = argparse.ArgumentParser()
@@ -23,7 +24,7 @@ config = CONFIGS["gpu"].with_(ctx=args.ctx)
 program = export_decoder(build(config))
 weights = sum(t.numel() * t.element_size() for n, t in program.state_dict.items() if "cache" not in n)
 torch.cuda.init()
-torch.cuda.memory._record_memory_history(max_entries=2_000_000)
+allocator.record_history()
 configs = {"aot_inductor.precompile_headers": False, "aot_inductor.package_constants_in_so": False,
            "aot_inductor.package_constants_on_disk_format": "binary_blob"}
 start = time.perf_counter()
@@ -31,8 +32,7 @@ plugins = [p for p in args.plugins.split(",") if p]
 with aoti_hooks.session(plugins, target=Target("local", None, None, "cuda:0")) as session:
     aoti_hooks.aoti_compile_and_package(program, "/tmp/peak.pt2", inductor_configs=configs)
 seconds = time.perf_counter() - start
-snapshot = torch.cuda.memory._snapshot()
-torch.cuda.memory._record_memory_history(enabled=None)
+snapshot = allocator.take_history()
 
 breakdown = live_at_peak(snapshot, top=25)
 print(f"plugins={plugins} ctx={args.ctx} compile {seconds:.1f} s; report {session.report.as_dict()}")

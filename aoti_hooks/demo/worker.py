@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from ..seams import allocator
 from .measure import Sampler, live_at_peak
 from .model import CONFIGS, build, decode_steps, export_decoder
 
@@ -59,7 +60,7 @@ def compile_one(spec: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
     target = dataclasses.replace(parse_target("local"), device=str(device))
     if spec.get("peak_breakdown"):
-        torch.cuda.memory._record_memory_history(max_entries=2_000_000)
+        allocator.record_history()
     report, artifacts = {}, {}
     with Sampler(timeline=bool(spec.get("timeline"))) as sampler:
         start = time.perf_counter()
@@ -104,9 +105,7 @@ def compile_one(spec: dict) -> dict:
     if spec.get("timeline"):
         result["timeline"] = sampler.samples
     if spec.get("peak_breakdown"):
-        snapshot = torch.cuda.memory._snapshot()
-        torch.cuda.memory._record_memory_history(enabled=None)
-        result["peak_breakdown"] = live_at_peak(snapshot)
+        result["peak_breakdown"] = live_at_peak(allocator.take_history())
     return result
 
 
@@ -169,7 +168,7 @@ def named_contents(paths: list[str]) -> dict:
     import hashlib
     import struct
 
-    from executorch.exir._serialize._program import deserialize_pte_binary
+    from ..seams.executorch import deserialize_pte_binary
     from executorch.extension.flat_tensor.serialize.serialize import FlatTensorSerializer
 
     contents: dict = {"ptd": {}, "weights": []}

@@ -1,7 +1,15 @@
-"""The only code that touches private torch and ExecuTorch symbols.
+"""The only code that touches private torch, Triton and ExecuTorch symbols (tests/test_seam_rule.py enforces it).
 
-`inductor` patches ``torch._inductor``; `executorch` patches ExecuTorch's AOTI backends;
-`export` copies ``ExportedProgram`` state; `ops` reads op schemas and the dispatch-mode stack.
-Both install their patches while at least one session is active and check, before
-installing anything, that every symbol they patch exists in the expected shape.
+- `inductor`: patches ``torch._inductor`` (dedup, constant values, unlift clones, autotune runs,
+  traced Triton calls, compiled configs) while a session is active;
+- `executorch`: wraps ExecuTorch's AOTI backends' ``preprocess`` and its CUDA weight collector,
+  and reads ExecuTorch's kernels and ``.pte`` reader;
+- `export`: copies ``ExportedProgram`` state, reads what a program's graph writes and calls;
+- `ops`: op schemas and kernel overrides in the dispatcher;
+- `triton`: Triton autotuner objects (configs, forced configs, compiled shared memory);
+- `allocator`: the CUDA caching allocator's history (bench and demo breakdowns);
+- `patching`: the refcounted, restoring patch sets the others install.
+
+Every module that relies on a private symbol has a ``check()`` that ``aoti-hooks doctor`` runs;
+patches check their symbols before installing anything and are removed when the last session ends.
 """

@@ -280,6 +280,13 @@ def _collector_patches():
         COLLECTOR_PATCHES.release()
 
 
+def deserialize_pte_binary(data: bytes):
+    """ExecuTorch's own reader of a ``.pte`` (``exir._serialize``): its program and named data."""
+    from executorch.exir._serialize._program import deserialize_pte_binary as read
+
+    return read(data)
+
+
 # --- ExecuTorch's eager dequant-matmul implementations --------------------------------------
 
 _DEQUANT_IMPLS = {  # op -> (module, function registered as the op's CUDA kernel)

@@ -13,6 +13,26 @@ import copy
 import torch
 
 
+_PROGRAM_ATTRIBUTES = ("_graph_module", "_state_dict", "_constants")
+
+
+def check() -> list[tuple[str, str | None]]:
+    """``(symbol, problem or None)`` for the ``ExportedProgram`` internals copies replace (for doctor)."""
+    from torch.export import ExportedProgram
+
+    results = []
+    try:
+        program = torch.export.export(torch.nn.Linear(1, 1), (torch.ones(1, 1),))
+    except Exception as error:  # noqa: BLE001 - doctor reports it, it does not raise
+        return [("torch.export.export", f"a one-layer program does not export ({type(error).__name__}: {error})")]
+    for name in _PROGRAM_ATTRIBUTES:
+        label = f"{ExportedProgram.__name__}.{name}"
+        found = isinstance(getattr(program, name, None), (dict, torch.fx.GraphModule))
+        results.append((label, None if found else f"{label} is missing in torch {torch.__version__}; "
+                                                  f"programs cannot be copied for a move"))
+    return results
+
+
 def _graph_module_copy(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
     """A graph module with its own graph (nodes, args, meta dicts) and own sub-graph modules.
 

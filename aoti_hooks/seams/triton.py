@@ -33,6 +33,20 @@ def _autotuner_class():
     return Autotuner
 
 
+def check() -> list[tuple[str, str | None]]:
+    """``(symbol, problem or None)`` for the Triton internals this seam reads (for doctor).
+
+    Without Triton there is nothing to check (only sdpa_configs needs it, and says so).
+    """
+    try:
+        from triton.runtime.autotuner import Autotuner
+    except ImportError:
+        return []
+    label = "triton.runtime.autotuner.Autotuner"
+    missing = [name for name in ("run", "prune_configs") if not callable(getattr(Autotuner, name, None))]
+    return [(label, f"{label} lacks {', '.join(missing)}; sdpa_configs cannot route its configs" if missing else None)]
+
+
 def is_autotuner(kernel: Any) -> bool:
     try:
         return isinstance(kernel, _autotuner_class())
