@@ -53,7 +53,7 @@ def indexed_device(device: "torch.device | str") -> torch.device:
 
 def enter_compile_contexts(session: Session, stack: ExitStack) -> None:
     """Enter every plugin's ``compile_context`` on ``stack``; a failing one is named."""
-    for plugin, context in session.hooks.compile_contexts():
+    for plugin, context in session.hooks.compile_context():
         try:
             stack.enter_context(context)
         except AotiHooksError:

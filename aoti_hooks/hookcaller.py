@@ -1,25 +1,53 @@
-"""A typed facade over one session's hooks: the host never calls hooks with loose kwargs.
+"""A typed facade over one session's hooks; each method is named after its hook.
 
-Hook implementations are called here one by one, in the session's plugin order (pluggy's
-``tryfirst``/``trylast`` still apply), so that an exception raised by a plugin is always
-reported with the plugin's and the hook's names and the original error chained.
+How answers combine is read from the contract (``hookspecs``): pluggy's ``firstresult`` and
+``wrapper`` kinds from each spec, chaining from `hookspecs.CHAINED`. Implementations are
+called one by one, in the session's plugin order (pluggy's ``tryfirst``/``trylast`` still
+apply), so that each gets its own ``options`` and ``state`` and an exception raised by a
+plugin is always reported with the plugin's and the hook's names, the original error chained.
+
+``AOTI_HOOKS_TRACE=1`` logs every hook call (plugin, arguments in brief, answer) to the
+``aoti_hooks.trace`` logger on stderr: hooks fire deep inside torch, where a debugger rarely helps.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import warnings
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from . import hookspecs
 from .errors import AotiHooksError, PluginError
 from .manager import new_pluggy_manager
 
 if TYPE_CHECKING:
     from .session import Session
 
+TRACE_ENV = "AOTI_HOOKS_TRACE"
+_trace = logging.getLogger("aoti_hooks.trace")
+
+
+def tracing() -> bool:
+    return os.environ.get(TRACE_ENV, "").strip() not in ("", "0")
+
+
+def brief(value: Any) -> str:
+    """A short description of a hook argument or answer: shapes, not values."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and hasattr(value, "dtype"):
+        return f"{type(value).__name__}{tuple(shape)} {value.dtype} {getattr(value, 'device', '')}".rstrip()
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__}[{len(value)}]"
+    if isinstance(value, dict):
+        return f"dict[{len(value)}]"
+    text = repr(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 class HookCaller:
-    """Calls the hooks of the plugins ``selected`` for ``session``."""
+    """Calls the hooks of the plugins ``selected`` (and the core's placement) for ``session``."""
 
     def __init__(self, session: "Session", selected: list[tuple[str, Any]]):
         from . import placement
@@ -41,108 +69,83 @@ class HookCaller:
                     f"@hookimpl(wrapper=True); make it a wrapper that yields once"
                 )
 
+    # --- calling, by the kind the contract gives each hook ------------------------------------
+
     def _impls(self, hook: str):
         """Implementations in call order (pluggy's order: reversed registration list)."""
         return list(reversed(getattr(self._pm.hook, hook).get_hookimpls()))
 
+    def _first_result(self, hook: str) -> bool:
+        return bool(getattr(self._pm.hook, hook).spec.opts.get("firstresult"))
+
     def _call(self, impl, hook: str, **kwargs: Any) -> Any:
-        kwargs["session"] = self._session
+        plugin = impl.plugin_name
+        kwargs.update(session=self._session, options=self._session.options.get(plugin, {}),
+                      state=self._session.state(plugin))
         try:
-            return impl.function(*[kwargs[name] for name in impl.argnames])
+            answer = impl.function(*[kwargs[name] for name in impl.argnames])
         except AotiHooksError:
             raise
         except Exception as error:
-            raise PluginError(impl.plugin_name, hook, error) from error
+            raise PluginError(plugin, hook, error) from error
+        if tracing():
+            shown = ", ".join(f"{key}={brief(value)}" for key, value in kwargs.items()
+                              if key in impl.argnames and key not in ("session", "options", "state"))
+            _trace.warning("%s.%s(%s) -> %s", plugin, hook, shown, brief(answer))
+        return answer
+
+    def _answers(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """``[(plugin, answer)]`` of every non-None answer, in order; stops at the first for a firstresult hook."""
+        answers = []
+        for impl in self._impls(hook):
+            answer = self._call(impl, hook, **kwargs)
+            if answer is not None:
+                answers.append((impl.plugin_name, answer))
+                if self._first_result(hook):
+                    break
+        return answers
+
+    def _first(self, hook: str, **kwargs: Any) -> Any:
+        answers = self._answers(hook, **kwargs)
+        return answers[0][1] if answers else None
+
+    def _chain(self, hook: str, check: Callable[[str, Any, Any], Any] | None = None, **kwargs: Any) -> Any:
+        """Each answer replaces the chained argument (`hookspecs.CHAINED`) for the next plugin."""
+        key = hookspecs.CHAINED[hook]
+        for impl in self._impls(hook):
+            answer = self._call(impl, hook, **kwargs)
+            if answer is not None:
+                kwargs[key] = check(impl.plugin_name, kwargs[key], answer) if check else list(answer)
+        return kwargs[key]
 
     def implemented(self, hook: str) -> bool:
         return bool(getattr(self._pm.hook, hook).get_hookimpls())
 
+    # --- the hooks, in lifecycle order -----------------------------------------------------------
+
     def move_program_to_device(self, program, device) -> Any | None:
-        for impl in self._impls("move_program_to_device"):
-            moved = self._call(impl, "move_program_to_device", program=program, device=device)
-            if moved is not None:
-                return moved
-        return None
+        return self._first("move_program_to_device", program=program, device=device)
 
     def claim_tensors(self, program, candidates) -> list[tuple[str, dict[str, str]]]:
         """Every plugin's claims, in plugin order: ``[(plugin, {fqn: fill})]``."""
-        answers = []
-        for impl in self._impls("claim_tensors"):
-            answer = self._call(impl, "claim_tensors", program=program, candidates=candidates)
-            if answer is None:
-                continue
+        answers = self._answers("claim_tensors", program=program, candidates=candidates)
+        for plugin, answer in answers:
             if not isinstance(answer, dict):
-                raise PluginError(impl.plugin_name, "claim_tensors",
+                raise PluginError(plugin, "claim_tensors",
                                   TypeError(f"returned {type(answer).__name__}, not a dict of FQN to fill"))
-            answers.append((impl.plugin_name, answer))
         return answers
-
-    def keep_apart(self, name, tensor, other_name, other) -> bool:
-        """True when some plugin's ``pre_constant_dedup`` returned False."""
-        answers = [
-            self._call(impl, "pre_constant_dedup", name=name, tensor=tensor, other_name=other_name, other=other)
-            for impl in self._impls("pre_constant_dedup")
-        ]
-        return any(answer is False for answer in answers)
-
-    def serialize_constant(self, name, tensor):
-        for impl in self._impls("serialize_constant"):
-            value = self._call(impl, "serialize_constant", name=name, tensor=tensor)
-            if value is not None:
-                return value
-        return None
-
-    def clone_lifted_buffer(self, tensor):
-        for impl in self._impls("clone_lifted_buffer"):
-            value = self._call(impl, "clone_lifted_buffer", tensor=tensor)
-            if value is not None:
-                return value
-        return None
-
-    def compile_contexts(self) -> list[AbstractContextManager]:
-        contexts = []
-        for impl in self._impls("compile_context"):
-            context = self._call(impl, "compile_context")
-            if context is not None:
-                if not isinstance(context, AbstractContextManager) and not hasattr(context, "__enter__"):
-                    raise PluginError(impl.plugin_name, "compile_context", TypeError(f"returned {context!r}, not a context manager"))
-                contexts.append((impl.plugin_name, context))
-        return contexts
-
-    def autotune_configs(self, kernel, configs: list, target) -> list:
-        for impl in self._impls("autotune_configs"):
-            answer = self._call(impl, "autotune_configs", kernel=kernel, configs=configs, target=target)
-            if answer is not None:
-                configs = list(answer)
-        return configs
-
-    def compiled_configs(self, kernel_name: str, compiled: list, target) -> list:
-        """The configs every plugin keeps, in order; each plugin sees the previous one's choice."""
-        kept = [config for config, _ in compiled]
-        for impl in self._impls("compiled_configs"):
-            kept_ids = {id(config) for config in kept}
-            offered = [(config, shared) for config, shared in compiled if id(config) in kept_ids]
-            answer = self._call(impl, "compiled_configs", kernel_name=kernel_name, compiled=offered, target=target)
-            if answer is not None:
-                unknown = [config for config in answer if id(config) not in kept_ids]
-                if unknown:
-                    raise PluginError(impl.plugin_name, "compiled_configs",
-                                      ValueError(f"returned configs it was not given: {unknown}"))
-                kept = list(answer)
-        return kept
 
     def aoti_options(self, user_options: dict[str, Any]) -> dict[str, Any]:
         """Merge every plugin's options under ``user_options``; conflicts are named."""
         asked: dict[str, tuple[str, Any]] = {}
-        for impl in self._impls("aoti_options"):
-            answer = self._call(impl, "aoti_options", options=dict(user_options))
-            for key, value in (answer or {}).items():
+        for plugin, answer in self._answers("aoti_options", inductor_options=dict(user_options)):
+            for key, value in answer.items():
                 if key in asked and asked[key][1] != value:
                     raise AotiHooksError(
-                        f"plugins {asked[key][0]!r} and {impl.plugin_name!r} ask for different values of "
+                        f"plugins {asked[key][0]!r} and {plugin!r} ask for different values of "
                         f"Inductor option {key!r} ({asked[key][1]!r} vs {value!r}); use only one of them"
                     )
-                asked[key] = (impl.plugin_name, value)
+                asked[key] = (plugin, value)
         merged = {key: value for key, (_, value) in asked.items()}
         for key, value in user_options.items():
             if key in asked and asked[key][1] != value:
@@ -154,9 +157,45 @@ class HookCaller:
             merged[key] = value
         return merged
 
+    def compile_context(self) -> list[tuple[str, AbstractContextManager]]:
+        """``[(plugin, context manager)]`` to enter around the compile, in plugin order."""
+        answers = self._answers("compile_context")
+        for plugin, context in answers:
+            if not hasattr(context, "__enter__") or not hasattr(context, "__exit__"):
+                raise PluginError(plugin, "compile_context", TypeError(f"returned {context!r}, not a context manager"))
+        return answers
+
+    def autotune_configs(self, kernel, configs: list, target) -> list:
+        return self._chain("autotune_configs", kernel=kernel, configs=list(configs), target=target)
+
+    def clone_lifted_buffer(self, tensor):
+        return self._first("clone_lifted_buffer", tensor=tensor)
+
+    def pre_constant_dedup(self, name, tensor, other_name, other) -> bool | None:
+        """``False`` when some plugin keeps the two constants apart, else ``None``."""
+        answers = self._answers("pre_constant_dedup", name=name, tensor=tensor, other_name=other_name, other=other)
+        return False if any(answer is False for _, answer in answers) else None
+
+    def compiled_configs(self, kernel_name: str, compiled: list, target) -> list:
+        """The configs every plugin keeps, in order; each plugin sees the previous one's choice."""
+        shared = {id(config): size for config, size in compiled}
+
+        def subset(plugin, offered, answer):
+            kept_ids = {id(config) for config, _ in offered}
+            unknown = [config for config in answer if id(config) not in kept_ids]
+            if unknown:
+                raise PluginError(plugin, "compiled_configs", ValueError(f"returned configs it was not given: {unknown}"))
+            return [(config, shared[id(config)]) for config in answer]
+
+        kept = self._chain("compiled_configs", subset, kernel_name=kernel_name, compiled=list(compiled), target=target)
+        return [config for config, _ in kept]
+
     def autotune_arguments(self, args: Sequence[Any], run: Callable[[], Any]) -> Any:
         """Run ``run()`` inside every plugin's ``autotune_arguments`` wrapper (outermost first)."""
         return self._wrap(self._impls("autotune_arguments"), 0, args, run)
+
+    def serialize_constant(self, name, tensor):
+        return self._first("serialize_constant", name=name, tensor=tensor)
 
     def _wrap(self, impls, index: int, args, run):
         if index == len(impls):

@@ -1,8 +1,16 @@
-"""The hook contract between aoti-hooks and its plugins: every hook, typed, documented.
+"""The hook contract between aoti-hooks and its plugins: every hook, typed, documented, in lifecycle order.
 
-Every hook receives the active `Session` as ``session``. Hooks run only inside a session
-and only for the plugins that session names, in the order it names them. A plugin module
-implements hooks with ``@aoti_hooks.hookimpl`` and declares its options in ``OPTIONS``.
+Every hook may take three keyword arguments besides its own: ``session`` (the active
+`Session`), ``options`` (this plugin's resolved options, a dict) and ``state`` (a dict this
+plugin keeps for the session). An implementation names only the arguments it uses. Hooks run
+only inside a session and only for the plugins that session names, in the order it names
+them, plus the core's built-in ``placement`` plugin. A plugin module implements hooks with
+``@aoti_hooks.hookimpl`` and declares its options in ``OPTIONS``.
+
+How answers combine is part of each hook: *first result* (the first non-``None`` answer wins),
+*all results* (every answer is used, in plugin order), *chained* (each answer is the next
+plugin's input) or *wrapper* (each plugin wraps the next). `aoti_hooks.hookcaller` reads the
+pluggy kind from the spec and the chaining from `CHAINED`.
 """
 
 from __future__ import annotations
@@ -24,129 +32,161 @@ PROJECT = "aoti_hooks"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+# Hooks whose answer feeds the next plugin as this argument.
+CHAINED = {"autotune_configs": "configs", "compiled_configs": "compiled"}
 
 @hookspec(firstresult=True)
 def move_program_to_device(
-    program: "ExportedProgram", device: "torch.device", session: "Session"
+    program: "ExportedProgram", device: "torch.device", options: dict[str, Any], state: dict[str, Any], session: "Session"
 ) -> "ExportedProgram | None":
     """Move ``program`` to ``device`` before Inductor sees it.
 
-    Called once per compile: for plain AOTI before ``aoti_compile_and_package`` compiles,
-    for ExecuTorch inside ``AotiBackend.move_program_to_device``. ``device`` is indexed
-    (``cuda:0``, never bare ``cuda``). Return the moved program, or ``None`` to leave it to
-    the next plugin; when no plugin answers, ``torch.export.passes.move_to_device_pass`` runs.
-    The first non-``None`` answer wins. Never modify the user's tensors in place.
+    Called: once per compile; plain AOTI before ``aoti_compile_and_package`` compiles,
+    ExecuTorch inside ``AotiBackend.move_program_to_device``.
+    Arguments: the program to compile; ``device`` is indexed (``cuda:0``, never bare ``cuda``).
+    Returns: the moved program, or ``None`` to leave it to the next plugin. The core's placement
+    answers last (it places claimed tensors); when nobody answers, ``move_to_device_pass`` runs
+    on a copy. Never change the user's program or tensors.
+    Combined: first result.
     """
 
 
 @hookspec
 def claim_tensors(
-    program: "ExportedProgram", candidates: "Sequence[Candidate]", session: "Session"
+    program: "ExportedProgram", candidates: "Sequence[Candidate]", options: dict[str, Any], state: dict[str, Any], session: "Session"
 ) -> "dict[str, str] | None":
     """Claim tensors of ``program`` to keep off the device during the compile.
 
-    Called once per compile, from the core's ``move_program_to_device`` (so not at all when
-    another plugin moved the program itself), with every tensor the program holds as a
-    `Candidate`: parameters, buffers (persistent or not), lifted tensor constants; each
-    says its FQN, kind, whether the program writes it, its bytes and its aliases. Return
-    ``{fqn: fill}`` or ``None``: fill ``"zeros"`` (the values are all zeros; the core
-    checks) or ``"host"`` (the values stay in host memory). A claimed tensor is placed on
-    the device with its storage freed, together with every alias of its storage; the core
-    then answers the per-tensor hooks below for it. All plugins are asked; answers merge in
-    plugin order and the first claim on a storage wins. A claim the core cannot honour (a
-    tensor subclass, non-zero values for ``"zeros"``) is refused, never raised; the report
-    names every placed, overruled and refused tensor.
+    Called: once per compile, from the core's ``move_program_to_device`` (not at all when
+    another plugin moved the program itself).
+    Arguments: every tensor the program holds as a `Candidate` (parameters, buffers persistent
+    or not, lifted tensor constants), each with its FQN, kind, whether the program writes it,
+    its bytes and its aliases.
+    Returns: ``{fqn: fill}`` or ``None``; fill ``"zeros"`` (the values are all zeros; the core
+    checks) or ``"host"`` (the values stay in host memory). A claimed tensor is placed on the
+    device with its storage freed, with every alias of its storage; the core answers the
+    per-tensor hooks for it. A claim the core cannot honour is refused with a reason, never raised.
+    Combined: all results, in plugin order; the first claim on a storage wins (the report says so).
+    """
+
+
+@hookspec
+def aoti_options(
+    inductor_options: dict[str, Any], options: dict[str, Any], state: dict[str, Any], session: "Session"
+) -> dict[str, Any] | None:
+    """Give Inductor options to merge into the compile's ``inductor_configs``.
+
+    Called: once per compile, before compiling.
+    Arguments: ``inductor_options`` are the Inductor options gathered so far (read-only).
+    Returns: a dict of Inductor options, or ``None``.
+    Combined: all results; two plugins asking for different values of one option is an error;
+    an option the user set explicitly wins over a plugin, with a warning.
+    """
+
+
+@hookspec
+def compile_context(options: dict[str, Any], state: dict[str, Any], session: "Session") -> "AbstractContextManager | None":
+    """Give a context manager to enter around the whole AOTI compile.
+
+    Called: once per compile, after ``move_program_to_device`` and ``aoti_options``.
+    Arguments: only the common ones.
+    Returns: a context manager (op overrides, config swaps), or ``None``.
+    Combined: all results; entered in plugin order, left in reverse order when the compile ends,
+    by return or by exception.
+    """
+
+
+@hookspec
+def autotune_configs(
+    kernel: Any, configs: list, target: "Target", options: dict[str, Any], state: dict[str, Any], session: "Session"
+) -> list | None:
+    """Give the autotune configs to use for a known Triton kernel.
+
+    Called: when torch traces a call of a ``triton.autotune`` kernel (``wrap_triton``, a
+    ``triton_op``, or ``torch.compile``) inside the compile.
+    Arguments: ``kernel`` is the kernel's ``Autotuner``, ``configs`` its configs (or the previous
+    plugin's answer), ``target`` the GPU the artifact is for.
+    Returns: a new config list, or ``None`` to keep ``configs``. The traced call uses the answer;
+    the kernel object itself is not changed.
+    Combined: chained, in plugin order.
+    """
+
+
+@hookspec(firstresult=True)
+def clone_lifted_buffer(
+    tensor: "torch.Tensor", options: dict[str, Any], state: dict[str, Any], session: "Session"
+) -> "torch.Tensor | None":
+    """Give the copy Inductor keeps of a buffer's initial value when it unlifts the graph.
+
+    Called: from ``torch._inductor.compile_fx._unlift_graph`` for every buffer input (mutated or
+    not), in place of ``clone_preserve_strides(tensor)``; that copy is what AOTI later writes out.
+    Arguments: the buffer as the compile holds it.
+    Returns: the clone to use (same shape, strides, dtype; a host tensor keeps the buffer's
+    device in the artifact), or ``None`` for the stock clone. The core answers first for placed tensors.
+    Combined: first result.
     """
 
 
 @hookspec
 def pre_constant_dedup(
-    name: str | None, tensor: "torch.Tensor", other_name: str, other: "torch.Tensor", session: "Session"
+    name: str | None, tensor: "torch.Tensor", other_name: str, other: "torch.Tensor",
+    options: dict[str, Any], state: dict[str, Any], session: "Session",
 ) -> bool | None:
     """Decide whether Inductor may merge two constants it believes identical.
 
-    Called from ``GraphLowering.allocate_non_dup_const_name`` when ``tensor`` (about to be
+    Called: from ``GraphLowering.allocate_non_dup_const_name`` when ``tensor`` (about to be
     registered as ``name``, which may be ``None``) has the same size, stride, dtype, device,
-    storage pointer and offset as the existing constant ``other_name``. Return ``False`` to
-    keep them apart, ``None`` for no opinion; any ``False`` wins.
-    """
-
-
-@hookspec(firstresult=True)
-def serialize_constant(name: str, tensor: "torch.Tensor", session: "Session") -> "torch.Tensor | None":
-    """Give the tensor whose bytes AOTI writes for constant ``name``.
-
-    Called wherever AOTI reads a constant's value to write it out or describe it
-    (``GraphLowering.get_original_value_of_constant``: the weights blob, the
-    ``pickle_weights`` path and its ``TensorProperties``, the wrapper's constant table).
-    ``tensor`` is the stock value. Return a tensor with the same shape, strides, storage
-    offset, dtype and storage size, or ``None`` to write ``tensor``. A tensor on another
-    device (the host) is fine: the seam keeps the constant's recorded device unchanged.
-    """
-
-
-@hookspec(firstresult=True)
-def clone_lifted_buffer(tensor: "torch.Tensor", session: "Session") -> "torch.Tensor | None":
-    """Give the copy Inductor keeps of a buffer's initial value when it unlifts the graph.
-
-    Called from ``torch._inductor.compile_fx._unlift_graph`` for every buffer input (mutated
-    or not) in place of ``clone_preserve_strides(tensor)``; that copy is what AOTI later
-    serializes. Return the clone to use (same shape, strides, dtype, device), or ``None``
-    for the stock clone.
+    storage pointer and offset as the existing constant ``other_name``.
+    Arguments: both names and both tensors.
+    Returns: ``False`` to keep them apart, ``None`` for no opinion.
+    Combined: all results; any ``False`` wins.
     """
 
 
 @hookspec
-def autotune_arguments(args: Sequence[Any], session: "Session") -> Generator[None, Any, Any]:
+def compiled_configs(
+    kernel_name: str, compiled: list, target: "Target", options: dict[str, Any], state: dict[str, Any], session: "Session"
+) -> list | None:
+    """Say which compiled configs of a Triton kernel may be benchmarked and baked.
+
+    Called: once per kernel after Inductor compiled its configs and before it builds launchers
+    (``CachingAutotuner._make_launchers``).
+    Arguments: the Triton function's name; ``compiled`` is a list of ``(config, shared_bytes)``
+    with each compiled config's shared memory per block (``metadata.shared``; ``None`` when
+    unreadable), or the configs the previous plugin kept.
+    Returns: the configs to keep (a subset), or ``None`` to keep all. Keeping none raises Triton's
+    ``OutOfResources``, which Inductor treats as a choice this GPU cannot run.
+    Combined: chained, in plugin order.
+    """
+
+
+@hookspec
+def autotune_arguments(
+    args: Sequence[Any], options: dict[str, Any], state: dict[str, Any], session: "Session"
+) -> Generator[None, Any, Any]:
     """Wrap one Triton autotune/benchmark run of a kernel with its arguments ``args``.
 
-    Implement as ``@hookimpl(wrapper=True)``: code before ``yield`` runs before the kernel
-    launch (materialize storage for arguments that have none), ``result = yield`` runs the
-    launch, code after it runs afterwards (release what was materialized), then return
-    ``result``. Called around ``CachingAutotuner.run``.
+    Called: around ``CachingAutotuner.run``.
+    Arguments: the run's arguments (tensors and scalars).
+    Returns: implement as ``@hookimpl(wrapper=True)``; code before ``yield`` runs before the
+    launch (materialize storage for arguments that have none), ``result = yield`` runs it, code
+    after runs afterwards (release what was materialized); return ``result``.
+    Combined: wrapper; the first plugin's wrapper is outermost.
     """
 
 
-@hookspec
-def compile_context(session: "Session") -> "AbstractContextManager | None":
-    """Return a context manager to enter around the whole AOTI compile, or ``None``.
+@hookspec(firstresult=True)
+def serialize_constant(
+    name: str, tensor: "torch.Tensor", options: dict[str, Any], state: dict[str, Any], session: "Session"
+) -> "torch.Tensor | None":
+    """Give the tensor whose bytes AOTI writes for constant ``name``.
 
-    Entered in plugin order after ``move_program_to_device`` and left in reverse order
-    when the compile ends, by return or exception (op overrides, config swaps).
-    """
-
-
-@hookspec
-def autotune_configs(kernel: Any, configs: list, target: "Target", session: "Session") -> list | None:
-    """Return the autotune configs to use for a known Triton kernel, or ``None`` to keep them.
-
-    Called when torch traces a call of a ``triton.autotune`` kernel (``wrap_triton``, a
-    ``triton_op``, or ``torch.compile``) inside the compile: ``kernel`` is the kernel's
-    ``Autotuner``, ``configs`` its configs. The traced call uses the answer (the kernel
-    object itself is not changed). Chained: each plugin receives the previous plugin's answer
-    as ``configs``, in plugin order. ``target`` says which GPU the artifact is for.
-    """
-
-
-@hookspec
-def compiled_configs(kernel_name: str, compiled: list, target: "Target", session: "Session") -> list | None:
-    """Return which compiled configs of a Triton kernel may be benchmarked and baked, or ``None``.
-
-    Called once per kernel after Inductor compiled its configs and before it builds
-    launchers (``CachingAutotuner``): ``kernel_name`` is the Triton function's name,
-    ``compiled`` a list of ``(config, shared_bytes)`` with the shared memory per block of
-    each compiled config (the compiled kernel's ``metadata.shared``; ``None`` when unreadable).
-    Return the configs to keep (a subset of the given configs). Keeping none raises Triton's
-    ``OutOfResources``, which Inductor treats as a choice this GPU cannot run. Chained like
-    ``autotune_configs``.
-    """
-
-
-@hookspec
-def aoti_options(options: dict[str, Any], session: "Session") -> dict[str, Any] | None:
-    """Return Inductor options to merge into the compile's ``inductor_configs``, or ``None``.
-
-    Called before compiling with the options gathered so far (read-only). Two plugins
-    asking for different values of one option is an error; an option the user set
-    explicitly wins over a plugin, with a warning.
+    Called: wherever AOTI reads a constant's value to write it out or describe it
+    (``GraphLowering.get_original_value_of_constant``: the weights blob, the ``pickle_weights``
+    path and its ``TensorProperties``, the wrapper's constant table).
+    Arguments: the constant's name and its stock value.
+    Returns: a tensor with the same shape, strides, storage offset, dtype and storage size, or
+    ``None`` to write the stock value. A host tensor is fine: the constant keeps its recorded
+    device. The core answers first for placed tensors.
+    Combined: first result.
     """

@@ -139,7 +139,7 @@ class Placed:
 
 
 def _placed_storages(session) -> dict[int, Placed]:
-    return session.state(NAME).setdefault("storages", {})
+    return session.state(NAME).setdefault("storages", {})  # the core's state (the hook caller's ``state``)
 
 
 def placed(session, tensor) -> Placed | None:

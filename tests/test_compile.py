@@ -75,8 +75,8 @@ class Recorder:
         self.calls.append(("clone_lifted_buffer", tuple(tensor.shape)))
 
     @hookimpl
-    def aoti_options(self, options, session):
-        self.calls.append(("aoti_options", dict(options)))
+    def aoti_options(self, inductor_options, session):
+        self.calls.append(("aoti_options", dict(inductor_options)))
         return {"aot_inductor.package_constants_in_so": True}
 
     @hookimpl

@@ -40,3 +40,43 @@ def test_hooks_have_tests(hook):
     here = pathlib.Path(__file__).name
     tests = [path for path in (ROOT / "tests").rglob("test_*.py") if path.name != here]
     assert any(re.search(rf"def {hook}\(", path.read_text()) for path in tests), f"no test implements {hook}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_the_facade_names_each_hook_after_it(hook):
+    from aoti_hooks.hookcaller import HookCaller
+
+    assert callable(getattr(HookCaller, hook, None)), f"HookCaller has no method {hook}"
+
+
+def test_how_answers_combine_is_read_from_the_contract():
+    first = {hook for hook in HOOKS if getattr(hookspecs, hook).aoti_hooks_spec.get("firstresult")}
+    assert first == {"move_program_to_device", "clone_lifted_buffer", "serialize_constant"}
+    assert set(hookspecs.CHAINED) == {"autotune_configs", "compiled_configs"}
+
+
+def test_a_plugin_gets_its_own_options_and_state_and_tracing_logs_each_call(register, caplog, monkeypatch):
+    import torch
+
+    import aoti_hooks
+    from aoti_hooks import Option, hookimpl, parse_size
+
+    seen = {}
+
+    class Mine:
+        OPTIONS = (Option("limit", parse_size, "1KiB", "a size"),)
+
+        @hookimpl
+        def serialize_constant(self, name, tensor, options, state):
+            state["calls"] = state.get("calls", 0) + 1
+            seen[name] = (options, state)
+            return None
+
+    register("mine", Mine())
+    monkeypatch.setenv("AOTI_HOOKS_TRACE", "1")
+    with aoti_hooks.session(["mine"], mine={"limit": "2KiB"}) as session, caplog.at_level("WARNING", "aoti_hooks.trace"):
+        session.hooks.serialize_constant("w", torch.zeros(2, 3))
+        session.hooks.serialize_constant("v", torch.zeros(1))
+    assert seen["w"][0] == {"limit": 2048} and seen["v"][1] is session.state("mine") and seen["v"][1]["calls"] == 2
+    assert "mine.serialize_constant(name='w', tensor=Tensor(2, 3) torch.float32 cpu) -> None" in caplog.text
+    assert "placement.serialize_constant" in caplog.text  # the core's built-in plugin is traced too

@@ -100,7 +100,7 @@ class AskOptions:
         self.options = options
 
     @hookimpl
-    def aoti_options(self, options, session):
+    def aoti_options(self, inductor_options, session):
         return self.options
 
 

@@ -101,8 +101,8 @@ def test_placed_values_come_back_from_the_host_for_every_hook(register):
         assert torch.equal(written, user_weight)
         assert written.untyped_storage().data_ptr() == user_weight.untyped_storage().data_ptr()  # read, not copied
         assert not session.hooks.clone_lifted_buffer(cache).any()
-        assert session.hooks.keep_apart("key_cache_0", cache, "embed.weight", weight)
-        assert not session.hooks.keep_apart("head.weight", moved.state_dict["head.weight"], "embed.weight", weight)
+        assert session.hooks.pre_constant_dedup("key_cache_0", cache, "embed.weight", weight) is False
+        assert session.hooks.pre_constant_dedup("head.weight", moved.state_dict["head.weight"], "embed.weight", weight) is None
         # The launch is a stand-in: a real autotune run needs Triton and a GPU.
         seen = session.hooks.autotune_arguments(
             (cache, weight), lambda: (bool((cache == 0).all()), torch.equal(weight, user_weight)))

@@ -274,7 +274,7 @@ def _patched_is_same_tensor(original: Callable) -> Callable:
             return same
         graph, name, session = allocating
         other_name = next((key for key, tensor in graph.constants.items() if tensor is value), None)
-        return not session.hooks.keep_apart(name, data, other_name, value)
+        return session.hooks.pre_constant_dedup(name, data, other_name, value) is not False
 
     return is_same_tensor
 

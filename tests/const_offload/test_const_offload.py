@@ -111,7 +111,7 @@ def test_autotune_arguments_fill_the_true_values_for_one_run_only():
 
         assert session.hooks.autotune_arguments((placed, torch.ones(2)), launch) == "done"
         assert seen == {"equal": True} and placed.untyped_storage().nbytes() == 0
-        assert session.hooks.keep_apart("weight", placed, "other", torch.zeros(64, 32))
+        assert session.hooks.pre_constant_dedup("weight", placed, "other", torch.zeros(64, 32)) is False
         assert torch.equal(session.hooks.serialize_constant("weight", placed), weight)
     assert session.report.get("placement")["autotune_materializations"] == 1
     assert torch.equal(program.state_dict["weight"], weight)  # the user's parameter

@@ -212,8 +212,8 @@ def test_elided_constants_are_kept_apart_and_serialized_as_host_zeros():
     with aoti_hooks.session(["kv_elide"], kv_elide=OPTIONS) as session:
         moved = session.hooks.move_program_to_device(program, torch.device("cpu"))
         key, value = moved.state_dict["key_cache_0"], moved.state_dict["value_cache_0"]
-        assert session.hooks.keep_apart("value_cache_0", value, "key_cache_0", key)
-        assert not session.hooks.keep_apart("a", torch.ones(2), "b", torch.ones(2))
+        assert session.hooks.pre_constant_dedup("value_cache_0", value, "key_cache_0", key) is False
+        assert session.hooks.pre_constant_dedup("a", torch.ones(2), "b", torch.ones(2)) is None
         zeros = session.hooks.serialize_constant("key_cache_0", key)
         assert zeros.shape == key.shape and zeros.stride() == key.stride() and not zeros.any()
         assert session.hooks.serialize_constant("codebook", moved.state_dict["codebook"]) is None

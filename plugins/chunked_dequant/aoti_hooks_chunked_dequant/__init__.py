@@ -42,9 +42,9 @@ OPTIONS = (
 )
 
 
-def budget_for(session) -> tuple[int, str]:
+def budget_for(session, options: dict | None = None) -> tuple[int, str]:
     """(bytes, where the figure came from) for this session's ``max_transient``."""
-    given = session.options_for(NAME)["max_transient"]
+    given = (options if options is not None else session.options_for(NAME))["max_transient"]
     if given != "auto":
         return given, "option"
     memory = session.target.mem
@@ -54,8 +54,8 @@ def budget_for(session) -> tuple[int, str]:
 
 
 @hookimpl
-def compile_context(session):
-    budget, source = budget_for(session)
+def compile_context(options, session):
+    budget, source = budget_for(session, options)
     found = resolved_entries()
     session.report.set(NAME, "max_transient_bytes", budget)
     session.report.set(NAME, "budget_from", source)

@@ -27,7 +27,7 @@ def select_constants(candidates: Sequence[Candidate], min_bytes: int) -> list[Ca
 
 
 @hookimpl
-def claim_tensors(program, candidates, session):
-    chosen = select_constants(candidates, session.options_for(NAME)["min_bytes"])
+def claim_tensors(candidates, options, session):
+    chosen = select_constants(candidates, options["min_bytes"])
     session.report.set(NAME, "constants_found", len(chosen))
     return {candidate.fqn: HOST for candidate in chosen}

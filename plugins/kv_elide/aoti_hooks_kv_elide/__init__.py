@@ -31,8 +31,7 @@ REPLACES_BACKEND_SPECS = ("low_memory_mode",)
 
 
 @hookimpl
-def claim_tensors(program, candidates, session):
-    options = session.options_for(NAME)
+def claim_tensors(candidates, options, session):
     pattern = options["pattern"] if options["pattern"].pattern else None
     caches = select_caches(candidates, options["min_bytes"], pattern)
     session.report.set(NAME, "caches_found", len(caches))
@@ -40,7 +39,7 @@ def claim_tensors(program, candidates, session):
 
 
 @hookimpl
-def clone_lifted_buffer(tensor, session):
+def clone_lifted_buffer(tensor, options, session):
     """Every device buffer that is not placed: Inductor's initial-value copy taken on the host.
 
     Inductor clones every buffer when it unlifts the graph only to write out its initial
@@ -48,7 +47,7 @@ def clone_lifted_buffer(tensor, session):
     host copy serves as well and keeps the device free (ExecuTorch's low_memory_mode does
     the same, which kv_elide replaces). Placed caches never reach here: the core answers first.
     """
-    if (session.options_for(NAME)["host_snapshots"] and tensor.device.type not in ("cpu", "meta") and tensor.numel()
+    if (options["host_snapshots"] and tensor.device.type not in ("cpu", "meta") and tensor.numel()
             and placed(session, tensor) is None):
         session.report.add(NAME, "host_snapshots")
         return host_snapshot(tensor)

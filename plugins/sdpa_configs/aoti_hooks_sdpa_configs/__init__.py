@@ -71,8 +71,8 @@ OPTIONS = (
 )
 
 
-def selected_entries(session) -> list[TunedKernel]:
-    wanted = session.options_for(NAME)["kernels"]
+def selected_entries(wanted: tuple[str, ...]) -> list[TunedKernel]:
+    """The known kernels ``wanted`` names (empty: all of them)."""
     known = entries()
     if not wanted:
         return known
@@ -83,21 +83,15 @@ def selected_entries(session) -> list[TunedKernel]:
     return [entry for entry in known if entry.name in wanted]
 
 
-def _state(session) -> dict:
-    return session.state(NAME)
-
-
 @hookimpl
-def compile_context(session):
+def compile_context(options, state, session):
     """Judge every handled kernel's configs now, before anything is traced."""
-    options = session.options_for(NAME)
     cache = VerdictCache(options["cache"] or None)
-    state = _state(session)
     state.update(offers={}, by_function={}, compiles={}, not_called={})
     explicit = bool(options["kernels"])
     skipped = []
     called = called_op_names(session.program)
-    for entry in selected_entries(session):
+    for entry in selected_entries(options["kernels"]):
         try:
             kernel = entry.resolve()
         except Exception as error:
@@ -135,9 +129,8 @@ def compile_context(session):
 
 
 @hookimpl
-def autotune_configs(kernel, configs, target, session):
+def autotune_configs(kernel, configs, state):
     """A traced call of a known kernel gets the configs that passed the gate."""
-    state = _state(session)
     chosen = state.get("offers", {}).get(id(kernel))
     if chosen is None:
         unexpected = state.get("not_called", {}).get(id(kernel))
@@ -154,13 +147,12 @@ def autotune_configs(kernel, configs, target, session):
 
 
 @hookimpl
-def compiled_configs(kernel_name, compiled, target, session):
+def compiled_configs(kernel_name, compiled, target, state, session):
     """Keep the compiled configs whose shared memory fits the target; name the rest in the report.
 
     A kernel is compiled once per specialization (head dim, mask or not, ...), so one config
     may fit in one compile and not in another; the report lists each (config, bytes) once.
     """
-    state = _state(session)
     name = state.get("by_function", {}).get(kernel_name)
     if name is None:
         return None
