@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AotiHooksError
-from .session import report_lines
+from ._session import report_lines
 from .text import format_bytes, table
 
 PHASE_COLOURS = {"move to device": "#c6dbef", "lowering": "#e5e5e5", "autotune": "#fdd0a2", "serialization": "#c7e9c0"}

@@ -9,12 +9,12 @@ import sys
 from importlib import metadata
 
 from .errors import AotiHooksError
-from .manager import disabled_plugins, hook_names, plugin_manager, plugin_options
+from .registry import disabled_plugins, hook_names, plugin_registry, plugin_options
 from .text import table
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    installed = plugin_manager.installed()
+    installed = plugin_registry.installed()
     if not installed:
         print('no aoti-hooks plugins are installed; try: pip install "aoti-hooks[kv_elide]"')
         return 0
@@ -24,7 +24,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name in sorted(installed):
         info = installed[name]
         try:
-            plugin = plugin_manager.load(name)
+            plugin = plugin_registry.load(name)
             hooks = ", ".join(hook_names(plugin)) or "(none yet)"
             options = ", ".join(f"{o.name}={o.default} ({o.type_name})" for o in plugin_options(plugin)) or "-"
         except AotiHooksError as error:
@@ -81,8 +81,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import json
 
     from .demo.run import format_demo, run_demo
-    from .manager import plugin_names
-    from .session import Session
+    from .registry import plugin_names
+    from ._session import Session
 
     plugins = [name for name in plugin_names(args.plugins) if name]
     options = _option_pairs("demo", args.option, plugins)
@@ -115,8 +115,8 @@ def _option_pairs(command: str, items: list[str], plugins: list[str]) -> dict[st
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
-    from .manager import plugin_names
-    from .session import Session
+    from .registry import plugin_names
+    from ._session import Session
 
     plugin_lists = [[name for name in plugin_names(given) if name] for given in args.plugins or ["kv_elide"]]
     plugins = list(dict.fromkeys(name for names in plugin_lists for name in names))
@@ -149,9 +149,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_sdpa_check(args: argparse.Namespace) -> int:
-    if "sdpa_configs" not in plugin_manager.installed():
+    if "sdpa_configs" not in plugin_registry.installed():
         raise AotiHooksError('sdpa-check needs the sdpa_configs plugin: pip install "aoti-hooks[sdpa_configs]"')
-    plugin_manager.load("sdpa_configs")
+    plugin_registry.load("sdpa_configs")
     from aoti_hooks_sdpa_configs.check import as_json, format_check, run_check
 
     result = {"command": args.command_line, **run_check(args.target, args.kernel or None, args.cache, args.recheck)}

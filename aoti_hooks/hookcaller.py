@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import hookspecs
 from .errors import AotiHooksError, PluginError
-from .manager import new_pluggy_manager
+from .registry import new_pluggy_manager
 
 if TYPE_CHECKING:
-    from .session import Session
+    from ._session import Session
 
 TRACE_ENV = "AOTI_HOOKS_TRACE"
 _trace = logging.getLogger("aoti_hooks.trace")

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from torch.export import ExportedProgram
 
     from .placement import Candidate
-    from .session import Session
+    from ._session import Session
     from .target import Target
 
 PROJECT = "aoti_hooks"

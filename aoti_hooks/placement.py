@@ -27,7 +27,7 @@ import torch
 
 from .errors import PluginError
 from .hookspecs import hookimpl
-from .manager import BUILT_IN
+from .registry import BUILT_IN
 from .seams.export import moved_copy, written_inputs
 from .seams.inductor import constant_values_read_at_compile_time
 from .storage import host_copy, host_zeros, storage_key, view_of, whole

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 import aoti_hooks
-from aoti_hooks.compile import enter_compile_contexts
+from aoti_hooks.aoti_compile import enter_compile_contexts
 from aoti_hooks.demo.measure import Sampler
 from aoti_hooks.text import format_bytes, table
 

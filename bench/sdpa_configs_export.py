@@ -141,7 +141,7 @@ def worker(variant, target, folder):
         import executorch.backends.cuda.triton.kernels  # noqa: F401
         from contextlib import ExitStack
 
-        from aoti_hooks.compile import enter_compile_contexts
+        from aoti_hooks.aoti_compile import enter_compile_contexts
 
         model = build(direct=True)
         eager = [model(*inputs(seed)) for seed in range(3)]

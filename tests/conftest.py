@@ -12,7 +12,7 @@ tempfile.tempdir = None
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from aoti_hooks import manager  # noqa: E402
+from aoti_hooks import registry  # noqa: E402
 
 
 @pytest.fixture
@@ -21,13 +21,13 @@ def register():
     names = []
 
     def _register(name, plugin):
-        manager.register_plugin(name, plugin)
+        registry.register_plugin(name, plugin)
         names.append(name)
         return plugin
 
     yield _register
     for name in names:
-        manager.unregister_plugin(name)
+        registry.unregister_plugin(name)
 
 
 def pytest_collection_modifyitems(config, items):

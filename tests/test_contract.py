@@ -80,3 +80,16 @@ def test_a_plugin_gets_its_own_options_and_state_and_tracing_logs_each_call(regi
     assert seen["w"][0] == {"limit": 2048} and seen["v"][1] is session.state("mine") and seen["v"][1]["calls"] == 2
     assert "mine.serialize_constant(name='w', tensor=Tensor(2, 3) torch.float32 cpu) -> None" in caplog.text
     assert "placement.serialize_constant" in caplog.text  # the core's built-in plugin is traced too
+
+
+def test_no_module_shares_a_name_with_a_public_function_or_a_builtin():
+    """``import aoti_hooks.session`` once gave the function; ``compile.py`` shadowed a builtin."""
+    import builtins
+    import pkgutil
+
+    import aoti_hooks
+
+    modules = {module.name for module in pkgutil.iter_modules(aoti_hooks.__path__)}
+    assert not modules & set(aoti_hooks.__all__)
+    assert not modules & set(dir(builtins))
+    assert {"_session", "spec_grammar", "registry", "aoti_compile"} <= modules

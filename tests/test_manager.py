@@ -2,7 +2,7 @@ import pytest
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError, PluginError, hookimpl
-from aoti_hooks.manager import InstalledPlugin, plugin_manager
+from aoti_hooks.registry import InstalledPlugin, plugin_registry
 
 
 class Echo:
@@ -18,7 +18,7 @@ class Echo:
 
 
 def test_installed_plugins_are_found_through_entry_points():
-    installed = plugin_manager.installed()
+    installed = plugin_registry.installed()
     for name in ("kv_elide", "chunked_dequant", "sdpa_configs"):
         assert installed[name].distribution == "aoti-hooks-" + name.replace("_", "-")
         assert installed[name].version == aoti_hooks.__version__
@@ -64,7 +64,7 @@ def test_disable_env_blocks_a_named_plugin_with_a_warning(register, monkeypatch)
 
 
 def test_a_plugin_that_fails_to_import_is_named(monkeypatch):
-    original = plugin_manager.installed
+    original = plugin_registry.installed
 
     def failing_import():
         raise ImportError("no module named 'flash'")
@@ -74,7 +74,7 @@ def test_a_plugin_that_fails_to_import_is_named(monkeypatch):
         found["broken"] = InstalledPlugin("broken", "aoti-hooks-broken", "0.1.0", failing_import)
         return found
 
-    monkeypatch.setattr(plugin_manager, "installed", installed_with_broken)
+    monkeypatch.setattr(plugin_registry, "installed", installed_with_broken)
     with pytest.raises(AotiHooksError, match=r"plugin 'broken' is installed but failed to import .*AOTI_HOOKS_DISABLE=broken"):
         aoti_hooks.session(["broken"])
 

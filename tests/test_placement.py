@@ -6,7 +6,7 @@ import torch
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError, PluginError
-from aoti_hooks.compile import move_program
+from aoti_hooks.aoti_compile import move_program
 from aoti_hooks.placement import Candidate, candidates, refusal
 
 from helpers import INDUCTOR_CONFIGS, export_cache_model, program_snapshot

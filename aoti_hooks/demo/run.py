@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..session import report_lines
+from .._session import report_lines
 from ..text import format_bytes, table
 from .model import CONFIGS
 

@@ -135,7 +135,7 @@ def _method_name(compile_specs) -> str:
 
 
 def _preprocess(cls, edge_program, compile_specs):
-    from ..specs import PREFIX, session_from_compile_specs
+    from ..spec_grammar import PREFIX, session_from_compile_specs
 
     original = _original_preprocess.__func__
     session = session_from_compile_specs(compile_specs)
@@ -157,7 +157,7 @@ def _preprocess(cls, edge_program, compile_specs):
             session.report.set(owner, f"replaced_{spec.key}", value)
             continue
         backend_specs.append(spec)
-    from ..compile import ours_inside
+    from ..aoti_compile import ours_inside
 
     try:
         with session, _collector_patches():
@@ -184,7 +184,7 @@ class _SessionBackend:
         return getattr(self._cls, name)
 
     def move_program_to_device(self, edge_program, device, compile_specs):
-        from ..compile import indexed_device
+        from ..aoti_compile import indexed_device
 
         target_device = self._session.target.device
         wanted = indexed_device(device)
@@ -209,7 +209,7 @@ class _SessionBackend:
 
     @contextmanager
     def get_extra_aoti_compile_context_manager(self, compile_specs=None):
-        from ..compile import enter_compile_contexts
+        from ..aoti_compile import enter_compile_contexts
 
         with ExitStack() as stack:
             stack.enter_context(self._cls.get_extra_aoti_compile_context_manager(compile_specs))

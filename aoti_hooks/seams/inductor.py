@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import SeamError
-from ..session import current_session
+from .._session import current_session
 from . import triton as triton_seam
 from .patching import Patch, PatchSet
 

@@ -14,7 +14,7 @@ from torch.profiler import ProfilerActivity, profile
 import aoti_hooks
 import aoti_hooks_chunked_dequant as chunked_dequant
 from aoti_hooks import AotiHooksError
-from aoti_hooks.compile import enter_compile_contexts
+from aoti_hooks.aoti_compile import enter_compile_contexts
 from aoti_hooks_chunked_dequant.chunking import Chunker, rows_per_chunk
 from aoti_hooks_chunked_dequant.registry import EXECUTORCH_OPS, entries
 from helpers import INDUCTOR_CONFIGS, package_constants

@@ -26,7 +26,7 @@ import aoti_hooks
 import aoti_hooks_sdpa_configs as sdpa_configs
 from aoti_hooks import AotiHooksError
 from aoti_hooks.cli import main
-from aoti_hooks.compile import enter_compile_contexts
+from aoti_hooks.aoti_compile import enter_compile_contexts
 from aoti_hooks.seams import inductor
 from aoti_hooks.seams.triton import config_key, forced_config, source_hash
 from aoti_hooks_sdpa_configs.check import format_check, run_check

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .errors import AotiHooksError
-from .manager import plugin_names
+from .registry import plugin_names
 from .options import check_options_belong
 from .target import Target
 
@@ -134,7 +134,7 @@ def parse_compile_specs(specs: Iterable[Any]) -> SessionArgs | None:
 
 def session_from_compile_specs(specs: Iterable[Any]):
     """A `Session` for the spec list, or None when it holds no ``aoti_hooks.*`` key."""
-    from .session import Session
+    from ._session import Session
 
     args = parse_compile_specs(list(specs))
     if args is None:

@@ -13,7 +13,7 @@ import threading
 from typing import Any, Iterable
 
 from .hookcaller import HookCaller
-from .manager import PluginManager, plugin_manager, plugin_names, plugin_options, replaced_backend_specs
+from .registry import PluginRegistry, plugin_registry, plugin_names, plugin_options, replaced_backend_specs
 from .options import check_options_belong, resolve_options
 from .target import Target, parse_target
 from .text import format_bytes
@@ -86,11 +86,11 @@ class Session:
         plugins: Iterable[str] | str = (),
         target: Any = None,
         options: dict[str, dict[str, Any]] | None = None,
-        manager: PluginManager | None = None,
+        registry: PluginRegistry | None = None,
     ):
-        manager = manager or plugin_manager
+        registry = registry or plugin_registry
         named = plugin_names(plugins)
-        selected = manager.select(named) if named else []
+        selected = registry.select(named) if named else []
         options = dict(options or {})
         check_options_belong(named, options)
         self.plugins: list[str] = [name for name, _ in selected]

@@ -81,7 +81,7 @@ def new_pluggy_manager() -> pluggy.PluginManager:
     return pm
 
 
-class PluginManager:
+class PluginRegistry:
     """Finds plugins and resolves the names a session asks for."""
 
     def __init__(self) -> None:
@@ -168,13 +168,13 @@ class PluginManager:
         return selected
 
 
-plugin_manager = PluginManager()
+plugin_registry = PluginRegistry()
 
 
 def register_plugin(name: str, plugin: Any) -> None:
     """Make an in-process plugin nameable in sessions (as an installed one would be)."""
-    plugin_manager.register(name, plugin)
+    plugin_registry.register(name, plugin)
 
 
 def unregister_plugin(name: str) -> None:
-    plugin_manager.unregister(name)
+    plugin_registry.unregister(name)

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .errors import AotiHooksError, PluginError
-from .session import Session, current_session
+from ._session import Session, current_session
 from .target import Target
 
 
