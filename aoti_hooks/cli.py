@@ -1,4 +1,4 @@
-"""The ``aoti-hooks`` command: ``list``, ``doctor``, ``demo``, ``bench`` and ``sdpa-check``."""
+"""The ``aoti-hooks`` command: ``list``, ``doctor``, ``demo``, ``bench``, and what plugins add (``register_commands``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 
 from .errors import AotiHooksError
-from .registry import disabled_plugins, hook_names, plugin_registry, plugin_options
+from .registry import disabled_plugins, hook_names, installed_answers, plugin_options, plugin_registry
 from .text import table
 
 
@@ -68,6 +68,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         from .seams import executorch
 
         checks.append(("ExecuTorch seam", executorch.check()))
+    checks += [(f"plugin {name}", results) for name, results in installed_answers("doctor_checks") if results]
     for title, results in checks:
         print(f"\n{title}:")
         for symbol, problem in results:
@@ -148,20 +149,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sdpa_check(args: argparse.Namespace) -> int:
-    if "sdpa_configs" not in plugin_registry.installed():
-        raise AotiHooksError('sdpa-check needs the sdpa_configs plugin: pip install "aoti-hooks[sdpa_configs]"')
-    plugin_registry.load("sdpa_configs")
-    from aoti_hooks_sdpa_configs.check import as_json, format_check, run_check
-
-    result = {"command": args.command_line, **run_check(args.target, args.kernel or None, args.cache, args.recheck)}
-    text = as_json(result) if args.json else format_check(result)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aoti-hooks", description="Plugins for AOTInductor exports that fit your GPU.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -198,14 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="--model only: an int4 lm_head in ExecuTorch's CUDA layout (needs executorch)")
     bench.add_argument("--out", help="folder for report.json, report.md, timeline.png (default: a new temporary folder)")
     bench.set_defaults(run=cmd_bench)
-    check = commands.add_parser("sdpa-check", help="check every SDPA autotune config on this GPU for a target (sdpa_configs)")
-    check.add_argument("--target", default="local", help="rtx4090, rtx5090, a100, h100, local (default), or smem=<bytes>")
-    check.add_argument("--kernel", action="append", metavar="NAME", help="one known kernel (repeatable; default: all)")
-    check.add_argument("--cache", help="verdict cache file (default: the plugin's)")
-    check.add_argument("--recheck", action="store_true", help="check every config again, ignoring cached verdicts")
-    check.add_argument("--json", action="store_true", help="print the rows as JSON")
-    check.add_argument("--out", help="also write what is printed to this file")
-    check.set_defaults(run=cmd_sdpa_check)
+    for _ in installed_answers("register_commands", commands=commands):  # plugins add their own (sdpa-check)
+        pass
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["aoti-hooks", *argv])  # what results record as their provenance

@@ -34,6 +34,9 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 # Hooks whose answer feeds the next plugin as this argument.
 CHAINED = {"autotune_configs": "configs", "compiled_configs": "compiled"}
+# Hooks of the command line, called on every installed plugin outside any session (no session,
+# options or state); the rest of the contract runs inside sessions.
+CLI_HOOKS = ("register_commands", "doctor_checks")
 
 @hookspec(firstresult=True)
 def move_program_to_device(
@@ -189,4 +192,32 @@ def serialize_constant(
     ``None`` to write the stock value. A host tensor is fine: the constant keeps its recorded
     device. The core answers first for placed tensors.
     Combined: first result.
+    """
+
+
+# --- the command line (every installed plugin, outside sessions) --------------------------------
+
+@hookspec
+def register_commands(commands: Any) -> None:
+    """Add subcommands to the ``aoti-hooks`` command line (simonw/llm's ``register_commands``).
+
+    Called: once, when ``aoti-hooks`` builds its parser, for every installed plugin that is not
+    disabled; outside any session (no ``session``, ``options`` or ``state``).
+    Arguments: ``commands`` is argparse's sub-parser set: ``commands.add_parser(name, help=...)``,
+    then ``set_defaults(run=function)``; ``function(args)`` returns the exit code and may raise
+    `AotiHooksError` for a one-sentence error (exit code 2). ``args.command_line`` is the command.
+    Returns: nothing. Combined: every plugin is called; a plugin that fails to load is skipped with a warning.
+    """
+
+
+@hookspec
+def doctor_checks() -> "list[tuple[str, str | None]]":
+    """Report what this plugin relies on, for ``aoti-hooks doctor``.
+
+    Called: once per ``aoti-hooks doctor``, for every installed plugin; outside any session.
+    Arguments: none.
+    Returns: ``[(symbol, problem or None)]``, one per thing checked (an ExecuTorch kernel the plugin
+    calls, say), or ``None`` when there is nothing to check. Reach private symbols only through
+    ``aoti_hooks.seams``. Combined: all results, each under the plugin's name; any problem makes
+    doctor exit 1.
     """

@@ -171,6 +171,28 @@ class PluginRegistry:
 plugin_registry = PluginRegistry()
 
 
+def installed_answers(hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    """``[(plugin, answer)]`` of a command-line hook (`hookspecs.CLI_HOOKS`) over every installed plugin.
+
+    Runs outside sessions; disabled plugins are skipped, and a plugin that fails to import is
+    skipped with a warning, so one broken plugin never breaks ``aoti-hooks`` itself.
+    """
+    answers = []
+    blocked = disabled_plugins()
+    for name in sorted(plugin_registry.installed()):
+        if name in blocked:
+            continue
+        try:
+            plugin = plugin_registry.load(name)
+        except AotiHooksError as error:
+            warnings.warn(str(error), stacklevel=2)
+            continue
+        function = getattr(plugin, hook, None)
+        if function is not None and hasattr(function, f"{hookspecs.PROJECT}_impl"):
+            answers.append((name, function(**kwargs)))
+    return answers
+
+
 def register_plugin(name: str, plugin: Any) -> None:
     """Make an in-process plugin nameable in sessions (as an installed one would be)."""
     plugin_registry.register(name, plugin)

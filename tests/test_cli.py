@@ -1,5 +1,6 @@
 import pytest
 
+import aoti_hooks
 from aoti_hooks import cli
 
 
@@ -60,3 +61,33 @@ def test_demo_rejects_a_malformed_option_before_compiling(capsys):
     assert "must look like <plugin>.<option>=<value>" in capsys.readouterr().err
     assert cli.main(["demo", "--config", "tiny", "--option", "kv_elide.size=1"]) == 2
     assert "plugin 'kv_elide' has no option 'size'" in capsys.readouterr().err
+
+
+class CommandPlugin:
+    """A plugin that adds a subcommand and a doctor check, as sdpa_configs adds sdpa-check."""
+
+    @aoti_hooks.hookimpl
+    def register_commands(self, commands):
+        hello = commands.add_parser("hello", help="say hello")
+        hello.add_argument("--name", default="world")
+        hello.set_defaults(run=lambda args: print(f"hello {args.name} ({args.command_line})") or 0)
+
+    @aoti_hooks.hookimpl
+    def doctor_checks(self):
+        return [("hello.world", None), ("hello.moon", "the moon is missing; install it")]
+
+
+def test_a_plugin_adds_a_subcommand_and_doctor_checks(register, capsys):
+    register("hello_plugin", CommandPlugin())
+    assert cli.main(["hello", "--name", "there"]) == 0
+    assert "hello there (aoti-hooks hello --name there)" in capsys.readouterr().out
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "plugin hello_plugin:" in out and "MISSING hello.moon" in out and "the moon is missing" in out
+    assert "plugin chunked_dequant:" in out  # an installed plugin's own checks (ExecuTorch's dequant kernels)
+
+
+def test_sdpa_check_is_the_sdpa_configs_plugins_own_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["sdpa-check", "--help"])
+    assert "--recheck" in capsys.readouterr().out

@@ -10,6 +10,7 @@ from aoti_hooks import hookspecs
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HOOKS = sorted(name for name, value in vars(hookspecs).items() if hasattr(value, "aoti_hooks_spec"))
+SESSION_HOOKS = [hook for hook in HOOKS if hook not in hookspecs.CLI_HOOKS]
 REQUIRED = {"move_program_to_device", "pre_constant_dedup", "serialize_constant", "clone_lifted_buffer",
             "autotune_arguments", "compile_context", "autotune_configs", "aoti_options"}
 
@@ -22,7 +23,7 @@ def test_the_contract_has_every_required_hook():
 def test_hooks_are_typed_and_documented(hook):
     function = getattr(hookspecs, hook)
     signature = inspect.signature(function)
-    assert "session" in signature.parameters
+    assert ("session" in signature.parameters) == (hook not in hookspecs.CLI_HOOKS)
     assert all(p.annotation is not inspect.Parameter.empty for p in signature.parameters.values())
     assert signature.return_annotation is not inspect.Signature.empty
     doc = inspect.getdoc(function) or ""
@@ -42,7 +43,7 @@ def test_hooks_have_tests(hook):
     assert any(re.search(rf"def {hook}\(", path.read_text()) for path in tests), f"no test implements {hook}"
 
 
-@pytest.mark.parametrize("hook", HOOKS)
+@pytest.mark.parametrize("hook", SESSION_HOOKS)
 def test_the_facade_names_each_hook_after_it(hook):
     from aoti_hooks.hookcaller import HookCaller
 
@@ -93,3 +94,14 @@ def test_no_module_shares_a_name_with_a_public_function_or_a_builtin():
     assert not modules & set(aoti_hooks.__all__)
     assert not modules & set(dir(builtins))
     assert {"_session", "spec_grammar", "registry", "aoti_compile"} <= modules
+
+
+def test_the_core_imports_no_plugin():
+    """Plugins own their subcommands and kernel tables; the core reaches them only through hooks."""
+    import ast
+
+    for path in (ROOT / "aoti_hooks").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not [name for name in names if name.startswith("aoti_hooks_")], f"{path} imports a plugin"

@@ -70,22 +70,6 @@ def check() -> list[tuple[str, str | None]]:
             f"{label} has parameters {found}, expected {params}; aoti-hooks supports {SUPPORTED_EXECUTORCH}"
         )
         results.append((label, problem))
-    return results + _dequant_impl_checks()
-
-
-def _dequant_impl_checks() -> list[tuple[str, str | None]]:
-    """ExecuTorch's eager dequant-matmul functions chunked_dequant calls (where they can be imported)."""
-    import importlib
-
-    try:
-        importlib.import_module("executorch.backends.cuda.quantize_op_dispatch")
-    except Exception:  # noqa: BLE001 - needs torchao; without it there is nothing to chunk
-        return []
-    results = []
-    for op_name, (module, function) in _DEQUANT_IMPLS.items():
-        label = f"quantize_op_dispatch.{module}.{function}"
-        found = callable(dequant_matmul_impl(op_name))
-        results.append((label, None if found else f"{label} is missing; chunked_dequant cannot chunk {op_name}"))
     return results
 
 
@@ -287,59 +271,32 @@ def deserialize_pte_binary(data: bytes):
     return read(data)
 
 
-# --- ExecuTorch's eager dequant-matmul implementations --------------------------------------
+# --- ExecuTorch attributes plugins name (their tables live in the plugins) -------------------
 
-_DEQUANT_IMPLS = {  # op -> (module, function registered as the op's CUDA kernel)
-    "executorch_cuda::int4_plain_mm.default": ("int4_dispatch", "_cuda"),
-    "executorch_cuda::int5_plain_mm.default": ("int5_dispatch", "_cuda_int5"),
-    "executorch_cuda::int6_plain_mm.default": ("int6_dispatch", "_cuda_int6"),
-    "executorch_cuda::int8_plain_mm.default": ("int8_dispatch", "_cuda_int8"),
-}
+def imported_attribute(module: str, name: str) -> Any:
+    """``executorch.<module>.<name>`` when that module is already imported, else None.
 
-
-def dequant_matmul_impl(op_name: str):
-    """The Python function ExecuTorch registered as ``op_name``'s CUDA kernel, or None.
-
-    chunked_dequant calls it on row slices while its own kernel stands in front of it.
-    Only modules already imported are looked at: the op exists only once its module ran.
+    Plugins keep their own tables of ExecuTorch symbols (chunked_dequant's dequant kernels,
+    sdpa_configs' Triton kernels); the attributes are often private, so they are read here.
+    Nothing is imported: a custom op's module must have run before its kernel exists.
     """
     import sys
 
-    found = _DEQUANT_IMPLS.get(op_name)
-    if found is None:
-        return None
-    module = sys.modules.get(f"executorch.backends.cuda.quantize_op_dispatch.{found[0]}")
-    return getattr(module, found[1], None) if module is not None else None
+    found = sys.modules.get(f"executorch.{module}")
+    return getattr(found, name, None) if found is not None else None
 
 
-# ExecuTorch's autotuned Triton SDPA kernels: (module under executorch.backends.cuda.triton.kernels,
-# attribute). The attributes are private to ExecuTorch; sdpa_configs reaches them only here.
-SDPA_KERNELS = {
-    "sdpa": ("sdpa", "_sdpa_fwd_kernel"),
-    "sdpa_decode_splitk": ("sdpa", "_sdpa_decode_splitk_kernel"),
-    "tq4_sdpa": ("tq4_sdpa", "_tq4_sdpa_prefill_kernel"),
-    "tq4_sdpa_decode_splitk": ("tq4_sdpa", "_tq4_sdpa_decode_splitk_kernel"),
-}
-
-
-def triton_sdpa_kernel(name: str):
-    """ExecuTorch's autotuned Triton kernel behind ``name`` (a key of `SDPA_KERNELS`).
-
-    Imports ``executorch.backends.cuda.triton.kernels.<module>`` (it needs triton); raises a
-    `SeamError` naming what is missing.
-    """
+def module_attribute(module: str, name: str) -> Any:
+    """Import ``executorch.<module>`` and return its attribute ``name``; a `SeamError` says what is missing."""
     import importlib
 
-    module_name, attribute = SDPA_KERNELS[name]
-    path = f"executorch.backends.cuda.triton.kernels.{module_name}"
+    path = f"executorch.{module}"
     try:
-        module = importlib.import_module(path)
+        found = importlib.import_module(path)
     except Exception as error:
         raise SeamError(f"{path} cannot be imported ({type(error).__name__}: {error}); "
-                        f"sdpa_configs needs executorch 1.5 with triton") from None
-    kernel = getattr(module, attribute, None)
-    if kernel is None or not hasattr(kernel, "configs"):
-        raise SeamError(f"{path}.{attribute} is missing or not a triton.autotune kernel; "
-                        f"aoti-hooks supports executorch 1.5.x")
-    return kernel
-
+                        f"aoti-hooks supports {SUPPORTED_EXECUTORCH}") from None
+    value = getattr(found, name, None)
+    if value is None:
+        raise SeamError(f"{path}.{name} is missing; aoti-hooks supports {SUPPORTED_EXECUTORCH}")
+    return value

@@ -359,7 +359,7 @@ def test_sdpa_check_table(registered, tmp_path):
 
 
 def test_executorch_entries_name_real_autotuned_kernels_with_new_candidates():
-    from aoti_hooks.seams.executorch import SDPA_KERNELS
+    from aoti_hooks_sdpa_configs.executorch_kernels import SDPA_KERNELS
     from aoti_hooks_sdpa_configs.executorch_kernels import ENTRIES
 
     assert [entry.name for entry in ENTRIES] == list(SDPA_KERNELS)

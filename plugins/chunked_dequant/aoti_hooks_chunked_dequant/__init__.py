@@ -13,7 +13,7 @@ from __future__ import annotations
 from aoti_hooks import Option, hookimpl, parse_size
 
 from .chunking import Chunker, chunking, rows_per_chunk
-from .registry import EXECUTORCH_OPS, ChunkableOp, entries, register, resolved_entries, unregister
+from .registry import EXECUTORCH_IMPLS, EXECUTORCH_OPS, ChunkableOp, entries, executorch_impl, register, resolved_entries, unregister
 
 NAME = "chunked_dequant"
 
@@ -64,5 +64,22 @@ def compile_context(options, session):
     return chunking(found, Chunker(budget, session.report, NAME))
 
 
-__all__ = ["EXECUTORCH_OPS", "ChunkableOp", "Chunker", "NAME", "OPTIONS", "budget_for", "entries",
+@hookimpl
+def doctor_checks():
+    """ExecuTorch's eager dequant-matmul functions this plugin calls (where ExecuTorch's CUDA ops import)."""
+    import importlib
+
+    try:
+        importlib.import_module("executorch.backends.cuda.quantize_op_dispatch")
+    except Exception:  # noqa: BLE001 - needs torchao and ExecuTorch's CUDA backend; without them nothing is chunked
+        return None
+    results = []
+    for op_name, (module, function) in EXECUTORCH_IMPLS.items():
+        label = f"executorch.{module}.{function}"
+        found = callable(executorch_impl(op_name))
+        results.append((label, None if found else f"{label} is missing; chunked_dequant cannot chunk {op_name}"))
+    return results
+
+
+__all__ = ["EXECUTORCH_IMPLS", "EXECUTORCH_OPS", "ChunkableOp", "Chunker", "NAME", "OPTIONS", "budget_for", "entries",
            "register", "rows_per_chunk", "unregister"]

@@ -22,6 +22,27 @@ from aoti_hooks import AotiHooksError
 from aoti_hooks.seams import ops
 
 
+# ExecuTorch's eager dequant-matmul kernels: op -> (module under ``executorch``, the function it
+# registered as the op's CUDA kernel). Private to ExecuTorch: read through aoti_hooks.seams.executorch.
+EXECUTORCH_IMPLS = {
+    "executorch_cuda::int4_plain_mm.default": ("backends.cuda.quantize_op_dispatch.int4_dispatch", "_cuda"),
+    "executorch_cuda::int5_plain_mm.default": ("backends.cuda.quantize_op_dispatch.int5_dispatch", "_cuda_int5"),
+    "executorch_cuda::int6_plain_mm.default": ("backends.cuda.quantize_op_dispatch.int6_dispatch", "_cuda_int6"),
+    "executorch_cuda::int8_plain_mm.default": ("backends.cuda.quantize_op_dispatch.int8_dispatch", "_cuda_int8"),
+}
+
+
+def executorch_impl(op_name: str) -> Callable | None:
+    """The Python function ExecuTorch registered as ``op_name``'s CUDA kernel, or None.
+
+    Only modules already imported are looked at: the op exists only once its module ran.
+    """
+    from aoti_hooks.seams.executorch import imported_attribute
+
+    found = EXECUTORCH_IMPLS.get(op_name)
+    return imported_attribute(*found) if found is not None else None
+
+
 # Chunks are whole multiples of this many rows. Matrix-multiply kernels tile the output in
 # blocks of rows and sum a partial block (the tail) in another order; a chunk that ends on a
 # block boundary is tiled exactly as the same rows of the whole call, so the bits agree. On
@@ -47,9 +68,7 @@ class ChunkableOp:
         """The function to call per chunk (ExecuTorch's is looked up in its module)."""
         if self.impl is not None:
             return self.impl
-        from aoti_hooks.seams.executorch import dequant_matmul_impl
-
-        return dequant_matmul_impl(self.name)
+        return executorch_impl(self.name)
 
     def check_schema(self, op) -> None:
         """Raise `AotiHooksError` unless every sliced argument is one of the op's arguments."""

@@ -169,5 +169,12 @@ def compiled_configs(kernel_name, compiled, target, state, session):
     return kept
 
 
+@hookimpl
+def register_commands(commands):
+    from .check import add_command
+
+    add_command(commands)
+
+
 __all__ = ["Case", "MAX_ERROR", "MIN_COSINE", "NAME", "NothingFits", "OPTIONS", "TunedKernel", "Verdict",
            "VerdictCache", "entries", "register", "unregister"]

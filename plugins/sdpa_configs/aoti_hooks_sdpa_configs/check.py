@@ -85,3 +85,26 @@ def format_check(result: dict) -> str:
 
 def as_json(result: dict) -> str:
     return json.dumps(result, indent=1)
+
+
+def add_command(commands) -> None:
+    """``aoti-hooks sdpa-check``: the plugin's own subcommand (registered through ``register_commands``)."""
+    check = commands.add_parser("sdpa-check", help="check every SDPA autotune config on this GPU for a target (sdpa_configs)")
+    check.add_argument("--target", default="local", help="rtx4090, rtx5090, a100, h100, local (default), or smem=<bytes>")
+    check.add_argument("--kernel", action="append", metavar="NAME", help="one known kernel (repeatable; default: all)")
+    check.add_argument("--cache", help="verdict cache file (default: the plugin's)")
+    check.add_argument("--recheck", action="store_true", help="check every config again, ignoring cached verdicts")
+    check.add_argument("--json", action="store_true", help="print the rows as JSON")
+    check.add_argument("--out", help="also write what is printed to this file")
+    check.set_defaults(run=run_command)
+
+
+def run_command(args) -> int:
+    from pathlib import Path
+
+    result = {"command": args.command_line, **run_check(args.target, args.kernel or None, args.cache, args.recheck)}
+    text = as_json(result) if args.json else format_check(result)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0

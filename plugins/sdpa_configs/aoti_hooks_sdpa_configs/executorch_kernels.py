@@ -15,7 +15,27 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from aoti_hooks.seams.executorch import triton_sdpa_kernel
+from aoti_hooks.errors import SeamError
+from aoti_hooks.seams.executorch import module_attribute
+
+# ExecuTorch's autotuned Triton SDPA kernels: name -> (module under executorch.backends.cuda.triton.kernels,
+# attribute). The attributes are private to ExecuTorch; they are read through aoti_hooks.seams.executorch.
+SDPA_KERNELS = {
+    "sdpa": ("sdpa", "_sdpa_fwd_kernel"),
+    "sdpa_decode_splitk": ("sdpa", "_sdpa_decode_splitk_kernel"),
+    "tq4_sdpa": ("tq4_sdpa", "_tq4_sdpa_prefill_kernel"),
+    "tq4_sdpa_decode_splitk": ("tq4_sdpa", "_tq4_sdpa_decode_splitk_kernel"),
+}
+
+
+def triton_sdpa_kernel(name: str):
+    """ExecuTorch's autotuned Triton kernel behind ``name`` (a key of `SDPA_KERNELS`); needs triton."""
+    module, attribute = SDPA_KERNELS[name]
+    kernel = module_attribute(f"backends.cuda.triton.kernels.{module}", attribute)
+    if not hasattr(kernel, "configs"):
+        raise SeamError(f"executorch.backends.cuda.triton.kernels.{module}.{attribute} is not a triton.autotune "
+                        f"kernel; aoti-hooks supports executorch 1.5.x")
+    return kernel
 from aoti_hooks.seams.triton import make_config
 
 from .registry import Case, TunedKernel
