@@ -8,8 +8,8 @@ session of their own; other methods lower exactly as before. ``uninstall()`` tur
 
 from __future__ import annotations
 
-from .seams.executorch import install, installed, reports, uninstall
+from .seams.executorch import install, installed, report_history, reports, uninstall
 
-__all__ = ["install", "installed", "reports", "uninstall"]
+__all__ = ["install", "installed", "report_history", "reports", "uninstall"]
 
 install()

@@ -90,10 +90,6 @@ def _key_value(spec: Any) -> tuple[str, bytes]:
     return key, value if isinstance(value, (bytes, bytearray)) else _encode(value)
 
 
-def has_aoti_hooks_specs(specs: Iterable[Any]) -> bool:
-    return any(_key_value(spec)[0].startswith(PREFIX) for spec in specs)
-
-
 def parse_compile_specs(specs: Iterable[Any]) -> SessionArgs | None:
     """The session a spec list asks for, or None when it holds no ``aoti_hooks.*`` key."""
     plugins: list[str] | None = None

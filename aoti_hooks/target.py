@@ -34,9 +34,6 @@ class Target:
     mem: int | None
     device: str | None
 
-    def as_dict(self) -> dict:
-        return {"name": self.name, "smem": self.smem, "mem": self.mem, "device": self.device}
-
 
 def _local() -> Target:
     import torch

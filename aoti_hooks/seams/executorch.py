@@ -37,6 +37,7 @@ _METHOD_PARAMS = {
 _lock = threading.Lock()
 _original_preprocess: Any = None
 _reports: dict[str, Any] = {}
+_history: list[tuple[str, Any]] = []
 
 
 def _aoti_backend() -> type:
@@ -106,9 +107,16 @@ def installed() -> bool:
 
 
 def reports() -> dict[str, Any]:
-    """The `Report` of each method lowered with plugins in this process, by method name."""
+    """The `Report` of the latest lowering of each method with plugins in this process, by method name."""
     with _lock:
         return dict(_reports)
+
+
+def report_history() -> list[tuple[str, Any]]:
+    """``(method, Report)`` of every lowering with plugins in this process, in order: a second
+    lowering of ``forward`` (another program, another backend) does not hide the first."""
+    with _lock:
+        return list(_history)
 
 
 def _method_name(compile_specs) -> str:
@@ -153,6 +161,7 @@ def _preprocess(cls, edge_program, compile_specs):
         raise ours from ours.__cause__
     with _lock:
         _reports[method] = session.report
+        _history.append((method, session.report))
     return result
 
 

@@ -29,9 +29,12 @@ def lowered(folder, specs):
 
 def test_gemma4_through_an_aoti_backend_with_both_plugins_equals_stock(tmp_path):
     stock = lowered(tmp_path / "stock", [method_spec("decode")])
+    before = len(integration.report_history())
     ours = lowered(tmp_path / "ours", [method_spec("decode"), *aoti_hooks.compile_specs(
         ["kv_elide", "const_offload"], target="local", **OPTIONS)])
-    report = integration.reports()["decode"].as_dict()
+    (method, latest), = integration.report_history()[before:]  # one lowering with plugins, kept in order
+    assert method == "decode" and latest is integration.reports()["decode"]
+    report = latest.as_dict()
     by_plugin = {}
     for entry in report["placement"]["tensors"]:
         by_plugin.setdefault(entry["plugin"], set()).add(entry["fqn"])
