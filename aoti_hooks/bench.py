@@ -50,7 +50,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     import torch
 
     from .demo.model import CONFIGS
-    from .demo.run import Progress, _worker
+    from .demo.run import Progress, run_in_worker
 
     if (program is None) == (model is None):
         raise AotiHooksError("give either a PROGRAM.pt2 (a torch.export.save file) or --model demo:<config>")
@@ -91,7 +91,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
                                      "aot_inductor.package_constants_on_disk_format": "binary_blob"}}
         with Progress(f"[{index + 1}/{len(planned)}] compiling "
                       f"{run['variant']} ({backend})", quiet):
-            runs.append(_worker("compile", spec, folder, f"run{index}", env))
+            runs.append(run_in_worker("compile", spec, folder, f"run{index}", env))
     results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,
                "lm_head": lm_head,
                "device": runs[0]["device"], "runs": runs}

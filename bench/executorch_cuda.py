@@ -5,6 +5,10 @@ ways side by side: each lowering in its own process with a cold Inductor cache.
     python3 bench/executorch_cuda.py --ctx 131072 --out $OUT/et [--variants stock,low_memory,kv_elide,both]
              [--breakdown low_memory,kv_elide]
 
+``aoti-hooks bench --model demo:gpu --backend executorch --backend-spec low_memory_mode=ON`` makes the
+same comparison; this script stays because it reproduces ``bench/results/executorch_h100.md`` and its
+``--breakdown`` (what is live at each peak), which ``aoti-hooks bench`` does not offer.
+
 Writes ``results.json`` and ``results.md`` (peak allocated / reserved / NVML, host peak,
 compile time, .pte/.ptd sizes and digests, plugin reports) to ``--out``. Variants named in
 ``--breakdown`` run once more with the CUDA allocator's history recorded and list what is
@@ -17,7 +21,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from aoti_hooks.demo.run import Progress, _worker
+from aoti_hooks.demo.run import Progress, run_in_worker
 from aoti_hooks.text import format_bytes, table
 
 VARIANTS = {
@@ -54,7 +58,7 @@ for name, breakdown in jobs:
             "contents_dir": str(folder / "contents")}
     with Progress(f"lowering {tag}", False):
         try:
-            runs.append(_worker("compile", spec, folder, f"lower-{tag}", env))
+            runs.append(run_in_worker("compile", spec, folder, f"lower-{tag}", env))
         except RuntimeError as error:
             print(error, file=sys.stderr)
             runs.append({"variant": tag, "error": str(error)[-2000:]})

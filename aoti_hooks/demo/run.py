@@ -50,7 +50,10 @@ class Progress:
             print(f"{end}{self.label} ... done in {time.perf_counter() - self.start:.1f} s", file=sys.stderr, flush=True)
 
 
-def _worker(command: str, spec: dict, folder: Path, name: str, env: dict) -> dict:
+def run_in_worker(command: str, spec: dict, folder: Path, name: str, env: dict) -> dict:
+    """Run ``aoti_hooks.demo.worker <command>`` on ``spec`` in a fresh process (its own peaks, its own
+    Inductor cache through ``env``); its JSON result, or a RuntimeError with the log's tail.
+    The entry point demo, bench and the GPU scripts share."""
     spec = {**spec, "result": str(folder / f"{name}.result.json")}
     spec_path = folder / f"{name}.spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -83,7 +86,7 @@ def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | Non
                 "package": str(folder / f"{variant}.pt2")}
         label = f"compiling {variant}" + (f" ({','.join(names)})" if names else "")
         with Progress(label, quiet):
-            results["runs"].append(_worker("compile", spec, folder, f"compile-{variant}", env))
+            results["runs"].append(run_in_worker("compile", spec, folder, f"compile-{variant}", env))
         packages[variant] = spec["package"]
     with Progress(f"checking {steps} decode steps: eager and each package in its own process", quiet):
         results["check"] = check_outputs(base, packages, steps, folder)
@@ -112,7 +115,7 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
     for variant, package in [("eager", None), *packages.items()]:
         spec = {**base, "package": package, "steps": steps, "logits": str(folder / f"{variant}.logits.pt")}
         try:
-            _worker("outputs", spec, folder, f"outputs-{variant}", dict(os.environ))
+            run_in_worker("outputs", spec, folder, f"outputs-{variant}", dict(os.environ))
         except RuntimeError as error:
             if package is None:
                 raise
