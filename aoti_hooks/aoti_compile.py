@@ -102,7 +102,7 @@ def _compile(session: Session, program, package_path, inductor_configs) -> str:
         session.compile_options = dict(inductor_configs or {})
         program = move_program(session, program, device)
         session.program = program
-        configs = session.hooks.aoti_options(dict(inductor_configs or {}))
+        configs = session.hooks.aoti_options(dict(session.compile_options))
         enter_compile_contexts(session, stack)
         return torch._inductor.aoti_compile_and_package(
             program, package_path=package_path, inductor_configs=configs

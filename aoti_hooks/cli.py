@@ -185,8 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="--model only: an int4 lm_head in ExecuTorch's CUDA layout (needs executorch)")
     bench.add_argument("--out", help="folder for report.json, report.md, timeline.png (default: a new temporary folder)")
     bench.set_defaults(run=cmd_bench)
-    for _ in installed_answers("register_commands", commands=commands):  # plugins add their own (sdpa-check)
-        pass
+    installed_answers("register_commands", commands=commands)  # plugins add their own (sdpa-check)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["aoti-hooks", *argv])  # what results record as their provenance

@@ -187,9 +187,8 @@ def installed_answers(hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
         except AotiHooksError as error:
             warnings.warn(str(error), stacklevel=2)
             continue
-        function = getattr(plugin, hook, None)
-        if function is not None and hasattr(function, f"{hookspecs.PROJECT}_impl"):
-            answers.append((name, function(**kwargs)))
+        if hook in hook_names(plugin):
+            answers.append((name, getattr(plugin, hook)(**kwargs)))
     return answers
 
 

@@ -11,7 +11,7 @@ Face's static cache and ExecuTorch's Gemma 4 keep theirs in ``program.constants`
 from __future__ import annotations
 
 from aoti_hooks import Option, hookimpl, parse_bool, parse_regex, parse_size
-from aoti_hooks.placement import ZEROS, placed
+from aoti_hooks.placement import ZEROS
 from aoti_hooks.storage import host_snapshot
 
 from .selection import select_caches
@@ -47,8 +47,7 @@ def clone_lifted_buffer(tensor, options, session):
     host copy serves as well and keeps the device free (ExecuTorch's low_memory_mode does
     the same, which kv_elide replaces). Placed caches never reach here: the core answers first.
     """
-    if (options["host_snapshots"] and tensor.device.type not in ("cpu", "meta") and tensor.numel()
-            and placed(session, tensor) is None):
+    if options["host_snapshots"] and tensor.device.type not in ("cpu", "meta") and tensor.numel():
         session.report.add(NAME, "host_snapshots")
         return host_snapshot(tensor)
     return None
