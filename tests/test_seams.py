@@ -205,3 +205,42 @@ def test_caching_autotuner_run_goes_through_autotune_arguments(register, monkeyp
     assert plugin.log == [("before", 0), ("after", 0)]
     assert vars(CachingAutotuner)["run"] is fake_run
     assert CachingAutotuner.run(autotuner, elided, stream=0) == "launched" and launches[-1] == 0
+
+
+# --- one lifecycle for every process-wide change ------------------------------------------------
+
+
+def test_every_patch_set_is_held_only_while_needed_and_shared_sets_are_forgotten():
+    """Sessions, shared per-object sets and the ExecuTorch integration go through one mechanism:
+    `patching.active()` names what is in, and nothing stays behind a session or in the shared table."""
+    from aoti_hooks.seams import executorch as et_seam
+    from aoti_hooks.seams import patching
+
+    class Owner:
+        value = "stock"
+
+    baseline = set(patching.active())
+    assert not any("Inductor" in label for label in baseline)
+    with aoti_hooks.session([]):
+        assert inductor.PATCHES.label in patching.active()
+        with patching.shared(("test", 1), lambda: [patching.Patch(Owner, "value", lambda old: old + "+ours")], "owner"):
+            with patching.shared(("test", 1), lambda: pytest.fail("a second holder builds nothing"), "owner"):
+                assert Owner.value == "stock+ours" and "owner" in patching.active()
+            assert Owner.value == "stock+ours"
+        assert vars(Owner)["value"] == "stock"
+        assert ("test", 1) not in patching._shared
+    assert set(patching.active()) == baseline
+    with pytest.raises(RuntimeError, match="boom"):
+        with patching.shared(("test", 2), lambda: [patching.Patch(Owner, "value", lambda old: "x")], "owner2"):
+            raise RuntimeError("boom")
+    assert Owner.value == "stock" and ("test", 2) not in patching._shared and set(patching.active()) == baseline
+
+    was_installed = et_seam.installed()
+    et_seam.install()
+    assert et_seam.INTEGRATION.label in patching.active()
+    et_seam.uninstall()
+    assert et_seam.INTEGRATION.label not in patching.active() and not et_seam.installed()
+    from executorch.backends.aoti.aoti_backend import AotiBackend
+    assert AotiBackend.preprocess.__func__.__module__.startswith("executorch")  # the stock method is back
+    if was_installed:
+        et_seam.install()

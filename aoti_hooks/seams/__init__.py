@@ -8,8 +8,9 @@
 - `ops`: op schemas and kernel overrides in the dispatcher;
 - `triton`: Triton autotuner objects (configs, forced configs, compiled shared memory);
 - `allocator`: the CUDA caching allocator's history (bench and demo breakdowns);
-- `patching`: the refcounted, restoring patch sets the others install.
+- `patching`: the one lifecycle of every process-wide change: refcounted, restoring sets held
+  by sessions (or, for the ExecuTorch integration, from ``install()`` to ``uninstall()``).
 
 Every module that relies on a private symbol has a ``check()`` that ``aoti-hooks doctor`` runs;
-patches check their symbols before installing anything and are removed when the last session ends.
+patches check their symbols before installing anything and are removed when their last holder lets go.
 """

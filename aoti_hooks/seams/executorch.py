@@ -35,7 +35,6 @@ _METHOD_PARAMS = {
 }
 
 _lock = threading.Lock()
-_original_preprocess: Any = None
 _reports: dict[str, Any] = {}
 _history: list[tuple[str, Any]] = []
 
@@ -64,8 +63,8 @@ def check() -> list[tuple[str, str | None]]:
         if method is None:
             results.append((label, f"{label} is missing; aoti-hooks supports {SUPPORTED_EXECUTORCH}"))
             continue
-        if name == "preprocess" and _original_preprocess is not None:
-            method = _original_preprocess.__get__(None, backend)
+        if name == "preprocess" and INTEGRATION.active:
+            method = _stock_preprocess.__get__(None, backend)
         found = tuple(inspect.signature(method).parameters)
         problem = None if found[: len(params)] == params else (
             f"{label} has parameters {found}, expected {params}; aoti-hooks supports {SUPPORTED_EXECUTORCH}"
@@ -81,29 +80,39 @@ def _check_or_raise() -> type:
     return _aoti_backend()
 
 
+def _integration_build() -> list[Patch]:
+    backend = _check_or_raise()
+
+    def wrap(current):
+        global _stock_preprocess
+        _stock_preprocess = vars(backend)["preprocess"]
+        return classmethod(_preprocess)
+
+    return [Patch(backend, "preprocess", wrap)]
+
+
+# The integration's one patch: held from install() to uninstall() (ExecuTorch calls preprocess
+# before any session exists, so no session can hold it).
+INTEGRATION = PatchSet(_integration_build, "ExecuTorch AotiBackend.preprocess (aoti_hooks.executorch.install)")
+_stock_preprocess: Any = None
+
+
 def install() -> None:
     """Turn the integration on: AOTI backends run the plugins their methods' specs name."""
-    global _original_preprocess
     with _lock:
-        if _original_preprocess is not None:
-            return
-        backend = _check_or_raise()
-        _original_preprocess = vars(backend)["preprocess"]
-        backend.preprocess = classmethod(_preprocess)
+        if not INTEGRATION.active:
+            INTEGRATION.acquire()
 
 
 def uninstall() -> None:
     """Put ``AotiBackend.preprocess`` back; specs naming plugins then fail loudly again."""
-    global _original_preprocess
     with _lock:
-        if _original_preprocess is None:
-            return
-        _aoti_backend().preprocess = _original_preprocess
-        _original_preprocess = None
+        if INTEGRATION.active:
+            INTEGRATION.release()
 
 
 def installed() -> bool:
-    return _original_preprocess is not None
+    return INTEGRATION.active
 
 
 def reports() -> dict[str, Any]:
@@ -129,7 +138,7 @@ def _method_name(compile_specs) -> str:
 def _preprocess(cls, edge_program, compile_specs):
     from ..spec_grammar import PREFIX, session_from_compile_specs
 
-    original = _original_preprocess.__func__
+    original = _stock_preprocess.__func__
     session = session_from_compile_specs(compile_specs)
     if session is None:
         return original(cls, edge_program, compile_specs)
@@ -152,7 +161,7 @@ def _preprocess(cls, edge_program, compile_specs):
     from ..aoti_compile import ours_inside
 
     try:
-        with session, _collector_patches():
+        with session, COLLECTOR_PATCHES.held():
             result = original(_SessionBackend(cls, session), edge_program, backend_specs)
     except Exception as error:
         ours = ours_inside(error)
@@ -261,16 +270,7 @@ def _collector_build() -> list[Patch]:
     ]
 
 
-COLLECTOR_PATCHES = PatchSet(_collector_build)
-
-
-@contextmanager
-def _collector_patches():
-    COLLECTOR_PATCHES.acquire()
-    try:
-        yield
-    finally:
-        COLLECTOR_PATCHES.release()
+COLLECTOR_PATCHES = PatchSet(_collector_build, "ExecuTorch CudaWeightCollector patches (held by a lowering with plugins)")
 
 
 def deserialize_pte_binary(data: bytes):

@@ -458,7 +458,7 @@ def patched_attributes() -> list[tuple[Any, str]]:
     return [symbol.resolve()[:2] for symbol in SYMBOLS if symbol.label not in _READ_ONLY]
 
 
-PATCHES = PatchSet(_build)
+PATCHES = PatchSet(_build, "Inductor patches (held by every active session)")
 
 
 def activate() -> PatchSet:

@@ -88,6 +88,17 @@ def restore_kernel(handle) -> None:
         torch.library._impls.add(key)
 
 
+class KernelOverride:
+    """A `patching` change: ``kernel`` in front of ``op``'s ``dispatch_key`` kernel while its set is held."""
+
+    def __init__(self, op, dispatch_key: str, kernel):
+        self.op, self.dispatch_key, self.kernel = op, dispatch_key, kernel
+
+    def apply(self):
+        handle = override_kernel(self.op, self.dispatch_key, self.kernel)
+        return lambda: restore_kernel(handle)
+
+
 def check() -> list[tuple[str, str | None]]:
     """(symbol, problem or None) for each private symbol this seam uses; `aoti-hooks doctor` prints them."""
     needed = [

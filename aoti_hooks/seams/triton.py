@@ -12,17 +12,15 @@ from __future__ import annotations
 import contextvars
 import copy
 import hashlib
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import SeamError
-from .patching import Patch, PatchSet
+from . import patching
+from .patching import Patch
 
 _forced: contextvars.ContextVar[dict | None] = contextvars.ContextVar("aoti_hooks_forced_config", default=None)
-_routes_lock = threading.Lock()
-_routes: dict[int, PatchSet] = {}  # id(autotuner) -> the refcounted route of its run (keeps it alive)
 
 
 def _autotuner_class():
@@ -157,24 +155,19 @@ def _routed_run(kernel: Any, stock_run: Any):
 def forced_config(kernel: Any, config: Any) -> Iterator[Launches]:
     """Launch ``kernel`` with ``config`` alone, in this context only; record each launch.
 
-    While inside, the kernel's ``run`` (an instance attribute, installed and restored by a
-    refcounted `PatchSet`) sends calls from this context to a copy holding only ``config``;
-    calls from other threads and contexts run the stock autotuner.
+    While inside, the kernel's ``run`` (an instance attribute, held through `patching.shared`
+    while any context forces a config of this kernel) sends calls from this context to a copy
+    holding only ``config``; calls from other threads and contexts run the stock autotuner.
     """
     if not is_autotuner(kernel):
         raise SeamError(f"{kernel_name(kernel)!r} is not a triton.autotune kernel")
     launches = Launches()
-    with _routes_lock:
-        route = _routes.get(id(kernel))
-        if route is None:
-            route = _routes[id(kernel)] = PatchSet(
-                lambda: [Patch(kernel, "run", lambda stock_run: _routed_run(kernel, stock_run))])
-    route.acquire()
-    forced = dict(_forced.get() or {})
-    forced[id(kernel)] = (with_configs(kernel, [config]), launches)
-    token = _forced.set(forced)
-    try:
-        yield launches
-    finally:
-        _forced.reset(token)
-        route.release()
+    route = [Patch(kernel, "run", lambda stock_run: _routed_run(kernel, stock_run))]
+    with patching.shared(("triton route", id(kernel)), lambda: route, f"forced-config route of {kernel_name(kernel)}"):
+        forced = dict(_forced.get() or {})
+        forced[id(kernel)] = (with_configs(kernel, [config]), launches)
+        token = _forced.set(forced)
+        try:
+            yield launches
+        finally:
+            _forced.reset(token)

@@ -13,6 +13,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import aoti_hooks
 import aoti_hooks_chunked_dequant as chunked_dequant
+from aoti_hooks.seams import patching
 from aoti_hooks import AotiHooksError
 from aoti_hooks.aoti_compile import enter_compile_contexts
 from aoti_hooks_chunked_dequant.chunking import Chunker, rows_per_chunk
@@ -115,6 +116,7 @@ def test_the_kernel_leaves_with_the_session_and_other_threads_are_untouched():
     OP(*args)
     assert rows_seen == [ROWS]
     assert "aoti_hooks_test/q8_mm/CPU" in torch.library._impls  # torch.library's bookkeeping put back
+    assert not [label for label in patching.active() if "chunked_dequant" in label]
 
     with pytest.raises(RuntimeError, match="boom"):
         in_compile("1800KiB", lambda: (_ for _ in ()).throw(RuntimeError("boom")))

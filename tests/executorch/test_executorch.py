@@ -13,7 +13,7 @@ import aoti_hooks.executorch as integration  # noqa: E402
 from aoti_hooks import AotiHooksError  # noqa: E402
 from aoti_hooks.demo import CONFIGS, build, decode_steps, export_decoder  # noqa: E402
 from aoti_hooks.seams import executorch as seam  # noqa: E402
-from aoti_hooks.seams import inductor  # noqa: E402
+from aoti_hooks.seams import inductor, patching  # noqa: E402
 from executorch.exir.backend.compile_spec_schema import CompileSpec  # noqa: E402
 
 from et_helpers import BACKEND, AotiHooksCpuTestBackend, DelegateRunner, delegates, input_names, lower, method_spec  # noqa: E402
@@ -134,6 +134,7 @@ def lower_fails(specs):
     with pytest.raises(AotiHooksError) as caught:
         lower({"forward": export_decoder(build(CONFIG))}, {"forward": specs})
     assert not inductor.PATCHES.active and not seam.COLLECTOR_PATCHES.active  # restored on the way out
+    assert patching.active() == [seam.INTEGRATION.label]  # only the integration stays, until uninstall()
     return str(caught.value)
 
 

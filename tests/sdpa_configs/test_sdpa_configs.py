@@ -28,6 +28,7 @@ from aoti_hooks import AotiHooksError
 from aoti_hooks.cli import main
 from aoti_hooks.aoti_compile import enter_compile_contexts
 from aoti_hooks.seams import inductor
+from aoti_hooks.seams import patching
 from aoti_hooks.seams.triton import config_key, forced_config, source_hash
 from aoti_hooks_sdpa_configs.check import format_check, run_check
 from aoti_hooks_sdpa_configs.selection import NothingFits, fit, offer
@@ -279,6 +280,7 @@ def test_patches_and_forced_configs_are_restored_also_on_exceptions(registered, 
             assert "run" in vars(add_one)
             raise RuntimeError("boom")
     assert "run" not in vars(add_one)
+    assert not [label for label in patching.active() if "route" in label]  # the shared table forgot the route
 
 
 def test_bad_input_gets_one_sentence(registered, tmp_path):

@@ -11,7 +11,7 @@ into one output tensor.
 A device kernel runs only with real tensors, never while a graph is traced, so the runtime
 graph cannot change. Inductor's first pass runs with every dispatch and torch-function mode
 taken off (seen on torch 2.11), which is why this is a kernel and not a mode. The kernel is
-process-wide while any session needs it; a call outside such a session (another thread, no
+process-wide while any session's compile needs it (a `patching.shared` set); a call outside such a session (another thread, no
 session) runs the implementation once, as registered.
 """
 
@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import contextvars
 import math
-import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Callable
 
 from aoti_hooks import AotiHooksError
-from aoti_hooks.seams import ops
+from aoti_hooks.seams import ops, patching
 from aoti_hooks.text import format_bytes
 
 from .registry import ChunkableOp
@@ -98,9 +97,6 @@ def _sliced(entry: ChunkableOp, names, args: tuple, kwargs: dict, start: int, le
 
 # The chunker of the session whose compile is on, in this context (thread / task).
 _active: contextvars.ContextVar[Chunker | None] = contextvars.ContextVar("chunked_dequant_active", default=None)
-# op name -> [override handle, number of compiles using it]; process-wide.
-_overrides: dict[str, list] = {}
-_lock = threading.Lock()
 
 
 def _kernel(entry: ChunkableOp, impl: Callable, names: tuple[str, ...]) -> Callable:
@@ -115,22 +111,21 @@ def _kernel(entry: ChunkableOp, impl: Callable, names: tuple[str, ...]) -> Calla
 
 @contextmanager
 def chunking(resolved: list[tuple[Any, ChunkableOp, Callable]], chunker: Chunker):
-    """Chunk the ``resolved`` ops' eager calls in this context with ``chunker``; undo on exit."""
+    """Chunk the ``resolved`` ops' eager calls in this context with ``chunker``; undo on exit.
+
+    Each op's chunking kernel is a process-wide `patching.shared` set, held by every compile
+    that chunks that op and removed when the last one ends.
+    """
     token = _active.set(chunker)
-    taken: list[str] = []
     try:
-        with _lock:
+        with ExitStack() as held:
             for op, entry, impl in resolved:
-                if entry.name not in _overrides:
-                    handle = ops.override_kernel(op, entry.dispatch_key, _kernel(entry, impl, ops.argument_names(op)))
-                    _overrides[entry.name] = [handle, 0]
-                _overrides[entry.name][1] += 1
-                taken.append(entry.name)
-        yield chunker
+                kernel = _kernel(entry, impl, ops.argument_names(op))
+                held.enter_context(patching.shared(
+                    ("chunked_dequant kernel", entry.name),
+                    lambda op=op, entry=entry, kernel=kernel: [ops.KernelOverride(op, entry.dispatch_key, kernel)],
+                    f"chunked_dequant kernel for {entry.name}",
+                ))
+            yield chunker
     finally:
         _active.reset(token)
-        with _lock:
-            for name in taken:
-                _overrides[name][1] -= 1
-                if _overrides[name][1] == 0:
-                    ops.restore_kernel(_overrides.pop(name)[0])
