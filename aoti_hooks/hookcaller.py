@@ -121,6 +121,19 @@ class HookCaller:
     def implemented(self, hook: str) -> bool:
         return bool(getattr(self._pm.hook, hook).get_hookimpls())
 
+    def generated_code_key(self) -> str | None:
+        """What Inductor's caches must also key on in this session, or None when nothing here
+        changes generated code (`hookspecs.CHANGES_GENERATED_CODE`): the plugins that do, their
+        resolved options, and the target."""
+        plugins = sorted({impl.plugin_name for hook in hookspecs.CHANGES_GENERATED_CODE
+                          for impl in getattr(self._pm.hook, hook).get_hookimpls()})
+        if not plugins:
+            return None
+        session = self._session
+        options = ";".join(f"{name}={sorted(session.options.get(name, {}).items())!r}" for name in plugins)
+        target = session.target
+        return f"aoti_hooks[{options}] target={target.name},smem={target.smem},mem={target.mem}"
+
     # --- the hooks, in lifecycle order -----------------------------------------------------------
 
     def move_program_to_device(self, program, device) -> Any | None:

@@ -34,6 +34,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 # Hooks whose answer feeds the next plugin as this argument.
 CHAINED = {"autotune_configs": "configs", "compiled_configs": "compiled"}
+# Hooks whose answers change the code Inductor generates in ways its caches cannot see (configs
+# dropped after compiling). A session whose plugins implement one keys Inductor's autotune cache
+# by those plugins, their options and the target (`HookCaller.generated_code_key`), so a stock
+# compile and a plugin compile sharing a cache directory each get their own result.
+CHANGES_GENERATED_CODE = ("autotune_configs", "compiled_configs")
 # Hooks of the command line, called on every installed plugin outside any session (no session,
 # options or state); the rest of the contract runs inside sessions.
 CLI_HOOKS = ("register_commands", "doctor_checks")

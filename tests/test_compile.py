@@ -197,3 +197,60 @@ def test_entry_point_argument_mistakes_are_one_sentence(register):
     if not torch.cuda.is_available():
         with pytest.raises(AotiHooksError, match="no CUDA device is visible"):
             aoti_hooks.aoti_compile_and_package(program, plugins=["keep"], target="rtx5090")
+
+
+# --- Inductor's caches see what the plugins change ------------------------------------------------
+
+
+class ConfigPruner:
+    """Implements compiled_configs (a hook that changes generated code); answers 'no opinion'."""
+
+    @hookimpl
+    def compiled_configs(self, kernel_name, compiled, target):
+        return None
+
+
+def test_sessions_that_change_generated_code_get_their_own_autotune_cache_entries(register):
+    """Inductor keys a kernel's cached autotune winner by its source; configs a plugin drops after
+    compiling are not in the source. Such a session keys the cache also by its plugins, options and
+    target; a session whose plugins change no generated code keeps the stock key."""
+    from torch._inductor.runtime.autotune_cache import AutotuneCache
+
+    register("pruner", ConfigPruner())
+    source = "/cache/c5/cxyzsourcehash.py"
+    stock = AutotuneCache._prepare_key(source)
+    with aoti_hooks.session(["kv_elide"]):
+        assert AutotuneCache._prepare_key(source) == stock
+    with aoti_hooks.session(["pruner"], target="rtx4090"):
+        rtx4090 = AutotuneCache._prepare_key(source)
+    with aoti_hooks.session(["pruner"], target="rtx4090"):
+        assert AutotuneCache._prepare_key(source) == rtx4090  # the same plugins and target hit their own entry
+    with aoti_hooks.session(["pruner"], target="h100"):
+        h100 = AutotuneCache._prepare_key(source)
+    assert len({stock, rtx4090, h100}) == 3
+    assert AutotuneCache._prepare_key(source) == stock  # outside a session: stock, patches gone
+    import threading
+
+    seen = {}
+    with aoti_hooks.session(["pruner"], target="rtx4090"):
+        thread = threading.Thread(target=lambda: seen.update(key=AutotuneCache._prepare_key(source)))
+        thread.start()
+        thread.join()
+    assert seen["key"] == stock  # another thread's stock compile keeps the stock key
+
+
+def test_a_warm_cache_directory_gives_stock_and_plugin_compiles_their_own_results(stock, tmp_path, monkeypatch):
+    """Stock, then kv_elide, then stock again in one fresh cache directory: the plugin still claims
+    every cache (its hooks ran, no cached result skipped them) and every artifact equals stock."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "warm"))
+    paths = []
+    for index, plugins in enumerate(([], ["kv_elide"], [])):
+        _, program = export_cache_model()
+        with aoti_hooks.session(plugins, kv_elide={"min_bytes": 1}) if plugins else aoti_hooks.session() as session:
+            paths.append(aoti_hooks.aoti_compile_and_package(
+                program, str(tmp_path / f"{index}.pt2"), inductor_configs=INDUCTOR_CONFIGS))
+        claimed = session.report.get("kv_elide").get("tensors_claimed", 0)
+        assert claimed == (2 if plugins else 0)
+    assert any((tmp_path / "warm").iterdir())  # the compiles did share the directory
+    for path in paths:
+        assert_same_artifact(path, stock)

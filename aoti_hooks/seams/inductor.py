@@ -20,6 +20,7 @@ not set; so a graph that a session touched is bound to it, and calls on that gra
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import inspect
 import threading
 import weakref
@@ -94,6 +95,7 @@ SYMBOLS = (
     Symbol("torch._inductor.compile_fx", "clone_preserve_strides", ("x",)),
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner.run", ("self", "args", "stream")),
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._make_launchers", ("self",)),
+    Symbol("torch._inductor.runtime.autotune_cache", "AutotuneCache._prepare_key", ("filename",)),
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TritonHOPifier.call_triton_kernel",
            ("self", "variable", "args", "kwargs", "tx")),
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TraceableTritonKernelWrapper.__init__",
@@ -429,6 +431,28 @@ def _patched_make_launchers(original: Callable) -> Callable:
     return _make_launchers
 
 
+def _patched_prepare_key(original: Callable) -> Callable:
+    """Key Inductor's autotune cache also by what the plugins change in the generated code.
+
+    The cache keeps each Triton kernel's autotune winner under its source's hash (and
+    ``torch.compiler.config.cache_key_tag``). Configs a plugin drops after compiling them
+    (sdpa_configs' shared-memory fit) are not in the source, so without this a stock winner
+    cached on this GPU would be baked by a later compile for a smaller target, and a plugin's
+    winner by a later stock compile. Keyed per session (the calling context), so a stock
+    compile in another thread keeps its own key.
+    """
+
+    def _prepare_key(filename):
+        key = original(filename)
+        session = current_session()
+        salt = session.hooks.generated_code_key() if session is not None else None
+        if not salt:
+            return key
+        return hashlib.sha256(f"{key}:{salt}".encode()).hexdigest()
+
+    return staticmethod(_prepare_key)
+
+
 _MAKERS = {
     "torch._inductor.graph.is_same_tensor": _patched_is_same_tensor,
     "torch._inductor.graph.GraphLowering.allocate_non_dup_const_name": _patched_allocate,
@@ -439,6 +463,7 @@ _MAKERS = {
     "torch._inductor.compile_fx.clone_preserve_strides": _patched_clone,
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner.run": _patched_run,
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner._make_launchers": _patched_make_launchers,
+    "torch._inductor.runtime.autotune_cache.AutotuneCache._prepare_key": _patched_prepare_key,
     "torch._higher_order_ops.triton_kernel_wrap.TritonHOPifier.call_triton_kernel": _patched_call_triton_kernel,
 }
 
