@@ -1,30 +1,49 @@
 PY ?= python3
 DIST ?= dist
 PLUGINS := plugins/kv_elide plugins/chunked_dequant plugins/sdpa_configs plugins/const_offload
+TORCH_VERSION := 2.13.0
+# Where the CPU build of torch comes from. Used when it answers; otherwise torch comes from pip's
+# configured index, which on Linux (PyPI) is the CUDA build, several GB: set TORCH_INDEX to choose.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: dev executorch test wheels doctor demo
+.PHONY: dev ready torch executorch test wheels doctor demo
 
-dev:  ## install torch (CPU), the core and the four plugins (editable), and ExecuTorch, for development
+ready:  ## install what dev installs unless it is all there already (a few seconds when it is)
+	@$(PY) -c "import torch, aoti_hooks, aoti_hooks_kv_elide, aoti_hooks_chunked_dequant, aoti_hooks_sdpa_configs, aoti_hooks_const_offload, executorch.exir, transformers, pytest; assert torch.__version__.startswith('$(TORCH_VERSION)')" >/dev/null 2>&1 \
+		|| $(MAKE) --no-print-directory dev
+
+dev: torch  ## install torch (CPU), the core and the four plugins (editable), and ExecuTorch, for development
 	$(PY) -m pip install -q "pip>=24"
-	$(PY) -m pip install -q torch==2.13.0 "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7" matplotlib transformers==5.24.0
+	$(PY) -m pip install -q "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7" matplotlib transformers==5.24.0
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e . $(addprefix -e ,$(PLUGINS))
-	$(MAKE) executorch
+	$(MAKE) --no-print-directory executorch
+
+torch:  ## torch $(TORCH_VERSION), the CPU build from TORCH_INDEX when it answers
+	@if $(PY) -c "import torch; assert torch.__version__.startswith('$(TORCH_VERSION)')" >/dev/null 2>&1; then \
+		echo "torch $(TORCH_VERSION) is installed"; \
+	elif $(PY) -c "import urllib.request; urllib.request.urlopen('$(TORCH_INDEX)/torch/', timeout=10)" >/dev/null 2>&1; then \
+		$(PY) -m pip install -q torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX); \
+	else \
+		echo "note: $(TORCH_INDEX) does not answer; installing torch==$(TORCH_VERSION) from pip's configured index (from PyPI on Linux that is the CUDA build, several GB; set TORCH_INDEX=<index> to choose)"; \
+		$(PY) -m pip install -q torch==$(TORCH_VERSION); \
+	fi
 
 # ExecuTorch for the integration tests, without its heavy optional dependencies (coremltools,
-# scikit-learn, torchao, ...): the AOTI backend and exir need only these.
+# scikit-learn, ...): the AOTI backend and exir need only these. ExecuTorch goes in last and
+# without its declared dependencies, so pip's resolver has nothing to warn about.
 executorch:  ## ExecuTorch 1.5.1, torchao (its CUDA quantized ops import it), triton (its Triton kernels import it) and the small pure-Python packages its AOTI backend imports
-	$(PY) -m pip install -q --no-deps executorch==1.5.1 torchao==0.18.0 triton==3.7.1
 	$(PY) -m pip install -q flatbuffers numpy pyyaml ruamel.yaml tabulate expecttest packaging hypothesis
+	$(PY) -m pip install -q --no-deps torchao==0.18.0 triton==3.7.1 executorch==1.5.1
 
-test:  ## the whole suite, CPU only: real AOTI compiles
+test: ready  ## the whole suite, CPU only: real AOTI compiles (installs first when needed)
 	$(PY) -m pytest -q
 
 wheels:  ## the five wheels into $(DIST)/
 	rm -rf $(DIST) && mkdir -p $(DIST)
 	for project in . $(PLUGINS); do $(PY) -m pip wheel -q --no-deps --no-build-isolation -w $(DIST) $$project || exit 1; done
 
-doctor:
+doctor: ready
 	aoti-hooks doctor
 
-demo:  ## the main job: export the built-in decoder stock and with kv_elide, side by side
+demo: ready  ## the main job: export the built-in decoder stock and with kv_elide, side by side (installs first when needed)
 	aoti-hooks demo

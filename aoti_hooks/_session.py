@@ -12,18 +12,15 @@ import contextvars
 import threading
 from typing import Any, Iterable
 
+from .active import current_session, enter, leave
 from .hookcaller import HookCaller
+from .seams import inductor
 from .registry import PluginRegistry, plugin_registry, plugin_names, plugin_options, replaced_backend_specs
 from .options import check_options_belong, resolve_options
 from .target import Target, parse_target
 from .text import format_bytes
 
-_current: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("aoti_hooks_session", default=None)
-
-
-def current_session() -> "Session | None":
-    """The session active in this context, or None."""
-    return _current.get()
+__all__ = ["Report", "Session", "current_session", "report_lines", "session"]
 
 
 def report_lines(entries: dict[str, dict[str, Any]]) -> list[str]:
@@ -125,11 +122,9 @@ class Session:
         return self._state.setdefault(plugin, {})
 
     def __enter__(self) -> "Session":
-        from .seams import inductor
-
         seam = inductor.activate()
         try:
-            token = _current.set(self)
+            token = enter(self)
         except BaseException:
             inductor.deactivate(seam)
             raise
@@ -138,12 +133,10 @@ class Session:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        from .seams import inductor
-
         token = self._tokens.pop()
         seam = self._seams.pop()
         try:
-            _current.reset(token)
+            leave(token)
         finally:
             inductor.deactivate(seam)
 

@@ -8,7 +8,8 @@ session of their own; other methods lower exactly as before. ``uninstall()`` tur
 
 from __future__ import annotations
 
-from .seams.executorch import install, installed, report_history, reports, uninstall
+from .seams.executorch import installed, report_history, reports, uninstall
+from .spec_grammar import install_executorch_integration as install
 
 __all__ = ["install", "installed", "report_history", "reports", "uninstall"]
 

@@ -18,7 +18,7 @@ import warnings
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from . import hookspecs
+from . import hookspecs, placement
 from .errors import AotiHooksError, PluginError
 from .registry import new_pluggy_manager
 
@@ -50,8 +50,6 @@ class HookCaller:
     """Calls the hooks of the plugins ``selected`` (and the core's placement) for ``session``."""
 
     def __init__(self, session: "Session", selected: list[tuple[str, Any]]):
-        from . import placement
-
         self._session = session
         self._pm = new_pluggy_manager()
         # pluggy calls the last registered first: register backwards to call in named order.

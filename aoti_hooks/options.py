@@ -78,29 +78,30 @@ def parse_regex(value: Any) -> re.Pattern:
 def parse_choice(*choices: str) -> Callable[[Any], str]:
     """A parser that accepts one of ``choices``."""
 
-    def parse(value: Any) -> str:
+    def choice(value: Any) -> str:
         text = str(_text(value))
         if text not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}")
         return text
 
-    parse.__doc__ = f"one of {', '.join(choices)}"
-    parse.__name__ = "choice"
-    return parse
+    return choice
 
 
 @dataclass(frozen=True)
 class Option:
-    """One option of one plugin: its name, how to parse it, its default, one line of help."""
+    """One option of one plugin: its name, how to parse it, its default, one line of help, and
+    the kind of value it takes as `aoti-hooks list` shows it (default: the parser's name without
+    ``parse_``, so ``parse_size`` shows as ``size``)."""
 
     name: str
     parse: Callable[[Any], Any]
     default: Any
     help: str
+    kind: str = ""
 
     @property
     def type_name(self) -> str:
-        return getattr(self.parse, "__name__", "value").replace("parse_", "")
+        return self.kind or getattr(self.parse, "__name__", "value").removeprefix("parse_")
 
     def value(self, plugin: str, raw: Any) -> Any:
         """Parse ``raw``; a bad value raises one sentence naming plugin, option and the fix."""

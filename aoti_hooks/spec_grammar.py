@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ._session import Session
 from .errors import AotiHooksError
 from .registry import plugin_names
 from .options import check_options_belong
@@ -74,10 +75,15 @@ def compile_specs(plugins: Iterable[str] | str, target: Any = None, **plugin_opt
             'compile_specs builds ExecuTorch CompileSpec entries and needs ExecuTorch: pip install "aoti-hooks[executorch]"'
         ) from None
     pairs = compile_spec_pairs(plugins, target, **plugin_options)
-    from .seams.executorch import install
-
-    install()
+    install_executorch_integration()
     return [CompileSpec(key, value) for key, value in pairs]
+
+
+def install_executorch_integration() -> None:
+    """Turn the ExecuTorch integration on: AOTI backends read this grammar from their methods' specs."""
+    from .seams import executorch
+
+    executorch.install(session_from_compile_specs, PREFIX)
 
 
 def _key_value(spec: Any) -> tuple[str, bytes]:
@@ -130,8 +136,6 @@ def parse_compile_specs(specs: Iterable[Any]) -> SessionArgs | None:
 
 def session_from_compile_specs(specs: Iterable[Any]):
     """A `Session` for the spec list, or None when it holds no ``aoti_hooks.*`` key."""
-    from ._session import Session
-
     args = parse_compile_specs(list(specs))
     if args is None:
         return None

@@ -12,6 +12,9 @@ def test_list_shows_installed_plugins_with_distribution_and_version(capsys, monk
         assert name in out and "aoti-hooks-" + name.replace("_", "-") in out
     sdpa_row = next(line for line in out.splitlines() if line.startswith("sdpa_configs"))
     assert "disabled" in sdpa_row
+    # each option's kind: declared (kind=...) or the parser's name without parse_
+    assert "kernels=all (kernel list), check=auto (auto or cached), cache= (path)" in sdpa_row
+    assert "max_transient=auto (budget)" in out and "min_bytes=1MiB (size), pattern= (regex)" in out
 
 
 def test_doctor_passes_on_a_supported_torch(capsys):

@@ -65,6 +65,10 @@ def test_wheels_install_and_the_extra_brings_only_its_plugin(tmp_path):
     subprocess.run(["make", "-s", "wheels", f"DIST={dist}", f"PY={sys.executable}"], cwd=ROOT, check=True,
                    capture_output=True)
     wheels = sorted(path.name for path in dist.glob("*.whl"))
+    import zipfile
+
+    for wheel in dist.glob("*.whl"):  # bench/ and tests/ are not part of the product
+        assert not [name for name in zipfile.ZipFile(wheel).namelist() if name.startswith(("bench/", "tests/"))], wheel
     assert [w.split("-0.1.0")[0] for w in wheels] == ["aoti_hooks", "aoti_hooks_chunked_dequant",
                                                       "aoti_hooks_const_offload", "aoti_hooks_kv_elide",
                                                       "aoti_hooks_sdpa_configs"]
@@ -85,3 +89,12 @@ def test_wheels_install_and_the_extra_brings_only_its_plugin(tmp_path):
     assert "kv_elide" in listed.stdout and "aoti-hooks-kv-elide" in listed.stdout
     assert "chunked_dequant" not in listed.stdout and "sdpa_configs" not in listed.stdout
     assert "const_offload" not in listed.stdout
+
+
+def test_every_bench_script_is_listed_with_what_it_is():
+    """bench/README.md says, per script, whether it is a measurement or a probe and what it made."""
+    listed = (ROOT / "bench" / "README.md").read_text()
+    scripts = sorted(path.name for path in (ROOT / "bench").iterdir() if path.suffix in (".py", ".sh"))
+    assert scripts and [name for name in scripts if f"`{name}`" not in listed] == []
+    for result in re.findall(r"`(results/[^`]+\.md)`", listed):
+        assert (ROOT / "bench" / result).is_file(), result

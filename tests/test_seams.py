@@ -213,6 +213,7 @@ def test_caching_autotuner_run_goes_through_autotune_arguments(register, monkeyp
 def test_every_patch_set_is_held_only_while_needed_and_shared_sets_are_forgotten():
     """Sessions, shared per-object sets and the ExecuTorch integration go through one mechanism:
     `patching.active()` names what is in, and nothing stays behind a session or in the shared table."""
+    import aoti_hooks.executorch
     from aoti_hooks.seams import executorch as et_seam
     from aoti_hooks.seams import patching
 
@@ -236,11 +237,11 @@ def test_every_patch_set_is_held_only_while_needed_and_shared_sets_are_forgotten
     assert Owner.value == "stock" and ("test", 2) not in patching._shared and set(patching.active()) == baseline
 
     was_installed = et_seam.installed()
-    et_seam.install()
+    aoti_hooks.executorch.install()
     assert et_seam.INTEGRATION.label in patching.active()
     et_seam.uninstall()
     assert et_seam.INTEGRATION.label not in patching.active() and not et_seam.installed()
     from executorch.backends.aoti.aoti_backend import AotiBackend
     assert AotiBackend.preprocess.__func__.__module__.startswith("executorch")  # the stock method is back
     if was_installed:
-        et_seam.install()
+        aoti_hooks.executorch.install()

@@ -82,6 +82,8 @@ def _check_or_raise() -> type:
 
 def _integration_build() -> list[Patch]:
     backend = _check_or_raise()
+    if _grammar is None:
+        raise SeamError("the ExecuTorch integration is installed through aoti_hooks.executorch.install()")
 
     def wrap(current):
         global _stock_preprocess
@@ -95,11 +97,17 @@ def _integration_build() -> list[Patch]:
 # before any session exists, so no session can hold it).
 INTEGRATION = PatchSet(_integration_build, "ExecuTorch AotiBackend.preprocess (aoti_hooks.executorch.install)")
 _stock_preprocess: Any = None
+# (session_for_specs, prefix): the core's compile-spec grammar, given by install() so that this
+# seam does not import the core that imports it.
+_grammar: tuple[Any, str] | None = None
 
 
-def install() -> None:
-    """Turn the integration on: AOTI backends run the plugins their methods' specs name."""
+def install(session_for_specs, prefix: str) -> None:
+    """Turn the integration on: a method whose specs hold keys starting with ``prefix`` runs in
+    the session ``session_for_specs(specs)`` builds (``aoti_hooks.executorch.install()`` calls this)."""
+    global _grammar
     with _lock:
+        _grammar = (session_for_specs, prefix)
         if not INTEGRATION.active:
             INTEGRATION.acquire()
 
@@ -136,16 +144,15 @@ def _method_name(compile_specs) -> str:
 
 
 def _preprocess(cls, edge_program, compile_specs):
-    from ..spec_grammar import PREFIX, session_from_compile_specs
-
+    session_for_specs, prefix = _grammar
     original = _stock_preprocess.__func__
-    session = session_from_compile_specs(compile_specs)
+    session = session_for_specs(compile_specs)
     if session is None:
         return original(cls, edge_program, compile_specs)
     method = _method_name(compile_specs)
     backend_specs = []
     for spec in compile_specs:
-        if spec.key.startswith(PREFIX):
+        if spec.key.startswith(prefix):
             continue
         owner = session.replaced_backend_specs.get(spec.key)
         if owner is not None:

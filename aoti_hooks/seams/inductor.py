@@ -30,7 +30,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import SeamError
-from .._session import current_session
+from ..active import current_session
 from . import triton as triton_seam
 from .patching import Patch, PatchSet
 

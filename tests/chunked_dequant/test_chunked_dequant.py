@@ -164,6 +164,26 @@ def test_register_refuses_bad_entries(kwargs, message):
         chunked_dequant.register("q8_mm", **valid)
 
 
+def test_registering_an_op_twice_needs_replace_and_unregistering_an_unknown_op_is_named():
+    """The same rule as sdpa_configs' kernels (aoti_hooks.named_table)."""
+    first = chunked_dequant.entries()["aoti_hooks_test::q8_mm.default"]
+    valid = {"sliced": ("qweight", "scale"), "bytes_per_row": q8_bytes_per_row, "impl": q8_mm}
+    with pytest.raises(AotiHooksError, match="chunked_dequant op 'aoti_hooks_test::q8_mm.default' is already registered; "
+                                             "pass replace=True"):
+        chunked_dequant.register("aoti_hooks_test::q8_mm", **valid)
+    with pytest.raises(AotiHooksError, match="'executorch_cuda::int4_plain_mm.default' is already registered"):
+        chunked_dequant.register("executorch_cuda::int4_plain_mm", **{**valid, "sliced": ("qdata",)})  # built in
+    try:
+        replaced = chunked_dequant.register("aoti_hooks_test::q8_mm", **valid, replace=True)
+        assert chunked_dequant.entries()["aoti_hooks_test::q8_mm.default"] is replaced is not first
+    finally:
+        chunked_dequant.register(first.name, sliced=first.sliced, bytes_per_row=first.bytes_per_row, impl=first.impl,
+                                 dispatch_key=first.dispatch_key, out_dim=first.out_dim,
+                                 row_multiple=first.row_multiple, replace=True)
+    with pytest.raises(AotiHooksError, match="no chunked_dequant op 'aoti_hooks_test::nothing.default' is registered"):
+        chunked_dequant.unregister("aoti_hooks_test::nothing.default")
+
+
 def test_aoti_compile_in_a_session_leaves_the_runtime_graph_alone(tmp_path):
     """The op traced into an AOTI package with chunked_dequant on: at run time it gets every row,
     and the package's constants are the stock package's, byte for byte."""

@@ -292,8 +292,14 @@ def test_bad_input_gets_one_sentence(registered, tmp_path):
         sdpa_configs.register(add_one.fn, check=stand_in_check)
     with pytest.raises(AotiHooksError, match="exactly one of cases="):
         sdpa_configs.register(add_one)
-    with pytest.raises(AotiHooksError, match="already knows a kernel named 'add_one'"):
+    with pytest.raises(AotiHooksError, match="sdpa_configs kernel 'add_one' is already registered; pass replace=True"):
         sdpa_configs.register(add_one, check=stand_in_check)
+    with pytest.raises(AotiHooksError, match="sdpa_configs kernel 'sdpa' is already registered"):  # built in
+        sdpa_configs.register(add_one, name="sdpa", check=stand_in_check)
+    replaced = sdpa_configs.register(add_one, check=stand_in_check, candidates=CANDIDATES[:1], replace=True)
+    assert [entry for entry in sdpa_configs.entries() if entry.name == "add_one"] == [replaced]
+    with pytest.raises(AotiHooksError, match="no sdpa_configs kernel 'nope' is registered"):
+        sdpa_configs.unregister("nope")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="cannot be read .*delete it to check every config again"):
         VerdictCache(tmp_path / "bad.json")

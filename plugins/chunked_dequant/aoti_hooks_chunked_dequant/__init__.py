@@ -33,12 +33,10 @@ def parse_budget(value) -> int | str:
     return size
 
 
-parse_budget.__name__ = "budget"
-
 OPTIONS = (
     Option("max_transient", parse_budget, "auto",
            "bytes one dequant-matmul call may hold in temporaries, e.g. 256MiB; "
-           "auto: 1/64 of the target's memory, between 64 MiB and 1 GiB"),
+           "auto: 1/64 of the target's memory, between 64 MiB and 1 GiB", kind="budget"),
 )
 
 

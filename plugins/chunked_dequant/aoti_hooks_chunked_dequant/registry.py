@@ -9,16 +9,17 @@ That last number is what turns a memory budget into a chunk size, so it must cou
 implementation really creates; the ExecuTorch entries were measured (see `EXECUTORCH_OPS`).
 
 Entries are kept by op name, so an op may be registered before the module that defines it
-is imported; it takes effect in the sessions that start once it exists.
+is imported; it takes effect in the sessions that start once it exists. Registering an op that
+has an entry (ExecuTorch's are built in) raises unless ``replace=True`` (the core's `NamedTable` rule).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from aoti_hooks import AotiHooksError
+from aoti_hooks.named_table import NamedTable
 from aoti_hooks.seams import ops
 
 
@@ -81,8 +82,7 @@ class ChunkableOp:
             )
 
 
-_entries: dict[str, ChunkableOp] = {}
-_lock = threading.Lock()
+_table = NamedTable("chunked_dequant op")
 
 
 def _name_of(op) -> str:
@@ -100,7 +100,8 @@ def _name_of(op) -> str:
 
 
 def register(op, *, sliced, bytes_per_row: Callable[[dict[str, Any]], int], impl: Callable,
-             dispatch_key: str = "CUDA", out_dim: int = -1, row_multiple: int = ROW_MULTIPLE) -> ChunkableOp:
+             dispatch_key: str = "CUDA", out_dim: int = -1, row_multiple: int = ROW_MULTIPLE,
+             replace: bool = False) -> ChunkableOp:
     """Let ``op`` run in row chunks inside sessions that use chunked_dequant.
 
     ``op``: ``torch.ops.mylib.q4_mm`` (or ``.default``) or ``"mylib::q4_mm"``. ``impl``: the
@@ -111,7 +112,8 @@ def register(op, *, sliced, bytes_per_row: Callable[[dict[str, Any]], int], impl
     given the call's arguments by name, the bytes the implementation holds per row at its
     peak (the dequantized row and every temporary). ``out_dim``: the output dimension whose
     size is the row count. ``row_multiple``: chunks are multiples of this many rows (see
-    `ROW_MULTIPLE`). Registering the same op again replaces its entry.
+    `ROW_MULTIPLE`). An op that has an entry already (ExecuTorch's are built in) is
+    replaced only with ``replace=True``; otherwise that is an error.
     """
     sliced = (sliced,) if isinstance(sliced, str) else tuple(sliced)
     if not sliced or not all(isinstance(name, str) for name in sliced):
@@ -126,21 +128,17 @@ def register(op, *, sliced, bytes_per_row: Callable[[dict[str, Any]], int], impl
     resolved = ops.resolve_op(entry.name)
     if resolved is not None:
         entry.check_schema(resolved)
-    with _lock:
-        _entries[entry.name] = entry
-    return entry
+    return _table.add(entry.name, entry, replace=replace)
 
 
 def unregister(op) -> None:
-    """Forget ``op``'s entry (no error when it had none)."""
-    with _lock:
-        _entries.pop(_name_of(op), None)
+    """Forget ``op``'s entry; an op without one is an error."""
+    _table.remove(_name_of(op))
 
 
 def entries() -> dict[str, ChunkableOp]:
     """Every registered entry, by op name."""
-    with _lock:
-        return dict(_entries)
+    return _table.entries()
 
 
 def resolved_entries() -> list[tuple[Any, ChunkableOp, Callable]]:
@@ -201,4 +199,4 @@ EXECUTORCH_OPS = (
 )
 
 for _name, _sliced, _bytes in EXECUTORCH_OPS:
-    _entries[f"{_name}.default"] = ChunkableOp(f"{_name}.default", _sliced, _bytes)
+    _table.add(f"{_name}.default", ChunkableOp(f"{_name}.default", _sliced, _bytes))

@@ -43,9 +43,6 @@ def parse_kernels(value) -> tuple[str, ...]:
     return names
 
 
-parse_kernels.__name__ = "kernel list"
-
-
 def parse_check(value) -> str:
     text = (value.decode() if isinstance(value, (bytes, bytearray)) else str(value)).strip().lower()
     if text not in ("auto", "cached"):
@@ -53,20 +50,17 @@ def parse_check(value) -> str:
     return text
 
 
-parse_check.__name__ = "auto or cached"
-
-
 def parse_path(value) -> str:
     """A file path; empty means the default cache file."""
     return (value.decode() if isinstance(value, (bytes, bytearray)) else str(value)).strip()
 
 
-parse_path.__name__ = "path"
-
 OPTIONS = (
-    Option("kernels", parse_kernels, "all", "which known kernels to handle, comma-separated (all: every one)"),
+    Option("kernels", parse_kernels, "all", "which known kernels to handle, comma-separated (all: every one)",
+           kind="kernel list"),
     Option("check", parse_check, "auto",
-           "auto: check configs without a cached verdict on the local GPU; cached: offer only checked configs"),
+           "auto: check configs without a cached verdict on the local GPU; cached: offer only checked configs",
+           kind="auto or cached"),
     Option("cache", parse_path, "", f"verdict cache file (default {default_cache_path()})"),
 )
 

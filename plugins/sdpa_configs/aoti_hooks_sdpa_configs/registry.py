@@ -8,13 +8,13 @@ returns a `Verdict` itself.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 
 from aoti_hooks import AotiHooksError
+from aoti_hooks.named_table import NamedTable
 from aoti_hooks.seams.triton import is_autotuner, kernel_name
 
 from .verdicts import MAX_ERROR, MIN_COSINE, Verdict
@@ -44,20 +44,26 @@ class TunedKernel:
     ops: tuple[str, ...] = ()                    # ops whose call launches it; () = judge it for every compile
 
 
-_lock = threading.Lock()
-_registered: dict[str, TunedKernel] = {}
+def _builtin_names() -> list[str]:
+    from .executorch_kernels import ENTRIES
+
+    return [entry.name for entry in ENTRIES]
+
+
+_table = NamedTable("sdpa_configs kernel", built_in=_builtin_names, hint="(or give it another name=...)")
 
 
 def register(kernel: Any, *, name: str | None = None, candidates=(), cases: Callable[[], list[Case]] | None = None,
              check: Callable[[Any], Verdict] | None = None, min_cosine: float = MIN_COSINE,
-             max_error: float = MAX_ERROR, cases_version: str = "1", ops=()) -> TunedKernel:
+             max_error: float = MAX_ERROR, cases_version: str = "1", ops=(), replace: bool = False) -> TunedKernel:
     """Let sdpa_configs handle ``kernel`` (a ``triton.autotune`` kernel).
 
     ``candidates`` are extra ``triton.Config`` s to offer; ``cases`` (a function returning
     `Case` s, called on the GPU) or ``check`` (config -> `Verdict`) judge each config's numerics.
     Change ``cases_version`` when the cases change, so that cached verdicts are made again.
     ``ops`` (``"namespace::name"``) lets a compile whose program calls none of them skip
-    checking this kernel.
+    checking this kernel. A name already known (registered, or one of ExecuTorch's built in)
+    is replaced only with ``replace=True``; otherwise that is an error.
     """
     if not is_autotuner(kernel):
         raise AotiHooksError(f"sdpa_configs.register needs a triton.autotune kernel, got {type(kernel).__name__}")
@@ -70,28 +76,17 @@ def register(kernel: Any, *, name: str | None = None, candidates=(), cases: Call
     extra = list(candidates)
     entry = TunedKernel(name, lambda: kernel, lambda: list(extra), cases, check, min_cosine, max_error,
                         cases_version=str(cases_version), ops=tuple(ops))
-    with _lock:
-        if name in _registered or name in _builtin_names():
-            raise AotiHooksError(f"sdpa_configs already knows a kernel named {name!r}; pass name=...")
-        _registered[name] = entry
-    return entry
+    return _table.add(name, entry, replace=replace)
 
 
 def unregister(name: str) -> None:
-    with _lock:
-        if _registered.pop(name, None) is None:
-            raise AotiHooksError(f"sdpa_configs has no registered kernel named {name!r}")
-
-
-def _builtin_names() -> list[str]:
-    from .executorch_kernels import ENTRIES
-
-    return [entry.name for entry in ENTRIES]
+    _table.remove(name)
 
 
 def entries() -> list[TunedKernel]:
+    """ExecuTorch's kernels (unless one was replaced), then the registered ones."""
     from .executorch_kernels import ENTRIES
 
-    with _lock:
-        return [*ENTRIES, *_registered.values()]
+    registered = _table.entries()
+    return [*(entry for entry in ENTRIES if entry.name not in registered), *registered.values()]
 
