@@ -8,17 +8,19 @@ removes every patch that was installed for it.
 
 from __future__ import annotations
 
-import contextvars
 import threading
+import warnings
 from typing import Any, Iterable
 
 from .active import current_session, enter, leave
 from .hookcaller import HookCaller
 from .seams import inductor
-from .registry import PluginRegistry, plugin_registry, plugin_names, plugin_options, replaced_backend_specs
+from .registry import (AotiHooksWarning, PluginRegistry, plugin_names, plugin_options, plugin_registry,
+                       replaced_backend_specs)
+from .errors import AotiHooksError
 from .options import check_options_belong, resolve_options
 from .target import Target, parse_target
-from .text import format_bytes
+from .text import did_you_mean, format_bytes
 
 __all__ = ["Report", "Session", "current_session", "report_lines", "session"]
 
@@ -110,7 +112,6 @@ class Session:
         self.program_is_private = False
         self.hooks = HookCaller(self, selected)
         self._state: dict[str, dict[str, Any]] = {}
-        self._tokens: list[contextvars.Token] = []
         self._seams: list[Any] = []
 
     def options_for(self, plugin: str) -> dict[str, Any]:
@@ -122,21 +123,26 @@ class Session:
         return self._state.setdefault(plugin, {})
 
     def __enter__(self) -> "Session":
+        outer = current_session()
+        if outer is not None and outer is not self:
+            dropped = [name for name in outer.plugins if name not in self.plugins]
+            if dropped:
+                warnings.warn(f"a session with plugins {self.plugins} was entered inside one with {outer.plugins}: "
+                              f"until it ends only its own plugins run ({', '.join(dropped)} do not)",
+                              AotiHooksWarning, stacklevel=2)
         seam = inductor.activate()
         try:
-            token = enter(self)
+            enter(self)
         except BaseException:
             inductor.deactivate(seam)
             raise
-        self._tokens.append(token)
         self._seams.append(seam)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        token = self._tokens.pop()
         seam = self._seams.pop()
         try:
-            leave(token)
+            leave(self)
         finally:
             inductor.deactivate(seam)
 
@@ -148,5 +154,19 @@ def session(plugins: Iterable[str] | str = (), target: Any = None, **plugin_opti
     """A `Session` for ``plugins``; use it as ``with aoti_hooks.session([...]) as s:``.
 
     ``plugin_options`` are given per plugin: ``session(["kv_elide"], kv_elide={"min_bytes": "4MiB"})``.
+    Sessions nest: the innermost one runs, alone, until it ends.
     """
+    check_keywords("session", plugin_options, ("plugins", "target"), plugin_names(plugins))
     return Session(plugins, target=target, options=plugin_options)
+
+
+def check_keywords(function: str, given: dict[str, Any], parameters: tuple[str, ...], plugins: list[str]) -> None:
+    """Keyword arguments are plugin options, named after a plugin; one that is not a listed plugin
+    but close to one of ``function``'s own parameters is a typo of that parameter, said so."""
+    for key in given:
+        if key in plugins:
+            continue
+        close = did_you_mean(key, parameters)
+        if close:
+            raise AotiHooksError(f"{function}() got {key}=, which is neither one of its parameters nor a plugin "
+                                 f"in the list{close}")

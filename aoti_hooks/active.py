@@ -2,6 +2,10 @@
 
 A leaf module on purpose: the seams' patched functions run deep inside torch and read the active
 session from here without importing the session machinery, so nothing imports in a circle.
+
+The variable holds the stack of entered sessions; leaving one removes that session wherever it
+is, so sessions left out of order (enter A, enter B, leave A) never leave a finished session
+current.
 """
 
 from __future__ import annotations
@@ -12,17 +16,24 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._session import Session
 
-_current: contextvars.ContextVar["Session | None"] = contextvars.ContextVar("aoti_hooks_session", default=None)
+_entered: contextvars.ContextVar[tuple] = contextvars.ContextVar("aoti_hooks_sessions", default=())
 
 
 def current_session() -> "Session | None":
-    """The session active in this context, or None."""
-    return _current.get()
+    """The session active in this context (the innermost entered), or None."""
+    entered = _entered.get()
+    return entered[-1] if entered else None
 
 
-def enter(session: "Session") -> contextvars.Token:
-    return _current.set(session)
+def enter(session: "Session") -> None:
+    _entered.set((*_entered.get(), session))
 
 
-def leave(token: contextvars.Token) -> None:
-    _current.reset(token)
+def leave(session: "Session") -> None:
+    """Remove the last entry of ``session`` (it may not be the innermost)."""
+    entered = list(_entered.get())
+    for index in range(len(entered) - 1, -1, -1):
+        if entered[index] is session:
+            del entered[index]
+            break
+    _entered.set(tuple(entered))

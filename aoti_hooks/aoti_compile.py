@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from .errors import AotiHooksError, PluginError
-from ._session import Session, current_session
+from ._session import Session, check_keywords, current_session
+from .registry import plugin_names
 from .target import Target
 
 
@@ -125,6 +126,13 @@ def aoti_compile_and_package(
     argument named after it: ``kv_elide={"min_bytes": "4MiB"}``. Inside
     ``with aoti_hooks.session(...)`` the active session is used. Returns the package path.
     """
+    if not isinstance(exported_program, torch.export.ExportedProgram):
+        raise AotiHooksError(
+            f"aoti_compile_and_package takes an ExportedProgram, not a {type(exported_program).__name__}; "
+            f"export the model first: torch.export.export(model, example_args)"
+        )
+    check_keywords("aoti_compile_and_package", plugin_options, ("package_path", "plugins", "target", "inductor_configs"),
+                   plugin_names(plugins))
     active = current_session()
     if active is not None:
         if plugins or target is not None or plugin_options:

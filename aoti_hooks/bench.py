@@ -12,14 +12,16 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from .errors import AotiHooksError
 from ._session import report_lines
-from .text import format_bytes, table
+from .text import did_you_mean, format_bytes, table
 
 PHASE_COLOURS = {"move to device": "#c6dbef", "lowering": "#e5e5e5", "autotune": "#fdd0a2", "serialization": "#c7e9c0"}
 
@@ -46,7 +48,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
               options: dict | None = None, backend_specs: dict[str, str] | None = None,
               ctx: int | None = None, layers: int | None = None, quiet: bool = False,
               periods: int | None = None, lm_head: str | None = None,
-              common_specs: dict[str, str] | None = None) -> dict:
+              common_specs: dict[str, str] | None = None, target: str | None = None, keep: bool = False) -> dict:
     import torch
 
     from .demo.model import CONFIGS
@@ -54,11 +56,13 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
 
     if (program is None) == (model is None):
         raise AotiHooksError("give either a PROGRAM.pt2 (a torch.export.save file) or --model demo:<config>")
-    base: dict[str, Any] = {"backend": backend, "timeline": True}
+    base: dict[str, Any] = {"backend": backend, "timeline": True, "target": target}
     if model is not None:
         kind, _, config = model.partition(":")
         if kind != "demo" or config not in CONFIGS:
-            raise AotiHooksError(f"unknown model {model!r}; choose one of " + ", ".join(f"demo:{name}" for name in CONFIGS))
+            close = did_you_mean(config, CONFIGS).replace(" (did you mean '", " (did you mean 'demo:")
+            raise AotiHooksError(f"unknown model {model!r}{close}; choose one of "
+                                 + ", ".join(f"demo:{name}" for name in CONFIGS))
         if periods is not None:
             if not CONFIGS[config].period or periods < 1:
                 raise AotiHooksError(f"--periods needs a model with alternating layers (demo:gemma4-31b-slice) and N >= 1")
@@ -67,8 +71,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     else:
         if lm_head is not None:
             raise AotiHooksError("--lm-head changes a built-in model; use it with --model demo:<config>")
-        if not os.path.isfile(program):
-            raise AotiHooksError(f"program {program!r} does not exist; give a file written by torch.export.save")
+        check_saved_program(program)
         base["program"] = os.path.abspath(program)
     if backend == "executorch" and not torch.cuda.is_available():
         raise AotiHooksError("--backend executorch lowers through ExecuTorch's CudaBackend and needs a CUDA GPU; "
@@ -82,6 +85,20 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     folder = Path(out or tempfile.mkdtemp(prefix="aoti-hooks-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="aoti-hooks-bench-work-"))  # caches and artifacts, not results
+    try:
+        return _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program,
+                    lm_head, quiet)
+    finally:
+        if keep:
+            print(f"packages, caches and logs kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program, lm_head,
+         quiet) -> dict:
+    from .demo.run import Progress, run_in_worker
+
     runs = []
     planned = variants(plugin_lists, backend_specs or {}, options or {}, common_specs)
     for index, run in enumerate(planned):
@@ -100,6 +117,23 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     results["timeline_png"] = plot_timeline(results, folder / "timeline.png")
     results["folder"] = str(folder)
     return results
+
+
+def check_saved_program(path: str) -> None:
+    """``path`` must be a ``torch.export.save`` file; a text file or a compiled AOTI package is named as such."""
+    if not os.path.isfile(path):
+        raise AotiHooksError(f"program {path!r} does not exist; give a file written by torch.export.save")
+    if not zipfile.is_zipfile(path):
+        raise AotiHooksError(f"{path!r} is not a torch.export.save file (not a zip archive); save the exported "
+                             f"program with torch.export.save(exported_program, {os.path.basename(path)!r})")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if any("/data/aotinductor/" in f"/{name}" for name in names):
+        raise AotiHooksError(f"{path!r} is a compiled AOTI package (aoti_compile_and_package wrote it); bench compiles "
+                             f"itself and wants the program before compiling: torch.export.save(exported_program, PATH)")
+    if not any(name.endswith(("models/model.json", "serialized_exported_program.json")) for name in names):
+        raise AotiHooksError(f"{path!r} is a zip archive but not a torch.export.save file; save the exported program "
+                             f"with torch.export.save(exported_program, PATH)")
 
 
 def format_report(results: dict) -> str:
@@ -126,19 +160,38 @@ def format_report(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _with_gaps(times: list[float], values: list[float]) -> tuple[list[float], list[float]]:
+    """Break the line where sampling paused (a gap over 5x the usual interval): a gap, not a ramp."""
+    if len(times) < 3:
+        return times, values
+    steps = sorted(b - a for a, b in zip(times, times[1:]))
+    limit = 5 * max(steps[len(steps) // 2], 1e-3)
+    xs, ys = [times[0]], [values[0]]
+    for (t0, t1), value in zip(zip(times, times[1:]), values[1:]):
+        if t1 - t0 > limit:
+            xs.append((t0 + t1) / 2)
+            ys.append(float("nan"))
+        xs.append(t1)
+        ys.append(value)
+    return xs, ys
+
+
 def plot_timeline(results: dict, path: Path) -> str | None:
-    """Both runs' memory over time on one plot, each run's phases shaded; None without matplotlib."""
+    """Every run's memory over time, one panel each on one shared y-axis, phases shaded, each
+    run's peaks written on its panel, the legend below the plots; None without matplotlib."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
     except ImportError:
         return None
     runs = results["runs"]
     cuda = results["device"].startswith("cuda")
-    figure, axes = plt.subplots(len(runs), 1, figsize=(11, 2.6 * len(runs) + 1), sharex=True, squeeze=False)
-    top = max(max((s[2] or 0) if cuda else s[1] for s in run["timeline"]) for run in runs) / 2**30 * 1.05
+    figure, axes = plt.subplots(len(runs), 1, figsize=(11, 2.4 * len(runs) + 1.4), sharex=True, sharey=True,
+                                squeeze=False)
+    top = max(max(max(s[1], s[2] or 0, s[3] or 0) for s in run["timeline"]) for run in runs) / 2**30 * 1.1
     for axis, run in zip(axes[:, 0], runs):
         samples = run["timeline"]
         times = [s[0] for s in samples]
@@ -149,20 +202,24 @@ def plot_timeline(results: dict, path: Path) -> str | None:
                 if colour:
                     axis.axvspan(times[start], times[index - 1], color=colour, lw=0)
                 start = index
+        lines = [("host RSS", 1, "tab:blue", "--" if cuda else "-")]
         if cuda:
-            axis.plot(times, [(s[2] or 0) / 2**30 for s in samples], label="NVML used", color="black")
-            axis.plot(times, [(s[3] or 0) / 2**30 for s in samples], label="CUDA allocated", color="tab:red")
-        axis.plot(times, [s[1] / 2**30 for s in samples], label="host RSS", color="tab:blue", ls="--" if cuda else "-")
-        axis.set_ylim(0, max(top, max(s[1] for s in samples) / 2**30 * 1.05))
+            lines = [("NVML used", 2, "black", "-"), ("CUDA allocated", 3, "tab:red", "-"), *lines]
+        for label, column, colour, style in lines:
+            axis.plot(*_with_gaps(times, [(s[column] or 0) / 2**30 for s in samples]), label=label, color=colour, ls=style)
+        peaks = [f"host {format_bytes(run['host_peak_rss'])}"]
+        if cuda:
+            peaks = [f"allocated {format_bytes(run['peak_allocated'])}", f"NVML {format_bytes(run['nvml_peak'] or 0)}", *peaks]
+        axis.text(0.99, 0.95, "peaks: " + ", ".join(peaks), transform=axis.transAxes, ha="right", va="top", fontsize=8,
+                  bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
+        axis.set_ylim(0, top)
         axis.set_ylabel("GiB")
         axis.set_title(run["variant"], loc="left", fontsize=10)
-    from matplotlib.patches import Patch
-
     handles, labels = axes[0, 0].get_legend_handles_labels()
     handles += [Patch(color=colour, label=phase) for phase, colour in PHASE_COLOURS.items()]
-    axes[0, 0].legend(handles=handles, loc="upper left", fontsize=8, ncol=3)
+    figure.legend(handles=handles, loc="lower center", fontsize=8, ncol=len(handles), frameon=False)
     axes[-1, 0].set_xlabel("seconds since the compile started")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return str(path)

@@ -3,35 +3,56 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
+import warnings
 from pathlib import Path
 import sys
 from importlib import metadata
 
-from .errors import AotiHooksError
-from .registry import disabled_plugins, hook_names, installed_answers, plugin_options, plugin_registry
-from .text import table
+from .errors import AotiHooksError, StepFailed
+from .options import parse_count
+from .registry import (AotiHooksWarning, disabled_plugins, hook_names, installed_answers, pip_too_old, plugin_names,
+                       plugin_options, plugin_registry)
+from .text import did_you_mean, table
+
+WIDTH = 100  # columns the default output fits
+DISABLE_NOTE = "AOTI_HOOKS_DISABLE"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     installed = plugin_registry.installed()
     if not installed:
-        print('no aoti-hooks plugins are installed; try: pip install "aoti-hooks[kv_elide]"')
+        print('no aoti-hooks plugins are installed; see the README for how to install one (e.g. pip install ./plugins/kv_elide)')
         return 0
+    if args.name and args.name not in installed:
+        raise AotiHooksError(f"no installed plugin {args.name!r}{did_you_mean(args.name, installed)}; "
+                             f"installed: {', '.join(sorted(installed))}")
     blocked = disabled_plugins()
     status = 0
-    rows = []
+    rows, details = [], []
     for name in sorted(installed):
+        if args.name and name != args.name:
+            continue
         info = installed[name]
         try:
             plugin = plugin_registry.load(name)
             hooks = ", ".join(hook_names(plugin)) or "(none yet)"
-            options = ", ".join(f"{o.name}={o.default} ({o.type_name})" for o in plugin_options(plugin)) or "-"
+            options = plugin_options(plugin)
         except AotiHooksError as error:
-            hooks, options, status = f"BROKEN: {error}", "-", 1
-        state = "disabled" if name in blocked else "ok"
-        rows.append([name, info.distribution or "(in-process)", info.version or "-", state, hooks, options])
-    print(table(["plugin", "distribution", "version", "state", "hooks", "options"], rows))
+            hooks, options, status = f"BROKEN: {error}", (), 1
+        state = "disabled" if name in blocked else ("broken" if hooks.startswith("BROKEN") else "ok")
+        summary = ", ".join(option.name for option in options) or "-"
+        rows.append([name, info.distribution or "(in-process)", info.version or "-", state, summary])
+        details.append((name, hooks, options))
+    print(table(["plugin", "distribution", "version", "state", "options"], rows))
+    if args.verbose or args.name:
+        for name, hooks, options in details:
+            print(f"\n{name}\n  hooks: {hooks}")
+            for option in options:
+                print(f"  {option.name}={option.default} ({option.type_name}): {option.help}")
+    else:
+        print("\nhooks and each option's default and meaning: aoti-hooks list NAME (or --verbose)")
     return status
 
 
@@ -46,10 +67,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     problems = 0
     print(f"python      {sys.version.split()[0]}")
     print(f"aoti-hooks  {_version('aoti-hooks') or 'not installed (running from a checkout)'}")
-    for dist in ("torch", "triton", "executorch", "pluggy"):
+    for dist in ("torch", "triton", "executorch", "pluggy", "pip"):
         print(f"{dist:<11} {_version(dist) or 'not installed'}")
+    old_pip = pip_too_old()
+    if old_pip:
+        print(f"            {old_pip}")
+        problems += 1
     try:
-        import torch
+        with quiet_imports():
+            import torch
 
         if torch.cuda.is_available():
             print(f"cuda        visible: {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})")
@@ -67,8 +93,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if _version("executorch"):  # optional: checked only where it is installed
         from .seams import executorch
 
-        checks.append(("ExecuTorch seam", executorch.check()))
-    checks += [(f"plugin {name}", results) for name, results in installed_answers("doctor_checks") if results]
+        with quiet_imports():
+            checks.append(("ExecuTorch seam", executorch.check()))
+    if torch.cuda.is_available():
+        from .demo.loader import check_package_loading
+
+        checks.append(("AOTI CUDA package loading", check_package_loading()))
+    with quiet_imports():
+        checks += [(f"plugin {name}", results) for name, results in installed_answers("doctor_checks") if results]
     for title, results in checks:
         print(f"\n{title}:")
         for symbol, problem in results:
@@ -78,24 +110,49 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _plugins_to_run(command: str, given: str) -> tuple[list[str], list[str]]:
+    """(named, will run): ``--plugins`` as names, and those ``AOTI_HOOKS_DISABLE`` leaves to run."""
+    named = plugin_names(given)
+    if not any(named):
+        raise AotiHooksError(f"--plugins is empty; name at least one plugin, e.g. --plugins kv_elide "
+                             f"(installed: {', '.join(sorted(plugin_registry.installed())) or 'none'})")
+    blocked = disabled_plugins()
+    return named, [name for name in named if name not in blocked]
+
+
+def _check_target(target: str | None) -> None:
+    """A profile target compiles for CUDA: refuse it up front on a machine without one."""
+    if target is None:
+        return
+    from .target import parse_target
+
+    parsed = parse_target(target)
+    if parsed.device and parsed.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise AotiHooksError(f"target {target!r} compiles for CUDA and this machine has no CUDA GPU; "
+                                 f"leave --target out to export for this machine")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import json
 
+    from .demo.model import CONFIGS
     from .demo.run import format_demo, run_demo
-    from .registry import plugin_names
     from ._session import Session
 
-    plugins = [name for name in plugin_names(args.plugins) if name]
-    options = _option_pairs("demo", args.option, plugins)
+    if args.config not in CONFIGS:
+        raise AotiHooksError(f"unknown demo config {args.config!r}{did_you_mean(args.config, CONFIGS)}; "
+                             f"choose one of {', '.join(CONFIGS)}")
+    named, plugins = _plugins_to_run("demo", args.plugins)
+    options = _option_pairs("demo", args.option, named)
     if options is None:
         return 2
-    Session(plugins, options=options)  # unknown options and bad values fail here too
-    try:
-        results = run_demo(args.config, plugins, args.ctx, args.layers, args.steps, args.out, quiet=args.json,
-                           options=options)
-    except (RuntimeError, ValueError) as error:
-        print(f"aoti-hooks demo: {error}", file=sys.stderr)
-        return 1
+    _check_target(args.target)
+    Session(plugins, target=args.target, options={k: v for k, v in options.items() if k in plugins})  # fail early
+    results = run_demo(args.config, plugins, args.ctx, args.layers, args.steps, args.out, quiet=args.json,
+                       options=options, target=args.target, keep=args.keep)
     print(json.dumps(results, indent=2) if args.json else format_demo(results))
     return 0
 
@@ -116,11 +173,14 @@ def _option_pairs(command: str, items: list[str], plugins: list[str]) -> dict[st
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
-    from .registry import plugin_names
     from ._session import Session
 
-    plugin_lists = [[name for name in plugin_names(given) if name] for given in args.plugins or ["kv_elide"]]
-    plugins = list(dict.fromkeys(name for names in plugin_lists for name in names))
+    blocked = disabled_plugins()
+    named_lists = [_plugins_to_run("bench", given)[0] for given in args.plugins or ["kv_elide"]]
+    plugins = list(dict.fromkeys(name for names in named_lists for name in names))
+    plugin_lists = [[name for name in names if name not in blocked] for names in named_lists]
+    if not all(plugin_lists):
+        raise AotiHooksError(f"{DISABLE_NOTE}: every plugin of a --plugins run is disabled; unset it or name others")
     options = _option_pairs("bench", args.option, plugins)
     if options is None:
         return 2
@@ -134,14 +194,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       file=sys.stderr)
                 return 2
             found[key] = value
-    Session(plugins, options=options)  # unknown plugins, options and bad values fail before any compile
-    try:
-        results = run_bench(args.program, args.model, plugin_lists, args.backend, args.out, options, backend_specs,
-                            args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
-                            common_specs=common_specs)
-    except RuntimeError as error:
-        print(f"aoti-hooks bench: {error}", file=sys.stderr)
-        return 1
+    _check_target(args.target)
+    Session([p for p in plugins if p not in blocked], target=args.target,
+            options={k: v for k, v in options.items() if k not in blocked})  # fail before any compile
+    results = run_bench(args.program, args.model, plugin_lists, args.backend, args.out, options, backend_specs,
+                        args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
+                        common_specs=common_specs, target=args.target, keep=args.keep)
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
@@ -151,18 +209,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aoti-hooks", description="Plugins for AOTInductor exports that fit your GPU.")
+    parser.add_argument("--version", action="version", version=f"aoti-hooks {_version('aoti-hooks') or '(checkout)'}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="installed plugins: distribution, version, hooks, options").set_defaults(run=cmd_list)
+    listing = commands.add_parser("list", help="installed plugins: distribution, version, state, options")
+    listing.add_argument("name", nargs="?", help="one plugin: its hooks and each option's default and meaning")
+    listing.add_argument("--verbose", action="store_true", help="hooks and options of every plugin")
+    listing.set_defaults(run=cmd_list)
     commands.add_parser("doctor", help="versions, CUDA, and whether every patched torch symbol is as expected").set_defaults(run=cmd_doctor)
     demo = commands.add_parser("demo", help="export the built-in decoder stock and with plugins; compare peaks and outputs")
     demo.add_argument("--config", default="cpu", help="cpu (default), gpu, tiny, gemma4-31b-slice, tiny-alternating")
     demo.add_argument("--plugins", default="kv_elide", help="comma-separated plugin names (default kv_elide)")
-    demo.add_argument("--ctx", type=int, help="context length (size of the KV caches)")
+    demo.add_argument("--ctx", type=_count, help="context length (size of the KV caches), e.g. 16384 or 128k")
+    demo.add_argument("--target", help="the GPU to export for: rtx4090, rtx5090, a100, h100, local (default), "
+                                       "or smem=<bytes>,mem=<size>")
     demo.add_argument("--layers", type=int, help="number of decoder layers")
     demo.add_argument("--option", action="append", default=[], metavar="PLUGIN.OPTION=VALUE",
                       help="a plugin option, e.g. kv_elide.min_bytes=4MiB (repeatable)")
     demo.add_argument("--steps", type=int, default=4, help="decode steps to check against eager (default 4)")
-    demo.add_argument("--out", help="folder for packages and logs (default: a new temporary folder)")
+    demo.add_argument("--out", help="folder for packages and logs, kept (default: a temporary folder, removed after)")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary folder and say where it is")
     demo.add_argument("--json", action="store_true", help="print the measurements as JSON")
     demo.set_defaults(run=cmd_demo)
     bench = commands.add_parser("bench", help="export memory of a program stock and with plugins, with a timeline")
@@ -176,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="adds a stock run with this ExecuTorch compile spec, e.g. low_memory_mode=ON")
     bench.add_argument("--option", action="append", default=[], metavar="PLUGIN.OPTION=VALUE",
                        help="a plugin option, e.g. kv_elide.min_bytes=4MiB (repeatable)")
-    bench.add_argument("--ctx", type=int, help="--model only: context length")
+    bench.add_argument("--ctx", type=_count, help="--model only: context length, e.g. 16384 or 128k")
+    bench.add_argument("--target", help="the GPU to export for: rtx4090, rtx5090, a100, h100, local (default), "
+                                        "or smem=<bytes>,mem=<size>")
     bench.add_argument("--layers", type=int, help="--model only: number of layers")
     bench.add_argument("--periods", type=int, help="--model demo:gemma4-31b-slice only: periods of 5 sliding + 1 full layer")
     bench.add_argument("--common-spec", action="append", default=[], metavar="KEY=VALUE",
@@ -184,16 +251,69 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--lm-head", choices=("int4",),
                        help="--model only: an int4 lm_head in ExecuTorch's CUDA layout (needs executorch)")
     bench.add_argument("--out", help="folder for report.json, report.md, timeline.png (default: a new temporary folder)")
+    bench.add_argument("--keep", action="store_true", help="keep the compiles' packages and logs (default: removed)")
     bench.set_defaults(run=cmd_bench)
     installed_answers("register_commands", commands=commands)  # plugins add their own (sdpa-check)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["aoti-hooks", *argv])  # what results record as their provenance
+    with one_line_warnings():
+        try:
+            return args.run(args)
+        except AotiHooksError as error:
+            print(f"aoti-hooks: {error}", file=sys.stderr)
+            return 2
+        except StepFailed as error:
+            print(f"aoti-hooks {args.command}: {error}", file=sys.stderr)
+            return 1
+
+
+def _count(text: str) -> int:
     try:
-        return args.run(args)
-    except AotiHooksError as error:
-        print(f"aoti-hooks: {error}", file=sys.stderr)
-        return 2
+        return parse_count(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+@contextlib.contextmanager
+def one_line_warnings():
+    """aoti-hooks' own warnings as one line each, said once (no source line echoed)."""
+    said: set[str] = set()
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, AotiHooksWarning):
+            return original(message, category, filename, lineno, file, line)
+        if str(message) not in said:
+            said.add(str(message))
+            print(f"aoti-hooks: note: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", AotiHooksWarning)
+            yield
+    finally:
+        warnings.showwarning = original
+
+
+@contextlib.contextmanager
+def quiet_imports():
+    """Third-party import noise (torchao's "Failed to load ..." lines, deprecation warnings) kept out of
+    our output: stderr written while importing goes nowhere. Our own messages are printed after."""
+    import os
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 if __name__ == "__main__":

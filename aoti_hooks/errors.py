@@ -21,3 +21,7 @@ class PluginError(AotiHooksError):
 
 class SeamError(AotiHooksError):
     """A private torch or ExecuTorch symbol a seam patches is missing or has changed."""
+
+
+class StepFailed(RuntimeError):
+    """A demo or bench step (a compile, a decode check) failed in its own process; the message names its log."""

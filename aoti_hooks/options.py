@@ -12,21 +12,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Callable
 
 from .errors import AotiHooksError
+from .text import decoded, did_you_mean, shown
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
+_COUNT_UNITS = {"": 1, "K": 2**10, "M": 2**20}
+_COUNT = re.compile(r"^\s*(\d+)\s*([kKmM]?)\s*$")
+
+
 def _text(value: Any) -> Any:
-    return value.decode() if isinstance(value, (bytes, bytearray)) else value
+    return decoded(value, "the value")
 
 
 def parse_size(value: Any) -> int:
-    """A byte count: ``1048576``, ``"512MiB"``, ``"32GiB"``, ``"1.5GB"``."""
+    """A byte count, exact: ``1048576``, ``"512MiB"``, ``"32GiB"``, ``"1.5GB"``; never a fraction of a byte."""
     value = _text(value)
     if isinstance(value, bool):
         raise ValueError("expected a size such as 1048576 or '512MiB'")
@@ -37,7 +43,27 @@ def parse_size(value: Any) -> int:
     match = _SIZE.match(str(value))
     if not match or match.group(2).upper() not in _UNITS:
         raise ValueError("expected a size such as 1048576 or '512MiB'")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    size = Fraction(match.group(1)) * _UNITS[match.group(2).upper()]
+    if size.denominator != 1:
+        raise ValueError(f"{match.group(0).strip()} is not a whole number of bytes; give whole bytes, e.g. 1536KiB")
+    return int(size)
+
+
+def parse_count(value: Any) -> int:
+    """A positive count such as a context length: ``131072``, ``"128k"`` (x 1024), ``"1M"`` (x 1024²)."""
+    value = _text(value)
+    if isinstance(value, bool):
+        raise ValueError("expected a count such as 131072 or 128k")
+    if isinstance(value, int):
+        count = value
+    else:
+        match = _COUNT.match(str(value))
+        if not match:
+            raise ValueError(f"expected a count such as 131072 or 128k, not {value!r}")
+        count = int(match.group(1)) * _COUNT_UNITS[match.group(2).upper()]
+    if count < 1:
+        raise ValueError("a count must be at least 1")
+    return count
 
 
 def parse_bool(value: Any) -> bool:
@@ -98,6 +124,7 @@ class Option:
     default: Any
     help: str
     kind: str = ""
+    accepts_list: bool = False  # the parser takes a list or tuple too (not only text)
 
     @property
     def type_name(self) -> str:
@@ -106,10 +133,14 @@ class Option:
     def value(self, plugin: str, raw: Any) -> Any:
         """Parse ``raw``; a bad value raises one sentence naming plugin, option and the fix."""
         try:
+            if raw is None or isinstance(raw, (dict, set, frozenset)) or (
+                    isinstance(raw, (list, tuple)) and not self.accepts_list):
+                raise ValueError(f"expected one value such as {self.default!r}, not "
+                                 + ("None" if raw is None else f"a {type(raw).__name__}"))
             return self.parse(raw)
         except (ValueError, TypeError) as error:
             raise AotiHooksError(
-                f"bad value {_text(raw)!r} for option {self.name!r} of plugin {plugin!r}: {error} "
+                f"bad value {shown(raw)} for option {self.name!r} of plugin {plugin!r}: {error} "
                 f"({self.help})"
             ) from None
 
@@ -117,12 +148,12 @@ class Option:
 def resolve_options(plugin: str, declared: tuple[Option, ...], given: dict[str, Any]) -> dict[str, Any]:
     """Defaults overlaid with ``given``; unknown names and bad values raise `AotiHooksError`."""
     by_name = {option.name: option for option in declared}
-    unknown = sorted(set(given) - set(by_name))
+    unknown = sorted((name for name in given if name not in by_name), key=str)
     if unknown:
         known = ", ".join(sorted(by_name)) or "none"
         raise AotiHooksError(
-            f"plugin {plugin!r} has no option {unknown[0]!r}; its options are: {known} "
-            f"(see `aoti-hooks list`)"
+            f"plugin {plugin!r} has no option {unknown[0]!r}{did_you_mean(unknown[0], by_name)}; "
+            f"its options are: {known} (see `aoti-hooks list {plugin}`)"
         )
     resolved = {name: option.value(plugin, option.default) for name, option in by_name.items()}
     for name, raw in given.items():
@@ -135,8 +166,8 @@ def check_options_belong(names: list[str], plugin_options: dict[str, Any]) -> No
     for plugin, given in plugin_options.items():
         if plugin not in names:
             raise AotiHooksError(
-                f"options were given for plugin {plugin!r}, which is not in the plugin list {names}; "
-                f"add it to the list or drop its options"
+                f"options were given for plugin {plugin!r}{did_you_mean(plugin, names)}, which is not in the "
+                f"plugin list {names}; add it to the list or drop its options"
             )
         if not isinstance(given, dict):
             raise AotiHooksError(

@@ -20,6 +20,7 @@ import pluggy
 from . import hookspecs
 from .errors import AotiHooksError
 from .options import Option
+from .text import decoded, did_you_mean
 
 ENTRY_POINT_GROUP = "aoti_hooks"
 DISABLE_ENV = "AOTI_HOOKS_DISABLE"
@@ -36,18 +37,40 @@ class InstalledPlugin:
     loader: Callable[[], Any]
 
 
+class AotiHooksWarning(UserWarning):
+    """Something aoti-hooks did differently from what was asked, said once (the CLI prints it as one line)."""
+
+
 def disabled_plugins() -> set[str]:
     """Names listed in ``AOTI_HOOKS_DISABLE`` (comma separated)."""
     return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
 
 
 def plugin_names(plugins: Any) -> list[str]:
-    """A plugin list as names: ``"a,b"``, ``b"a,b"`` or an iterable, each name stripped."""
-    if isinstance(plugins, (bytes, bytearray)):
-        plugins = plugins.decode()
+    """A plugin list as names: ``"a,b"``, ``b"a,b"`` or an iterable of names, each name stripped."""
+    try:
+        plugins = decoded(plugins, "the plugin list")
+    except ValueError as error:
+        raise AotiHooksError(str(error)) from None
     if isinstance(plugins, str):
         plugins = plugins.split(",")
-    return [str(name).strip() for name in plugins]
+    if plugins is None or not isinstance(plugins, (list, tuple)) or not all(isinstance(n, str) for n in plugins):
+        raise AotiHooksError(f"plugins must be a list of names or a comma-separated string such as "
+                             f"'kv_elide,const_offload', not {plugins!r}")
+    return [name.strip() for name in plugins]
+
+
+def pip_too_old() -> str | None:
+    """A sentence when this environment's pip drops extras such as ``[kv_elide]`` (pip < 23.3 does)."""
+    try:
+        version = metadata.version("pip")
+    except metadata.PackageNotFoundError:
+        return None
+    release = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if release >= (23, 3):
+        return None
+    return (f"pip {version} here installs 'aoti-hooks[<plugin>]' without the plugin (only a warning; "
+            f"pip >= 23.3 is needed for extras with underscores): run pip install -U pip first")
 
 
 def plugin_options(plugin: Any) -> tuple[Option, ...]:
@@ -126,9 +149,13 @@ class PluginRegistry:
         installed = self.installed()
         if name not in installed:
             names = ", ".join(sorted(installed)) or "none"
+            close = did_you_mean(name, installed)
+            if close:
+                raise AotiHooksError(f"unknown plugin {name!r}{close}; installed: {names}")
+            old_pip = pip_too_old()
             raise AotiHooksError(
                 f"unknown plugin {name!r} (installed: {names}); "
-                f'install it with: pip install "aoti-hooks[{name}]"'
+                + (old_pip if old_pip else f'install it with: pip install "aoti-hooks[{name}]"')
             )
         try:
             plugin = installed[name].loader()
@@ -159,10 +186,15 @@ class PluginRegistry:
                 raise AotiHooksError(f"plugin {name!r} is named twice; name each plugin once")
             seen.add(name)
         blocked = disabled_plugins()
+        unknown = sorted(blocked - set(self.installed()))
+        if unknown:
+            warnings.warn(f"{DISABLE_ENV} names {', '.join(map(repr, unknown))}, which is not an installed plugin "
+                          f"(installed: {', '.join(sorted(self.installed())) or 'none'})", AotiHooksWarning, stacklevel=3)
         selected = []
         for name in names:
             if name in blocked:
-                warnings.warn(f"plugin {name!r} is disabled by {DISABLE_ENV} and will not run", stacklevel=3)
+                warnings.warn(f"plugin {name!r} is disabled by {DISABLE_ENV} and will not run", AotiHooksWarning,
+                              stacklevel=3)
                 continue
             selected.append((name, self.load(name)))
         return selected

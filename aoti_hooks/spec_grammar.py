@@ -19,6 +19,7 @@ from .errors import AotiHooksError
 from .registry import plugin_names
 from .options import check_options_belong
 from .target import Target
+from .text import decoded
 
 PREFIX = "aoti_hooks."
 PLUGINS_KEY = PREFIX + "plugins"
@@ -103,6 +104,8 @@ def parse_compile_specs(specs: Iterable[Any]) -> SessionArgs | None:
     options: dict[str, dict[str, str]] = {}
     seen: set[str] = set()
     found = False
+    if specs is None or isinstance(specs, (str, bytes)) or not hasattr(specs, "__iter__"):
+        raise AotiHooksError(f"compile specs must be a list of CompileSpec(key, value) or (key, value) pairs, not {specs!r}")
     for spec in specs:
         key, value = _key_value(spec)
         if not key.startswith(PREFIX):
@@ -111,7 +114,10 @@ def parse_compile_specs(specs: Iterable[Any]) -> SessionArgs | None:
         if key in seen:
             raise AotiHooksError(f"compile spec {key!r} is given twice; give it once")
         seen.add(key)
-        text = bytes(value).decode()
+        try:
+            text = decoded(bytes(value), f"compile spec {key!r}:")
+        except ValueError as error:
+            raise AotiHooksError(str(error)) from None
         if key == PLUGINS_KEY:
             plugins = plugin_names(text)
         elif key == TARGET_KEY:

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 from .errors import AotiHooksError
 from .options import parse_size
+from .text import decoded, did_you_mean
+
+# Devices whose tensors hold data an export can compile against (``meta`` holds none).
+DATA_DEVICES = ("cpu", "cuda", "xpu", "mps", "hip")
 
 GiB = 2**30
 
@@ -52,8 +56,10 @@ def parse_target(value) -> Target:
         return _local()
     if isinstance(value, Target):
         return value
-    text = value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
-    text = text.strip()
+    try:
+        text = str(decoded(value, "the target")).strip()
+    except ValueError as error:
+        raise AotiHooksError(str(error)) from None
     if text in PROFILES:
         smem, mem = PROFILES[text]
         return Target(text, smem, mem, "cuda")
@@ -68,12 +74,19 @@ def parse_target(value) -> Target:
         fields[key] = val.strip()
     if "smem" not in fields and "mem" not in fields:
         raise AotiHooksError(
-            f"unknown target {text!r}: use one of {', '.join([*PROFILES, 'local'])} "
-            f"or spell it out as 'smem=<bytes>,mem=<size>[,device=cuda:0]'"
+            f"unknown target {text!r}{did_you_mean(text, [*PROFILES, 'local'])}: use one of "
+            f"{', '.join([*PROFILES, 'local'])} or spell it out as 'smem=<bytes>,mem=<size>[,device=cuda:0]'"
         )
     try:
         smem = parse_size(fields["smem"]) if "smem" in fields else None
         mem = parse_size(fields["mem"]) if "mem" in fields else None
     except ValueError as error:
         raise AotiHooksError(f"bad target {text!r}: {error}") from None
-    return Target(text, smem, mem, fields.get("device"))
+    for key, size in (("smem", smem), ("mem", mem)):
+        if size == 0:
+            raise AotiHooksError(f"bad target {text!r}: {key}=0 leaves nothing to fit in; give the GPU's real {key}")
+    device = fields.get("device")
+    if device is not None and device.partition(":")[0] not in DATA_DEVICES:
+        raise AotiHooksError(f"bad target {text!r}: device={device} cannot hold the program's data; "
+                             f"use one of {', '.join(DATA_DEVICES)} (e.g. device=cuda:0)")
+    return Target(text, smem, mem, device)

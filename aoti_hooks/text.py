@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import difflib
+from typing import Any, Iterable
 
 _UNITS = ((2**30, "GiB", 2), (2**20, "MiB", 1), (2**10, "KiB", 1))
 
@@ -22,3 +23,31 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     line = lambda row: "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """`` (did you mean 'kv_elide'?)`` for a close match among ``choices``, else ``""``."""
+    choices = [str(choice) for choice in choices]
+    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.7)
+    close = close or [choice for choice in choices if sorted(choice) == sorted(str(word))]  # swapped letters
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def decoded(value: Any, what: str) -> Any:
+    """``value`` with bytes decoded as UTF-8 (compile specs arrive as bytes); ValueError if they are not."""
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{what} {bytes(value)!r} is not UTF-8 text; give it as text, e.g. b'4MiB'") from None
+    return value
+
+
+def shown(value: Any) -> str:
+    """``value`` for a message: bytes that are not text shown as bytes, never decoded again."""
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return repr(bytes(value).decode("utf-8"))
+        except UnicodeDecodeError:
+            return repr(bytes(value))
+    return repr(value)

@@ -37,6 +37,8 @@ def test_bench_a_saved_program(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["bench"], "give either a PROGRAM.pt2"),
     (["bench", "--model", "demo:nope"], "unknown model 'demo:nope'; choose one of demo:cpu"),
+    (["bench", "--model", "demo:tyni"], "unknown model 'demo:tyni' (did you mean 'demo:tiny'?)"),
+    (["bench", "--model", "demo:tiny", "--plugins", ""], "--plugins is empty; name at least one plugin"),
     (["bench", "missing.pt2"], "program 'missing.pt2' does not exist"),
     (["bench", "--model", "demo:tiny", "--backend-spec", "low_memory_mode=ON"], "--backend-spec sets ExecuTorch compile specs"),
     (["bench", "--model", "demo:tiny", "--plugins", "no_such"], "unknown plugin 'no_such'"),

@@ -12,9 +12,17 @@ def test_list_shows_installed_plugins_with_distribution_and_version(capsys, monk
         assert name in out and "aoti-hooks-" + name.replace("_", "-") in out
     sdpa_row = next(line for line in out.splitlines() if line.startswith("sdpa_configs"))
     assert "disabled" in sdpa_row
+    assert max(map(len, out.splitlines())) <= cli.WIDTH and "kernels, check, cache" in sdpa_row
+    assert cli.main(["list", "sdpa_configs"]) == 0
+    detail = capsys.readouterr().out
     # each option's kind: declared (kind=...) or the parser's name without parse_
-    assert "kernels=all (kernel list), check=auto (auto or cached), cache= (path)" in sdpa_row
-    assert "max_transient=auto (budget)" in out and "min_bytes=1MiB (size), pattern= (regex)" in out
+    assert "kernels=all (kernel list):" in detail and "check=auto (auto or cached):" in detail
+    assert "hooks: autotune_configs, compile_context" in detail and "kv_elide" not in detail
+    assert cli.main(["list", "--verbose"]) == 0
+    verbose = capsys.readouterr().out
+    assert "max_transient=auto (budget):" in verbose and "min_bytes=1MiB (size):" in verbose
+    assert cli.main(["list", "kv_elid"]) == 2
+    assert "no installed plugin 'kv_elid' (did you mean 'kv_elide'?)" in capsys.readouterr().err
 
 
 def test_doctor_passes_on_a_supported_torch(capsys):

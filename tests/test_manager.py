@@ -24,12 +24,22 @@ def test_installed_plugins_are_found_through_entry_points():
         assert installed[name].version == aoti_hooks.__version__
 
 
-def test_unknown_plugin_lists_installed_and_the_pip_line():
+def test_unknown_plugin_lists_installed_and_the_pip_line(monkeypatch):
     with pytest.raises(AotiHooksError) as caught:
-        aoti_hooks.session(["kv_elid"])
+        aoti_hooks.session(["kv_elid"])  # a typo: the close name first, no install advice
     message = str(caught.value)
-    assert "unknown plugin 'kv_elid'" in message and "kv_elide" in message
-    assert 'pip install "aoti-hooks[kv_elid]"' in message
+    assert "unknown plugin 'kv_elid' (did you mean 'kv_elide'?); installed: chunked_dequant" in message
+    assert "pip install" not in message
+    with pytest.raises(AotiHooksError) as caught:
+        aoti_hooks.session(["flash_prefill"])
+    assert 'pip install "aoti-hooks[flash_prefill]"' in str(caught.value)
+    from importlib import metadata
+
+    real = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "23.0.1" if name == "pip" else real(name))
+    with pytest.raises(AotiHooksError, match=r"pip 23.0.1 here installs 'aoti-hooks\[<plugin>\]' without the plugin.*"
+                                             r"run pip install -U pip first"):
+        aoti_hooks.session(["flash_prefill"])
 
 
 def test_plugin_named_twice(register):

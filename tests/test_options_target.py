@@ -38,7 +38,8 @@ def test_resolve_options_fills_defaults_and_parses():
 
 
 def test_unknown_option_names_the_known_ones():
-    with pytest.raises(AotiHooksError, match=r"plugin 'kv_elide' has no option 'min_byte'; its options are: min_bytes, pattern"):
+    with pytest.raises(AotiHooksError, match=r"plugin 'kv_elide' has no option 'min_byte' \(did you mean 'min_bytes'\?\); "
+                                             r"its options are: min_bytes, pattern"):
         resolve_options("kv_elide", OPTIONS, {"min_byte": "1"})
 
 

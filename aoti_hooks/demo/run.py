@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,8 +19,13 @@ import time
 from pathlib import Path
 
 from .._session import report_lines
-from ..text import format_bytes, table
+from ..errors import AotiHooksError, StepFailed
+from ..text import did_you_mean, format_bytes, table
 from .model import CONFIGS
+
+LIBSTDCXX_HINT = ("if it died loading an AOTI CUDA package, this machine's libstdc++ symbols may be bound from another "
+                  "library: export LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libstdc++.so.6 and run again "
+                  "(aoti-hooks doctor checks this)")
 
 MiB = 2**20
 
@@ -43,16 +50,18 @@ class Progress:
         while not self.stop.wait(0.5):
             print(f"\r{self.label} ... {time.perf_counter() - self.start:5.0f} s", end="", file=sys.stderr, flush=True)
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, value, traceback):
         self.stop.set()
         if not self.quiet:
             end = "\r" if sys.stderr.isatty() else ""
-            print(f"{end}{self.label} ... done in {time.perf_counter() - self.start:.1f} s", file=sys.stderr, flush=True)
+            outcome = "FAILED after" if kind is not None else "done in"
+            print(f"{end}{self.label} ... {outcome} {time.perf_counter() - self.start:.1f} s (whole step, in its own process)",
+                  file=sys.stderr, flush=True)
 
 
 def run_in_worker(command: str, spec: dict, folder: Path, name: str, env: dict) -> dict:
     """Run ``aoti_hooks.demo.worker <command>`` on ``spec`` in a fresh process (its own peaks, its own
-    Inductor cache through ``env``); its JSON result, or a RuntimeError with the log's tail.
+    Inductor cache through ``env``); its JSON result, or `StepFailed` with the log's tail.
     The entry point demo, bench and the GPU scripts share."""
     spec = {**spec, "result": str(folder / f"{name}.result.json")}
     spec_path = folder / f"{name}.spec.json"
@@ -62,17 +71,35 @@ def run_in_worker(command: str, spec: dict, folder: Path, name: str, env: dict) 
     (folder / f"{name}.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-        raise RuntimeError(f"the {name} step failed (exit {done.returncode}); log: {folder / (name + '.log')}\n{tail}")
+        hint = f"; {LIBSTDCXX_HINT}" if done.returncode == -signal.SIGSEGV and command == "outputs" else ""
+        raise StepFailed(f"the {name} step failed (exit {done.returncode}){hint}; log: {folder / (name + '.log')}\n{tail}")
     return json.loads(Path(spec["result"]).read_text())
 
 
 def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | None, steps: int,
-             out: str | None, quiet: bool, options: dict | None = None) -> dict:
+             out: str | None, quiet: bool, options: dict | None = None, target: str | None = None,
+             keep: bool = False) -> dict:
+    """Stock, then ``plugins`` (none: stock alone); the artifacts stay in ``out`` (or, with ``keep``, in
+    the temporary folder), else the temporary folder is removed."""
     if config not in CONFIGS:
-        raise ValueError(f"unknown demo config {config!r}; choose one of {', '.join(CONFIGS)}")
+        raise AotiHooksError(f"unknown demo config {config!r}{did_you_mean(config, CONFIGS)}; "
+                             f"choose one of {', '.join(CONFIGS)}")
     folder = Path(out or tempfile.mkdtemp(prefix="aoti-hooks-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
-    base = {"config": config, "ctx": ctx, "layers": layers,
+    try:
+        results = _run_demo(folder, config, plugins, ctx, layers, steps, quiet, options, target)
+    except BaseException:
+        if not quiet:
+            print(f"artifacts and logs of the failed run: {folder}", file=sys.stderr)
+        raise
+    results["kept"] = bool(out or keep)
+    if not results["kept"]:
+        shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+def _run_demo(folder: Path, config: str, plugins: list[str], ctx, layers, steps, quiet, options, target) -> dict:
+    base = {"config": config, "ctx": ctx, "layers": layers, "target": target,
             # Weights as a blob beside the .so, the layout ExecuTorch's AOTI backends write;
             # it keeps multi-GB constants out of the shared library.
             "inductor_configs": {"aot_inductor.precompile_headers": False,
@@ -80,7 +107,7 @@ def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | Non
                                  "aot_inductor.package_constants_on_disk_format": "binary_blob"}}
     results = {"config": CONFIGS[config].with_(ctx=ctx, layers=layers).__dict__, "folder": str(folder), "runs": []}
     packages = {}
-    for variant, names in (("stock", []), ("plugins", plugins)):
+    for variant, names in (("stock", []), ("plugins", plugins))[: 2 if plugins else 1]:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(folder / f"inductor-{variant}")}
         spec = {**base, "variant": variant, "plugins": names, "options": options or {},
                 "package": str(folder / f"{variant}.pt2")}
@@ -116,7 +143,7 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
         spec = {**base, "package": package, "steps": steps, "logits": str(folder / f"{variant}.logits.pt")}
         try:
             run_in_worker("outputs", spec, folder, f"outputs-{variant}", dict(os.environ))
-        except RuntimeError as error:
+        except StepFailed as error:
             if package is None:
                 raise
             # Seen on the H100 image (torch 2.11, CUDA 13): every AOTI CUDA package, even a
@@ -137,20 +164,30 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
     return check
 
 
+def saved(stock: int | None, ours: int | None) -> str:
+    """``-1.2 GiB (-40%)`` from stock to ours; ``-`` when either is unknown."""
+    if not stock or ours is None:
+        return "-"
+    change = ours - stock
+    return f"{'-' if change < 0 else '+'}{format_bytes(abs(change))} ({change / stock:+.0%})"
+
+
 def format_demo(results: dict) -> str:
     runs = results["runs"]
     cuda = "peak_allocated" in runs[0]
-    header = ["variant", "compile", "host peak RSS"]
+    header = ["variant", "compile (AOTI call)", "host peak RSS"]
     if cuda:
         header += ["peak allocated", "peak reserved", "NVML device peak"]
-    header += ["package", "vs eager (max rel err)", "outputs = stock", "constants = stock"]
+    header += ["saved vs stock", "package", "vs eager (max rel err)", "outputs = stock", "constants = stock"]
+    measure = "peak_allocated" if cuda else "host_peak_rss"
     rows = []
     for run in runs:
-        label = run["variant"] if not run["plugins"] else ",".join(run["plugins"])
+        label = ",".join(run["plugins"]) or "stock"  # what ran (AOTI_HOOKS_DISABLE may have left plugins out)
         check = results["check"][run["variant"]]
         row = [label, f"{run['compile_s']:.1f} s", format_bytes(run["host_peak_rss"])]
         if cuda:
             row += [format_bytes(run["peak_allocated"]), format_bytes(run["peak_reserved"]), format_bytes(run["nvml_peak"])]
+        row.append("-" if run is runs[0] else saved(runs[0][measure], run[measure]))
         error = check["max_rel_error_vs_eager"]
         same = check.get("bitwise_equal_to_stock")
         row += [format_bytes(run["package_bytes"]), "not run" if error is None else f"{error:.2e}",
@@ -159,16 +196,22 @@ def format_demo(results: dict) -> str:
         rows.append(row)
     lines = [table(header, rows)]
     first = runs[0]
+    where = (f"artifacts in {results['folder']}" if results.get("kept", True)
+             else "artifacts removed (--keep or --out DIR keeps them)")
     lines.append("")
     lines.append(f"device {first['device']}; weights {format_bytes(first['weight_bytes'])}, KV caches {format_bytes(first['cache_bytes'])}; "
-                 f"{results['check']['stock']['steps']} decode steps checked; artifacts in {results['folder']}")
+                 f"{results['check']['stock']['steps']} decode steps checked; {where}")
+    lines.append("compile (AOTI call) is the compile alone; the progress lines' times are each whole step "
+                 "(process start, model build, export, compile).")
     if results["check"]["stock"].get("note"):
         lines.append(results["check"]["stock"]["note"])
     for run in runs:
         lines += report_lines(run["report"])
-    if not cuda:
-        lines.append("The target is the CPU: the 'device' is the host and there is no device peak to report; host RSS"
-                     " is the whole process (torch, the exported program), so the saving there is small. Run on a GPU for device figures.")
+    if len(runs) == 1:
+        lines.append("Only stock ran: every plugin named is disabled by AOTI_HOOKS_DISABLE.")
+    elif not cuda:
+        lines.append("The target is the CPU: there is no device peak; 'saved' is the host peak RSS of the whole compile "
+                     "process (torch and the program included). Run on a GPU for device figures.")
     else:
         stock, ours = runs
         budget = first["weight_bytes"] * 1.05 + 256 * MiB

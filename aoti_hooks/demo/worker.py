@@ -58,7 +58,9 @@ def compile_one(spec: dict) -> dict:
     if device.type == "cuda":
         torch.cuda.init()
         torch.cuda.reset_peak_memory_stats()
-    target = dataclasses.replace(parse_target("local"), device=str(device))
+    target = parse_target(spec["target"]) if spec.get("target") else parse_target("local")
+    if target.device is None:
+        target = dataclasses.replace(target, device=str(device))
     if spec.get("peak_breakdown"):
         allocator.record_history()
     report, artifacts = {}, {}
@@ -139,7 +141,7 @@ def lower_executorch(spec: dict, program) -> tuple[dict, dict]:
     specs = [CudaBackend.generate_method_name_compile_spec("forward")]
     specs += [CompileSpec(key, str(value).encode()) for key, value in spec.get("backend_specs", {}).items()]
     if spec["plugins"]:
-        specs += aoti_hooks.compile_specs(spec["plugins"], target="local", **spec.get("options", {}))
+        specs += aoti_hooks.compile_specs(spec["plugins"], target=spec.get("target") or "local", **spec.get("options", {}))
     edge = to_edge_transform_and_lower(program, partitioner=[CudaPartitioner(specs)],
                                        compile_config=EdgeCompileConfig(_check_ir_validity=False))
     manager = edge.to_executorch()

@@ -11,6 +11,7 @@ one-shot call; the runtime graph and the artifact are unchanged.
 from __future__ import annotations
 
 from aoti_hooks import Option, hookimpl, parse_size
+from aoti_hooks.text import decoded
 
 from .chunking import Chunker, chunking, rows_per_chunk
 from .registry import EXECUTORCH_IMPLS, EXECUTORCH_OPS, ChunkableOp, entries, executorch_impl, register, resolved_entries, unregister
@@ -24,7 +25,7 @@ FALLBACK_BUDGET = 512 * MiB
 
 def parse_budget(value) -> int | str:
     """``auto`` or a positive size such as ``268435456`` or ``256MiB``."""
-    text = value.decode() if isinstance(value, (bytes, bytearray)) else value
+    text = decoded(value, "the value")
     if isinstance(text, str) and text.strip().lower() == "auto":
         return "auto"
     size = parse_size(text)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from aoti_hooks import Option, hookimpl
+from aoti_hooks.text import decoded
 from aoti_hooks.seams.export import called_op_names
 from aoti_hooks.seams.triton import config_key, kernel_name
 
@@ -31,7 +32,7 @@ NAME = "sdpa_configs"
 
 def parse_kernels(value) -> tuple[str, ...]:
     """``all`` or a comma-separated list of known kernel names."""
-    text = value.decode() if isinstance(value, (bytes, bytearray)) else value
+    text = decoded(value, "the value")
     if isinstance(text, (list, tuple)):
         names = tuple(str(v).strip() for v in text)
     else:
@@ -44,7 +45,7 @@ def parse_kernels(value) -> tuple[str, ...]:
 
 
 def parse_check(value) -> str:
-    text = (value.decode() if isinstance(value, (bytes, bytearray)) else str(value)).strip().lower()
+    text = str(decoded(value, "the value")).strip().lower()
     if text not in ("auto", "cached"):
         raise ValueError("expected auto (check unchecked configs on the local GPU) or cached (offer only checked ones)")
     return text
@@ -52,12 +53,12 @@ def parse_check(value) -> str:
 
 def parse_path(value) -> str:
     """A file path; empty means the default cache file."""
-    return (value.decode() if isinstance(value, (bytes, bytearray)) else str(value)).strip()
+    return str(decoded(value, "the value")).strip()
 
 
 OPTIONS = (
     Option("kernels", parse_kernels, "all", "which known kernels to handle, comma-separated (all: every one)",
-           kind="kernel list"),
+           kind="kernel list", accepts_list=True),
     Option("check", parse_check, "auto",
            "auto: check configs without a cached verdict on the local GPU; cached: offer only checked configs",
            kind="auto or cached"),

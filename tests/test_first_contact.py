@@ -1,0 +1,168 @@
+"""What a new user meets first: every bad input is one sentence (exit 2 on the command line),
+options and targets parse exactly, the demo says what ran and cleans up after itself."""
+
+import json
+import os
+import warnings
+
+import pytest
+import torch
+
+import aoti_hooks
+from aoti_hooks import AotiHooksError, cli, parse_size, parse_target
+from aoti_hooks.options import parse_count
+
+
+# --- the Python API ---------------------------------------------------------------------------------
+
+
+def linear_program():
+    return torch.export.export(torch.nn.Linear(2, 2), (torch.randn(1, 2),))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: aoti_hooks.aoti_compile_and_package(torch.nn.Linear(2, 2), plugins=["kv_elide"]),
+     "aoti_compile_and_package takes an ExportedProgram, not a Linear; export the model first"),
+    (lambda: aoti_hooks.aoti_compile_and_package(linear_program(), plugins=["kv_elide"], inductor_config={}),
+     "got inductor_config=, which is neither one of its parameters nor a plugin in the list (did you mean 'inductor_configs'?)"),
+    (lambda: aoti_hooks.session(["kv_elide"], targt="h100"), "(did you mean 'target'?)"),
+    (lambda: aoti_hooks.session(["kv_elid"]), "unknown plugin 'kv_elid' (did you mean 'kv_elide'?)"),
+    (lambda: aoti_hooks.session(plugins=123), "plugins must be a list of names or a comma-separated string"),
+    (lambda: aoti_hooks.session(plugins=None), "plugins must be a list of names"),
+    (lambda: aoti_hooks.session(plugins=b"\xff"), "the plugin list b'\\xff' is not UTF-8 text"),
+    (lambda: aoti_hooks.session(["kv_elide"], kv_elide={"pattern": None}),
+     "bad value None for option 'pattern' of plugin 'kv_elide': expected one value such as '', not None"),
+    (lambda: aoti_hooks.session(["kv_elide"], kv_elide={"min_bytes": ["1MiB"]}), "not a list"),
+    (lambda: aoti_hooks.session(["kv_elide"], kv_elide={1: "x", "min_byte": 2}), "plugin 'kv_elide' has no option 1"),
+    (lambda: aoti_hooks.session(["kv_elide"], kv_elide={"min_bytes": b"\xff"}),
+     "bad value b'\\xff' for option 'min_bytes' of plugin 'kv_elide': the value b'\\xff' is not UTF-8 text"),
+    (lambda: aoti_hooks.session(["kv_elide"], kv_elide={"min_bytes": "1.9"}), "1.9 is not a whole number of bytes"),
+    (lambda: aoti_hooks.session(["chunked_dequant"], chunked_dequant={"max_transient": "1e400"}), "expected a size"),
+    (lambda: aoti_hooks.parse_compile_specs(None), "compile specs must be a list of CompileSpec(key, value)"),
+    (lambda: aoti_hooks.parse_compile_specs([("aoti_hooks.plugins", b"\xff")]),
+     "compile spec 'aoti_hooks.plugins': b'\\xff' is not UTF-8 text"),
+    (lambda: aoti_hooks.parse_compile_specs([("aoti_hooks.plugins", b"kv_elide"), ("aoti_hooks.target", b"\xff")]),
+     "is not UTF-8 text"),
+    (lambda: parse_target(b"\xff"), "the target b'\\xff' is not UTF-8 text"),
+    (lambda: parse_target("rtx509"), "unknown target 'rtx509' (did you mean 'rtx5090'?)"),
+    (lambda: parse_target("smem=0,mem=0"), "smem=0 leaves nothing to fit in"),
+    (lambda: parse_target("smem=101376,mem=0"), "mem=0 leaves nothing to fit in"),
+    (lambda: parse_target("smem=101376,mem=8GiB,device=meta"), "device=meta cannot hold the program's data"),
+])
+def test_bad_input_is_one_sentence(call, message):
+    with pytest.raises(AotiHooksError) as caught:
+        call()
+    assert message in str(caught.value)
+
+
+def test_sizes_and_counts_are_exact():
+    assert parse_size("1.5GB") == 1_500_000_000 and parse_size("1.5KiB") == 1536
+    assert parse_size(str(2**60 + 1)) == 2**60 + 1  # no float rounding
+    assert parse_size("9" * 400) == int("9" * 400)  # no OverflowError
+    for fraction in ("0.5", "1.9", "0.3KiB"):
+        with pytest.raises(ValueError, match="is not a whole number of bytes"):
+            parse_size(fraction)
+    assert parse_count("128k") == 131072 and parse_count("16384") == 16384 and parse_count("1M") == 2**20
+    with pytest.raises(ValueError):
+        parse_count("0")
+
+
+def test_sessions_left_out_of_order_never_leave_a_finished_one_active(register):
+    first, second = aoti_hooks.session([]), aoti_hooks.session([])
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert aoti_hooks.current_session() is second
+    second.__exit__(None, None, None)
+    assert aoti_hooks.current_session() is None
+
+
+def test_a_nested_session_that_drops_plugins_says_so():
+    with aoti_hooks.session(["kv_elide"]):
+        with pytest.warns(aoti_hooks.registry.AotiHooksWarning, match=r"until it ends only its own plugins run \(kv_elide do not\)"):
+            with aoti_hooks.session([]):
+                pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with aoti_hooks.session(["kv_elide", "const_offload"]):  # keeps kv_elide: nothing to say
+                pass
+
+
+def test_an_unknown_name_in_aoti_hooks_disable_is_reported(monkeypatch):
+    monkeypatch.setenv("AOTI_HOOKS_DISABLE", "kv_elid")
+    with pytest.warns(aoti_hooks.registry.AotiHooksWarning, match="AOTI_HOOKS_DISABLE names 'kv_elid', which is not an installed plugin"):
+        aoti_hooks.session(["kv_elide"])
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--config", "huge"], "unknown demo config 'huge'; choose one of cpu"),
+    (["demo", "--config", "tyni"], "unknown demo config 'tyni' (did you mean 'tiny'?)"),
+    (["demo", "--plugins", ""], "--plugins is empty; name at least one plugin"),
+    (["demo", "--plugins", "kv_elid"], "unknown plugin 'kv_elid' (did you mean 'kv_elide'?)"),
+    (["demo", "--option", "kv_elide.min_byte=1"], "(did you mean 'min_bytes'?)"),
+    (["demo", "--target", "rtx509"], "unknown target 'rtx509' (did you mean 'rtx5090'?)"),
+])
+def test_cli_input_errors_exit_2_with_one_sentence(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_counts_take_units_and_version_is_there(capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["demo", "--ctx", "lots"])
+    assert caught.value.code == 2 and "expected a count such as 131072 or 128k" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["--version"])
+    assert caught.value.code == 0 and capsys.readouterr().out.startswith("aoti-hooks ")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible")
+def test_a_gpu_target_without_a_gpu_is_refused_up_front(capsys):
+    assert cli.main(["demo", "--config", "tiny", "--target", "rtx5090"]) == 2
+    assert "target 'rtx5090' compiles for CUDA and this machine has no CUDA GPU" in capsys.readouterr().err
+
+
+def test_bench_checks_the_file_up_front(tmp_path, capsys):
+    notes = tmp_path / "notes.pt2"
+    notes.write_text("not a program")
+    assert cli.main(["bench", str(notes)]) == 2
+    assert "is not a torch.export.save file (not a zip archive)" in capsys.readouterr().err
+    package = aoti_hooks.aoti_compile_and_package(linear_program(), str(tmp_path / "compiled.pt2"))
+    assert cli.main(["bench", package]) == 2
+    assert "is a compiled AOTI package (aoti_compile_and_package wrote it)" in capsys.readouterr().err
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "other.pt2", "w") as archive:
+        archive.writestr("hello.txt", "hi")
+    assert cli.main(["bench", str(tmp_path / "other.pt2")]) == 2
+    assert "is a zip archive but not a torch.export.save file" in capsys.readouterr().err
+
+
+def test_a_failed_step_is_not_done(capsys):
+    from aoti_hooks.demo.run import Progress
+
+    with pytest.raises(RuntimeError):
+        with Progress("compiling stock"):
+            raise RuntimeError("boom")
+    err = capsys.readouterr().err
+    assert "FAILED after" in err and "done" not in err
+
+
+def test_demo_with_every_plugin_disabled_runs_stock_once_and_cleans_up(capsys, monkeypatch):
+    """AOTI_HOOKS_DISABLE=kv_elide: one note, one stock compile (no second identical one), the row
+    labelled by what ran, and the temporary folder removed (no --out, no --keep)."""
+    monkeypatch.setenv("AOTI_HOOKS_DISABLE", "kv_elide")
+    assert cli.main(["demo", "--config", "tiny", "--steps", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    assert [run["plugins"] for run in results["runs"]] == [[]]
+    assert captured.err.count("aoti-hooks: note: plugin 'kv_elide' is disabled by AOTI_HOOKS_DISABLE") <= 1
+    assert not results["kept"] and not os.path.exists(results["folder"])
+    from aoti_hooks.demo.run import format_demo
+
+    text = format_demo(results)
+    assert text.splitlines()[2].startswith("stock") and "Only stock ran" in text and "artifacts removed" in text
