@@ -297,24 +297,8 @@ def one_line_warnings():
         warnings.showwarning = original
 
 
-@contextlib.contextmanager
 def quiet_imports():
-    """Third-party import noise (torchao's "Failed to load ..." lines, deprecation warnings) kept out of
-    our output: stderr written while importing goes nowhere. Our own messages are printed after."""
-    import os
+    """Third-party import noise (torchao's "Failed to load ..." lines, deprecation warnings) kept out of our output."""
+    from .output import stderr_to
 
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with open(os.devnull, "w") as null, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return stderr_to()

@@ -102,3 +102,19 @@ def test_sdpa_check_is_the_sdpa_configs_plugins_own_subcommand(capsys):
     with pytest.raises(SystemExit):
         cli.main(["sdpa-check", "--help"])
     assert "--recheck" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is visible")
+def test_sdpa_check_without_a_gpu_says_so_first_and_only(capfd):
+    assert cli.main(["sdpa-check"]) == 2
+    captured = capfd.readouterr()
+    assert captured.err.strip() == ("aoti-hooks: sdpa_configs checks each config of 'sdpa' on the local GPU before it "
+                                    "may win, and no CUDA device is visible; run aoti-hooks sdpa-check on the GPU you "
+                                    "export on")
+    assert "check=cached" not in captured.err
+
+
+def test_doctor_keeps_third_party_import_noise_out(capfd):
+    cli.main(["doctor"])
+    captured = capfd.readouterr()
+    assert "Failed to load" not in captured.out + captured.err and "_pytree" not in captured.err

@@ -29,7 +29,7 @@ from aoti_hooks.cli import main
 from aoti_hooks.aoti_compile import enter_compile_contexts
 from aoti_hooks.seams import inductor
 from aoti_hooks.seams import patching
-from aoti_hooks.seams.triton import config_key, forced_config, source_hash
+from aoti_hooks.seams.triton import config_key, configs_of, forced_config, source_hash
 from aoti_hooks_sdpa_configs.check import format_check, run_check
 from aoti_hooks_sdpa_configs.selection import NothingFits, fit, offer
 from aoti_hooks_sdpa_configs.verdicts import Verdict, VerdictCache, cache_key
@@ -437,3 +437,24 @@ def test_on_a_gpu_the_gate_rejects_executorch_tq4_block_n_16(tmp_path):
     rows = {r["config"]: r for r in result["rows"]}
     assert rows["BLOCK_M=32,BLOCK_N=16,num_warps=4,num_stages=2"]["passed"] is False
     assert rows["BLOCK_M=32,BLOCK_N=32,num_warps=4,num_stages=2"]["passed"] is True
+
+
+def test_compiler_output_of_a_check_goes_to_a_log_not_the_terminal(tmp_path, capfd):
+    """A config that fails to compile makes Triton dump its MLIR module and LLVM ERROR on stderr (the
+    C level); the check keeps its one-line verdict on the terminal and the dump in compiler.log."""
+    import os
+
+    from aoti_hooks_sdpa_configs.gate import judge
+    from aoti_hooks_sdpa_configs.registry import TunedKernel
+
+    def noisy_check(config):
+        os.write(2, b"module {\n  tt.func @add_one ...\n}\nLLVM ERROR: Failed to compile\n")
+        return Verdict(False, "CompilationError: failed to compile", cases=0)
+
+    entry = TunedKernel("noisy", lambda: add_one, lambda: [], check=noisy_check)
+    judged = judge(entry, add_one, VerdictCache(tmp_path / "verdicts.json"))
+    err = capfd.readouterr().err
+    assert "LLVM ERROR" not in err and "tt.func" not in err
+    assert "REJECT (CompilationError: failed to compile" in err and f"compiler output in {tmp_path / 'compiler.log'}" in err
+    assert "LLVM ERROR: Failed to compile" in (tmp_path / "compiler.log").read_text()
+    assert judged.checked_now == len(configs_of(add_one))

@@ -39,7 +39,8 @@ def run_check(target: Any, kernels: list[str] | None = None, cache_path: str | N
     for name in kernels or list(known):
         entry = known[name]
         kernel = entry.resolve()
-        judged = judge(entry, kernel, cache, progress=progress)
+        judged = judge(entry, kernel, cache, progress=progress,
+                       no_gpu_advice="run aoti-hooks sdpa-check on the GPU you export on")
         configs, added = merged(judged.stock, judged.candidates)
         for config in configs:
             key = config_key(config)
@@ -102,6 +103,14 @@ def add_command(commands) -> None:
 def run_command(args) -> int:
     from pathlib import Path
 
+    from aoti_hooks.output import stderr_to
+
+    with stderr_to():  # importing ExecuTorch's kernels imports torchao, which reports its missing libraries
+        for entry in entries():
+            try:
+                entry.resolve()
+            except Exception:  # noqa: BLE001 - run_check says what is missing
+                pass
     result = {"command": args.command_line, **run_check(args.target, args.kernel or None, args.cache, args.recheck)}
     text = as_json(result) if args.json else format_check(result)
     print(text)

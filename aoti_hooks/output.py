@@ -1,0 +1,31 @@
+"""Keeping other libraries' output out of ours: what they write to stderr goes to a file.
+
+Compilers and extension loaders write straight to file descriptor 2 (torchao's "Failed to
+load ..." lines, Triton's MLIR dump and ``LLVM ERROR`` for a config that fails to compile), so
+``contextlib.redirect_stderr`` cannot catch them; this swaps the descriptor itself.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from typing import Iterator
+
+
+@contextmanager
+def stderr_to(path: str = os.devnull, *, hide_warnings: bool = True) -> Iterator[None]:
+    """While inside, everything written to stderr (Python's and the C level's) is appended to ``path``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a") as sink, warnings.catch_warnings():
+        if hide_warnings:
+            warnings.simplefilter("ignore")
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
