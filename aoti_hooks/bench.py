@@ -178,7 +178,7 @@ def _with_gaps(times: list[float], values: list[float]) -> tuple[list[float], li
 
 def plot_timeline(results: dict, path: Path) -> str | None:
     """Every run's memory over time, one panel each on one shared y-axis, phases shaded, each
-    run's peaks written on its panel, the legend below the plots; None without matplotlib."""
+    run's peaks written above its panel, the legend below the plots; None without matplotlib."""
     try:
         import matplotlib
 
@@ -210,11 +210,10 @@ def plot_timeline(results: dict, path: Path) -> str | None:
         peaks = [f"host {format_bytes(run['host_peak_rss'])}"]
         if cuda:
             peaks = [f"allocated {format_bytes(run['peak_allocated'])}", f"NVML {format_bytes(run['nvml_peak'] or 0)}", *peaks]
-        axis.text(0.99, 0.95, "peaks: " + ", ".join(peaks), transform=axis.transAxes, ha="right", va="top", fontsize=8,
-                  bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
         axis.set_ylim(0, top)
         axis.set_ylabel("GiB")
         axis.set_title(run["variant"], loc="left", fontsize=10)
+        axis.set_title("peaks: " + ", ".join(peaks), loc="right", fontsize=9)  # above the plot, never on the data
     handles, labels = axes[0, 0].get_legend_handles_labels()
     handles += [Patch(color=colour, label=phase) for phase, colour in PHASE_COLOURS.items()]
     figure.legend(handles=handles, loc="lower center", fontsize=8, ncol=len(handles), frameon=False)

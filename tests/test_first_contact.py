@@ -166,3 +166,33 @@ def test_demo_with_every_plugin_disabled_runs_stock_once_and_cleans_up(capsys, m
 
     text = format_demo(results)
     assert text.splitlines()[2].startswith("stock") and "Only stock ran" in text and "artifacts removed" in text
+
+
+def test_doctor_names_the_libstdcxx_fix_when_a_cuda_package_load_crashes(monkeypatch, tmp_path):
+    """The decision only: compiling and loading a CUDA package needs a GPU, so the three fresh
+    processes are stood in for by their exit codes (on the H100 image the load dies with SIGSEGV
+    and works with the system libstdc++ preloaded)."""
+    import signal
+
+    from aoti_hooks.demo import loader
+
+    monkeypatch.setattr(loader, "LIBSTDCXX", str(tmp_path / "libstdc++.so.6"))
+    (tmp_path / "libstdc++.so.6").write_text("")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    runs = []
+
+    def exits(codes):
+        def run(code, package, env):
+            runs.append(env.get("LD_PRELOAD"))
+            return codes[len(runs) - 1]
+        return run
+
+    monkeypatch.setattr(loader, "_run", exits([0, -signal.SIGSEGV, 0]))
+    [(label, problem)] = loader.check_package_loading()
+    assert f"export LD_PRELOAD={tmp_path / 'libstdc++.so.6'}" in problem and runs[-1] == str(tmp_path / "libstdc++.so.6")
+    runs.clear()
+    monkeypatch.setattr(loader, "_run", exits([0, 0]))
+    assert loader.check_package_loading() == [(label, None)]
+    runs.clear()
+    monkeypatch.setattr(loader, "_run", exits([0, -signal.SIGSEGV, -signal.SIGSEGV]))
+    assert "cannot be checked on this machine" in loader.check_package_loading()[0][1]
