@@ -302,3 +302,7 @@ def quiet_imports():
     from .output import stderr_to
 
     return stderr_to()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
