@@ -98,6 +98,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if torch.cuda.is_available():
         from .demo.loader import check_package_loading
 
+        print("checking that a CUDA package loads here (a one-layer compile, then loads in fresh processes; "
+              "a few minutes on a cold cache) ...", file=sys.stderr, flush=True)
         checks.append(("AOTI CUDA package loading", check_package_loading()))
     with quiet_imports():
         checks += [(f"plugin {name}", results) for name, results in installed_answers("doctor_checks") if results]

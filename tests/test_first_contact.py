@@ -182,7 +182,7 @@ def test_doctor_names_the_libstdcxx_fix_when_a_cuda_package_load_crashes(monkeyp
     runs = []
 
     def exits(codes):
-        def run(code, package, env):
+        def run(code, package, env, timeout):
             runs.append(env.get("LD_PRELOAD"))
             return codes[len(runs) - 1]
         return run
@@ -196,3 +196,6 @@ def test_doctor_names_the_libstdcxx_fix_when_a_cuda_package_load_crashes(monkeyp
     runs.clear()
     monkeypatch.setattr(loader, "_run", exits([0, -signal.SIGSEGV, -signal.SIGSEGV]))
     assert "cannot be checked on this machine" in loader.check_package_loading()[0][1]
+    runs.clear()
+    monkeypatch.setattr(loader, "_run", exits([0, loader.HUNG, 0]))  # seen on the H100 image: the load hangs
+    assert "loading hung and works with the system libstdc++ preloaded" in loader.check_package_loading()[0][1]

@@ -28,8 +28,16 @@ runner(torch.randn(2, 8, device="cuda"))
 """
 
 
-def _run(code: str, package: str, env: dict) -> int:
-    return subprocess.run([sys.executable, "-c", code, package], env=env, capture_output=True, timeout=600).returncode
+HUNG = "hung"
+
+
+def _run(code: str, package: str, env: dict, timeout: float) -> int | str:
+    """The exit code of ``code`` in a fresh process, or `HUNG` (a broken load may hang instead of crashing)."""
+    try:
+        return subprocess.run([sys.executable, "-c", code, package], env=env, capture_output=True,
+                              timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        return HUNG
 
 
 def check_package_loading() -> list[tuple[str, str | None]]:
@@ -38,14 +46,15 @@ def check_package_loading() -> list[tuple[str, str | None]]:
     with tempfile.TemporaryDirectory(prefix="aoti-hooks-doctor-") as folder:
         package = os.path.join(folder, "probe.pt2")
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": os.path.join(folder, "inductor")}
-        if _run(_COMPILE, package, env) != 0:
+        if _run(_COMPILE, package, env, 600) != 0:
             return [(label, "compiling a one-layer CUDA package failed; run a plain torch AOTI compile to see why")]
-        code = _run(_LOAD, package, env)
+        code = _run(_LOAD, package, env, 120)
         if code == 0:
             return [(label, None)]
-        if code == -signal.SIGSEGV and os.path.exists(LIBSTDCXX) and LIBSTDCXX not in env.get("LD_PRELOAD", ""):
-            fixed = _run(_LOAD, package, {**env, "LD_PRELOAD": f"{LIBSTDCXX} {env.get('LD_PRELOAD', '')}".strip()})
-            if fixed == 0:
-                return [(label, f"loading crashed (SIGSEGV) and works with the system libstdc++ preloaded: "
+        how = "hung" if code == HUNG else "crashed (SIGSEGV)" if code == -signal.SIGSEGV else f"failed (exit {code})"
+        if code in (HUNG, -signal.SIGSEGV) and os.path.exists(LIBSTDCXX) and LIBSTDCXX not in env.get("LD_PRELOAD", ""):
+            preloaded = {**env, "LD_PRELOAD": f"{LIBSTDCXX} {env.get('LD_PRELOAD', '')}".strip()}
+            if _run(_LOAD, package, preloaded, 120) == 0:
+                return [(label, f"loading {how} and works with the system libstdc++ preloaded: "
                                 f"export LD_PRELOAD={LIBSTDCXX}")]
-        return [(label, f"loading a CUDA package fails here (exit {code}); AOTI packages cannot be checked on this machine")]
+        return [(label, f"loading a CUDA package {how} here; AOTI packages cannot be checked on this machine")]
