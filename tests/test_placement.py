@@ -159,11 +159,12 @@ def test_a_plugin_that_moves_the_program_itself_goes_first_and_nothing_is_claime
 @pytest.mark.parametrize("plugins", [["kv_elide", "const_offload"], ["kv_elide"]], ids="+".join)
 def test_the_users_program_is_unchanged_when_a_compile_for_another_device_fails(tmp_path, plugins):
     """``meta`` stands in for a GPU on this CPU machine: the program is moved there, then the compile
-    fails. Before, the move rewrote the user's graph and (nothing claimed) moved its weights."""
+    fails. Before, the move rewrote the user's graph and (nothing claimed) moved its weights. (A target
+    spelled ``device=meta`` is refused; a `Target` object is taken as given, which this test needs.)"""
     _, program = export_cache_model()
     before = program_snapshot(program)
     options = {"kv_elide": {"min_bytes": "16B" if len(plugins) == 2 else "1GiB"}, "const_offload": {"min_bytes": "16B"}}
-    with aoti_hooks.session(plugins, target="smem=101376,mem=1GiB,device=meta",
+    with aoti_hooks.session(plugins, target=aoti_hooks.Target("stand-in", 101376, 2**30, "meta"),
                             **{name: options[name] for name in plugins}) as session:
         with pytest.raises(Exception):
             aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "x.pt2"), inductor_configs=INDUCTOR_CONFIGS)
