@@ -118,7 +118,7 @@ def _plugins_to_run(command: str, given: str) -> tuple[list[str], list[str]]:
     if not any(named):
         raise AotiHooksError(f"--plugins is empty; name at least one plugin, e.g. --plugins kv_elide "
                              f"(installed: {', '.join(sorted(plugin_registry.installed())) or 'none'})")
-    blocked = disabled_plugins()
+    blocked = plugin_registry.note_disabled(named)  # said once each (one_line_warnings)
     return named, [name for name in named if name not in blocked]
 
 

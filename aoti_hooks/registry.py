@@ -169,6 +169,21 @@ class PluginRegistry:
             self._loaded[name] = plugin
         return plugin
 
+    def note_disabled(self, names: list[str]) -> set[str]:
+        """The names ``AOTI_HOOKS_DISABLE`` blocks; warns for each of ``names`` it blocks and for
+        each name in it that no installed plugin has."""
+        blocked = disabled_plugins()
+        installed = self.installed()
+        unknown = sorted(blocked - set(installed))
+        if unknown:
+            warnings.warn(f"{DISABLE_ENV} names {', '.join(map(repr, unknown))}, which is not an installed plugin "
+                          f"(installed: {', '.join(sorted(installed)) or 'none'})", AotiHooksWarning, stacklevel=4)
+        for name in names:
+            if name in blocked:
+                warnings.warn(f"plugin {name!r} is disabled by {DISABLE_ENV} and will not run", AotiHooksWarning,
+                              stacklevel=4)
+        return blocked
+
     def select(self, names: Any) -> list[tuple[str, Any]]:
         """Resolve a session's plugin list into ``(name, plugin)`` pairs, in the order named.
 
@@ -185,16 +200,10 @@ class PluginRegistry:
             if name in seen:
                 raise AotiHooksError(f"plugin {name!r} is named twice; name each plugin once")
             seen.add(name)
-        blocked = disabled_plugins()
-        unknown = sorted(blocked - set(self.installed()))
-        if unknown:
-            warnings.warn(f"{DISABLE_ENV} names {', '.join(map(repr, unknown))}, which is not an installed plugin "
-                          f"(installed: {', '.join(sorted(self.installed())) or 'none'})", AotiHooksWarning, stacklevel=3)
+        blocked = self.note_disabled(names)
         selected = []
         for name in names:
             if name in blocked:
-                warnings.warn(f"plugin {name!r} is disabled by {DISABLE_ENV} and will not run", AotiHooksWarning,
-                              stacklevel=3)
                 continue
             selected.append((name, self.load(name)))
         return selected
