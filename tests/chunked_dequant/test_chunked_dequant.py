@@ -273,3 +273,85 @@ def test_executorch_bytes_per_row_counts_what_the_implementation_holds(executorc
     out = Chunker(budget, report, "chunked_dequant").run(entry, impl, names, args, {})
     assert torch.equal(out, reference)
     assert report.get("chunked_dequant")["chunks"] == rows // rows_per_chunk(entry, declared, budget) == 4
+
+
+# --- mode=tile -------------------------------------------------------------------------------------
+
+
+def test_tile_mode_without_a_gpu_is_one_sentence_never_a_silent_switch(monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(AotiHooksError, match="chunked_dequant.mode=tile runs a fused Triton kernel on the GPU and no CUDA "
+                                             "device is visible; use chunked_dequant.mode=rows"):
+        _tile_session()
+    with pytest.raises(AotiHooksError, match="bad value 'tiles' for option 'mode'.*expected one of rows, tile"):
+        aoti_hooks.session(["chunked_dequant"], chunked_dequant={"mode": "tiles"})
+
+
+def _tile_session():
+    session = aoti_hooks.session(["chunked_dequant"], chunked_dequant={"mode": "tile"})
+    with session, ExitStack() as stack:
+        enter_compile_contexts(session, stack)
+
+
+INTERPRETED = r"""
+import json, sys
+import torch
+sys.path.insert(0, sys.argv[1])
+from test_chunked_dequant import _executorch_case
+from contextlib import ExitStack
+import aoti_hooks
+from aoti_hooks.aoti_compile import enter_compile_contexts
+from aoti_hooks_chunked_dequant import tile
+from aoti_hooks_chunked_dequant.chunking import Chunker
+from aoti_hooks_chunked_dequant.registry import resolved_entries
+from executorch.backends.cuda.quantize_op_dispatch.int4_dispatch import _dequant_matmul
+
+found = {}
+for rows, cols, group, m in [(96, 512, 32, 1), (130, 768, 128, 5), (64, 256, 32, 17)]:
+    x, *rest = _executorch_case("int4_plain_mm", rows, cols, group)
+    args = (torch.randn(m, cols, generator=torch.Generator().manual_seed(2)), *rest)
+    got, want = tile.int4_tile_mm(*args), _dequant_matmul(*args)
+    found[f"{rows}x{cols}/g{group}/m{m}"] = [list(got.shape), ((got - want).abs().max() / want.abs().max()).item()]
+op, entry, impl = next(r for r in resolved_entries() if r[1].name == tile.INT4_OP)
+session = aoti_hooks.session(["chunked_dequant"], chunked_dequant={"mode": "tile", "max_transient": "1MiB"})
+with session, ExitStack() as stack:
+    enter_compile_contexts(session, stack)
+    x, *rest = _executorch_case("int4_plain_mm", 2048, 512, 32)
+    args = (x.float(), *rest)
+    out = Chunker(2**20, session.report, "chunked_dequant", {entry.name: tile.int4_tile_mm}).run(
+        entry, impl, tuple(a.name for a in op._schema.arguments), args, {})
+want = _dequant_matmul(*args)
+found["session"] = {"report": session.report.get("chunked_dequant"), "out_bytes": out.numel() * 4,
+                    "rel": ((out - want).abs().max() / want.abs().max()).item()}
+print("RESULT " + json.dumps(found))
+"""
+
+
+def test_the_int4_tile_kernel_computes_what_executorchs_implementation_does(executorch_ops):
+    """Run by Triton's interpreter (numpy, on the CPU, in its own process: the switch is read when
+    Triton starts): the kernel's indexing and dequantization against ExecuTorch's own eager
+    implementation, in float32, where only the order of the sum differs. The GPU's bf16 numerics
+    are measured on the H100. Then a session with mode=tile runs the int4 call whole through it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    folder = os.path.dirname(__file__)
+    done = subprocess.run([sys.executable, "-c", INTERPRETED, folder], capture_output=True, text=True,
+                          env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.path.dirname(folder)})
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, done.stderr[-3000:]
+    found = json.loads(lines[-1][7:])
+    session = found.pop("session")
+    for label, (shape, relative) in found.items():
+        rows, m = int(label.split("x")[0]), int(label.split("/m")[1])
+        assert shape == [m, rows] and relative < 1e-6, (label, relative)
+    report = session["report"]
+    assert report["mode"] == "tile" and report["calls_tiled"] == 1 and "calls_chunked" not in report
+    assert report["peak_transient_bytes"] == session["out_bytes"] < report["one_shot_transient_bytes"]
+    assert "int5_plain_mm" in report["no_tile_kernel_chunked_by_rows"]  # said in the report, not switched silently
+    assert session["rel"] < 1e-6

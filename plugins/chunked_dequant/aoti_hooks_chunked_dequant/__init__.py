@@ -10,7 +10,7 @@ one-shot call; the runtime graph and the artifact are unchanged.
 
 from __future__ import annotations
 
-from aoti_hooks import Option, hookimpl, parse_size
+from aoti_hooks import AotiHooksError, Option, hookimpl, parse_choice, parse_size
 from aoti_hooks.text import decoded
 
 from .chunking import Chunker, chunking, rows_per_chunk
@@ -38,6 +38,10 @@ OPTIONS = (
     Option("max_transient", parse_budget, "auto",
            "bytes one dequant-matmul call may hold in temporaries, e.g. 256MiB; "
            "auto: 1/64 of the target's memory, between 64 MiB and 1 GiB", kind="budget"),
+    Option("mode", parse_choice("rows", "tile"), "rows",
+           "rows: the op's own implementation over row chunks that fit max_transient; tile: a fused Triton "
+           "kernel that dequantizes tile by tile and never builds weight rows (int4 only; needs a GPU)",
+           kind="rows or tile"),
 )
 
 
@@ -56,11 +60,24 @@ def budget_for(session, options: dict | None = None) -> tuple[int, str]:
 def compile_context(options, session):
     budget, source = budget_for(session, options)
     found = resolved_entries()
+    tiles = {}
+    if options["mode"] == "tile":
+        from .tile import TILE_KERNELS, unavailable
+
+        reason = unavailable()
+        if reason:
+            raise AotiHooksError(f"chunked_dequant.mode=tile runs a fused Triton kernel on the GPU and {reason}; "
+                                 f"use chunked_dequant.mode=rows")
+        tiles = {entry.name: TILE_KERNELS[entry.name] for _, entry, _ in found if entry.name in TILE_KERNELS}
+        rows_only = [entry.name for _, entry, _ in found if entry.name not in TILE_KERNELS]
+        if rows_only:  # said, not switched silently
+            session.report.set(NAME, "no_tile_kernel_chunked_by_rows", ", ".join(rows_only))
+    session.report.set(NAME, "mode", options["mode"])
     session.report.set(NAME, "max_transient_bytes", budget)
     session.report.set(NAME, "budget_from", source)
     session.report.set(NAME, "ops_known", len(found))
     session.report.set(NAME, "calls", 0)  # stays 0 when the compile never runs a registered op eagerly
-    return chunking(found, Chunker(budget, session.report, NAME))
+    return chunking(found, Chunker(budget, session.report, NAME, tiles))
 
 
 @hookimpl

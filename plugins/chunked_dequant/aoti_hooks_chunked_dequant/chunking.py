@@ -42,20 +42,28 @@ def rows_per_chunk(entry: ChunkableOp, bytes_per_row: int, budget: int) -> int:
 
 
 class Chunker:
-    """One session's budget and report; runs one call of an entry in chunks."""
+    """One session's budget and report; runs one call of an entry in chunks (or, for an op in
+    ``tiles``, whole through its tile kernel: ``mode=tile``)."""
 
-    def __init__(self, budget: int, report, plugin: str):
+    def __init__(self, budget: int, report, plugin: str, tiles: dict[str, Callable] | None = None):
         self.budget = budget
         self.report = report
         self.plugin = plugin
+        self.tiles = tiles or {}
 
     def run(self, entry: ChunkableOp, impl: Callable, names: tuple[str, ...], args: tuple, kwargs: dict):
         bound = {**dict(zip(names, args)), **kwargs}
         rows = bound[entry.sliced[0]].shape[0]
         bytes_per_row = int(entry.bytes_per_row(bound))
-        chunk = rows_per_chunk(entry, bytes_per_row, self.budget)
         self.report.add(self.plugin, "calls")
         self._note_peak("one_shot_transient_bytes", rows * bytes_per_row)
+        tile = self.tiles.get(entry.name)
+        if tile is not None:
+            self.report.add(self.plugin, "calls_tiled")
+            out = tile(**bound)
+            self._note_peak("peak_transient_bytes", out.numel() * out.element_size())
+            return out
+        chunk = rows_per_chunk(entry, bytes_per_row, self.budget)
         if rows <= chunk:
             self._note_peak("peak_transient_bytes", rows * bytes_per_row)
             return impl(*args, **kwargs)
