@@ -7,8 +7,8 @@ dequant-matmul at Gemma 4 31B's shapes (issue 19, numerics and transient).
 For each (rows N, columns K) of the lm_head and the MLPs, group size 32 and 128 and M in 1, 4,
 128, 2048 (bf16 activations, seeded random int4 codes, scale/zero codes and fp16 steps in
 ExecuTorch's coalesced layout): max abs error and cosine of the tile kernel against ExecuTorch's
-``_dequant_matmul`` (the one-shot eager implementation, unchunked below its 65536-row threshold,
-its own 32768-row chunks above), the memory each call allocates beyond its inputs and output
+eager implementation (the op's CUDA kernel, which calls ``_dequant_matmul``, read through the
+plugin's table; unchunked below its 65536-row threshold, its own 32768-row chunks above), the memory each call allocates beyond its inputs and output
 (``max_memory_allocated``), and its time (CUDA events, median of 3 after one warm-up).
 """
 import argparse
@@ -53,15 +53,18 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--m", default="1,4,128,2048")
     args = parser.parse_args()
-    import executorch.backends.cuda.quantize_op_dispatch.int4_dispatch as int4
-    from aoti_hooks_chunked_dequant.tile import int4_tile_mm
+    import executorch.backends.cuda.quantize_op_dispatch  # noqa: F401  (defines ExecuTorch's CUDA ops)
+    from aoti_hooks_chunked_dequant import executorch_impl
+    from aoti_hooks_chunked_dequant.tile import INT4_OP, int4_tile_mm
+
+    one_shot = executorch_impl(INT4_OP)  # ExecuTorch's CUDA kernel of the op: its _dequant_matmul
 
     rows = []
     for name, (n, k) in SHAPES.items():
         for group in (32, 128):
             for m in map(int, args.m.split(",")):
                 inputs = case(n, k, group, m)
-                want, one_ms, one_bytes = measured(int4._dequant_matmul, inputs)
+                want, one_ms, one_bytes = measured(one_shot, inputs)
                 got, tile_ms, tile_bytes = measured(int4_tile_mm, inputs)
                 diff = (got.float() - want.float())
                 cosine = torch.nn.functional.cosine_similarity(got.float().reshape(-1), want.float().reshape(-1), dim=0).item()
