@@ -60,8 +60,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     if model is not None:
         kind, _, config = model.partition(":")
         if kind != "demo" or config not in CONFIGS:
-            close = did_you_mean(config, CONFIGS).replace(" (did you mean '", " (did you mean 'demo:")
-            raise AotiHooksError(f"unknown model {model!r}{close}; choose one of "
+            raise AotiHooksError(f"unknown model {model!r}{did_you_mean(config, CONFIGS, prefix='demo:')}; choose one of "
                                  + ", ".join(f"demo:{name}" for name in CONFIGS))
         if periods is not None:
             if not CONFIGS[config].period or periods < 1:

@@ -12,12 +12,12 @@ from importlib import metadata
 
 from .errors import AotiHooksError, StepFailed
 from .options import parse_count
-from .registry import (AotiHooksWarning, disabled_plugins, hook_names, installed_answers, pip_too_old, plugin_names,
-                       plugin_options, plugin_registry)
+from .output import stderr_to
+from .registry import (DISABLE_ENV, AotiHooksWarning, disabled_plugins, hook_names, installed_answers, pip_too_old,
+                       plugin_names, plugin_options, plugin_registry)
 from .text import did_you_mean, table
 
 WIDTH = 100  # columns the default output fits
-DISABLE_NOTE = "AOTI_HOOKS_DISABLE"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -74,7 +74,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"            {old_pip}")
         problems += 1
     try:
-        with quiet_imports():
+        with stderr_to():  # third-party import noise (torchao's "Failed to load", deprecations) stays out
             import torch
 
         if torch.cuda.is_available():
@@ -93,7 +93,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if _version("executorch"):  # optional: checked only where it is installed
         from .seams import executorch
 
-        with quiet_imports():
+        with stderr_to():
             checks.append(("ExecuTorch seam", executorch.check()))
     if torch.cuda.is_available():
         from .demo.loader import check_package_loading
@@ -101,7 +101,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print("checking that a CUDA package loads here (a one-layer compile, then loads in fresh processes; "
               "a few minutes on a cold cache) ...", file=sys.stderr, flush=True)
         checks.append(("AOTI CUDA package loading", check_package_loading()))
-    with quiet_imports():
+    with stderr_to():
         checks += [(f"plugin {name}", results) for name, results in installed_answers("doctor_checks") if results]
     for title, results in checks:
         print(f"\n{title}:")
@@ -112,7 +112,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _plugins_to_run(command: str, given: str) -> tuple[list[str], list[str]]:
+def _plugins_to_run(given: str) -> tuple[list[str], list[str]]:
     """(named, will run): ``--plugins`` as names, and those ``AOTI_HOOKS_DISABLE`` leaves to run."""
     named = plugin_names(given)
     if not any(named):
@@ -140,14 +140,10 @@ def _check_target(target: str | None) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     import json
 
-    from .demo.model import CONFIGS
     from .demo.run import format_demo, run_demo
     from ._session import Session
 
-    if args.config not in CONFIGS:
-        raise AotiHooksError(f"unknown demo config {args.config!r}{did_you_mean(args.config, CONFIGS)}; "
-                             f"choose one of {', '.join(CONFIGS)}")
-    named, plugins = _plugins_to_run("demo", args.plugins)
+    named, plugins = _plugins_to_run(args.plugins)
     options = _option_pairs("demo", args.option, named)
     if options is None:
         return 2
@@ -177,12 +173,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
     from ._session import Session
 
-    blocked = disabled_plugins()
-    named_lists = [_plugins_to_run("bench", given)[0] for given in args.plugins or ["kv_elide"]]
-    plugins = list(dict.fromkeys(name for names in named_lists for name in names))
-    plugin_lists = [[name for name in names if name not in blocked] for names in named_lists]
+    runs = [_plugins_to_run(given) for given in args.plugins or ["kv_elide"]]
+    plugins = list(dict.fromkeys(name for named, _ in runs for name in named))
+    plugin_lists = [running for _, running in runs]
     if not all(plugin_lists):
-        raise AotiHooksError(f"{DISABLE_NOTE}: every plugin of a --plugins run is disabled; unset it or name others")
+        raise AotiHooksError(f"{DISABLE_ENV}: every plugin of a --plugins run is disabled; unset it or name others")
+    running = list(dict.fromkeys(name for names in plugin_lists for name in names))
     options = _option_pairs("bench", args.option, plugins)
     if options is None:
         return 2
@@ -197,8 +193,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 return 2
             found[key] = value
     _check_target(args.target)
-    Session([p for p in plugins if p not in blocked], target=args.target,
-            options={k: v for k, v in options.items() if k not in blocked})  # fail before any compile
+    Session(running, target=args.target, options={k: v for k, v in options.items() if k in running})  # fail early
     results = run_bench(args.program, args.model, plugin_lists, args.backend, args.out, options, backend_specs,
                         args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
                         common_specs=common_specs, target=args.target, keep=args.keep)
@@ -297,13 +292,6 @@ def one_line_warnings():
             yield
     finally:
         warnings.showwarning = original
-
-
-def quiet_imports():
-    """Third-party import noise (torchao's "Failed to load ..." lines, deprecation warnings) kept out of our output."""
-    from .output import stderr_to
-
-    return stderr_to()
 
 
 if __name__ == "__main__":

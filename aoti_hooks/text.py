@@ -25,12 +25,18 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def did_you_mean(word: Any, choices: Iterable[str]) -> str:
-    """`` (did you mean 'kv_elide'?)`` for a close match among ``choices``, else ``""``."""
+def closest(word: Any, choices: Iterable[str]) -> str | None:
+    """The choice ``word`` most likely misspells (a close match, or the same letters swapped), or None."""
     choices = [str(choice) for choice in choices]
     close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.7)
     close = close or [choice for choice in choices if sorted(choice) == sorted(str(word))]  # swapped letters
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(word: Any, choices: Iterable[str], prefix: str = "") -> str:
+    """`` (did you mean 'kv_elide'?)`` for a close match among ``choices`` (shown with ``prefix``), else ``""``."""
+    close = closest(word, choices)
+    return f" (did you mean {prefix + close!r}?)" if close else ""
 
 
 def decoded(value: Any, what: str) -> Any:

@@ -21,11 +21,11 @@ from pathlib import Path
 from .._session import report_lines
 from ..errors import AotiHooksError, StepFailed
 from ..text import did_you_mean, format_bytes, table
+from .loader import LIBSTDCXX
 from .model import CONFIGS
 
 LIBSTDCXX_HINT = ("if it died loading an AOTI CUDA package, this machine's libstdc++ symbols may be bound from another "
-                  "library: export LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libstdc++.so.6 and run again "
-                  "(aoti-hooks doctor checks this)")
+                  f"library: export LD_PRELOAD={LIBSTDCXX} and run again (aoti-hooks doctor checks this)")
 
 MiB = 2**20
 
