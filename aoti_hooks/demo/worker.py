@@ -22,6 +22,8 @@ import time
 import torch
 
 from ..seams import allocator
+from . import et_gemma4
+from .artifacts import file_digest, named_contents, tensor_bytes
 from .measure import Sampler, live_at_peak
 from .model import CONFIGS, build, decode_steps, export_decoder
 
@@ -34,10 +36,56 @@ def device_of(spec: dict) -> torch.device:
 
 
 def compile_one(spec: dict) -> dict:
+    device = device_of(spec)
+    if spec.get("model") == et_gemma4.MODEL:
+        lowering, weight_bytes, cache_bytes = et_gemma4.prepared_lowering(spec)
+    else:
+        lowering, weight_bytes, cache_bytes = _prepared_compile(spec, device)
+    if device.type == "cuda":
+        torch.cuda.init()
+        torch.cuda.reset_peak_memory_stats()
+    if spec.get("peak_breakdown"):
+        allocator.record_history()
+    with Sampler(timeline=bool(spec.get("timeline"))) as sampler:
+        start = time.perf_counter()
+        report, artifacts = lowering()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    result = {
+        "variant": spec["variant"],
+        "plugins": spec["plugins"],
+        "device": str(device),
+        "compile_s": round(seconds, 2),
+        "host_peak_rss": sampler.host_peak,
+        "backend": spec.get("backend", "torch"),
+        "backend_specs": spec.get("backend_specs", {}),
+        "package_bytes": sum(size for size, _ in artifacts.values()),
+        "artifacts": artifacts,
+        "weight_bytes": weight_bytes,
+        "cache_bytes": cache_bytes,
+        "report": report,
+    }
+    if device.type == "cuda":
+        result.update(
+            peak_allocated=torch.cuda.max_memory_allocated(device),
+            peak_reserved=torch.cuda.max_memory_reserved(device),
+            nvml_peak=sampler.device_peak,
+            nvml_baseline=sampler.device_baseline,
+        )
+    if spec.get("timeline"):
+        result["timeline"] = sampler.samples
+    if spec.get("peak_breakdown"):
+        result["peak_breakdown"] = live_at_peak(allocator.take_history())
+    return result
+
+
+def _prepared_compile(spec: dict, device: torch.device):
+    """The demo decoder (or a saved program) exported; a function that compiles it (stock, with
+    plugins, or lowered through ExecuTorch), its weights' bytes and its caches' bytes."""
     import aoti_hooks
     from aoti_hooks.target import parse_target
 
-    device = device_of(spec)
     if spec.get("program"):  # a torch.export.save file
         config = None
         program = torch.export.load(spec["program"])
@@ -55,20 +103,16 @@ def compile_one(spec: dict) -> dict:
         unique = {id(t): t for n, t in program.state_dict.items() if "cache" not in n}
         weight_bytes = sum(map(tensor_bytes, unique.values()))
     configs = dict(spec.get("inductor_configs") or {})
-    if device.type == "cuda":
-        torch.cuda.init()
-        torch.cuda.reset_peak_memory_stats()
     target = parse_target(spec["target"]) if spec.get("target") else parse_target("local")
     if target.device is None:
         target = dataclasses.replace(target, device=str(device))
-    if spec.get("peak_breakdown"):
-        allocator.record_history()
-    report, artifacts = {}, {}
-    with Sampler(timeline=bool(spec.get("timeline"))) as sampler:
-        start = time.perf_counter()
+
+    def lowering() -> tuple[dict, dict]:
+        nonlocal program
         if spec.get("backend") == "executorch":
-            report, artifacts = lower_executorch(spec, program)
-        elif spec["plugins"]:
+            return lower_executorch(spec, program)
+        report = {}
+        if spec["plugins"]:
             with aoti_hooks.session(spec["plugins"], target=target, **spec.get("options", {})) as session:
                 path = aoti_hooks.aoti_compile_and_package(program, spec["package"], inductor_configs=configs)
             report = session.report.as_dict()
@@ -78,55 +122,9 @@ def compile_one(spec: dict) -> dict:
             if device.type != "cpu":
                 program = move_to_device_pass(program, device)
             path = torch._inductor.aoti_compile_and_package(program, package_path=spec["package"], inductor_configs=configs)
-        if spec.get("backend") != "executorch":
-            artifacts = {os.path.basename(path): file_digest(path)}
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
-    result = {
-        "variant": spec["variant"],
-        "plugins": spec["plugins"],
-        "device": str(device),
-        "compile_s": round(seconds, 2),
-        "host_peak_rss": sampler.host_peak,
-        "backend": spec.get("backend", "torch"),
-        "backend_specs": spec.get("backend_specs", {}),
-        "package_bytes": sum(size for size, _ in artifacts.values()),
-        "artifacts": artifacts,
-        "weight_bytes": weight_bytes,
-        "cache_bytes": config.cache_bytes() if config is not None else None,
-        "report": report,
-    }
-    if device.type == "cuda":
-        result.update(
-            peak_allocated=torch.cuda.max_memory_allocated(device),
-            peak_reserved=torch.cuda.max_memory_reserved(device),
-            nvml_peak=sampler.device_peak,
-            nvml_baseline=sampler.device_baseline,
-        )
-    if spec.get("timeline"):
-        result["timeline"] = sampler.samples
-    if spec.get("peak_breakdown"):
-        result["peak_breakdown"] = live_at_peak(allocator.take_history())
-    return result
+        return report, {os.path.basename(path): file_digest(path)}
 
-
-def tensor_bytes(tensor: torch.Tensor) -> int:
-    """Bytes a tensor holds; a quantized tensor subclass counts its inner tensors."""
-    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) and hasattr(tensor, "__tensor_flatten__"):
-        names, _ = tensor.__tensor_flatten__()
-        return sum(tensor_bytes(getattr(tensor, name)) for name in names)
-    return tensor.numel() * tensor.element_size()
-
-
-def file_digest(path: str) -> tuple[int, str]:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 24), b""):
-            digest.update(chunk)
-    return os.path.getsize(path), digest.hexdigest()
+    return lowering, weight_bytes, config.cache_bytes() if config is not None else None
 
 
 def lower_executorch(spec: dict, program) -> tuple[dict, dict]:
@@ -159,57 +157,6 @@ def lower_executorch(spec: dict, program) -> tuple[dict, dict]:
     with open(os.path.join(spec.get("contents_dir") or folder, f"{spec['variant']}.contents.json"), "w") as handle:
         json.dump(named_contents(written), handle, indent=1)
     return (report.as_dict() if report is not None and spec["plugins"] else {}), files
-
-
-def named_contents(paths: list[str]) -> dict:
-    """Each named blob of the .ptd files (key -> size, sha256) and the delegate's weight table.
-
-    The weight table (``processed`` bytes of CudaBackend's delegate) lists every constant's FQN,
-    storage key, size, dtype, device type, offset, sizes and strides.
-    """
-    import hashlib
-    import struct
-
-    from ..seams.executorch import deserialize_pte_binary
-    from executorch.extension.flat_tensor.serialize.serialize import FlatTensorSerializer
-
-    contents: dict = {"ptd": {}, "weights": []}
-    for path in paths:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        if path.endswith(".ptd"):
-            output = FlatTensorSerializer().deserialize_to_named_data_store_output(data, "ptd")
-            for key, entry in sorted(output.external_data["ptd"].items()):
-                blob = bytes(output.buffers[entry.buffer_index])
-                contents["ptd"][key] = [len(blob), hashlib.sha256(blob).hexdigest()]
-            continue
-        program = deserialize_pte_binary(data).program
-        for plan in program.execution_plan:
-            for delegate in plan.delegates:
-                raw = bytes(program.backend_delegate_data[delegate.processed.index].data)
-                if not raw.startswith(b"ETCUDAFQN"):
-                    continue
-                at = len(b"ETCUDAFQN3")
-
-                def text():
-                    nonlocal at
-                    (size,) = struct.unpack_from("<I", raw, at)
-                    at += 4 + size
-                    return raw[at - size:at].decode()
-
-                text()  # the .so's key
-                (count,) = struct.unpack_from("<I", raw, at)
-                at += 4
-                for _ in range(count):
-                    fqn, key = text(), text()
-                    nbytes, dtype, device_type, offset, dims = struct.unpack_from("<QiiqI", raw, at)
-                    at += struct.calcsize("<QiiqI")
-                    sizes = struct.unpack_from(f"<{dims}q", raw, at)
-                    at += 8 * dims
-                    strides = struct.unpack_from(f"<{dims}q", raw, at)
-                    at += 8 * dims
-                    contents["weights"].append([fqn, key, nbytes, dtype, device_type, offset, sizes, strides])
-    return contents
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ lowered delegate keeps the backend's id, so the ``.pte`` runs on the stock runti
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 import warnings
 from contextlib import ExitStack, contextmanager
@@ -316,3 +317,44 @@ def module_attribute(module: str, name: str) -> Any:
     if value is None:
         raise SeamError(f"{path}.{name} is missing; aoti-hooks supports {SUPPORTED_EXECUTORCH}")
     return value
+
+
+def import_skipping_package_init(module: str, skip: str) -> Any:
+    """Import ``executorch.<module>``; if that fails because the package ``executorch.<skip>``'s
+    ``__init__`` cannot import, import it again with that package's submodules reachable but its
+    ``__init__`` not run, and restore ``sys.modules``' entry for the package afterwards.
+
+    Why (executorch 1.5.1): ``gemma4_31b.cuda_source_transformations`` imports
+    ``extension.llm.modules.turboquant``; the package ``extension.llm.modules`` imports torchtune
+    in its ``__init__``, and torchtune 0.6.1 (its only release) imports a module torchao 0.18 removed.
+    The transformations need neither.
+    """
+    import importlib
+    import sys
+    import types
+
+    path = f"executorch.{module}"
+    try:
+        return importlib.import_module(path)
+    except ImportError as error:
+        first = error
+    package = f"executorch.{skip}"
+    parent, _, leaf = package.rpartition(".")
+    try:
+        folder = os.path.join(importlib.import_module(parent).__path__[0], leaf)
+    except Exception:
+        raise SeamError(f"{path} cannot be imported ({first}); aoti-hooks supports {SUPPORTED_EXECUTORCH}") from None
+    before = sys.modules.get(package)
+    bare = types.ModuleType(package)
+    bare.__path__ = [folder]
+    sys.modules[package] = bare
+    try:
+        return importlib.import_module(path)
+    except Exception as error:
+        raise SeamError(f"{path} cannot be imported ({type(error).__name__}: {error}; first: {first}); "
+                        f"aoti-hooks supports {SUPPORTED_EXECUTORCH}") from None
+    finally:
+        if before is None:
+            sys.modules.pop(package, None)
+        else:
+            sys.modules[package] = before

@@ -1,0 +1,110 @@
+"""What a compile wrote: sizes and digests, and the contents of ExecuTorch CUDA ``.pte``/``.ptd`` files
+(each named blob, each delegate's weight table), read back to compare variants and to run delegates."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+
+import torch
+
+CUDA_TABLE_MAGIC = b"ETCUDAFQN"
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    """Bytes a tensor holds; a quantized tensor subclass counts its inner tensors."""
+    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) and hasattr(tensor, "__tensor_flatten__"):
+        names, _ = tensor.__tensor_flatten__()
+        return sum(tensor_bytes(getattr(tensor, name)) for name in names)
+    return tensor.numel() * tensor.element_size()
+
+
+def file_digest(path: str) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(chunk)
+    return os.path.getsize(path), digest.hexdigest()
+
+
+def cuda_delegates(paths: list[str]) -> dict:
+    """``{method: {"so_key": ..., "weights": [[fqn, key, nbytes, dtype, device_type, offset, sizes, strides], ...]}}``
+    for each CudaBackend delegate of the ``.pte`` among ``paths`` (its ``processed`` bytes: the .so's
+    named-data key and the weight table)."""
+    from ..seams.executorch import deserialize_pte_binary
+
+    found = {}
+    for path in paths:
+        if not path.endswith(".pte"):
+            continue
+        with open(path, "rb") as handle:
+            program = deserialize_pte_binary(handle.read()).program
+        for plan in program.execution_plan:
+            for delegate in plan.delegates:
+                raw = bytes(program.backend_delegate_data[delegate.processed.index].data)
+                if raw.startswith(CUDA_TABLE_MAGIC):
+                    found[plan.name] = _weight_table(raw)
+    return found
+
+
+def _weight_table(raw: bytes) -> dict:
+    at = len(b"ETCUDAFQN3")
+
+    def text():
+        nonlocal at
+        (size,) = struct.unpack_from("<I", raw, at)
+        at += 4 + size
+        return raw[at - size:at].decode()
+
+    so_key = text()
+    (count,) = struct.unpack_from("<I", raw, at)
+    at += 4
+    weights = []
+    for _ in range(count):
+        fqn, key = text(), text()
+        nbytes, dtype, device_type, offset, dims = struct.unpack_from("<QiiqI", raw, at)
+        at += struct.calcsize("<QiiqI")
+        sizes = struct.unpack_from(f"<{dims}q", raw, at)
+        at += 8 * dims
+        strides = struct.unpack_from(f"<{dims}q", raw, at)
+        at += 8 * dims
+        weights.append([fqn, key, nbytes, dtype, device_type, offset, sizes, strides])
+    return {"so_key": so_key, "weights": weights}
+
+
+def named_blobs(paths: list[str]) -> dict[str, bytes]:
+    """Every named blob of the ``.pte``'s named data and of the ``.ptd`` files, by key."""
+    from executorch.extension.flat_tensor.serialize.serialize import FlatTensorSerializer
+
+    from ..seams.executorch import deserialize_pte_binary
+
+    blobs: dict[str, bytes] = {}
+    for path in paths:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        if path.endswith(".ptd"):
+            output = FlatTensorSerializer().deserialize_to_named_data_store_output(data, "ptd")
+            for key, entry in output.external_data["ptd"].items():
+                blobs[key] = bytes(output.buffers[entry.buffer_index])
+            continue
+        named = deserialize_pte_binary(data).named_data
+        if named is not None:
+            for key, entry in named.pte_data.items():
+                blobs[key] = bytes(named.buffers[entry.buffer_index])
+    return blobs
+
+
+def named_contents(paths: list[str]) -> dict:
+    """Each named blob of the .ptd files (key -> size, sha256) and the delegates' weight tables.
+
+    The weight table (``processed`` bytes of CudaBackend's delegate) lists every constant's FQN,
+    storage key, size, dtype, device type, offset, sizes and strides.
+    """
+    contents: dict = {"ptd": {}, "weights": []}
+    blobs = named_blobs([path for path in paths if path.endswith(".ptd")])
+    for key in sorted(blobs):
+        contents["ptd"][key] = [len(blobs[key]), hashlib.sha256(blobs[key]).hexdigest()]
+    for table in cuda_delegates(paths).values():
+        contents["weights"] += table["weights"]
+    return contents

@@ -1,0 +1,194 @@
+"""ExecuTorch's own Gemma 4 31B (``executorch.examples.models.gemma4_31b``), built and lowered as its
+``export.py`` does for CUDA: the model ``aoti-hooks bench --model executorch:gemma4_31b`` measures.
+
+The model is the seed's: real dimensions (hidden 5376, vocab 262144, head dims 256/512, 32/16/4
+heads, window 1024), ``layers`` of its 5-sliding-then-1-full pattern, ``ctx`` positions. Weights are
+seeded random (std 0.02, norms 1, layer scalars 1) and, with ``weights="int4"``, quantized the way
+its default recipe does (int4 min-max groups of 32 for every linear, int8 per-axis embedding; the
+lm_head an untied int4 copy of the embedding) one tensor at a time (``quantize_stream``, never the
+whole bf16 model), then packed into ExecuTorch's CUDA layouts (``convert_quantized_tensors_for_cuda``).
+``weights="bf16"`` keeps them bf16 (tied, as its checkpoint is).
+
+`lower` is ``export.py``'s ``_export_cuda`` with the compile specs as a parameter (that function
+hard-codes ``low_memory_mode=ON``): the same Inductor settings, ``cuda_source_transformations``
+(fused gate|up, length-aware SDPA), prefill (T in [5, min(ctx - 1, 2 x window)]) and decode methods
+exported strictly, ``CudaPartitioner`` per method, the same edge and ``to_executorch`` configs.
+
+Why ``cuda_source_transformations`` is imported through a seam: its module imports ExecuTorch's
+TurboQuant cache, whose package ``__init__`` imports ``torchtune``; torchtune's only release (0.6.1)
+imports ``torchao.dtypes.nf4tensor``, which torchao 0.18 no longer has. The transformations use
+neither, so the seam imports them without that package ``__init__`` when torchtune cannot be imported.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+
+MODEL = "executorch:gemma4_31b"
+PERIOD = 6  # 5 sliding layers, then 1 full
+WEIGHTS = ("int4", "bf16")
+
+
+@dataclass(frozen=True)
+class Shape:
+    layers: int = PERIOD
+    ctx: int = 131072
+    weights: str = "int4"
+    hidden: int = 5376  # the real model's; tests shrink everything through `tiny`
+    tiny: bool = False
+
+    def config(self):
+        from executorch.examples.models.gemma4_31b.model import Gemma4_31BConfig
+
+        types = ["full_attention" if (i + 1) % PERIOD == 0 else "sliding_attention" for i in range(self.layers)]
+        if self.tiny:  # the tests' size: every feature of the real model, dimensions of a toy
+            return Gemma4_31BConfig(vocab_size=512, hidden_size=self.hidden, intermediate_size=2 * self.hidden,
+                                    num_hidden_layers=self.layers, num_attention_heads=8, num_key_value_heads=2,
+                                    head_dim=32, num_global_key_value_heads=1, global_head_dim=64,
+                                    sliding_window=4, max_seq_len=self.ctx, layer_types=types)
+        return Gemma4_31BConfig(num_hidden_layers=self.layers, max_seq_len=self.ctx, layer_types=types)
+
+
+def recipe(hidden: int):
+    """The default recipe of ``quantize_and_save.py`` (its per-axis embedding group is the hidden size)."""
+    from executorch.extension.llm.export.quant import QuantConfig, QuantRecipe, QuantRule
+
+    return QuantRecipe(rules=[
+        QuantRule(r"embed_tokens\.weight", QuantConfig(bits=8, group_size=hidden, symmetric=True, method="min_max")),
+        QuantRule(r".*norm\.weight", None),
+        QuantRule(r".*\.weight", QuantConfig(bits=4, group_size=32, symmetric=False, method="min_max")),
+    ])
+
+
+def seeded_weights(shape: Shape, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Every parameter and loaded buffer, seeded, quantized as the recipe says, one tensor at a time."""
+    from executorch.examples.models.gemma4_31b.model import Gemma4_31B
+    from executorch.extension.llm.export.quant import quantize_stream
+
+    config = shape.config()
+    with torch.device("meta"):
+        skeleton = Gemma4_31B(config)
+
+    def raw():
+        for index, (fqn, parameter) in enumerate(skeleton.named_parameters()):
+            if fqn == "lm_head.weight":
+                continue  # the tied checkpoint's embedding, cloned (export.py unties it to quantize it)
+            generator = torch.Generator().manual_seed(seed * 100_003 + index)
+            if fqn.endswith("norm.weight"):
+                value = torch.ones(parameter.shape, dtype=torch.bfloat16)
+            else:
+                value = (torch.randn(parameter.shape, generator=generator) * 0.02).to(torch.bfloat16)
+            yield fqn, value
+            if fqn == "embed_tokens.weight":
+                yield "lm_head.weight", value.clone()
+        for fqn, _ in skeleton.named_buffers():
+            if fqn.endswith("layer_scalar"):
+                yield fqn, torch.ones(1, dtype=torch.bfloat16)  # as load_checkpoint(dtype=bf16) leaves it
+
+    if shape.weights == "bf16":
+        return dict(raw())
+    return dict(quantize_stream(raw(), recipe(config.hidden_size), dtype=torch.bfloat16))
+
+
+def build(shape: Shape, weights: dict[str, torch.Tensor]):
+    """The model on the CPU with ``weights`` assigned and packed for CUDA, runtime buffers filled, in eval."""
+    from executorch.examples.models.gemma4_31b.cuda_packers import convert_quantized_tensors_for_cuda
+    from executorch.examples.models.gemma4_31b.model import Gemma4_31B, materialize_runtime_buffers
+    from executorch.extension.llm.export.load import assign_state_dict
+
+    config = shape.config()
+    with torch.device("meta"):
+        model = Gemma4_31B(config)
+    if shape.weights == "bf16":
+        weights = {name: value for name, value in weights.items() if name != "lm_head.weight"}
+        assign_state_dict(model, {**weights, "lm_head.weight": weights["embed_tokens.weight"]})
+        model.lm_head.weight = model.embed_tokens.weight
+    else:
+        assign_state_dict(model, dict(weights))
+        convert_quantized_tensors_for_cuda(model)
+    materialize_runtime_buffers(model, dtype=torch.bfloat16)
+    return model.eval(), config
+
+
+def max_prefill(config) -> int:
+    return min(config.max_seq_len - 1, config.sliding_window * 2)
+
+
+def prepare(model) -> str:
+    """What ``_export_cuda`` does before exporting: the int4 dispatch, runtime buffers, the CUDA
+    source transformations. Returns the mutable-buffer metadata it records."""
+    import executorch.backends.cuda.quantize_op_dispatch  # noqa: F401  (int4/int8 F.linear -> executorch_cuda ops)
+    from executorch.examples.models.gemma4_31b.model import materialize_runtime_buffers
+
+    from ..seams.executorch import import_skipping_package_init
+
+    materialize_runtime_buffers(model, dtype=torch.bfloat16)
+    mutable = [name for name, _ in model.named_buffers() if ".kv_cache." in name]
+    transformations = import_skipping_package_init(
+        "examples.models.gemma4_31b.cuda_source_transformations", skip="extension.llm.modules")
+    transformations.cuda_source_transformations(model, use_turboquant=False)
+    return json.dumps({"version": 1, "mutable_buffers": mutable})
+
+
+def export_methods(model, config) -> dict:
+    """``{"decode": ..., "prefill": ...}``, exported as ``_export_cuda`` exports them."""
+    from torch.export import Dim, export
+
+    longest = max_prefill(config)
+    seq = Dim("seq_len", min=5, max=longest)
+    with torch.no_grad():
+        prefill = export(model, (torch.zeros((1, longest), dtype=torch.long), torch.arange(longest, dtype=torch.long),
+                                 torch.tensor([1.0])), dynamic_shapes=({1: seq}, {0: seq}, None), strict=True)
+        decode = export(model, (torch.tensor([[0]], dtype=torch.long), torch.tensor([0], dtype=torch.long),
+                                torch.tensor([1.0])), strict=True)
+    return {"decode": decode, "prefill": prefill}
+
+
+def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder: str) -> list[str]:
+    """Lower both methods through ``CudaPartitioner`` with ``specs[method]`` and write ``model.pte``
+    and the ``.ptd`` into ``folder`` as ``_export_cuda`` does; the files written."""
+    import torch._inductor.config as inductor_config
+    from executorch.backends.cuda.cuda_partitioner import CudaPartitioner
+    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+    from executorch.exir.passes import MemoryPlanningPass
+    from executorch.exir.passes.propagate_device_pass import PropagateDeviceConfig
+
+    inductor_config.coordinate_descent_tuning = False
+    inductor_config.aot_inductor.compile_wrapper_opt_level = "O0"
+    longest = max_prefill(config)
+    edge = to_edge_transform_and_lower(
+        programs, partitioner={method: [CudaPartitioner(specs[method])] for method in programs},
+        compile_config=EdgeCompileConfig(_check_ir_validity=False, _skip_dim_order=True),
+        constant_methods={"get_max_seq_len": config.max_seq_len, "get_vocab_size": config.vocab_size,
+                          "get_n_layers": config.num_hidden_layers, "get_max_prefill_chunk": longest,
+                          "get_min_prefill_chunk": 5, "get_mutable_buffer_metadata": metadata,
+                          "use_kv_cache": True, "use_sdpa_with_kv_cache": False, "enable_dynamic_shape": True})
+    programs.clear()
+    gc.collect()
+    manager = edge.to_executorch(config=ExecutorchBackendConfig(
+        extract_delegate_segments=True, do_quant_fusion_and_const_prop=True,
+        memory_planning_pass=MemoryPlanningPass(alloc_graph_input=False), emit_mutable_buffer_names=True,
+        propagate_device_config=PropagateDeviceConfig(skip_h2d_for_method_inputs=True,
+                                                      skip_d2h_for_method_outputs=True)))
+    del edge
+    gc.collect()
+    os.makedirs(folder, exist_ok=True)
+    pte = os.path.join(folder, "model.pte")
+    with open(pte, "wb") as handle:
+        manager.write_to_file(handle)
+    before = set(os.listdir(folder))
+    manager.write_tensor_data_to_file(folder)  # CudaBackend's weights: the .ptd
+    return [pte] + [os.path.join(folder, name) for name in sorted(set(os.listdir(folder)) - before)]
+
+
+def steps(config, count: int, seed: int = 1) -> dict:
+    """A prefill chunk of 8 tokens at positions 0..7, then ``count`` decode steps; temperature 0
+    (the sampler's near-greedy: it clamps to 1e-6, so Gumbel noise only breaks exact ties)."""
+    generator = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(0, config.vocab_size, (1, 8), generator=generator)
+    return {"prompt": prompt, "decode": count, "temperature": torch.tensor([0.0])}
