@@ -44,24 +44,53 @@ def variants(plugin_lists: list[list[str]], backend_specs: dict[str, str], optio
     return runs
 
 
-def run_bench(program: str | None, model: str | None, plugin_lists: list[list[str]], backend: str, out: str | None,
-              options: dict | None = None, backend_specs: dict[str, str] | None = None,
+def run_bench(program: str | None, model: str | None, plugin_lists: list[list[str]], backend: str | None,
+              out: str | None, options: dict | None = None, backend_specs: dict[str, str] | None = None,
               ctx: int | None = None, layers: int | None = None, quiet: bool = False,
               periods: int | None = None, lm_head: str | None = None,
-              common_specs: dict[str, str] | None = None, target: str | None = None, keep: bool = False) -> dict:
+              common_specs: dict[str, str] | None = None, target: str | None = None, keep: bool = False,
+              weights: str | None = None, check_steps: int | None = None) -> dict:
     import torch
 
+    from .demo import et_gemma4
     from .demo.model import CONFIGS
-    from .demo.run import Progress, run_in_worker
 
     if (program is None) == (model is None):
-        raise AotiHooksError("give either a PROGRAM.pt2 (a torch.export.save file) or --model demo:<config>")
+        raise AotiHooksError(f"give either a PROGRAM.pt2 (a torch.export.save file) or --model demo:<config> "
+                             f"or --model {et_gemma4.MODEL}")
+    executorch_model = model == et_gemma4.MODEL
+    if executorch_model:
+        if backend == "torch":
+            raise AotiHooksError(f"{model} is lowered as ExecuTorch's export.py lowers it (CudaBackend); "
+                                 f"leave out --backend or give --backend executorch")
+        backend = "executorch"
+    backend = backend or "torch"
+    for flag, given, wanted in (("--weights", weights, "int4 or bf16 weights"),
+                                ("--check-steps", check_steps, "decode steps checked against eager")):
+        if given is not None and not executorch_model:
+            raise AotiHooksError(f"{flag} chooses the {wanted} of --model {et_gemma4.MODEL}; it does not apply here")
+    if check_steps is not None and check_steps < 0:
+        raise AotiHooksError("--check-steps must be 0 (no output check) or more")
     base: dict[str, Any] = {"backend": backend, "timeline": True, "target": target}
-    if model is not None:
+    if executorch_model:
+        if lm_head is not None:
+            raise AotiHooksError(f"--lm-head changes the demo decoder; {model} quantizes every linear with --weights int4")
+        if periods is not None:
+            if periods < 1:
+                raise AotiHooksError("--periods needs N >= 1")
+            layers = et_gemma4.PERIOD * periods
+        if layers is not None and layers < 1:
+            raise AotiHooksError("--layers needs N >= 1")
+        if ctx is not None and ctx < 16:
+            raise AotiHooksError("--ctx must be at least 16 for the prefill method (chunks of 5 or more tokens)")
+        base.update(model=model, layers=layers or et_gemma4.PERIOD, ctx=ctx or et_gemma4.Shape.ctx,
+                    weights=weights or "int4")
+    elif model is not None:
         kind, _, config = model.partition(":")
         if kind != "demo" or config not in CONFIGS:
-            raise AotiHooksError(f"unknown model {model!r}{did_you_mean(config, CONFIGS, prefix='demo:')}; choose one of "
-                                 + ", ".join(f"demo:{name}" for name in CONFIGS))
+            choices = [f"demo:{name}" for name in CONFIGS] + [et_gemma4.MODEL]
+            raise AotiHooksError(f"unknown model {model!r}{did_you_mean(model, choices)}; choose one of "
+                                 + ", ".join(choices))
         if periods is not None:
             if not CONFIGS[config].period or periods < 1:
                 raise AotiHooksError(f"--periods needs a model with alternating layers (demo:gemma4-31b-slice) and N >= 1")
@@ -74,7 +103,8 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
         base["program"] = os.path.abspath(program)
     if backend == "executorch" and not torch.cuda.is_available():
         raise AotiHooksError("--backend executorch lowers through ExecuTorch's CudaBackend and needs a CUDA GPU; "
-                             "use --backend torch on this machine")
+                             "use --backend torch on this machine" if not executorch_model else
+                             f"{model} is lowered through ExecuTorch's CudaBackend and needs a CUDA GPU")
     for flag, given in (("--backend-spec", backend_specs), ("--common-spec", common_specs)):
         if given and backend != "executorch":
             raise AotiHooksError(f"{flag} sets ExecuTorch compile specs; use it with --backend executorch")
@@ -86,7 +116,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     work = Path(tempfile.mkdtemp(prefix="aoti-hooks-bench-work-"))  # caches and artifacts, not results
     try:
         return _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program,
-                    lm_head, quiet)
+                    lm_head, quiet, 4 if check_steps is None else check_steps)
     finally:
         if keep:
             print(f"packages, caches and logs kept in {work}", file=sys.stderr)
@@ -95,27 +125,87 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
 
 
 def _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program, lm_head,
-         quiet) -> dict:
+         quiet, check_steps) -> dict:
     from .demo.run import Progress, run_in_worker
 
     runs = []
     planned = variants(plugin_lists, backend_specs or {}, options or {}, common_specs)
+    if base.get("model"):  # ExecuTorch's own model: its seeded weights once, for every variant
+        base["weights_file"] = str(work / "weights.pt")
+        with Progress(f"making {base['weights']} weights for {base['model']} ({base['layers']} layers)", quiet):
+            run_in_worker("weights", base, work, "weights", dict(os.environ))
     for index, run in enumerate(planned):
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{index}")}
-        spec = {**base, **run, "package": str(work / f"run{index}.pt2"),
+        spec = {**base, **run, "package": str(work / f"run{index}.pt2"), "contents_dir": str(folder),
                 "inductor_configs": {"aot_inductor.package_constants_in_so": False,
                                      "aot_inductor.package_constants_on_disk_format": "binary_blob"}}
         with Progress(f"[{index + 1}/{len(planned)}] compiling "
                       f"{run['variant']} ({backend})", quiet):
             runs.append(run_in_worker("compile", spec, folder, f"run{index}", env))
-    results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,
-               "lm_head": lm_head,
-               "device": runs[0]["device"], "runs": runs}
-    (folder / "report.json").write_text(json.dumps(results, indent=1))
-    (folder / "report.md").write_text(format_report(results) + "\n")
+        results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,
+                   "lm_head": lm_head, "shape": {key: base.get(key) for key in ("layers", "ctx", "weights")},
+                   "device": runs[0]["device"], "runs": runs, "complete": False}
+        _write_report(results, folder)  # after every run: a long bench that stops keeps what it measured
+    if base.get("model") and check_steps:
+        with Progress(f"checking a prefill and {check_steps} decode steps: eager and each variant's delegates, "
+                      f"each in its own process, side by side", quiet):
+            results["check"] = check_executorch_outputs(base, planned, work, folder, check_steps)
+    results["complete"] = True
+    _write_report(results, folder)
     results["timeline_png"] = plot_timeline(results, folder / "timeline.png")
     results["folder"] = str(folder)
     return results
+
+
+def _write_report(results: dict, folder: Path) -> None:
+    (folder / "report.json").write_text(json.dumps(results, indent=1))
+    (folder / "report.md").write_text(format_report(results) + "\n")
+
+
+def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:
+    """Eager and each variant's delegates (taken out of its ``.pte``/``.ptd`` and run by torch's AOTI
+    runner) over a prefill and ``steps`` decode steps: tokens, and the KV caches after the last step."""
+    import torch
+
+    from .demo.run import run_in_worker
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .errors import StepFailed
+
+    def one(index):  # each in its own process; they share the GPU, not a process
+        name = "eager" if index is None else f"run{index}"
+        spec = {**base, "steps": steps, "logits": str(work / f"{name}.outputs.pt"),
+                "folder": None if index is None else str(work / f"run{index}")}
+        try:
+            run_in_worker("outputs", spec, folder, f"outputs-{name}", dict(os.environ))
+        except StepFailed as error:
+            return str(error).splitlines()[0]
+        return torch.load(spec["logits"])
+
+    indices = [None, *range(len(planned))]
+    with ThreadPoolExecutor(max_workers=len(indices)) as pool:
+        found = list(pool.map(one, indices))
+    saved = {("eager" if index is None else planned[index]["variant"]): got for index, got in zip(indices, found)}
+    eager, stock = saved.pop("eager"), saved["stock"]
+    if isinstance(eager, str) or isinstance(stock, str):
+        return {variant: {"error": eager if isinstance(eager, str) else stock} for variant in saved}
+    check = {}
+    for variant, got in saved.items():
+        if isinstance(got, str):
+            check[variant] = {"error": got}
+            continue
+        compared = sorted(set(got["caches"]) & set(eager["caches"]))  # by FQN, as the .ptd names them
+        worst = max((float((got["caches"][fqn].float() - eager["caches"][fqn].float()).abs().max()) for fqn in compared),
+                    default=None)
+        check[variant] = {"steps": len(got["tokens"]), "tokens": got["tokens"], "eager_tokens": eager["tokens"],
+                          "tokens_equal_eager": got["tokens"] == eager["tokens"],
+                          "tokens_equal_stock": got["tokens"] == stock["tokens"],
+                          "caches_compared": len(compared), "caches_of_eager": len(eager["caches"]),
+                          "caches_max_abs_vs_eager": worst,
+                          "caches_equal_stock": set(got["caches"]) == set(stock["caches"]) and all(
+                              torch.equal(got["caches"][fqn], stock["caches"][fqn]) for fqn in stock["caches"])}
+    return check
 
 
 def check_saved_program(path: str) -> None:
@@ -139,6 +229,10 @@ def format_report(results: dict) -> str:
     cuda = results["device"].startswith("cuda")
     header = ["run", "compile", "host peak"] + (["peak allocated", "peak reserved", "NVML peak"] if cuda else [])
     header += ["artifacts", "weights"]
+    executorch = results["backend"] == "executorch"
+    if executorch:
+        header.append(".ptd = stock")
+    stock_ptd = {name: digest for name, digest in results["runs"][0]["artifacts"].items() if name.endswith(".ptd")}
     rows = []
     for run in results["runs"]:
         row = [run["variant"], f"{run['compile_s']:.1f} s", format_bytes(run["host_peak_rss"])]
@@ -146,10 +240,31 @@ def format_report(results: dict) -> str:
             row += [format_bytes(run["peak_allocated"]), format_bytes(run["peak_reserved"]),
                     format_bytes(run["nvml_peak"] or 0)]
         row += [format_bytes(run["package_bytes"]), format_bytes(run["weight_bytes"])]
+        if executorch:
+            ptd = {name: digest for name, digest in run["artifacts"].items() if name.endswith(".ptd")}
+            row.append("-" if run is results["runs"][0] else ("yes" if ptd == stock_ptd and ptd else "NO"))
         rows.append(row)
     source = results["model"] or results["program"]
+    shape = results.get("shape") or {}
+    if results["model"] and shape.get("layers"):
+        source += f" ({shape['layers']} layers, ctx {shape['ctx']}" + (f", {shape['weights']})" if shape.get("weights") else ")")
     lines = [f"# aoti-hooks bench: {source}, backend {results['backend']}, on {results['device']}", "",
              "```", table(header, rows), "```"]
+    if results.get("check"):
+        failed = {variant: entry["error"] for variant, entry in results["check"].items() if "error" in entry}
+        checked = [[variant, str(entry["steps"]), "yes" if entry["tokens_equal_eager"] else "NO",
+                    "yes" if entry["tokens_equal_stock"] else "NO",
+                    f"{entry['caches_compared']}/{entry['caches_of_eager']}",
+                    "-" if entry["caches_max_abs_vs_eager"] is None else f"{entry['caches_max_abs_vs_eager']:.3g}",
+                    "yes" if entry["caches_equal_stock"] else "NO"]
+                   for variant, entry in results["check"].items() if "error" not in entry]
+        lines += ["", "Outputs: each variant's delegates out of its .pte/.ptd, run by torch's AOTI runner (prefill, "
+                      "then teacher-forced decode steps, temperature 0), against eager:", "", "```",
+                  table(["run", "calls", "tokens = eager", "tokens = stock", "caches compared",
+                         "caches max abs vs eager", "caches = stock"], checked), "```",
+                  *(f"- {variant}: check failed: {error}" for variant, error in failed.items())]
+    if not results.get("complete", True):
+        lines += ["", "Incomplete: the bench stopped before every run finished; these are the runs it finished."]
     if not cuda:
         lines += ["", "No CUDA device: the figures are host memory only."]
     for run in results["runs"]:

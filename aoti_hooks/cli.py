@@ -197,7 +197,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     Session(running, target=args.target, options={k: v for k, v in options.items() if k in running})  # fail early
     results = run_bench(args.program, args.model, plugin_lists, args.backend, args.out, options, backend_specs,
                         args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
-                        common_specs=common_specs, target=args.target, keep=args.keep)
+                        common_specs=common_specs, target=args.target, keep=args.keep, weights=args.weights,
+                        check_steps=args.check_steps)
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
@@ -230,11 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(run=cmd_demo)
     bench = commands.add_parser("bench", help="export memory of a program stock and with plugins, with a timeline")
     bench.add_argument("program", nargs="?", help="a torch.export.save file (.pt2); or use --model")
-    bench.add_argument("--model", help="a built-in model instead: demo:cpu, demo:gpu, demo:gemma4-31b-slice, ...")
+    bench.add_argument("--model", help="a built-in model instead: demo:cpu, demo:gpu, demo:gemma4-31b-slice, ..., or "
+                                       "executorch:gemma4_31b (ExecuTorch's own, real dimensions, lowered as its export.py does)")
     bench.add_argument("--plugins", action="append",
                        help="comma-separated plugin names, one run (default kv_elide); repeat for more runs")
-    bench.add_argument("--backend", choices=("torch", "executorch"), default="torch",
-                       help="torch: aoti_compile_and_package; executorch: CudaBackend + CudaPartitioner")
+    bench.add_argument("--backend", choices=("torch", "executorch"),
+                       help="torch (default): aoti_compile_and_package; executorch: CudaBackend + CudaPartitioner "
+                            "(the only one for executorch: models)")
     bench.add_argument("--backend-spec", action="append", default=[], metavar="KEY=VALUE",
                        help="adds a stock run with this ExecuTorch compile spec, e.g. low_memory_mode=ON")
     bench.add_argument("--option", action="append", default=[], metavar="PLUGIN.OPTION=VALUE",
@@ -243,7 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--target", help="the GPU to export for: rtx4090, rtx5090, a100, h100, local (default), "
                                         "or smem=<bytes>,mem=<size>")
     bench.add_argument("--layers", type=int, help="--model only: number of layers")
-    bench.add_argument("--periods", type=int, help="--model demo:gemma4-31b-slice only: periods of 5 sliding + 1 full layer")
+    bench.add_argument("--periods", type=int, help="--model demo:gemma4-31b-slice or executorch:gemma4_31b: periods of "
+                                                   "5 sliding + 1 full layer")
+    bench.add_argument("--weights", choices=("int4", "bf16"),
+                       help="--model executorch:gemma4_31b: int4 as its export quantizes (default) or bf16")
+    bench.add_argument("--check-steps", type=int,
+                       help="--model executorch:gemma4_31b: decode steps checked against eager on the GPU (default 4; 0: none)")
     bench.add_argument("--common-spec", action="append", default=[], metavar="KEY=VALUE",
                        help="an ExecuTorch compile spec given to every run, e.g. autotune_at_compile_time=OFF")
     bench.add_argument("--lm-head", choices=("int4",),

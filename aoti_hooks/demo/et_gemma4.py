@@ -192,3 +192,116 @@ def steps(config, count: int, seed: int = 1) -> dict:
     generator = torch.Generator().manual_seed(seed)
     prompt = torch.randint(0, config.vocab_size, (1, 8), generator=generator)
     return {"prompt": prompt, "decode": count, "temperature": torch.tensor([0.0])}
+
+
+# --- bench's steps: weights once, each lowering in its own process, outputs checked -------------
+
+def shape_of(spec: dict) -> Shape:
+    return Shape(layers=spec.get("layers") or PERIOD, ctx=spec.get("ctx") or Shape.ctx,
+                 weights=spec.get("weights") or "int4", **({"hidden": 256, "tiny": True} if spec.get("tiny") else {}))
+
+
+def save_weights(spec: dict) -> dict:
+    """The seeded, quantized weights, made once and saved for every variant's process."""
+    weights = seeded_weights(shape_of(spec))
+    torch.save(weights, spec["weights_file"])
+    return {"tensors": len(weights)}
+
+
+def prepared_lowering(spec: dict):
+    """The model built from the saved weights and exported; a function that lowers it with the
+    variant's specs (stock, the backend's own specs, plugins), its weights' bytes and its caches' bytes."""
+    import aoti_hooks
+    import aoti_hooks.executorch as integration
+    from executorch.backends.cuda.cuda_backend import CudaBackend
+    from executorch.exir.backend.compile_spec_schema import CompileSpec
+
+    from .artifacts import file_digest, named_contents, tensor_bytes
+
+    model, config = build(shape_of(spec), torch.load(spec["weights_file"], weights_only=False))
+    metadata = prepare(model)
+    weight_bytes = sum(tensor_bytes(p) for p in {id(p): p for p in model.parameters()}.values())
+    cache_bytes = sum(b.numel() * b.element_size() for name, b in model.named_buffers() if ".kv_cache." in name)
+    programs = export_methods(model, config)
+    del model
+    plugins = spec["plugins"]
+    extra = [CompileSpec(key, str(value).encode()) for key, value in spec.get("backend_specs", {}).items()]
+    if plugins:
+        extra += aoti_hooks.compile_specs(plugins, target=spec.get("target") or "local", **spec.get("options", {}))
+    folder = os.path.splitext(spec["package"])[0]
+
+    def lowering() -> tuple[dict, dict]:
+        specs = {method: [CudaBackend.generate_method_name_compile_spec(method), *extra] for method in programs}
+        written = lower(programs, config, metadata, specs, folder)
+        reports = integration.reports() if plugins else {}
+        report = {f"{plugin} ({method})": entry for method in ("prefill", "decode") if method in reports
+                  for plugin, entry in reports[method].as_dict().items()}
+        with open(os.path.join(spec.get("contents_dir") or folder, f"{spec['variant']}.contents.json"), "w") as handle:
+            json.dump(named_contents(written), handle, indent=1)
+        return report, {os.path.basename(path): file_digest(path) for path in written}
+
+    return lowering, weight_bytes, cache_bytes
+
+
+_DTYPES = {0: torch.uint8, 1: torch.int8, 2: torch.int16, 3: torch.int32, 4: torch.int64, 5: torch.float16,
+           6: torch.float32, 7: torch.float64, 11: torch.bool, 15: torch.bfloat16}
+
+
+def delegate_runners(folder: str, device: str) -> tuple[dict, dict]:
+    """Each method's delegate ``.so`` from the ``.pte`` in ``folder``, run by torch's AOTI runner
+    with the constants the ``.pte``/``.ptd`` hold, one tensor per storage key shared by both methods
+    (as ExecuTorch's CUDA runtime shares caches between prefill and decode). ``({method: run},
+    {fqn: tensor})``."""
+    from ..seams.aoti_runner import load_delegate
+    from .artifacts import cuda_delegates, named_blobs
+
+    paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder)) if name.endswith((".pte", ".ptd"))]
+    tables, blobs = cuda_delegates(paths), named_blobs(paths)
+    storages: dict[str, torch.Tensor] = {}
+    runners, constants = {}, {}
+    for method, table in tables.items():
+        by_fqn = {}
+        for fqn, key, nbytes, dtype, device_type, offset, sizes, strides in table["weights"]:
+            if key not in storages:
+                raw = torch.frombuffer(bytearray(blobs[key]), dtype=torch.uint8) if nbytes else torch.empty(0, dtype=torch.uint8)
+                storages[key] = raw.to(device if device_type == 1 else "cpu")
+            storage = storages[key]
+            by_fqn[fqn] = storage.view(_DTYPES[dtype]).as_strided(sizes, strides, offset)
+        so_path = os.path.join(folder, f"{method}.so")
+        with open(so_path, "wb") as handle:
+            handle.write(blobs[table["so_key"]])
+        runners[method] = load_delegate(so_path, by_fqn, device)
+        constants.update(by_fqn)
+    return runners, constants
+
+
+@torch.no_grad()
+def outputs(spec: dict) -> dict:
+    """A prefill of 8 tokens, then ``steps`` decode steps of fixed tokens (teacher-forced, so a
+    variant's later steps do not depend on its earlier tokens), through eager (no ``folder``) or
+    through a lowered variant's delegates. Saves each step's token and the KV caches after the last."""
+    device = "cuda:0"
+    model, config = build(shape_of(spec), torch.load(spec["weights_file"], weights_only=False))
+    prepare(model)
+    count = spec.get("steps", 4)
+    generator = torch.Generator().manual_seed(1)
+    prompt = torch.randint(0, config.vocab_size, (1, 8), generator=generator)
+    fed = torch.randint(0, config.vocab_size, (count, 1, 1), generator=generator)
+    temperature = torch.tensor([0.0])
+    calls = [("prefill", prompt, torch.arange(8))] + [("decode", fed[i], torch.tensor([8 + i])) for i in range(count)]
+    if spec.get("folder"):
+        runners, constants = delegate_runners(spec["folder"], device)
+        caches = {fqn: tensor for fqn, tensor in constants.items() if ".kv_cache." in fqn}
+
+        def call(method, tokens, pos):
+            return runners[method]([tokens.to(device), pos.to(device), temperature.to(device)])[0]
+    else:
+        model = model.to(device)
+        caches = {fqn: tensor for fqn, tensor in model.named_buffers() if ".kv_cache." in fqn}
+
+        def call(method, tokens, pos):
+            return model(tokens.to(device), pos.to(device), temperature.to(device))
+    tokens = [int(call(*step).flatten()[0]) for step in calls]
+    torch.cuda.synchronize()
+    torch.save({"tokens": tokens, "caches": {fqn: t.detach().cpu() for fqn, t in caches.items()}}, spec["logits"])
+    return {"steps": len(calls), "caches": len(caches)}

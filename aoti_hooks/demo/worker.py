@@ -6,6 +6,8 @@ compiles it (stock, or with the plugins named), writing the measurements as JSON
 ``CudaBackend`` instead (``"backend_specs"`` adds the backend's own specs, e.g.
 ``{"low_memory_mode": "ON"}``). With ``"peak_breakdown": true`` it records the CUDA allocator's
 history and lists what is live at the peak.
+With ``"model": "executorch:gemma4_31b"`` the program is ExecuTorch's own Gemma 4 31B (`et_gemma4`),
+whose seeded weights ``python -m aoti_hooks.demo.worker weights SPEC.json`` makes once for every variant.
 ``python -m aoti_hooks.demo.worker outputs SPEC.json`` decodes several steps with eager or
 with one package, each in a fresh process (a package loaded next to a compile, or next to
 another package, has segfaulted on torch 2.11 + CUDA), and saves the logits.
@@ -177,7 +179,12 @@ def main() -> None:
     command, spec_path = sys.argv[1], sys.argv[2]
     with open(spec_path) as handle:
         spec = json.load(handle)
-    result = compile_one(spec) if command == "compile" else outputs(spec)
+    if command == "compile":
+        result = compile_one(spec)
+    elif command == "weights":
+        result = et_gemma4.save_weights(spec)
+    else:
+        result = et_gemma4.outputs(spec) if spec.get("model") == et_gemma4.MODEL else outputs(spec)
     with open(spec["result"], "w") as handle:
         json.dump(result, handle)
 
