@@ -89,7 +89,8 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
         kind, _, config = model.partition(":")
         if kind != "demo" or config not in CONFIGS:
             choices = [f"demo:{name}" for name in CONFIGS] + [et_gemma4.MODEL]
-            raise AotiHooksError(f"unknown model {model!r}{did_you_mean(model, choices)}; choose one of "
+            hint = did_you_mean(config, CONFIGS, prefix="demo:") if kind == "demo" else did_you_mean(model, choices)
+            raise AotiHooksError(f"unknown model {model!r}{hint}; choose one of "
                                  + ", ".join(choices))
         if periods is not None:
             if not CONFIGS[config].period or periods < 1:

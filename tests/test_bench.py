@@ -46,11 +46,20 @@ def test_bench_a_saved_program(tmp_path, capsys):
     (["bench", "--model", "demo:tiny", "--common-spec", "autotune_at_compile_time"], "--common-spec 'autotune_at_compile_time' must look like <key>=<value>"),
     (["bench", "--model", "demo:tiny", "--common-spec", "a=b"], "--common-spec sets ExecuTorch compile specs"),
     (["bench", "missing.pt2", "--lm-head", "int4"], "--lm-head changes a built-in model"),
+    (["bench", "--model", "executorch:gemma4_31b"], "executorch:gemma4_31b is lowered through ExecuTorch's CudaBackend and needs a CUDA GPU"),
+    (["bench", "--model", "executorch:gemma4_31b", "--backend", "torch"], "leave out --backend or give --backend executorch"),
+    (["bench", "--model", "executorch:gemma4", "--layers", "2"], "(did you mean 'executorch:gemma4_31b'?)"),
+    (["bench", "--model", "demo:tiny", "--weights", "bf16"], "--weights chooses the int4 or bf16 weights of --model executorch:gemma4_31b"),
+    (["bench", "--model", "demo:tiny", "--check-steps", "2"], "--check-steps chooses the decode steps checked"),
+    (["bench", "--model", "executorch:gemma4_31b", "--check-steps", "-1"], "--check-steps must be 0"),
+    (["bench", "--model", "executorch:gemma4_31b", "--periods", "0"], "--periods needs N >= 1"),
+    (["bench", "--model", "executorch:gemma4_31b", "--ctx", "8"], "--ctx must be at least 16"),
+    (["bench", "--model", "executorch:gemma4_31b", "--lm-head", "int4"], "--lm-head changes the demo decoder"),
     (["bench", "--model", "demo:tiny", "--plugins", "kv_elide", "--option", "chunked_dequant.max_transient=1MiB"],
      "--option 'chunked_dequant.max_transient=1MiB' must look like <plugin>.<option>=<value> for a plugin in --plugins"),
 ])
 def test_bench_refuses_bad_input_in_one_sentence(argv, message, capsys):
-    if "executorch" in argv and torch.cuda.is_available():
+    if any("executorch" in arg for arg in argv) and torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     assert main(argv) == 2
     assert message in capsys.readouterr().err

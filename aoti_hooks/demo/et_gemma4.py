@@ -32,6 +32,8 @@ import torch
 MODEL = "executorch:gemma4_31b"
 PERIOD = 6  # 5 sliding layers, then 1 full
 WEIGHTS = ("int4", "bf16")
+# export.py assigns these globally before lowering; here they hold for the lowering only
+EXPORT_PY_INDUCTOR_SETTINGS = {"coordinate_descent_tuning": False, "aot_inductor.compile_wrapper_opt_level": "O0"}
 
 
 @dataclass(frozen=True)
@@ -152,22 +154,22 @@ def export_methods(model, config) -> dict:
 def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder: str) -> list[str]:
     """Lower both methods through ``CudaPartitioner`` with ``specs[method]`` and write ``model.pte``
     and the ``.ptd`` into ``folder`` as ``_export_cuda`` does; the files written."""
-    import torch._inductor.config as inductor_config
     from executorch.backends.cuda.cuda_partitioner import CudaPartitioner
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
     from executorch.exir.passes import MemoryPlanningPass
     from executorch.exir.passes.propagate_device_pass import PropagateDeviceConfig
 
-    inductor_config.coordinate_descent_tuning = False
-    inductor_config.aot_inductor.compile_wrapper_opt_level = "O0"
+    from ..seams.inductor import config_patch
+
     longest = max_prefill(config)
-    edge = to_edge_transform_and_lower(
-        programs, partitioner={method: [CudaPartitioner(specs[method])] for method in programs},
-        compile_config=EdgeCompileConfig(_check_ir_validity=False, _skip_dim_order=True),
-        constant_methods={"get_max_seq_len": config.max_seq_len, "get_vocab_size": config.vocab_size,
-                          "get_n_layers": config.num_hidden_layers, "get_max_prefill_chunk": longest,
-                          "get_min_prefill_chunk": 5, "get_mutable_buffer_metadata": metadata,
-                          "use_kv_cache": True, "use_sdpa_with_kv_cache": False, "enable_dynamic_shape": True})
+    with config_patch(EXPORT_PY_INDUCTOR_SETTINGS):
+        edge = to_edge_transform_and_lower(
+            programs, partitioner={method: [CudaPartitioner(specs[method])] for method in programs},
+            compile_config=EdgeCompileConfig(_check_ir_validity=False, _skip_dim_order=True),
+            constant_methods={"get_max_seq_len": config.max_seq_len, "get_vocab_size": config.vocab_size,
+                              "get_n_layers": config.num_hidden_layers, "get_max_prefill_chunk": longest,
+                              "get_min_prefill_chunk": 5, "get_mutable_buffer_metadata": metadata,
+                              "use_kv_cache": True, "use_sdpa_with_kv_cache": False, "enable_dynamic_shape": True})
     programs.clear()
     gc.collect()
     manager = edge.to_executorch(config=ExecutorchBackendConfig(

@@ -494,3 +494,12 @@ def activate() -> PatchSet:
 
 def deactivate(patches: PatchSet) -> None:
     patches.release()
+
+
+def config_patch(settings: dict):
+    """Inductor settings (dotted names, e.g. ``aot_inductor.compile_wrapper_opt_level``) for a ``with``
+    block, restored after: how a script's global ``torch._inductor.config`` assignments are reproduced
+    without leaving them set (bench's ExecuTorch model sets those of its ``export.py``)."""
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.patch(settings)

@@ -1,0 +1,123 @@
+"""`aoti-hooks bench --model executorch:gemma4_31b` on the CPU: ExecuTorch's own Gemma 4 31B (tiny
+dimensions here, real on the GPU) built from seeded weights quantized by its recipe and exported as its
+``export.py`` exports it; the CUDA weight table read back as ExecuTorch writes it; a delegate ``.so``
+run with its constants given by FQN. The lowering itself needs CudaBackend and a GPU
+(``bench/results/executorch_gemma4_31b_h100.md``)."""
+
+import sys
+import zipfile
+
+import pytest
+import torch
+
+pytest.importorskip("executorch.examples.models.gemma4_31b.model")
+
+from aoti_hooks.demo import artifacts, et_gemma4  # noqa: E402
+from aoti_hooks.errors import SeamError  # noqa: E402
+from aoti_hooks.seams.aoti_runner import load_delegate  # noqa: E402
+
+TINY = et_gemma4.Shape(layers=6, ctx=64, hidden=256, tiny=True)
+
+
+@pytest.fixture(scope="module")
+def exported():
+    weights = et_gemma4.seeded_weights(TINY)
+    model, config = et_gemma4.build(TINY, weights)
+    metadata = et_gemma4.prepare(model)
+    caches = {name for name, _ in model.named_buffers() if ".kv_cache." in name}
+    return {"weights": weights, "model": model, "config": config, "metadata": metadata, "caches": caches,
+            "programs": et_gemma4.export_methods(model, config)}
+
+
+def test_int4_weights_follow_its_recipe_and_are_seeded(exported):
+    from executorch.backends.cuda.coalesced_int4_tensor import CudaCoalescedInt4Tensor
+    from torchao.quantization import IntxUnpackedToInt8Tensor
+
+    model = exported["model"]
+    assert isinstance(model.embed_tokens.weight, IntxUnpackedToInt8Tensor)  # int8 per-axis embedding
+    assert isinstance(model.lm_head.weight, CudaCoalescedInt4Tensor)  # untied, int4
+    assert isinstance(model.layers[0].mlp.gate_up_proj.weight, CudaCoalescedInt4Tensor)  # fused by its transformations
+    assert model.layers[0].input_layernorm.weight.dtype == torch.bfloat16
+    again = et_gemma4.seeded_weights(TINY)
+    for name in ("layers.5.self_attn.q_proj.weight", "embed_tokens.weight"):
+        assert torch.equal(again[name].qdata, exported["weights"][name].qdata)
+    other = et_gemma4.seeded_weights(TINY, seed=1)
+    assert not torch.equal(other["layers.0.mlp.down_proj.weight"].qdata,
+                           exported["weights"]["layers.0.mlp.down_proj.weight"].qdata)
+
+
+def test_both_methods_are_exported_as_its_export_py_does(exported):
+    import json
+
+    programs, caches = exported["programs"], exported["caches"]
+    assert set(programs) == {"decode", "prefill"}
+    assert len(caches) == 12  # 5 ring-buffer layers + 1 full layer, k and v
+    for program in programs.values():
+        assert caches <= set(program.constants)  # persistent=False: constants, not state_dict
+        assert not caches & set(program.state_dict)
+        assert [spec.arg.name for spec in program.graph_signature.input_specs
+                if spec.kind.name == "USER_INPUT"] == ["tokens", "input_pos", "temperature"]
+    prefill_tokens = next(n for n in programs["prefill"].graph.nodes if n.op == "placeholder" and n.name == "tokens")
+    assert isinstance(prefill_tokens.meta["val"].shape[1], torch.SymInt)  # T is dynamic, decode's is 1
+    assert json.loads(exported["metadata"]) == {"version": 1, "mutable_buffers": sorted(caches, key=list(
+        name for name, _ in exported["model"].named_buffers()).index)}
+    calls = {str(n.target) for n in programs["decode"].graph.nodes if n.op == "call_function"}
+    assert "triton.sdpa.default" in calls  # the length-aware SDPA its CUDA transformations install
+
+
+def test_transformations_import_without_torchtune_and_leave_no_stand_in_module():
+    assert "executorch.extension.llm.modules" not in sys.modules or hasattr(
+        sys.modules["executorch.extension.llm.modules"], "MultiHeadAttention")  # the real package, if anything
+    if "torchtune" not in sys.modules:
+        with pytest.raises(ImportError):
+            import executorch.extension.llm.modules  # noqa: F401  (torchtune is missing or broken here)
+
+
+def test_bf16_weights_are_tied_like_its_checkpoint():
+    model, _ = et_gemma4.build(et_gemma4.Shape(layers=1, ctx=32, weights="bf16", hidden=256, tiny=True),
+                               et_gemma4.seeded_weights(et_gemma4.Shape(layers=1, ctx=32, weights="bf16", hidden=256,
+                                                                        tiny=True)))
+    assert model.lm_head.weight is model.embed_tokens.weight and model.lm_head.weight.dtype == torch.bfloat16
+
+
+def test_the_cuda_weight_table_reads_back_as_executorch_writes_it():
+    from executorch.backends.cuda.cuda_weight_collector import CudaWeightEntry, encode_cuda_weight_metadata
+
+    entries = [CudaWeightEntry("layers.0.self_attn.kv_cache.k_cache", "cuda_fqn_weight:cuda:k", 4096, 15, 1, 0,
+                               (1, 2, 8, 128), (2048, 1024, 128, 1)),
+               CudaWeightEntry("_tensor_constant0", "cuda_fqn_weight:cpu:lib:c", 8, 4, 0, 1, (1,), (1,))]
+    table = artifacts._weight_table(encode_cuda_weight_metadata("so-key", entries))
+    assert table["so_key"] == "so-key"
+    assert table["weights"] == [[e.fqn, e.storage_key, e.storage_nbytes, e.dtype, e.device_type, e.storage_offset,
+                                 e.sizes, e.strides] for e in entries]
+
+
+class Counter(torch.nn.Module):
+    """A mutated buffer and a weight: what a delegate's constants are."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(8, 8, generator=torch.Generator().manual_seed(0)))
+        self.register_buffer("total", torch.zeros(8), persistent=False)
+
+    def forward(self, x):
+        self.total.add_(x.sum(0))
+        return x @ self.weight + self.total
+
+
+def test_a_delegate_runs_with_its_constants_given_by_fqn(tmp_path):
+    program = torch.export.export(Counter(), (torch.ones(2, 8),))
+    package = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "c.pt2"), inductor_configs={
+        "aot_inductor.package_constants_in_so": False, "aot_inductor.precompile_headers": False})
+    with zipfile.ZipFile(package) as archive:
+        (so_name,) = [name for name in archive.namelist() if name.endswith(".so")]
+        so_path = archive.extract(so_name, tmp_path)
+    weight, total = Counter().weight.detach().clone(), torch.zeros(8)
+    run = load_delegate(so_path, {"weight": weight, "total": total}, "cpu")
+    eager = Counter()
+    for step in range(3):
+        x = torch.full((2, 8), float(step + 1))
+        torch.testing.assert_close(run([x])[0], eager(x))
+    torch.testing.assert_close(total, eager.total)  # the runner wrote the caller's tensor: shared, like ExecuTorch's caches
+    with pytest.raises(SeamError, match="wants constants the .ptd does not hold: total"):
+        load_delegate(so_path, {"weight": weight}, "cpu")
