@@ -32,6 +32,7 @@ import torch
 MODEL = "executorch:gemma4_31b"
 PERIOD = 6  # 5 sliding layers, then 1 full
 WEIGHTS = ("int4", "bf16")
+DELEGATE_INPUTS = "delegate_inputs.json"  # written beside the .pte: {method: [input name, ...]}
 # export.py assigns these globally before lowering; here they hold for the lowering only
 EXPORT_PY_INDUCTOR_SETTINGS = {"coordinate_descent_tuning": False, "aot_inductor.compile_wrapper_opt_level": "O0"}
 
@@ -170,6 +171,9 @@ def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder:
                               "get_n_layers": config.num_hidden_layers, "get_max_prefill_chunk": longest,
                               "get_min_prefill_chunk": 5, "get_mutable_buffer_metadata": metadata,
                               "use_kv_cache": True, "use_sdpa_with_kv_cache": False, "enable_dynamic_shape": True})
+    # The order in which each method's delegate takes its inputs: the partition's, not forward()'s.
+    inputs = {method: list(edge.exported_program(method).graph_module.lowered_module_0.original_module
+                           .graph_signature.user_inputs) for method in programs}
     programs.clear()
     gc.collect()
     manager = edge.to_executorch(config=ExecutorchBackendConfig(
@@ -180,6 +184,8 @@ def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder:
     del edge
     gc.collect()
     os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, DELEGATE_INPUTS), "w") as handle:
+        json.dump(inputs, handle)
     pte = os.path.join(folder, "model.pte")
     with open(pte, "wb") as handle:
         manager.write_to_file(handle)
@@ -251,11 +257,17 @@ _DTYPES = {0: torch.uint8, 1: torch.int8, 2: torch.int16, 3: torch.int32, 4: tor
 
 def delegate_runners(folder: str, device: str) -> tuple[dict, dict]:
     """Each method's delegate ``.so`` from the ``.pte`` in ``folder``, run by torch's AOTI runner
-    with the constants the ``.pte``/``.ptd`` hold, one tensor per storage key shared by both methods
+    (ExecuTorch's int4 matmul shims forwarded to the op's registered kernel) with the constants the
+    ``.pte``/``.ptd`` hold, one tensor per storage key shared by both methods
     (as ExecuTorch's CUDA runtime shares caches between prefill and decode). ``({method: run},
     {fqn: tensor})``."""
-    from ..seams.aoti_runner import load_delegate
+    from ..seams.aoti_runner import forward_custom_op_shims, load_delegate
+    from ..seams.executorch import cuda_custom_op_shims
     from .artifacts import cuda_delegates, named_blobs
+
+    # ExecuTorch's CUDA runtime implements the int4/5/6/8 matmul C shims the .so calls; its wheel does
+    # not ship that runtime, so each shim forwards to the op's registered kernel (the one eager runs).
+    forward_custom_op_shims(cuda_custom_op_shims(), os.path.join(folder, "shims"))
 
     paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder)) if name.endswith((".pte", ".ptd"))]
     tables, blobs = cuda_delegates(paths), named_blobs(paths)
@@ -294,9 +306,12 @@ def outputs(spec: dict) -> dict:
     if spec.get("folder"):
         runners, constants = delegate_runners(spec["folder"], device)
         caches = {fqn: tensor for fqn, tensor in constants.items() if ".kv_cache." in fqn}
+        with open(os.path.join(spec["folder"], DELEGATE_INPUTS)) as handle:
+            order = json.load(handle)
 
         def call(method, tokens, pos):
-            return runners[method]([tokens.to(device), pos.to(device), temperature.to(device)])[0]
+            given = {"tokens": tokens, "input_pos": pos, "temperature": temperature}
+            return runners[method]([given[name].to(device) for name in order[method]])[0]
     else:
         model = model.to(device)
         caches = {fqn: tensor for fqn, tensor in model.named_buffers() if ".kv_cache." in fqn}

@@ -358,3 +358,16 @@ def import_skipping_package_init(module: str, skip: str) -> Any:
             sys.modules.pop(package, None)
         else:
             sys.modules[package] = before
+
+
+def cuda_custom_op_shims() -> dict[str, str]:
+    """``{"ns::op": C declaration}`` of the C shims CudaBackend compiles its custom-op calls to
+    (``CudaBackend._get_custom_ops_to_c_shim_options``: ``executorch_cuda::int4_plain_mm`` and the
+    int5/6/8 ones); empty where the ops are not registered in this process."""
+    backend = module_attribute("backends.cuda.cuda_backend", "CudaBackend")
+    options = backend._get_custom_ops_to_c_shim_options().get("aot_inductor.custom_ops_to_c_shims", {})
+    found = {}
+    for op, declarations in options.items():
+        schema = op._schema
+        found[f"{schema.name}.{schema.overload_name or 'default'}"] = declarations[0]
+    return found

@@ -92,8 +92,20 @@ def test_the_cuda_weight_table_reads_back_as_executorch_writes_it():
                                  e.sizes, e.strides] for e in entries]
 
 
-class Counter(torch.nn.Module):
-    """A mutated buffer and a weight: what a delegate's constants are."""
+@pytest.fixture(scope="module")
+def scaled_op():
+    """A custom op with a Python kernel, standing for ExecuTorch's executorch_cuda::int4_plain_mm."""
+    library = torch.library.Library("aoti_hooks_test_shim", "DEF")
+    library.define("scaled(Tensor x, Tensor w, int k) -> Tensor")
+    library.impl("scaled", lambda x, w, k: (x @ w) * k, "CPU")
+    library.impl("scaled", lambda x, w, k: x.new_empty(x.shape[0], w.shape[1]), "Meta")
+    yield torch.ops.aoti_hooks_test_shim.scaled.default
+    library._destroy()
+
+
+class Delegate(torch.nn.Module):
+    """What a CudaBackend delegate holds and calls: a weight, a mutated buffer (a cache), a custom op
+    whose C shim only its runtime provides."""
 
     def __init__(self):
         super().__init__()
@@ -102,22 +114,33 @@ class Counter(torch.nn.Module):
 
     def forward(self, x):
         self.total.add_(x.sum(0))
-        return x @ self.weight + self.total
+        return torch.ops.aoti_hooks_test_shim.scaled(x.relu(), self.weight, 3) + self.total
 
 
-def test_a_delegate_runs_with_its_constants_given_by_fqn(tmp_path):
-    program = torch.export.export(Counter(), (torch.ones(2, 8),))
-    package = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "c.pt2"), inductor_configs={
-        "aot_inductor.package_constants_in_so": False, "aot_inductor.precompile_headers": False})
+def test_a_delegate_runs_with_its_constants_by_fqn_and_its_runtime_shims_forwarded(tmp_path, scaled_op):
+    from aoti_hooks.seams.aoti_runner import forward_custom_op_shims
+
+    declaration = "AOTITorchError aoti_torch_cpu_scaled(AtenTensorHandle, AtenTensorHandle, int64_t, AtenTensorHandle*)"
+    package = torch._inductor.aoti_compile_and_package(
+        torch.export.export(Delegate(), (torch.ones(2, 8),)), package_path=str(tmp_path / "d.pt2"),
+        inductor_configs={"aot_inductor.package_constants_in_so": False, "aot_inductor.precompile_headers": False,
+                          "aot_inductor.custom_ops_to_c_shims": {scaled_op: [declaration]}})
     with zipfile.ZipFile(package) as archive:
         (so_name,) = [name for name in archive.namelist() if name.endswith(".so")]
         so_path = archive.extract(so_name, tmp_path)
-    weight, total = Counter().weight.detach().clone(), torch.zeros(8)
-    run = load_delegate(so_path, {"weight": weight, "total": total}, "cpu")
-    eager = Counter()
-    for step in range(3):
-        x = torch.full((2, 8), float(step + 1))
-        torch.testing.assert_close(run([x])[0], eager(x))
-    torch.testing.assert_close(total, eager.total)  # the runner wrote the caller's tensor: shared, like ExecuTorch's caches
+    weight, total = Delegate().weight.detach().clone(), torch.zeros(8)
+    with pytest.raises(SeamError, match="calls aoti_torch_cpu_scaled, which neither torch nor a loaded library provides"):
+        load_delegate(so_path, {"weight": weight, "total": total}, "cpu")
+    shims = {"aoti_hooks_test_shim::scaled.default": declaration}
+    built = forward_custom_op_shims(shims, str(tmp_path / "shims"))
+    assert forward_custom_op_shims(shims, str(tmp_path / "shims")) == built  # built once
     with pytest.raises(SeamError, match="wants constants the .ptd does not hold: total"):
         load_delegate(so_path, {"weight": weight}, "cpu")
+    run = load_delegate(so_path, {"weight": weight, "total": total}, "cpu")
+    eager = Delegate()
+    for step in range(3):
+        x = torch.full((2, 8), float(step + 1)) - 1.5
+        torch.testing.assert_close(run([x])[0], eager(x))
+    torch.testing.assert_close(total, eager.total)  # the runner wrote the caller's tensor: shared, like ExecuTorch's caches
+    with pytest.raises(SeamError, match="only tensor, int64_t, double and bool arguments"):
+        forward_custom_op_shims({"a::b": "AOTITorchError f(AtenTensorHandle, const char*, AtenTensorHandle*)"}, str(tmp_path))

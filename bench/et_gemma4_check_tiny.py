@@ -1,0 +1,39 @@
+"""Probe: bench's output check of ``executorch:gemma4_31b`` on the GPU, at the tests' tiny dimensions,
+for one lowering (stock, or the plugins named): weights, the CudaBackend lowering, then eager and the
+delegates (out of the .pte/.ptd, int4 shims forwarded) over a prefill and 4 decode steps.
+
+    source bench/gpu_setup.sh
+    python3 bench/et_gemma4_check_tiny.py --out $OUT/tiny [--plugins kv_elide,const_offload]
+"""
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from aoti_hooks.bench import check_executorch_outputs
+from aoti_hooks.demo.et_gemma4 import MODEL
+from aoti_hooks.demo.run import run_in_worker
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--out", required=True)
+parser.add_argument("--plugins", default="")
+args = parser.parse_args()
+out, work = Path(args.out), Path(tempfile.mkdtemp(prefix="aoti-hooks-tiny-"))
+out.mkdir(parents=True, exist_ok=True)
+plugins = [name for name in args.plugins.split(",") if name]
+base = {"model": MODEL, "tiny": True, "layers": 6, "ctx": 64, "weights": "int4", "backend": "executorch",
+        "target": "rtx5090", "weights_file": str(work / "weights.pt")}
+run_in_worker("weights", base, out, "weights", dict(os.environ))
+planned = [{"variant": "stock", "plugins": [], "backend_specs": {}, "options": {}}]
+if plugins:
+    planned.append({"variant": ",".join(plugins), "plugins": plugins, "backend_specs": {},
+                    "options": {name: {"min_bytes": "1KiB"} for name in plugins if name in ("kv_elide", "const_offload")}})
+results = []
+for index, run in enumerate(planned):
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{index}")}
+    result = run_in_worker("compile", {**base, **run, "package": str(work / f"run{index}.pt2")}, out, f"run{index}", env)
+    results.append({key: result[key] for key in ("variant", "compile_s", "peak_allocated", "artifacts", "report")})
+check = check_executorch_outputs(base, planned, work, out, 4)
+(out / "check.json").write_text(json.dumps({"runs": results, "check": check}, indent=1))
+print(json.dumps(check, indent=1))
