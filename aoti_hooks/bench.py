@@ -49,7 +49,8 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
               ctx: int | None = None, layers: int | None = None, quiet: bool = False,
               periods: int | None = None, lm_head: str | None = None,
               common_specs: dict[str, str] | None = None, target: str | None = None, keep: bool = False,
-              weights: str | None = None, check_steps: int | None = None) -> dict:
+              weights: str | None = None, check_steps: int | None = None, max_gpu_peak: int | None = None,
+              max_host_peak: int | None = None) -> dict:
     import torch
 
     from .demo import et_gemma4
@@ -109,6 +110,8 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     for flag, given in (("--backend-spec", backend_specs), ("--common-spec", common_specs)):
         if given and backend != "executorch":
             raise AotiHooksError(f"{flag} sets ExecuTorch compile specs; use it with --backend executorch")
+    if max_gpu_peak is not None and not torch.cuda.is_available():
+        raise AotiHooksError("--max-gpu-peak needs a CUDA GPU to measure; on this machine gate on --max-host-peak")
     if not plugin_lists or not all(plugin_lists):
         raise AotiHooksError("bench compares stock with plugins; name them with --plugins kv_elide[,...] "
                              "(give --plugins again for another run)")
@@ -116,13 +119,39 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="aoti-hooks-bench-work-"))  # caches and artifacts, not results
     try:
-        return _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program,
-                    lm_head, quiet, 4 if check_steps is None else check_steps)
+        results = _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program,
+                       lm_head, quiet, 4 if check_steps is None else check_steps)
     finally:
         if keep:
             print(f"packages, caches and logs kept in {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
+    results["over_budget"] = over_budget(results["runs"], max_gpu_peak, max_host_peak)
+    if max_gpu_peak is not None or max_host_peak is not None:
+        results["budgets"] = {"max_gpu_peak": max_gpu_peak, "max_host_peak": max_host_peak}
+        _write_report(results, folder)
+    return results
+
+
+def over_budget(runs: list[dict], max_gpu_peak: int | None, max_host_peak: int | None) -> list[str]:
+    """One sentence per run with plugins whose peak exceeds a budget (stock runs are the baseline, not gated)."""
+    found = []
+    for run in runs:
+        if not run["plugins"]:
+            continue
+        for label, key, limit in (("peak allocated", "peak_allocated", max_gpu_peak),
+                                  ("host peak", "host_peak_rss", max_host_peak)):
+            if limit is not None and run.get(key) is not None and run[key] > limit:
+                found.append(f"{run['variant']}: {label} {format_bytes(run[key])} ({run[key]} B) > "
+                             f"{format_bytes(limit)} ({limit} B)")
+    return found
+
+
+def peak_line(run: dict) -> str:
+    """One machine-readable line per run: ``aoti-hooks-peak {"run": ..., "peak_allocated": bytes, ...}``."""
+    keys = ("peak_allocated", "peak_reserved", "nvml_peak", "host_peak_rss", "compile_s")
+    return "aoti-hooks-peak " + json.dumps({"run": run["variant"], "plugins": run["plugins"],
+                                            **{key: run.get(key) for key in keys}})
 
 
 def _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program, lm_head,
@@ -143,6 +172,7 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
         with Progress(f"[{index + 1}/{len(planned)}] compiling "
                       f"{run['variant']} ({backend})", quiet):
             runs.append(run_in_worker("compile", spec, folder, f"run{index}", env))
+        print(peak_line(runs[-1]), flush=True)
         results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,
                    "lm_head": lm_head, "shape": {key: base.get(key) for key in ("layers", "ctx", "weights")},
                    "device": runs[0]["device"], "runs": runs, "complete": False}
@@ -264,6 +294,12 @@ def format_report(results: dict) -> str:
                   table(["run", "calls", "tokens = eager", "tokens = stock", "caches compared",
                          "caches max abs vs eager", "caches = stock"], checked), "```",
                   *(f"- {variant}: check failed: {error}" for variant, error in failed.items())]
+    if results.get("budgets"):
+        limits = ", ".join(f"{label} {format_bytes(results['budgets'][key])}" for label, key in
+                           (("peak allocated", "max_gpu_peak"), ("host peak", "max_host_peak"))
+                           if results["budgets"][key] is not None)
+        verdict = [f"- over: {line}" for line in results["over_budget"]] or ["- every run with plugins is within it"]
+        lines += ["", f"Budget for runs with plugins: {limits}", *verdict]
     if not results.get("complete", True):
         lines += ["", "Incomplete: the bench stopped before every run finished; these are the runs it finished."]
     if not cuda:

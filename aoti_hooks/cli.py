@@ -11,7 +11,7 @@ import sys
 from importlib import metadata
 
 from .errors import AotiHooksError, StepFailed
-from .options import parse_count
+from .options import parse_count, parse_size
 from .output import stderr_to
 from .registry import (DISABLE_ENV, AotiHooksWarning, disabled_plugins, hook_names, installed_answers, pip_too_old,
                        plugin_names, plugin_options, plugin_registry)
@@ -198,12 +198,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     results = run_bench(args.program, args.model, plugin_lists, args.backend, args.out, options, backend_specs,
                         args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
                         common_specs=common_specs, target=args.target, keep=args.keep, weights=args.weights,
-                        check_steps=args.check_steps)
+                        check_steps=args.check_steps, max_gpu_peak=args.max_gpu_peak, max_host_peak=args.max_host_peak)
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
         results["timeline_png"] or 'no timeline.png (matplotlib is not installed: pip install "aoti-hooks[bench]")'))
-    return 0
+    for over in results["over_budget"]:
+        print(f"aoti-hooks bench: over budget: {over}", file=sys.stderr)
+    return 3 if results["over_budget"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="--model only: an int4 lm_head in ExecuTorch's CUDA layout (needs executorch)")
     bench.add_argument("--out", help="folder for report.json, report.md, timeline.png (default: a new temporary folder)")
     bench.add_argument("--keep", action="store_true", help="keep the compiles' packages and logs (default: removed)")
+    bench.add_argument("--max-gpu-peak", type=_size, metavar="SIZE",
+                       help="exit 3 when a run with plugins allocates more than SIZE on the GPU (e.g. 8GiB): a CI gate")
+    bench.add_argument("--max-host-peak", type=_size, metavar="SIZE",
+                       help="exit 3 when a run with plugins peaks above SIZE of host memory (RSS)")
     bench.set_defaults(run=cmd_bench)
     installed_answers("register_commands", commands=commands)  # plugins add their own (sdpa-check)
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -272,6 +278,13 @@ def main(argv: list[str] | None = None) -> int:
         except StepFailed as error:
             print(f"aoti-hooks {args.command}: {error}", file=sys.stderr)
             return 1
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
 
 
 def _count(text: str) -> int:

@@ -6,7 +6,9 @@ import json
 import pytest
 import torch
 
+from aoti_hooks.bench import over_budget
 from aoti_hooks.cli import main
+from aoti_hooks.text import format_bytes
 from aoti_hooks.demo import CONFIGS, build, export_decoder
 
 
@@ -15,11 +17,19 @@ def test_bench_a_saved_program(tmp_path, capsys):
     torch.export.save(export_decoder(build(CONFIGS["tiny"])), str(program))
     out = tmp_path / "bench"
     assert main(["bench", str(program), "--plugins", "kv_elide", "--option", "kv_elide.min_bytes=1KiB",
-                 "--out", str(out)]) == 0
+                 "--out", str(out), "--max-host-peak", "1KiB"]) == 3  # a gate no compile process can meet
     printed = capsys.readouterr()
     assert "host memory only" in printed.out and "[2/2] compiling kv_elide" in printed.err
     report = json.loads((out / "report.json").read_text())
     stock, ours = report["runs"]
+    peaks = [json.loads(line.split(" ", 1)[1]) for line in printed.out.splitlines() if line.startswith("aoti-hooks-peak ")]
+    assert [(p["run"], p["host_peak_rss"]) for p in peaks] == [("stock", stock["host_peak_rss"]),
+                                                               ("kv_elide", ours["host_peak_rss"])]
+    assert printed.err.count("over budget:") == 1 and "kv_elide: host peak" in printed.err  # stock is not gated
+    assert report["over_budget"] == [f"kv_elide: host peak {format_bytes(ours['host_peak_rss'])} "
+                                     f"({ours['host_peak_rss']} B) > 1.0 KiB (1024 B)"]
+    assert "Budget for runs with plugins: host peak 1.0 KiB" in (out / "report.md").read_text()
+    assert over_budget(report["runs"], None, ours["host_peak_rss"]) == []  # at the limit is within it
     assert (stock["variant"], ours["variant"]) == ("stock", "kv_elide")
     assert ours["report"]["kv_elide"]["tensors_claimed"] == 2 * CONFIGS["tiny"].layers
     assert stock["report"] == {}
@@ -43,6 +53,7 @@ def test_bench_a_saved_program(tmp_path, capsys):
     (["bench", "--model", "demo:tiny", "--backend-spec", "low_memory_mode=ON"], "--backend-spec sets ExecuTorch compile specs"),
     (["bench", "--model", "demo:tiny", "--plugins", "no_such"], "unknown plugin 'no_such'"),
     (["bench", "--model", "demo:tiny", "--backend", "executorch"], "needs a CUDA GPU"),
+    (["bench", "--model", "demo:tiny", "--max-gpu-peak", "8GiB"], "--max-gpu-peak needs a CUDA GPU to measure"),
     (["bench", "--model", "demo:tiny", "--common-spec", "autotune_at_compile_time"], "--common-spec 'autotune_at_compile_time' must look like <key>=<value>"),
     (["bench", "--model", "demo:tiny", "--common-spec", "a=b"], "--common-spec sets ExecuTorch compile specs"),
     (["bench", "missing.pt2", "--lm-head", "int4"], "--lm-head changes a built-in model"),
@@ -59,10 +70,17 @@ def test_bench_a_saved_program(tmp_path, capsys):
      "--option 'chunked_dequant.max_transient=1MiB' must look like <plugin>.<option>=<value> for a plugin in --plugins"),
 ])
 def test_bench_refuses_bad_input_in_one_sentence(argv, message, capsys):
-    if any("executorch" in arg for arg in argv) and torch.cuda.is_available():
+    if any("executorch" in arg or arg == "--max-gpu-peak" for arg in argv) and torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_budget_must_be_a_size(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "--model", "demo:tiny", "--max-host-peak", "8 parsecs"])
+    assert stopped.value.code == 2
+    assert "argument --max-host-peak: '8 parsecs': expected a size" in capsys.readouterr().err
 
 
 def test_periods_only_for_alternating_models(capsys):
