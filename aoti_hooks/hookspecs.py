@@ -71,7 +71,8 @@ def claim_tensors(
     or not, lifted tensor constants), each with its FQN, kind, whether the program writes it,
     its bytes and its aliases.
     Returns: ``{fqn: fill}`` or ``None``; fill ``"zeros"`` (the values are all zeros; the core
-    checks) or ``"host"`` (the values stay in host memory). A claimed tensor is placed on the
+    checks), ``"host"`` (the values stay in host memory) or ``placement.OnDisk(directory)`` (the
+    values in a memory-mapped file under ``directory``, not in host memory). A claimed tensor is placed on the
     device with its storage freed, with every alias of its storage; the core answers the
     per-tensor hooks for it. A claim the core cannot honour is refused with a reason, never raised.
     Combined: all results, in plugin order; the first claim on a storage wins (the report says so).

@@ -30,11 +30,29 @@ from .hookspecs import hookimpl
 from .registry import BUILT_IN
 from .seams.export import moved_copy, written_inputs
 from .seams.inductor import constant_values_read_at_compile_time
-from .storage import host_copy, host_zeros, storage_key, view_of, whole
+from .storage import host_copy, host_file, host_zeros, storage_key, view_of, whole
 
 NAME = BUILT_IN  # "placement": registered in every session, never named in a plugin list
 ZEROS, HOST = "zeros", "host"
 FILLS = (ZEROS, HOST)
+
+
+@dataclass(frozen=True)
+class OnDisk:
+    """A ``claim_tensors`` fill: the values, like ``host``'s, but in a memory-mapped file under
+    ``directory`` instead of host memory (const_offload's ``spill=disk``)."""
+
+    directory: str
+
+    def __str__(self) -> str:
+        return "disk"
+
+
+def fill_kind(fill) -> str | None:
+    """``zeros``, ``host`` (also for `OnDisk`: its values are the tensor's own), or None for an unknown fill."""
+    if isinstance(fill, OnDisk):
+        return HOST
+    return fill if fill in FILLS else None
 PARAMETER, BUFFER, NON_PERSISTENT_BUFFER, CONSTANT = "parameter", "buffer", "non_persistent_buffer", "constant"
 
 
@@ -120,7 +138,7 @@ class Placed:
     fill: str
     storage: torch.UntypedStorage  # on the target device; 0 bytes except during one run
     nbytes: int
-    host: torch.UntypedStorage  # the values: an anonymous zero mapping, or the host copy
+    host: torch.UntypedStorage  # the values: an anonymous zero mapping, the host copy, or a file mapping
 
     def host_view(self, like: torch.Tensor) -> torch.Tensor:
         """The values of ``like`` (a tensor over this storage), on the host."""
@@ -159,10 +177,10 @@ def _merge_claims(session, program, found: list[Candidate], device) -> dict[int,
             if candidate is None:
                 raise PluginError(plugin, "claim_tensors", ValueError(
                     f"claimed {fqn!r}, which the program does not hold; claim FQNs of the candidates given"))
-            if fill not in FILLS:
+            if fill_kind(fill) is None:
                 raise PluginError(plugin, "claim_tensors", ValueError(
-                    f"claimed {fqn!r} with fill {fill!r}; the fills are {', '.join(FILLS)}"))
-            reason = read_while_compiling.get(fill) or refusal(candidate.tensor)
+                    f"claimed {fqn!r} with fill {fill!r}; the fills are {', '.join(FILLS)} and OnDisk(directory)"))
+            reason = read_while_compiling.get(fill_kind(fill)) or refusal(candidate.tensor)
             if reason is None and fill == ZEROS and not candidate.all_zeros:
                 reason = "its values are not all zeros"
             if reason is not None:
@@ -188,7 +206,14 @@ def _place(session, claims, device: torch.device):
         source = group[0].tensor.untyped_storage()
         storage = torch.UntypedStorage(0, device=device)
         nbytes = source.nbytes()
-        entry = Placed(plugin, fill, storage, nbytes, host_zeros(nbytes) if fill == ZEROS else host_copy(source))
+        if fill == ZEROS:
+            values = host_zeros(nbytes)
+        elif isinstance(fill, OnDisk):
+            values = host_file(source, fill.directory)
+            report.add(plugin, "spilled_bytes", nbytes)
+        else:
+            values = host_copy(source)
+        entry = Placed(plugin, fill_kind(fill), storage, nbytes, values)
         for candidate in group:
             view = view_of(storage, candidate.tensor)
             storage.resize_(0)  # set_ grew it to fit; the bytes go at once
@@ -199,7 +224,7 @@ def _place(session, claims, device: torch.device):
             else:
                 constants[candidate.fqn] = view
             report.append(NAME, "tensors", {"fqn": candidate.fqn, "bytes": candidate.nbytes, "plugin": plugin,
-                                            "fill": fill, "kind": candidate.kind})
+                                            "fill": str(fill), "kind": candidate.kind})
         storages[id(storage)] = entry
         report.add(plugin, "tensors_claimed", len(group))
         report.add(plugin, "claimed_bytes", nbytes)

@@ -1,4 +1,4 @@
-"""Tensors whose device storage holds no bytes, and host tensors with the same layout.
+"""Tensors whose device storage holds no bytes, and host tensors (in memory or in a file) with the same layout.
 
 The core's placement (`aoti_hooks.placement`) keeps claimed tensors on the device this way
 during an export: the layout (shape, strides, offset, dtype, device) is what Inductor
@@ -8,8 +8,12 @@ compiles against; the bytes live elsewhere and are given back only where a run n
 from __future__ import annotations
 
 import mmap
+import os
+import tempfile
 
 import torch
+
+SPILL_CHUNK = 64 * 2**20  # bytes of a spilled storage resident at once while it is written (page aligned)
 
 
 def storage_bytes(tensor: torch.Tensor) -> int:
@@ -64,6 +68,35 @@ def host_copy(storage: torch.UntypedStorage) -> torch.UntypedStorage:
     if storage.device.type == "cpu":
         return storage
     return whole(storage).to("cpu").untyped_storage()
+
+
+def host_file(storage: torch.UntypedStorage, directory: str) -> torch.UntypedStorage:
+    """``storage``'s bytes in a memory-mapped file under ``directory``, not in host memory.
+
+    The file is unlinked at once (its space goes when the mapping does, also if the process dies).
+    Each chunk is written through the shared mapping, flushed, and dropped from this process's
+    pages: what stays is clean page cache the kernel can evict, and reading a value back (a
+    serialization, an autotune run) faults its pages in from the file again.
+    """
+    nbytes = storage.nbytes()
+    if nbytes == 0:
+        return torch.UntypedStorage(0)
+    descriptor, path = tempfile.mkstemp(prefix="aoti-hooks-spill-", dir=directory)
+    try:
+        os.unlink(path)
+        os.ftruncate(descriptor, nbytes)
+        mapping = mmap.mmap(descriptor, nbytes)  # shared, read-write: written pages go to the file
+    finally:
+        os.close(descriptor)
+    values = torch.frombuffer(mapping, dtype=torch.uint8)
+    source = whole(storage)
+    for start in range(0, nbytes, SPILL_CHUNK):
+        length = min(SPILL_CHUNK, nbytes - start)
+        values[start:start + length].copy_(source[start:start + length])
+        mapping.flush(start, length)
+        if hasattr(mmap, "MADV_DONTNEED"):
+            mapping.madvise(mmap.MADV_DONTNEED, start, length)
+    return values.untyped_storage()
 
 
 def host_snapshot(tensor: torch.Tensor) -> torch.Tensor:

@@ -3,9 +3,11 @@
     python3 bench/executorch_host_cpu.py --mode inplace   # as shipped: ExecuTorch's private copy moved in place
     python3 bench/executorch_host_cpu.py --mode copy      # as before: a copy of that copy moved
     python3 bench/executorch_host_cpu.py --mode stock     # no plugins
+    python3 bench/executorch_host_cpu.py --mode offload   # kv_elide + const_offload, host values in memory
+    python3 bench/executorch_host_cpu.py --mode spill     # kv_elide + const_offload spill=disk (files in a temp folder)
 
 Lowers the bench's Gemma 4 31B (2 layers, hidden 1024, ctx 65536, bf16; bench/real_models.py)
-through the tests' CPU ``AotiBackend`` with kv_elide, and prints host RSS just before and after
+through the tests' CPU ``AotiBackend`` with kv_elide (and const_offload), and prints host RSS just before and after
 the move (after a garbage collection) and the lowering's host peak.
 """
 import argparse
@@ -19,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..", "tests", "executorch"), os.path.join(HERE, "..", "tests")]
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--mode", choices=("inplace", "copy", "stock"), required=True)
+parser.add_argument("--mode", choices=("inplace", "copy", "stock", "offload", "spill"), required=True)
 mode = parser.parse_args().mode
 
 import real_models  # noqa: E402
@@ -34,7 +36,11 @@ model, _ = real_models.build_gemma4(types.SimpleNamespace(hidden=1024, ctx=65536
 program = real_models.export_gemma4(model)
 del model
 gc.collect()
-specs = [method_spec("decode")] + ([] if mode == "stock" else aoti_hooks.compile_specs(["kv_elide"], target="local"))
+import tempfile  # noqa: E402
+
+plugins = {"stock": [], "offload": ["kv_elide", "const_offload"], "spill": ["kv_elide", "const_offload"]}.get(mode, ["kv_elide"])
+options = {"const_offload": {"spill": "disk", "spill_dir": tempfile.mkdtemp()}} if mode == "spill" else {}
+specs = [method_spec("decode")] + (aoti_hooks.compile_specs(plugins, target="local", **options) if plugins else [])
 around_move = {}
 original = seam._SessionBackend.move_program_to_device
 

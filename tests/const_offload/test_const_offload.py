@@ -75,6 +75,51 @@ def test_const_offload_export_equals_stock_and_eager(tmp_path, stock, register):
     assert all(t.untyped_storage().nbytes() > 0 for t in model.parameters())
 
 
+class Maps:
+    """Records, inside the compile, which of this process's mappings are spill files."""
+
+    def __init__(self):
+        self.spilled = []
+
+    @aoti_hooks.hookimpl
+    def compile_context(self, session):
+        with open("/proc/self/maps") as maps:
+            self.spilled = [line.split()[-2] for line in maps if "aoti-hooks-spill-" in line]
+
+
+@pytest.mark.parametrize("stock", ["tiny"], indirect=True)  # one config is enough for where the values live
+def test_spill_to_disk_gives_the_stock_artifact_from_files(tmp_path, stock, register):
+    folder = tmp_path / "spill"
+    folder.mkdir()
+    maps = register("maps", Maps())
+    program = export_decoder(build(CONFIG))
+    with aoti_hooks.session(["const_offload", "maps"], const_offload={**OPTIONS, "spill": "disk",
+                                                                       "spill_dir": str(folder)}) as session:
+        path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "spilled.pt2"), inductor_configs=INDUCTOR_CONFIGS)
+    report = session.report.get("const_offload")
+    assert report["spilled_bytes"] == report["claimed_bytes"] > 0 and report["spill_dir"] == str(folder)
+    assert len(maps.spilled) >= report["tensors_claimed"] // 2 and all(  # one file per storage, unlinked at once
+        name.startswith(str(folder / "aoti-hooks-spill-")) for name in maps.spilled)
+    assert list(folder.iterdir()) == []
+    assert {entry["fill"] for entry in session.report.get("placement")["tensors"]} == {"disk"}
+    assert package_constants(path) == stock["constants"]
+    for got, want in zip(run(torch._inductor.aoti_load_package(path)), stock["outputs"]):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"spill": "disk"}, "const_offload.spill=disk needs a folder for its files: const_offload.spill_dir=<folder>"),
+    ({"spill_dir": "/tmp"}, "is only used with const_offload.spill=disk"),
+    ({"spill": "disk", "spill_dir": "/no/such/folder"}, "'/no/such/folder' is not a folder this process can write in"),
+    ({"spill": "tape"}, "bad value 'tape' for option 'spill' of plugin 'const_offload'"),
+])
+def test_spill_options_one_sentence(options, message):
+    program = torch.export.export(torch.nn.Linear(64, 64), (torch.randn(2, 64),))
+    with pytest.raises(AotiHooksError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with aoti_hooks.session(["const_offload"], const_offload={**OPTIONS, **options}) as session:
+            session.hooks.move_program_to_device(program, torch.device("cpu"))
+
+
 def test_selection_takes_large_tensors_the_program_does_not_write():
     program = export_decoder(build(CONFIG))
     chosen = select_constants(program, 1024)
