@@ -56,7 +56,11 @@ def traced(self, *args):
 
 
 seam._SessionBackend.move_program_to_device = traced
-with Sampler() as sampler:
+with Sampler(timeline=True) as sampler:
     lower({"decode": program}, {"decode": specs})
+by_phase = {}  # where in the lowering the host peak is
+for _, rss, _, _, phase in sampler.samples:
+    by_phase[phase] = max(by_phase.get(phase, 0), rss)
 print(json.dumps({"mode": mode, **{k: round(v / 2**30, 2) for k, v in around_move.items()},
-                  "host_peak": round(sampler.host_peak / 2**30, 2)}))
+                  "host_peak": round(sampler.host_peak / 2**30, 2),
+                  "host_peak_by_phase": {k: round(v / 2**30, 2) for k, v in by_phase.items()}}))

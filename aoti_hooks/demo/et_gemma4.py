@@ -31,7 +31,6 @@ import torch
 
 MODEL = "executorch:gemma4_31b"
 PERIOD = 6  # 5 sliding layers, then 1 full
-WEIGHTS = ("int4", "bf16")
 DELEGATE_INPUTS = "delegate_inputs.json"  # written beside the .pte: {method: [input name, ...]}
 # export.py assigns these globally before lowering; here they hold for the lowering only
 EXPORT_PY_INDUCTOR_SETTINGS = {"coordinate_descent_tuning": False, "aot_inductor.compile_wrapper_opt_level": "O0"}
@@ -192,14 +191,6 @@ def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder:
     before = set(os.listdir(folder))
     manager.write_tensor_data_to_file(folder)  # CudaBackend's weights: the .ptd
     return [pte] + [os.path.join(folder, name) for name in sorted(set(os.listdir(folder)) - before)]
-
-
-def steps(config, count: int, seed: int = 1) -> dict:
-    """A prefill chunk of 8 tokens at positions 0..7, then ``count`` decode steps; temperature 0
-    (the sampler's near-greedy: it clamps to 1e-6, so Gumbel noise only breaks exact ties)."""
-    generator = torch.Generator().manual_seed(seed)
-    prompt = torch.randint(0, config.vocab_size, (1, 8), generator=generator)
-    return {"prompt": prompt, "decode": count, "temperature": torch.tensor([0.0])}
 
 
 # --- bench's steps: weights once, each lowering in its own process, outputs checked -------------
