@@ -40,7 +40,7 @@ OPTIONS = (
            "auto: 1/64 of the target's memory, between 64 MiB and 1 GiB", kind="budget"),
     Option("mode", parse_choice("rows", "tile"), "rows",
            "rows: the op's own implementation over row chunks that fit max_transient; tile: a fused Triton "
-           "kernel that dequantizes tile by tile and never builds weight rows (int4 only; needs a GPU)",
+           "kernel that dequantizes tile by tile and never builds weight rows (ExecuTorch's int4/5/6/8; needs a GPU)",
            kind="rows or tile"),
 )
 
