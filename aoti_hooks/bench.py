@@ -193,15 +193,18 @@ def _write_report(results: dict, folder: Path) -> None:
     (folder / "report.md").write_text(format_report(results) + "\n")
 
 
+CHECKS_AT_ONCE = 3  # output checks side by side: each holds the model on the host and on the GPU
+
+
 def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:
     """Eager and each variant's delegates (taken out of its ``.pte``/``.ptd`` and run by torch's AOTI
-    runner) over a prefill and ``steps`` decode steps: tokens, and the KV caches after the last step."""
+    runner) over a prefill and ``steps`` decode steps: tokens, and the KV caches after the last step.
+    A variant whose check fails says why; comparisons with stock are None when stock's failed."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import torch
 
     from .demo.run import run_in_worker
-
-    from concurrent.futures import ThreadPoolExecutor
-
     from .errors import StepFailed
 
     def one(index):  # each in its own process; they share the GPU, not a process
@@ -215,12 +218,13 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
         return torch.load(spec["logits"])
 
     indices = [None, *range(len(planned))]
-    with ThreadPoolExecutor(max_workers=len(indices)) as pool:
+    with ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE) as pool:
         found = list(pool.map(one, indices))
     saved = {("eager" if index is None else planned[index]["variant"]): got for index, got in zip(indices, found)}
     eager, stock = saved.pop("eager"), saved["stock"]
-    if isinstance(eager, str) or isinstance(stock, str):
-        return {variant: {"error": eager if isinstance(eager, str) else stock} for variant in saved}
+    if isinstance(eager, str):
+        return {variant: {"error": f"eager did not run, nothing to compare with: {eager}"} for variant in saved}
+    stock = None if isinstance(stock, str) else stock
     check = {}
     for variant, got in saved.items():
         if isinstance(got, str):
@@ -231,11 +235,11 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
                     default=None)
         check[variant] = {"steps": len(got["tokens"]), "tokens": got["tokens"], "eager_tokens": eager["tokens"],
                           "tokens_equal_eager": got["tokens"] == eager["tokens"],
-                          "tokens_equal_stock": got["tokens"] == stock["tokens"],
+                          "tokens_equal_stock": None if stock is None else got["tokens"] == stock["tokens"],
                           "caches_compared": len(compared), "caches_of_eager": len(eager["caches"]),
                           "caches_max_abs_vs_eager": worst,
-                          "caches_equal_stock": set(got["caches"]) == set(stock["caches"]) and all(
-                              torch.equal(got["caches"][fqn], stock["caches"][fqn]) for fqn in stock["caches"])}
+                          "caches_equal_stock": None if stock is None else set(got["caches"]) == set(stock["caches"])
+                          and all(torch.equal(got["caches"][fqn], stock["caches"][fqn]) for fqn in stock["caches"])}
     return check
 
 
@@ -283,11 +287,10 @@ def format_report(results: dict) -> str:
              "```", table(header, rows), "```"]
     if results.get("check"):
         failed = {variant: entry["error"] for variant, entry in results["check"].items() if "error" in entry}
-        checked = [[variant, str(entry["steps"]), "yes" if entry["tokens_equal_eager"] else "NO",
-                    "yes" if entry["tokens_equal_stock"] else "NO",
+        checked = [[variant, str(entry["steps"]), _yes(entry["tokens_equal_eager"]), _yes(entry["tokens_equal_stock"]),
                     f"{entry['caches_compared']}/{entry['caches_of_eager']}",
                     "-" if entry["caches_max_abs_vs_eager"] is None else f"{entry['caches_max_abs_vs_eager']:.3g}",
-                    "yes" if entry["caches_equal_stock"] else "NO"]
+                    _yes(entry["caches_equal_stock"])]
                    for variant, entry in results["check"].items() if "error" not in entry]
         lines += ["", "Outputs: each variant's delegates out of its .pte/.ptd, run by torch's AOTI runner (prefill, "
                       "then teacher-forced decode steps, temperature 0), against eager:", "", "```",
@@ -309,6 +312,10 @@ def format_report(results: dict) -> str:
             lines += ["", f"{run['variant']}:", *(f"- {line}" for line in report_lines(run["report"]))]
     lines += ["", "Memory over time, phases shaded: timeline.png (samples in report.json)."]
     return "\n".join(lines)
+
+
+def _yes(value) -> str:
+    return "-" if value is None else ("yes" if value else "NO")
 
 
 def _with_gaps(times: list[float], values: list[float]) -> tuple[list[float], list[float]]:

@@ -100,3 +100,50 @@ def test_each_plugins_list_is_a_run_with_its_own_options():
     assert [run["backend_specs"] for run in runs] == [
         {"autotune_at_compile_time": "OFF"}, {"autotune_at_compile_time": "OFF", "low_memory_mode": "ON"},
         {"autotune_at_compile_time": "OFF"}, {"autotune_at_compile_time": "OFF"}]
+
+
+def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_failures(tmp_path, monkeypatch):
+    """The check's processes run delegates on a GPU; here a stand-in writes what they would save
+    (tokens, caches), so the comparisons and the report are what is tested."""
+    from aoti_hooks import bench
+    from aoti_hooks.demo import run
+    from aoti_hooks.errors import StepFailed
+
+    def stand_in(command, spec, folder, name, env):
+        if name == "outputs-run1":
+            raise StepFailed("the outputs-run1 step failed (exit 1); log: run1.log\nTraceback ...")
+        off = {"outputs-run2": 0.5}.get(name, 0.0)
+        tokens = [7, 8, 9] if name != "outputs-run2" else [7, 8, 10]
+        torch.save({"tokens": tokens, "caches": {"k": torch.ones(3) + off, "v": torch.zeros(3)}}, spec["logits"])
+
+    monkeypatch.setattr(run, "run_in_worker", stand_in)
+    planned = [{"variant": "stock"}, {"variant": "broken"}, {"variant": "ours"}]
+    check = bench.check_executorch_outputs({}, planned, tmp_path, tmp_path, 2)
+    assert check["stock"]["tokens_equal_eager"] and check["stock"]["caches_equal_stock"]
+    assert check["broken"] == {"error": "the outputs-run1 step failed (exit 1); log: run1.log"}
+    ours = check["ours"]
+    assert (ours["tokens_equal_eager"], ours["tokens_equal_stock"], ours["caches_equal_stock"]) == (False, False, False)
+    assert ours["caches_max_abs_vs_eager"] == 0.5 and ours["caches_compared"] == 2
+    stock_run = {"variant": "stock", "plugins": [], "compile_s": 1.0, "host_peak_rss": 1, "peak_allocated": 1,
+                 "peak_reserved": 1, "nvml_peak": 1, "package_bytes": 1, "weight_bytes": 1, "artifacts": {}, "report": {}}
+    text = bench.format_report({"device": "cuda:0", "backend": "executorch", "model": "executorch:gemma4_31b",
+                                "program": None, "runs": [stock_run], "check": check})
+    assert "- broken: check failed: the outputs-run1 step failed" in text
+    assert [line.split() for line in text.splitlines() if line.startswith("ours ")] == [
+        ["ours", "3", "NO", "NO", "2/2", "0.5", "NO"]]
+
+
+def test_the_output_check_without_stock_compares_with_eager_only(tmp_path, monkeypatch):
+    from aoti_hooks import bench
+    from aoti_hooks.demo import run
+    from aoti_hooks.errors import StepFailed
+
+    def stand_in(command, spec, folder, name, env):
+        if name == "outputs-run0":
+            raise StepFailed("the outputs-run0 step failed (exit 1); log: run0.log")
+        torch.save({"tokens": [1], "caches": {}}, spec["logits"])
+
+    monkeypatch.setattr(run, "run_in_worker", stand_in)
+    check = bench.check_executorch_outputs({}, [{"variant": "stock"}, {"variant": "ours"}], tmp_path, tmp_path, 1)
+    assert check["ours"]["tokens_equal_eager"] and check["ours"]["tokens_equal_stock"] is None
+    assert "error" in check["stock"]
