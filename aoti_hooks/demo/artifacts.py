@@ -28,6 +28,34 @@ def file_digest(path: str) -> tuple[int, str]:
     return os.path.getsize(path), digest.hexdigest()
 
 
+def write_program(manager, folder: str) -> list[str]:
+    """Write an ExecuTorch program manager's ``model.pte`` and its ``.ptd`` files (CudaBackend names
+    them) into ``folder``; the paths written, the ``.pte`` first."""
+    os.makedirs(folder, exist_ok=True)
+    pte = os.path.join(folder, "model.pte")
+    with open(pte, "wb") as handle:
+        manager.write_to_file(handle)
+    before = set(os.listdir(folder))
+    manager.write_tensor_data_to_file(folder)
+    return [pte] + [os.path.join(folder, name) for name in sorted(set(os.listdir(folder)) - before)]
+
+
+def contents_path(spec: dict) -> str:
+    """Where a lowering's named contents go: ``<contents_dir or its own folder>/<variant>.contents.json``."""
+    folder = spec.get("contents_dir") or os.path.splitext(spec["package"])[0]
+    return os.path.join(folder, f"{spec['variant']}.contents.json")
+
+
+def described(written: list[str], contents_path: str) -> dict:
+    """``{file name: (size, sha256)}`` of ``written``; their named contents go to ``contents_path`` (JSON)."""
+    import json
+
+    os.makedirs(os.path.dirname(contents_path), exist_ok=True)
+    with open(contents_path, "w") as handle:
+        json.dump(named_contents(written), handle, indent=1)
+    return {os.path.basename(path): file_digest(path) for path in written}
+
+
 def cuda_delegates(paths: list[str]) -> dict:
     """``{method: {"so_key": ..., "weights": [[fqn, key, nbytes, dtype, device_type, offset, sizes, strides], ...]}}``
     for each CudaBackend delegate of the ``.pte`` among ``paths`` (its ``processed`` bytes: the .so's

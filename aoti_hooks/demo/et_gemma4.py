@@ -160,6 +160,7 @@ def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder:
     from executorch.exir.passes.propagate_device_pass import PropagateDeviceConfig
 
     from ..seams.inductor import config_patch
+    from .artifacts import write_program
 
     longest = max_prefill(config)
     with config_patch(EXPORT_PY_INDUCTOR_SETTINGS):
@@ -185,12 +186,7 @@ def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder:
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, DELEGATE_INPUTS), "w") as handle:
         json.dump(inputs, handle)
-    pte = os.path.join(folder, "model.pte")
-    with open(pte, "wb") as handle:
-        manager.write_to_file(handle)
-    before = set(os.listdir(folder))
-    manager.write_tensor_data_to_file(folder)  # CudaBackend's weights: the .ptd
-    return [pte] + [os.path.join(folder, name) for name in sorted(set(os.listdir(folder)) - before)]
+    return write_program(manager, folder)
 
 
 # --- bench's steps: weights once, each lowering in its own process, outputs checked -------------
@@ -215,7 +211,7 @@ def prepared_lowering(spec: dict):
     from executorch.backends.cuda.cuda_backend import CudaBackend
     from executorch.exir.backend.compile_spec_schema import CompileSpec
 
-    from .artifacts import file_digest, named_contents, tensor_bytes
+    from .artifacts import contents_path, described, tensor_bytes
 
     model, config = build(shape_of(spec), torch.load(spec["weights_file"], weights_only=False))
     metadata = prepare(model)
@@ -235,9 +231,7 @@ def prepared_lowering(spec: dict):
         reports = integration.reports() if plugins else {}
         report = {f"{plugin} ({method})": entry for method in ("prefill", "decode") if method in reports
                   for plugin, entry in reports[method].as_dict().items()}
-        with open(os.path.join(spec.get("contents_dir") or folder, f"{spec['variant']}.contents.json"), "w") as handle:
-            json.dump(named_contents(written), handle, indent=1)
-        return report, {os.path.basename(path): file_digest(path) for path in written}
+        return report, described(written, contents_path(spec))
 
     return lowering, weight_bytes, cache_bytes
 
@@ -285,9 +279,11 @@ def outputs(spec: dict) -> dict:
     """A prefill of 8 tokens, then ``steps`` decode steps of fixed tokens (teacher-forced, so a
     variant's later steps do not depend on its earlier tokens), through eager (no ``folder``) or
     through a lowered variant's delegates. Saves each step's token and the KV caches after the last."""
+    import executorch.backends.cuda.quantize_op_dispatch  # noqa: F401  (the ops the delegates' shims forward to)
+
     device = "cuda:0"
-    model, config = build(shape_of(spec), torch.load(spec["weights_file"], weights_only=False))
-    prepare(model)
+    shape = shape_of(spec)
+    config = shape.config()
     count = spec.get("steps", 4)
     generator = torch.Generator().manual_seed(1)
     prompt = torch.randint(0, config.vocab_size, (1, 8), generator=generator)
@@ -303,7 +299,9 @@ def outputs(spec: dict) -> dict:
         def call(method, tokens, pos):
             given = {"tokens": tokens, "input_pos": pos, "temperature": temperature}
             return runners[method]([given[name].to(device) for name in order[method]])[0]
-    else:
+    else:  # eager: the model as the lowering saw it (its transformations applied), on the GPU
+        model, _ = build(shape, torch.load(spec["weights_file"], weights_only=False))
+        prepare(model)
         model = model.to(device)
         caches = {fqn: tensor for fqn, tensor in model.named_buffers() if ".kv_cache." in fqn}
 

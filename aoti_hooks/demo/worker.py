@@ -25,7 +25,7 @@ import torch
 
 from ..seams import allocator
 from . import et_gemma4
-from .artifacts import file_digest, named_contents, tensor_bytes
+from .artifacts import contents_path, described, file_digest, tensor_bytes, write_program
 from .measure import Sampler, live_at_peak
 from .model import CONFIGS, build, decode_steps, export_decoder
 
@@ -144,20 +144,9 @@ def lower_executorch(spec: dict, program) -> tuple[dict, dict]:
         specs += aoti_hooks.compile_specs(spec["plugins"], target=spec.get("target") or "local", **spec.get("options", {}))
     edge = to_edge_transform_and_lower(program, partitioner=[CudaPartitioner(specs)],
                                        compile_config=EdgeCompileConfig(_check_ir_validity=False))
-    manager = edge.to_executorch()
-    folder = os.path.splitext(spec["package"])[0]  # one folder per lowering: CudaBackend names its .ptd
-    os.makedirs(folder, exist_ok=True)
-    pte = os.path.join(folder, "model.pte")
-    with open(pte, "wb") as handle:
-        manager.write_to_file(handle)
-    before = set(os.listdir(folder))
-    manager.write_tensor_data_to_file(folder)
-    written = [pte] + [os.path.join(folder, name) for name in sorted(set(os.listdir(folder)) - before)]
+    written = write_program(edge.to_executorch(), os.path.splitext(spec["package"])[0])  # one folder per lowering
     report = aoti_hooks.executorch.reports().get("forward")
-    files = {os.path.basename(path): file_digest(path) for path in written}
-    os.makedirs(spec["contents_dir"], exist_ok=True) if spec.get("contents_dir") else None
-    with open(os.path.join(spec.get("contents_dir") or folder, f"{spec['variant']}.contents.json"), "w") as handle:
-        json.dump(named_contents(written), handle, indent=1)
+    files = described(written, contents_path(spec))
     return (report.as_dict() if report is not None and spec["plugins"] else {}), files
 
 

@@ -63,7 +63,7 @@ def load_delegate(so_path: str, constants_by_fqn: dict[str, torch.Tensor], devic
     return runner.run
 
 
-_C_TYPES = {"AtenTensorHandle": "tensor", "int64_t": "int", "double": "float", "bool": "bool"}
+_C_ARGUMENTS = ("AtenTensorHandle", "int64_t", "double", "bool")  # the argument types a forwarded shim takes
 
 
 def _shim_source(op: str, declaration: str) -> str:
@@ -74,7 +74,7 @@ def _shim_source(op: str, declaration: str) -> str:
     kinds = [part.strip() for part in rest.rstrip(") ;").split(",") if part.strip()]
     inputs = [kind for kind in kinds if not kind.endswith("*")]
     outputs = [kind for kind in kinds if kind.endswith("*")]
-    if any(kind not in _C_TYPES for kind in inputs) or any(kind != "AtenTensorHandle*" for kind in outputs) or \
+    if any(kind not in _C_ARGUMENTS for kind in inputs) or any(kind != "AtenTensorHandle*" for kind in outputs) or \
             kinds[:len(inputs)] != inputs:
         raise SeamError(f"cannot forward {declaration!r}: only tensor, int64_t, double and bool arguments and "
                         f"tensor results are handled")

@@ -66,8 +66,14 @@ def test_both_methods_are_exported_as_its_export_py_does(exported):
 
 
 def test_transformations_import_without_torchtune_and_leave_no_stand_in_module():
-    assert "executorch.extension.llm.modules" not in sys.modules or hasattr(
-        sys.modules["executorch.extension.llm.modules"], "MultiHeadAttention")  # the real package, if anything
+    from aoti_hooks.seams.executorch import import_skipping_package_init
+
+    package = "executorch.extension.llm.modules"
+    before = sys.modules.get(package)
+    module = import_skipping_package_init("examples.models.gemma4_31b.cuda_source_transformations",
+                                          skip="extension.llm.modules")
+    assert callable(module.cuda_source_transformations)
+    assert sys.modules.get(package) is before  # the bare stand-in is gone (or the real package, if it imported)
     if "torchtune" not in sys.modules:
         with pytest.raises(ImportError):
             import executorch.extension.llm.modules  # noqa: F401  (torchtune is missing or broken here)
