@@ -15,6 +15,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
               periods: int | None = None, lm_head: str | None = None,
               common_specs: dict[str, str] | None = None, target: str | None = None, keep: bool = False,
               weights: str | None = None, check_steps: int | None = None, max_gpu_peak: int | None = None,
-              max_host_peak: int | None = None) -> dict:
+              max_host_peak: int | None = None, jobs: int = 1) -> dict:
     import torch
 
     from .demo import et_gemma4
@@ -70,6 +71,8 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
                                 ("--check-steps", check_steps, "decode steps checked against eager")):
         if given is not None and not executorch_model:
             raise AotiHooksError(f"{flag} chooses the {wanted} of --model {et_gemma4.MODEL}; it does not apply here")
+    if jobs < 1:
+        raise AotiHooksError("--jobs must be 1 (one compile at a time) or more")
     if check_steps is not None and check_steps < 0:
         raise AotiHooksError("--check-steps must be 0 (no output check) or more")
     base: dict[str, Any] = {"backend": backend, "timeline": True, "target": target}
@@ -120,7 +123,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     work = Path(tempfile.mkdtemp(prefix="aoti-hooks-bench-work-"))  # caches and artifacts, not results
     try:
         results = _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program,
-                       lm_head, quiet, 4 if check_steps is None else check_steps)
+                       lm_head, quiet, 4 if check_steps is None else check_steps, jobs)
     finally:
         if keep:
             print(f"packages, caches and logs kept in {work}", file=sys.stderr)
@@ -149,34 +152,47 @@ def over_budget(runs: list[dict], max_gpu_peak: int | None, max_host_peak: int |
 
 def peak_line(run: dict) -> str:
     """One machine-readable line per run: ``aoti-hooks-peak {"run": ..., "peak_allocated": bytes, ...}``."""
-    keys = ("peak_allocated", "peak_reserved", "nvml_peak", "host_peak_rss", "compile_s")
+    keys = ("peak_allocated", "peak_reserved", "nvml_peak", "nvml_process_peak", "host_peak_rss", "compile_s")
     return "aoti-hooks-peak " + json.dumps({"run": run["variant"], "plugins": run["plugins"],
                                             **{key: run.get(key) for key in keys}})
 
 
 def _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program, lm_head,
-         quiet, check_steps) -> dict:
+         quiet, check_steps, jobs=1) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
     from .demo.run import Progress, run_in_worker
 
-    runs = []
     planned = variants(plugin_lists, backend_specs or {}, options or {}, common_specs)
     if base.get("model"):  # ExecuTorch's own model: its seeded weights once, for every variant
         base["weights_file"] = str(work / "weights.pt")
         with Progress(f"making {base['weights']} weights for {base['model']} ({base['layers']} layers)", quiet):
             run_in_worker("weights", base, work, "weights", dict(os.environ))
-    for index, run in enumerate(planned):
+    done: dict[int, dict] = {}
+    lock = threading.Lock()  # runs finish in any order with --jobs > 1; one writes the report at a time
+    results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,
+               "lm_head": lm_head, "shape": {key: base.get(key) for key in ("layers", "ctx", "weights")},
+               "jobs": jobs, "runs": [], "complete": False}
+
+    def compile_run(index: int) -> None:
+        run = planned[index]
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{index}")}
         spec = {**base, **run, "package": str(work / f"run{index}.pt2"), "contents_dir": str(folder),
                 "inductor_configs": {"aot_inductor.package_constants_in_so": False,
                                      "aot_inductor.package_constants_on_disk_format": "binary_blob"}}
         with Progress(f"[{index + 1}/{len(planned)}] compiling "
                       f"{run['variant']} ({backend})", quiet):
-            runs.append(run_in_worker("compile", spec, folder, f"run{index}", env))
-        print(peak_line(runs[-1]), flush=True)
-        results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,
-                   "lm_head": lm_head, "shape": {key: base.get(key) for key in ("layers", "ctx", "weights")},
-                   "device": runs[0]["device"], "runs": runs, "complete": False}
-        _write_report(results, folder)  # after every run: a long bench that stops keeps what it measured
+            result = run_in_worker("compile", spec, folder, f"run{index}", env)
+        with lock:
+            done[index] = result
+            print(peak_line(result), flush=True)
+            results["runs"] = [done[i] for i in sorted(done)]
+            results["device"] = result["device"]
+            _write_report(results, folder)  # after every run: a long bench that stops keeps what it measured
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each compile is its own process either way
+        for future in [pool.submit(compile_run, index) for index in range(len(planned))]:
+            future.result()
     if base.get("model") and check_steps:
         with Progress(f"checking a prefill and {check_steps} decode steps: eager and each variant's delegates, "
                       f"each in its own process, side by side", quiet):
@@ -260,24 +276,34 @@ def check_saved_program(path: str) -> None:
                              f"with torch.export.save(exported_program, PATH)")
 
 
+def nvml_of(run: dict, jobs: int) -> int | None:
+    """NVML's peak for a run: the whole device's when runs compiled one at a time, the process's own
+    when several shared the GPU (the device figure then sums them)."""
+    return run.get("nvml_process_peak") if jobs > 1 else run.get("nvml_peak")
+
+
 def format_report(results: dict) -> str:
     cuda = results["device"].startswith("cuda")
-    header = ["run", "compile", "host peak"] + (["peak allocated", "peak reserved", "NVML peak"] if cuda else [])
+    jobs = results.get("jobs", 1)
+    nvml_label = "NVML peak (process)" if jobs > 1 else "NVML peak"
+    header = ["run", "compile", "host peak"] + (["peak allocated", "peak reserved", nvml_label] if cuda else [])
     header += ["artifacts", "weights"]
     executorch = results["backend"] == "executorch"
     if executorch:
         header.append(".ptd = stock")
-    stock_ptd = {name: digest for name, digest in results["runs"][0]["artifacts"].items() if name.endswith(".ptd")}
+    stock = next((run for run in results["runs"] if run["variant"] == "stock"), None)
+    stock_ptd = {name: digest for name, digest in (stock or {"artifacts": {}})["artifacts"].items() if name.endswith(".ptd")}
     rows = []
     for run in results["runs"]:
         row = [run["variant"], f"{run['compile_s']:.1f} s", format_bytes(run["host_peak_rss"])]
         if cuda:
+            nvml = nvml_of(run, jobs)
             row += [format_bytes(run["peak_allocated"]), format_bytes(run["peak_reserved"]),
-                    format_bytes(run["nvml_peak"] or 0)]
+                    "-" if nvml is None else format_bytes(nvml)]
         row += [format_bytes(run["package_bytes"]), format_bytes(run["weight_bytes"])]
         if executorch:
             ptd = {name: digest for name, digest in run["artifacts"].items() if name.endswith(".ptd")}
-            row.append("-" if run is results["runs"][0] else ("yes" if ptd == stock_ptd and ptd else "NO"))
+            row.append("-" if run is stock else "?" if stock is None else ("yes" if ptd == stock_ptd and ptd else "NO"))
         rows.append(row)
     source = results["model"] or results["program"]
     shape = results.get("shape") or {}
@@ -303,6 +329,9 @@ def format_report(results: dict) -> str:
                            if results["budgets"][key] is not None)
         verdict = [f"- over: {line}" for line in results["over_budget"]] or ["- every run with plugins is within it"]
         lines += ["", f"Budget for runs with plugins: {limits}", *verdict]
+    if jobs > 1:
+        lines += ["", f"Compiled up to {jobs} runs at once, each in its own process: peaks are each run's own "
+                      f"(allocator; NVML's per-process figure; RSS); compile times are not comparable with one at a time."]
     if not results.get("complete", True):
         lines += ["", "Incomplete: the bench stopped before every run finished; these are the runs it finished."]
     if not cuda:
@@ -349,7 +378,8 @@ def plot_timeline(results: dict, path: Path) -> str | None:
     cuda = results["device"].startswith("cuda")
     figure, axes = plt.subplots(len(runs), 1, figsize=(11, 2.4 * len(runs) + 1.4), sharex=True, sharey=True,
                                 squeeze=False)
-    top = max(max(max(s[1], s[2] or 0, s[3] or 0) for s in run["timeline"]) for run in runs) / 2**30 * 1.1
+    nvml_column = 5 if results.get("jobs", 1) > 1 else 2  # the process's own figure when runs shared the GPU
+    top = max(max(max(s[1], s[nvml_column] or 0, s[3] or 0) for s in run["timeline"]) for run in runs) / 2**30 * 1.1
     for axis, run in zip(axes[:, 0], runs):
         samples = run["timeline"]
         times = [s[0] for s in samples]
@@ -362,12 +392,13 @@ def plot_timeline(results: dict, path: Path) -> str | None:
                 start = index
         lines = [("host RSS", 1, "tab:blue", "--" if cuda else "-")]
         if cuda:
-            lines = [("NVML used", 2, "black", "-"), ("CUDA allocated", 3, "tab:red", "-"), *lines]
+            lines = [("NVML used", nvml_column, "black", "-"), ("CUDA allocated", 3, "tab:red", "-"), *lines]
         for label, column, colour, style in lines:
             axis.plot(*_with_gaps(times, [(s[column] or 0) / 2**30 for s in samples]), label=label, color=colour, ls=style)
         peaks = [f"host {format_bytes(run['host_peak_rss'])}"]
         if cuda:
-            peaks = [f"allocated {format_bytes(run['peak_allocated'])}", f"NVML {format_bytes(run['nvml_peak'] or 0)}", *peaks]
+            peaks = [f"allocated {format_bytes(run['peak_allocated'])}",
+                     f"NVML {format_bytes(nvml_of(run, results.get('jobs', 1)) or 0)}", *peaks]
         axis.set_ylim(0, top)
         axis.set_ylabel("GiB")
         axis.set_title(run["variant"], loc="left", fontsize=10)

@@ -198,7 +198,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     results = run_bench(args.program, args.model, plugin_lists, args.backend, args.out, options, backend_specs,
                         args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
                         common_specs=common_specs, target=args.target, keep=args.keep, weights=args.weights,
-                        check_steps=args.check_steps, max_gpu_peak=args.max_gpu_peak, max_host_peak=args.max_host_peak)
+                        check_steps=args.check_steps, max_gpu_peak=args.max_gpu_peak, max_host_peak=args.max_host_peak,
+                        jobs=args.jobs)
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="exit 3 when a run with plugins allocates more than SIZE on the GPU (e.g. 8GiB): a CI gate")
     bench.add_argument("--max-host-peak", type=_size, metavar="SIZE",
                        help="exit 3 when a run with plugins peaks above SIZE of host memory (RSS)")
+    bench.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="compile up to N runs at once, each in its own process (default 1). Peaks stay each "
+                            "run's own (allocator, NVML's per-process figure, RSS); compile times are not comparable")
     bench.set_defaults(run=cmd_bench)
     installed_answers("register_commands", commands=commands)  # plugins add their own (sdpa-check)
     argv = sys.argv[1:] if argv is None else list(argv)

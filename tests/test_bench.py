@@ -13,18 +13,23 @@ from aoti_hooks.demo import CONFIGS, build, export_decoder
 
 
 def test_bench_a_saved_program(tmp_path, capsys):
+    """With --jobs 2 the two compiles run at the same time, each in its own process; the report
+    keeps the runs in their planned order whichever finishes first, and says they shared the machine."""
     program = tmp_path / "tiny.pt2"
     torch.export.save(export_decoder(build(CONFIGS["tiny"])), str(program))
     out = tmp_path / "bench"
     assert main(["bench", str(program), "--plugins", "kv_elide", "--option", "kv_elide.min_bytes=1KiB",
-                 "--out", str(out), "--max-host-peak", "1KiB"]) == 3  # a gate no compile process can meet
+                 "--out", str(out), "--max-host-peak", "1KiB", "--jobs", "2"]) == 3  # a gate no compile process can meet
     printed = capsys.readouterr()
     assert "host memory only" in printed.out and "[2/2] compiling kv_elide" in printed.err
     report = json.loads((out / "report.json").read_text())
     stock, ours = report["runs"]
+    first, second = sorted(report["runs"], key=lambda run: run["started_at"])
+    assert second["started_at"] < first["started_at"] + first["compile_s"]  # they overlapped
+    assert report["jobs"] == 2 and "Compiled up to 2 runs at once" in (out / "report.md").read_text()
     peaks = [json.loads(line.split(" ", 1)[1]) for line in printed.out.splitlines() if line.startswith("aoti-hooks-peak ")]
-    assert [(p["run"], p["host_peak_rss"]) for p in peaks] == [("stock", stock["host_peak_rss"]),
-                                                               ("kv_elide", ours["host_peak_rss"])]
+    assert sorted((p["run"], p["host_peak_rss"]) for p in peaks) == [("kv_elide", ours["host_peak_rss"]),
+                                                                     ("stock", stock["host_peak_rss"])]
     assert printed.err.count("over budget:") == 1 and "kv_elide: host peak" in printed.err  # stock is not gated
     assert report["over_budget"] == [f"kv_elide: host peak {format_bytes(ours['host_peak_rss'])} "
                                      f"({ours['host_peak_rss']} B) > 1.0 KiB (1024 B)"]
@@ -49,6 +54,7 @@ def test_bench_a_saved_program(tmp_path, capsys):
     (["bench", "--model", "demo:nope"], "unknown model 'demo:nope'; choose one of demo:cpu"),
     (["bench", "--model", "demo:tyni"], "unknown model 'demo:tyni' (did you mean 'demo:tiny'?)"),
     (["bench", "--model", "demo:tiny", "--plugins", ""], "--plugins is empty; name at least one plugin"),
+    (["bench", "--model", "demo:tiny", "--jobs", "0"], "--jobs must be 1 (one compile at a time) or more"),
     (["bench", "missing.pt2"], "program 'missing.pt2' does not exist"),
     (["bench", "--model", "demo:tiny", "--backend-spec", "low_memory_mode=ON"], "--backend-spec sets ExecuTorch compile specs"),
     (["bench", "--model", "demo:tiny", "--plugins", "no_such"], "unknown plugin 'no_such'"),
@@ -147,3 +153,54 @@ def test_the_output_check_without_stock_compares_with_eager_only(tmp_path, monke
     check = bench.check_executorch_outputs({}, [{"variant": "stock"}, {"variant": "ours"}], tmp_path, tmp_path, 1)
     assert check["ours"]["tokens_equal_eager"] and check["ours"]["tokens_equal_stock"] is None
     assert "error" in check["stock"]
+
+
+def test_runs_compiled_side_by_side_report_each_process_own_nvml_figure():
+    """With --jobs > 1 NVML's device total sums every compile on the GPU; the report shows each
+    process's own figure instead, labelled, and a partial report without stock marks .ptd as unknown."""
+    from aoti_hooks import bench
+
+    def run(variant, device_total, own, ptd):
+        return {"variant": variant, "plugins": [] if variant == "stock" else ["kv_elide"], "compile_s": 1.0,
+                "host_peak_rss": 1, "peak_allocated": 1, "peak_reserved": 1, "nvml_peak": device_total,
+                "nvml_process_peak": own, "package_bytes": 1, "weight_bytes": 1,
+                "artifacts": {"aoti_cuda_blob.ptd": [1, ptd]}, "report": {}}
+
+    stock, ours = run("stock", 30 * 2**30, 3 * 2**30, "a"), run("kv_elide", 30 * 2**30, 2 * 2**30, "a")
+    shared = {"device": "cuda:0", "backend": "executorch", "model": None, "program": "p.pt2", "jobs": 2}
+    text = bench.format_report({**shared, "runs": [stock, ours]})
+    assert "NVML peak (process)" in text and "30.00 GiB" not in text
+    rows = {line.split()[0]: line for line in text.splitlines() if line.startswith(("stock ", "kv_elide "))}
+    assert "3.00 GiB" in rows["stock"] and "2.00 GiB" in rows["kv_elide"]
+    assert "Compiled up to 2 runs at once" in text
+    one_at_a_time = bench.format_report({**shared, "jobs": 1, "runs": [stock, ours]})
+    assert "30.00 GiB" in one_at_a_time and "NVML peak (process)" not in one_at_a_time
+    partial = bench.format_report({**shared, "runs": [ours], "complete": False})  # stock not finished yet
+    assert [line.split()[-1] for line in partial.splitlines() if line.startswith("kv_elide ")] == ["?"]
+
+
+def test_nvml_per_process_figure_counts_only_that_process():
+    """No NVML here: a stand-in driver library fills the process table as
+    nvmlDeviceGetComputeRunningProcesses_v3 does, so the parsing and the sum are what is tested."""
+    import ctypes
+
+    from aoti_hooks.demo.measure import Nvml
+
+    class Driver:
+        def __init__(self, table, code=0):
+            self.table, self.code = table, code
+
+        def nvmlDeviceGetComputeRunningProcesses_v3(self, handle, count, infos):
+            for index, (pid, used) in enumerate(self.table):  # infos: the caller's array of process entries
+                infos[index].pid, infos[index].used = pid, used
+            count._obj.value = len(self.table)  # count: byref(c_uint), in: room, out: entries filled
+            return self.code
+
+    nvml = Nvml.__new__(Nvml)
+    nvml.handle = ctypes.c_void_p(1)
+    nvml.lib = Driver([(10, 5 * 2**30), (11, 2**30), (10, 2**20)])
+    assert nvml.used_by(10) == 5 * 2**30 + 2**20 and nvml.used_by(11) == 2**30 and nvml.used_by(12) == 0
+    nvml.lib = Driver([], code=3)  # a driver that refuses the call
+    assert nvml.used_by(10) is None
+    nvml.handle = None
+    assert nvml.used_by(10) is None

@@ -2,7 +2,9 @@
 
 NVML is read through ctypes (``libnvidia-ml.so.1`` ships with the driver), so measuring
 needs no extra package. The device figure is what the driver reports as used on the whole
-GPU: it includes the CUDA context, workspaces and fragmentation the allocator hides.
+GPU: it includes the CUDA context, workspaces and fragmentation the allocator hides. The
+process figure is what the driver charges to this process alone (its context and every
+allocation it made): the one that stays right when several compiles share the GPU.
 """
 
 from __future__ import annotations
@@ -17,8 +19,13 @@ class _NvmlMemory(ctypes.Structure):
     _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
 
 
+class _NvmlProcess(ctypes.Structure):  # nvmlProcessInfo_t as nvmlDeviceGetComputeRunningProcesses_v3 fills it
+    _fields_ = [("pid", ctypes.c_uint), ("used", ctypes.c_ulonglong), ("gpu_instance", ctypes.c_uint),
+                ("compute_instance", ctypes.c_uint)]
+
+
 class Nvml:
-    """Used bytes of one GPU, or unavailable (no driver library)."""
+    """Used bytes of one GPU, and of one process on it, or unavailable (no driver library)."""
 
     def __init__(self, index: int = 0):
         self.handle = None
@@ -39,6 +46,17 @@ class Nvml:
         if self.lib.nvmlDeviceGetMemoryInfo(self.handle, ctypes.byref(memory)) != 0:
             return None
         return memory.used
+
+    def used_by(self, pid: int) -> int | None:
+        """The bytes the driver charges to process ``pid`` on this GPU; 0 before it made a context;
+        None where the driver does not say (no library, or a call it refuses)."""
+        if self.handle is None:
+            return None
+        count = ctypes.c_uint(64)
+        infos = (_NvmlProcess * count.value)()
+        if self.lib.nvmlDeviceGetComputeRunningProcesses_v3(self.handle, ctypes.byref(count), infos) != 0:
+            return None
+        return sum(info.used for info in infos[:count.value] if info.pid == pid)
 
 
 def host_rss() -> int:
@@ -77,7 +95,8 @@ class Sampler:
     """Samples host RSS and NVML used memory every ``interval`` seconds in a thread.
 
     With ``timeline=True`` it also keeps every sample as ``(seconds, host RSS, NVML used,
-    CUDA allocated, phase)``, the phase read from the stack of the thread that entered it.
+    CUDA allocated, phase, NVML used by this process)``, the phase read from the stack of the
+    thread that entered it.
     """
 
     interval: float = 0.02
@@ -85,13 +104,14 @@ class Sampler:
     host_peak: int = 0
     device_peak: int | None = None
     device_baseline: int | None = None
+    process_peak: int | None = None  # NVML's figure for this process alone
 
     def __enter__(self) -> "Sampler":
         import time
 
         self._nvml = Nvml()
         self.device_baseline = self._nvml.used()
-        self.samples: list[tuple[float, int, int | None, int | None, str]] = []
+        self.samples: list[tuple[float, int, int | None, int | None, str, int | None]] = []
         self._watched = threading.get_ident()
         self._start = time.perf_counter()
         self._stop = threading.Event()
@@ -100,10 +120,12 @@ class Sampler:
         return self
 
     def _sample(self) -> None:
-        rss, used = host_rss(), self._nvml.used()
+        rss, used, own = host_rss(), self._nvml.used(), self._nvml.used_by(os.getpid())
         self.host_peak = max(self.host_peak, rss)
         if used is not None:
             self.device_peak = max(self.device_peak or 0, used)
+        if own is not None:
+            self.process_peak = max(self.process_peak or 0, own)
         if self.timeline:
             import sys
             import time
@@ -113,7 +135,7 @@ class Sampler:
             if torch is not None and torch.cuda.is_initialized():
                 allocated = torch.cuda.memory_allocated()
             frame = sys._current_frames().get(self._watched)
-            self.samples.append((time.perf_counter() - self._start, rss, used, allocated, phase_of(frame)))
+            self.samples.append((time.perf_counter() - self._start, rss, used, allocated, phase_of(frame), own))
 
     def _run(self) -> None:
         while not self._stop.is_set():

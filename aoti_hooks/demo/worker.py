@@ -49,6 +49,7 @@ def compile_one(spec: dict) -> dict:
     if spec.get("peak_breakdown"):
         allocator.record_history()
     with Sampler(timeline=bool(spec.get("timeline"))) as sampler:
+        started_at = time.time()  # wall clock: when runs compile side by side, which overlapped
         start = time.perf_counter()
         report, artifacts = lowering()
         if device.type == "cuda":
@@ -59,6 +60,7 @@ def compile_one(spec: dict) -> dict:
         "plugins": spec["plugins"],
         "device": str(device),
         "compile_s": round(seconds, 2),
+        "started_at": started_at,
         "host_peak_rss": sampler.host_peak,
         "backend": spec.get("backend", "torch"),
         "backend_specs": spec.get("backend_specs", {}),
@@ -74,6 +76,7 @@ def compile_one(spec: dict) -> dict:
             peak_reserved=torch.cuda.max_memory_reserved(device),
             nvml_peak=sampler.device_peak,
             nvml_baseline=sampler.device_baseline,
+            nvml_process_peak=sampler.process_peak,
         )
     if spec.get("timeline"):
         result["timeline"] = sampler.samples
