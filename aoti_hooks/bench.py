@@ -51,7 +51,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
               periods: int | None = None, lm_head: str | None = None,
               common_specs: dict[str, str] | None = None, target: str | None = None, keep: bool = False,
               weights: str | None = None, check_steps: int | None = None, max_gpu_peak: int | None = None,
-              max_host_peak: int | None = None, jobs: int = 1) -> dict:
+              max_host_peak: int | None = None, jobs: int = 1, peak_breakdown: bool = False) -> dict:
     import torch
 
     from .demo import et_gemma4
@@ -115,6 +115,11 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
             raise AotiHooksError(f"{flag} sets ExecuTorch compile specs; use it with --backend executorch")
     if max_gpu_peak is not None and not torch.cuda.is_available():
         raise AotiHooksError("--max-gpu-peak needs a CUDA GPU to measure; on this machine gate on --max-host-peak")
+    if peak_breakdown:
+        if not torch.cuda.is_available():
+            raise AotiHooksError("--peak-breakdown reads the CUDA allocator's history and needs a CUDA GPU; "
+                                 "leave it out on this machine")
+        base["peak_breakdown"] = True
     if not plugin_lists or not all(plugin_lists):
         raise AotiHooksError("bench compares stock with plugins; name them with --plugins kv_elide[,...] "
                              "(give --plugins again for another run)")
@@ -339,6 +344,17 @@ def format_report(results: dict) -> str:
     for run in results["runs"]:
         if run["report"]:
             lines += ["", f"{run['variant']}:", *(f"- {line}" for line in report_lines(run["report"]))]
+    for run in results["runs"]:
+        breakdown = run.get("peak_breakdown")
+        if breakdown:
+            replayed = breakdown["peak_bytes"]
+            known = breakdown.get("allocator_peak")
+            partial = (f"; the history replays to {format_bytes(replayed)} of the allocator's {format_bytes(known)} "
+                       f"peak: it dropped early events" if known and replayed < known else "")
+            lines += ["", f"{run['variant']}: live at the allocator's peak ({format_bytes(replayed)} in "
+                          f"{breakdown['blocks']} blocks{partial}), by where it was allocated:", "```",
+                      *(f"{format_bytes(group['bytes']):>10} {group['blocks']:6d} blocks  {group['where']}"
+                        for group in breakdown["groups"]), "```"]
     lines += ["", "Memory over time, phases shaded: timeline.png (samples in report.json)."]
     return "\n".join(lines)
 

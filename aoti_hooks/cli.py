@@ -199,7 +199,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
                         common_specs=common_specs, target=args.target, keep=args.keep, weights=args.weights,
                         check_steps=args.check_steps, max_gpu_peak=args.max_gpu_peak, max_host_peak=args.max_host_peak,
-                        jobs=args.jobs)
+                        jobs=args.jobs, peak_breakdown=args.peak_breakdown)
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
@@ -265,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="exit 3 when a run with plugins allocates more than SIZE on the GPU (e.g. 8GiB): a CI gate")
     bench.add_argument("--max-host-peak", type=_size, metavar="SIZE",
                        help="exit 3 when a run with plugins peaks above SIZE of host memory (RSS)")
+    bench.add_argument("--peak-breakdown", action="store_true",
+                       help="record every CUDA allocation and list, per run, what was live at its peak by where it "
+                            "was allocated (GPU only; the recording slows the compile)")
     bench.add_argument("--jobs", type=int, default=1, metavar="N",
                        help="compile up to N runs at once, each in its own process (default 1). Peaks stay each "
                             "run's own (allocator, NVML's per-process figure, RSS); compile times are not comparable")

@@ -55,6 +55,7 @@ def test_bench_a_saved_program(tmp_path, capsys):
     (["bench", "--model", "demo:tyni"], "unknown model 'demo:tyni' (did you mean 'demo:tiny'?)"),
     (["bench", "--model", "demo:tiny", "--plugins", ""], "--plugins is empty; name at least one plugin"),
     (["bench", "--model", "demo:tiny", "--jobs", "0"], "--jobs must be 1 (one compile at a time) or more"),
+    (["bench", "--model", "demo:tiny", "--peak-breakdown"], "--peak-breakdown reads the CUDA allocator's history and needs a CUDA GPU"),
     (["bench", "missing.pt2"], "program 'missing.pt2' does not exist"),
     (["bench", "--model", "demo:tiny", "--backend-spec", "low_memory_mode=ON"], "--backend-spec sets ExecuTorch compile specs"),
     (["bench", "--model", "demo:tiny", "--plugins", "no_such"], "unknown plugin 'no_such'"),
@@ -76,7 +77,7 @@ def test_bench_a_saved_program(tmp_path, capsys):
      "--option 'chunked_dequant.max_transient=1MiB' must look like <plugin>.<option>=<value> for a plugin in --plugins"),
 ])
 def test_bench_refuses_bad_input_in_one_sentence(argv, message, capsys):
-    if any("executorch" in arg or arg == "--max-gpu-peak" for arg in argv) and torch.cuda.is_available():
+    if any("executorch" in arg or arg in ("--max-gpu-peak", "--peak-breakdown") for arg in argv) and torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     assert main(argv) == 2
     assert message in capsys.readouterr().err
@@ -204,3 +205,31 @@ def test_nvml_per_process_figure_counts_only_that_process():
     assert nvml.used_by(10) is None
     nvml.handle = None
     assert nvml.used_by(10) is None
+
+
+def test_the_peak_breakdown_replays_the_allocator_history_and_groups_by_site():
+    """The allocator's history needs a GPU; here a history in its format (alloc / free_completed
+    events with frames) is replayed, so the peak, the grouping and the report are what is tested."""
+    from aoti_hooks import bench
+    from aoti_hooks.demo.measure import live_at_peak
+
+    def frame(name):
+        return [{"filename": "/torch/_inductor/select_algorithm.py", "line": 1, "name": name}]
+
+    events = [("alloc", 1, 100, "weights"), ("alloc", 2, 50, "example"), ("free_completed", 2, 50, "example"),
+              ("alloc", 3, 70, "example"), ("alloc", 4, 30, "example"), ("free_completed", 1, 100, "weights"),
+              ("alloc", 5, 10, "weights")]
+    history = {"device_traces": [[{"action": action, "addr": addr, "size": size, "frames": frame(site)}
+                                  for action, addr, size, site in events]]}
+    breakdown = live_at_peak(history)
+    assert (breakdown["peak_bytes"], breakdown["blocks"]) == (200, 3)  # weights 100 + examples 70 + 30
+    assert [(g["bytes"], g["blocks"], g["where"]) for g in breakdown["groups"]] == [
+        (100, 1, "select_algorithm.py:1 weights"), (100, 2, "select_algorithm.py:1 example")]
+    run = {"variant": "kv_elide", "plugins": ["kv_elide"], "compile_s": 1.0, "host_peak_rss": 1, "peak_allocated": 300,
+           "peak_reserved": 1, "nvml_peak": 1, "package_bytes": 1, "weight_bytes": 1, "artifacts": {}, "report": {},
+           "peak_breakdown": {**breakdown, "allocator_peak": 300}}
+    text = bench.format_report({"device": "cuda:0", "backend": "torch", "model": None, "program": "p.pt2", "runs": [run]})
+    assert ("kv_elide: live at the allocator's peak (200 B in 3 blocks; the history replays to 200 B of the "
+            "allocator's 300 B peak: it dropped early events), by where it was allocated:") in text
+    assert [line.split() for line in text.splitlines() if line.endswith(" example")] == [
+        ["100", "B", "2", "blocks", "select_algorithm.py:1", "example"]]

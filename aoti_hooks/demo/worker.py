@@ -82,6 +82,7 @@ def compile_one(spec: dict) -> dict:
         result["timeline"] = sampler.samples
     if spec.get("peak_breakdown"):
         result["peak_breakdown"] = live_at_peak(allocator.take_history())
+        result["peak_breakdown"]["allocator_peak"] = result.get("peak_allocated")  # the replay misses what its history dropped
     return result
 
 
