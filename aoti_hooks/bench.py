@@ -179,7 +179,11 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
                "lm_head": lm_head, "shape": {key: base.get(key) for key in ("layers", "ctx", "weights")},
                "jobs": jobs, "runs": [], "complete": False}
 
+    failed = threading.Event()  # set by a failed run: the runs not started yet never start
+
     def compile_run(index: int) -> None:
+        if failed.is_set():
+            return
         run = planned[index]
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{index}")}
         spec = {**base, **run, "package": str(work / f"run{index}.pt2"), "contents_dir": str(folder),
@@ -187,7 +191,11 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
                                      "aot_inductor.package_constants_on_disk_format": "binary_blob"}}
         with Progress(f"[{index + 1}/{len(planned)}] compiling "
                       f"{run['variant']} ({backend})", quiet):
-            result = run_in_worker("compile", spec, folder, f"run{index}", env)
+            try:
+                result = run_in_worker("compile", spec, folder, f"run{index}", env)
+            except BaseException:
+                failed.set()
+                raise
         with lock:
             done[index] = result
             print(peak_line(result), flush=True)
@@ -197,7 +205,7 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # each compile is its own process either way
         for future in [pool.submit(compile_run, index) for index in range(len(planned))]:
-            future.result()
+            future.result()  # a failure: the runs still running finish into the report, then it raises
     if base.get("model") and check_steps:
         with Progress(f"checking a prefill and {check_steps} decode steps: eager and each variant's delegates, "
                       f"each in its own process, side by side", quiet):

@@ -233,3 +233,36 @@ def test_the_peak_breakdown_replays_the_allocator_history_and_groups_by_site():
             "allocator's 300 B peak: it dropped early events), by where it was allocated:") in text
     assert [line.split() for line in text.splitlines() if line.endswith(" example")] == [
         ["100", "B", "2", "blocks", "select_algorithm.py:1", "example"]]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failed_compile_stops_the_runs_not_started_and_keeps_the_finished_ones(tmp_path, monkeypatch, jobs):
+    """The compile processes are stood in for (the order of runs and the report are what is tested):
+    run 1 fails; runs 2 and 3 never start, and run 0 (with two jobs still running when run 1 fails)
+    finishes into the report."""
+    import threading
+
+    from aoti_hooks import bench
+    from aoti_hooks.demo import run
+    from aoti_hooks.errors import StepFailed
+
+    started, run1_failed = [], threading.Event()
+
+    def stand_in(command, spec, folder, name, env):
+        started.append(name)
+        if name == "run1":
+            run1_failed.set()
+            raise StepFailed("the run1 step failed (exit 1); log: run1.log")
+        if name == "run0" and jobs > 1:
+            assert run1_failed.wait(10)  # side by side: run 0 is still compiling when run 1 fails
+        return {"variant": spec["variant"], "plugins": spec["plugins"], "device": "cpu", "compile_s": 1.0,
+                "host_peak_rss": 1, "package_bytes": 1, "weight_bytes": 1, "artifacts": {}, "report": {}}
+
+    monkeypatch.setattr(run, "run_in_worker", stand_in)
+    with pytest.raises(StepFailed, match="the run1 step failed"):
+        bench._run({"backend": "torch"}, [["kv_elide"], ["const_offload"], ["kv_elide", "const_offload"]], "torch",
+                   tmp_path, tmp_path, {}, {}, {}, None, "p.pt2", None, True, 0, jobs)
+    assert sorted(started) == ["run0", "run1"]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["complete"] is False and [r["variant"] for r in report["runs"]] == ["stock"]
+    assert "Incomplete: the bench stopped" in (tmp_path / "report.md").read_text()
