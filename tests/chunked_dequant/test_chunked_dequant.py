@@ -218,20 +218,9 @@ def test_aoti_compile_in_a_session_leaves_the_runtime_graph_alone(tmp_path):
 # --- ExecuTorch's entries ----------------------------------------------------------------
 
 def _executorch_case(name, rows, cols, group):
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(1, cols, generator=g).to(torch.bfloat16)
-    u8 = lambda *shape: torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
-    steps = lambda: (torch.rand(rows, cols // 256, generator=g) * 0.01).to(torch.float16)
-    groups = cols // group
-    return {
-        "int4_plain_mm": (x, u8(rows, cols // 2), u8(rows, groups), steps(), u8(rows, groups), steps(), group),
-        "int5_plain_mm": (x, u8(rows, cols // 2), u8(rows, cols // 8), u8(rows, groups), steps(), u8(rows, groups), steps(), group),
-        "int6_plain_mm": (x, u8(rows, cols // 2), u8(rows, cols // 4),
-                          torch.randint(-100, 100, (rows, groups), dtype=torch.int8, generator=g), steps(), group),
-        "int8_plain_mm": (x, torch.randint(-127, 128, (rows, cols), dtype=torch.int8, generator=g),
-                          torch.rand(rows, groups, generator=g).to(torch.bfloat16),
-                          torch.rand(rows, groups, generator=g).to(torch.bfloat16), group),
-    }[name]
+    from aoti_hooks_chunked_dequant.tile import example_inputs
+
+    return example_inputs(f"executorch_cuda::{name}.default", rows, cols, group)
 
 
 @pytest.fixture(scope="module")

@@ -152,6 +152,30 @@ def int8_tile_mm(self, qdata, scale, zero, group_size, **blocks):
     return _tile_mm(8, self, qdata, None, scale, None, zero, None, group_size, qdata.shape[0], **blocks)
 
 
+def example_inputs(op_name: str, rows: int, cols: int, group: int, m: int = 1, device: str = "cpu", seed: int = 1):
+    """Seeded arguments of ``op_name`` (``INT4_OP`` ... ``INT8_OP``) in its ExecuTorch layout: a bf16
+    activation [m, cols] and a [rows, cols] weight of random codes, scales and steps. Drawn on the CPU,
+    then moved, so the values are the same on every device; for checks of the tile kernels."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(m, cols, generator=g).to(torch.bfloat16)
+    u8 = lambda *shape: torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)  # noqa: E731
+    steps = lambda: (torch.rand(rows, cols // SUPER_BLOCK, generator=g) * 0.01).to(torch.float16)  # noqa: E731
+    groups = cols // group
+    args = {
+        INT4_OP: lambda: (x, u8(rows, cols // 2), u8(rows, groups), steps(), u8(rows, groups), steps(), group),
+        INT5_OP: lambda: (x, u8(rows, cols // 2), u8(rows, cols // 8), u8(rows, groups), steps(), u8(rows, groups),
+                          steps(), group),
+        INT6_OP: lambda: (x, u8(rows, cols // 2), u8(rows, cols // 4),
+                          torch.randint(-100, 100, (rows, groups), dtype=torch.int8, generator=g), steps(), group),
+        INT8_OP: lambda: (x, torch.randint(-127, 128, (rows, cols), dtype=torch.int8, generator=g),
+                          torch.rand(rows, groups, generator=g).to(torch.bfloat16),
+                          torch.rand(rows, groups, generator=g).to(torch.bfloat16), group),
+    }[op_name]()
+    return tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+
+
 # op name -> the tile implementation (same arguments as the op)
 TILE_KERNELS: dict[str, Callable] = {INT4_OP: int4_tile_mm, INT5_OP: int5_tile_mm, INT6_OP: int6_tile_mm,
                                      INT8_OP: int8_tile_mm}
