@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="exit 3 when a run with plugins peaks above SIZE of host memory (RSS)")
     bench.add_argument("--peak-breakdown", action="store_true",
                        help="record every CUDA allocation and list, per run, what was live at its peak by where it "
-                            "was allocated (GPU only; the recording slows the compile)")
+                            "was allocated (GPU only; the recording slows the compile and adds to its host memory)")
     bench.add_argument("--jobs", type=int, default=1, metavar="N",
                        help="compile up to N runs at once, each in its own process (default 1). Peaks stay each "
                             "run's own (allocator, NVML's per-process figure, RSS); compile times are not comparable")
