@@ -77,8 +77,9 @@ def main():
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args()
     import executorch.backends.cuda.quantize_op_dispatch  # noqa: F401  (defines ExecuTorch's CUDA ops)
-    from aoti_hooks import Report, parse_size
-    from aoti_hooks_chunked_dequant import Chunker, executorch_impl, resolved_entries
+    from aoti_hooks import AotiHooksError, Report, parse_size
+    from aoti_hooks.seams.ops import argument_names
+    from aoti_hooks_chunked_dequant import Chunker, executorch_impl, resolved_entries, rows_per_chunk
     from aoti_hooks_chunked_dequant.tile import TILE_KERNELS, example_inputs
 
     resolved = {entry.name: (op, entry, impl) for op, entry, impl in resolved_entries()}
@@ -94,7 +95,7 @@ def main():
     for short in args.ops.split(","):
         op_name = f"executorch_cuda::{short}_plain_mm.default"
         op, entry, impl = resolved[op_name]
-        one_shot, tile, names = executorch_impl(op_name), TILE_KERNELS[op_name], tuple(a.name for a in op._schema.arguments)
+        one_shot, tile, names = executorch_impl(op_name), TILE_KERNELS[op_name], tuple(argument_names(op))
 
         def chunked(budget):
             return lambda *call: Chunker(budget, Report(), "chunked_dequant").run(entry, impl, names, call, {})
@@ -112,12 +113,13 @@ def main():
                     got, ms, transient = measured(tile, inputs, args.device)
                     emit({**base, "variant": "tile", "ms": ms, "transient": transient, **compared(got, want)})
                     for label, budget in budgets:
-                        if budget < bytes_per_row * entry.row_multiple:
+                        try:
+                            rows = min(n, rows_per_chunk(entry, bytes_per_row, budget))
+                        except AotiHooksError:
                             continue  # below one chunk: the plugin refuses it in one sentence
                         got, ms, transient = measured(chunked(budget), inputs, args.device)
                         emit({**base, "variant": f"rows {label}", "ms": ms, "transient": transient,
-                              "rows_per_chunk": min(n, budget // (bytes_per_row * entry.row_multiple) * entry.row_multiple),
-                              **compared(got, want)})
+                              "rows_per_chunk": rows, **compared(got, want)})
                     if shape == "lm_head":
                         for rows in floor:
                             got = chunked(rows * bytes_per_row)(*inputs)

@@ -30,8 +30,6 @@ planned = [{"variant": "stock", "plugins": [], "backend_specs": {}, "options": {
 if plugins:
     planned.append({"variant": ",".join(plugins), "plugins": plugins, "backend_specs": {},
                     "options": {name: {"min_bytes": "1KiB"} for name in plugins if name in ("kv_elide", "const_offload")}})
-    if "sdpa_configs" in plugins and os.environ.get("SDPA_VERDICTS"):  # the committed numerics verdicts
-        planned[-1]["options"]["sdpa_configs"] = {"cache": os.environ["SDPA_VERDICTS"]}
 
 
 def lowered(index):  # each lowering in its own process, the two side by side
