@@ -51,7 +51,8 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
               periods: int | None = None, lm_head: str | None = None,
               common_specs: dict[str, str] | None = None, target: str | None = None, keep: bool = False,
               weights: str | None = None, check_steps: int | None = None, max_gpu_peak: int | None = None,
-              max_host_peak: int | None = None, jobs: int = 1, peak_breakdown: bool = False) -> dict:
+              max_host_peak: int | None = None, jobs: int = 1, peak_breakdown: bool = False,
+              inductor: dict[str, str] | None = None) -> dict:
     import torch
 
     from .demo import et_gemma4
@@ -113,6 +114,13 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     for flag, given in (("--backend-spec", backend_specs), ("--common-spec", common_specs)):
         if given and backend != "executorch":
             raise AotiHooksError(f"{flag} sets ExecuTorch compile specs; use it with --backend executorch")
+    if inductor:
+        if backend != "torch":
+            raise AotiHooksError("--inductor sets Inductor options of the torch backend's compile; through "
+                                 "ExecuTorch give its compile specs with --common-spec")
+        from .seams.inductor import config_value
+
+        base["inductor"] = {key: config_value(key, value) for key, value in inductor.items()}
     if max_gpu_peak is not None and not torch.cuda.is_available():
         raise AotiHooksError("--max-gpu-peak needs a CUDA GPU to measure; on this machine gate on --max-host-peak")
     if peak_breakdown:
@@ -188,7 +196,8 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{index}")}
         spec = {**base, **run, "package": str(work / f"run{index}.pt2"), "contents_dir": str(folder),
                 "inductor_configs": {"aot_inductor.package_constants_in_so": False,
-                                     "aot_inductor.package_constants_on_disk_format": "binary_blob"}}
+                                     "aot_inductor.package_constants_on_disk_format": "binary_blob",
+                                     **base.get("inductor", {})}}
         with Progress(f"[{index + 1}/{len(planned)}] compiling "
                       f"{run['variant']} ({backend})", quiet):
             try:

@@ -183,13 +183,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     options = _option_pairs("bench", args.option, plugins)
     if options is None:
         return 2
-    backend_specs, common_specs = {}, {}
+    backend_specs, common_specs, inductor = {}, {}, {}
     for flag, items, found in (("--backend-spec", args.backend_spec, backend_specs),
-                               ("--common-spec", args.common_spec, common_specs)):
+                               ("--common-spec", args.common_spec, common_specs),
+                               ("--inductor", args.inductor, inductor)):
         for item in items:
             key, sep, value = item.partition("=")
             if not sep or not key:
-                print(f"aoti-hooks bench: {flag} {item!r} must look like <key>=<value>, e.g. low_memory_mode=ON",
+                print(f"aoti-hooks bench: {flag} {item!r} must look like <key>=<value>, e.g. "
+                      + ("triton.autotune_at_compile_time=False" if flag == "--inductor" else "low_memory_mode=ON"),
                       file=sys.stderr)
                 return 2
             found[key] = value
@@ -199,7 +201,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
                         common_specs=common_specs, target=args.target, keep=args.keep, weights=args.weights,
                         check_steps=args.check_steps, max_gpu_peak=args.max_gpu_peak, max_host_peak=args.max_host_peak,
-                        jobs=args.jobs, peak_breakdown=args.peak_breakdown)
+                        jobs=args.jobs, peak_breakdown=args.peak_breakdown, inductor=inductor)
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
@@ -257,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="--model executorch:gemma4_31b: decode steps checked against eager on the GPU (default 4; 0: none)")
     bench.add_argument("--common-spec", action="append", default=[], metavar="KEY=VALUE",
                        help="an ExecuTorch compile spec given to every run, e.g. autotune_at_compile_time=OFF")
+    bench.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE",
+                       help="an Inductor option for every run of the torch backend, e.g. "
+                            "triton.autotune_at_compile_time=False (the two-pass compile)")
     bench.add_argument("--lm-head", choices=("int4",),
                        help="--model only: an int4 lm_head in ExecuTorch's CUDA layout (needs executorch)")
     bench.add_argument("--out", help="folder for report.json, report.md, timeline.png (default: a new temporary folder)")

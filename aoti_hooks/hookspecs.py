@@ -175,7 +175,9 @@ def autotune_arguments(
 ) -> Generator[None, Any, Any]:
     """Wrap one Triton autotune/benchmark run of a kernel with its arguments ``args``.
 
-    Called: around ``CachingAutotuner.run``.
+    Called: around ``CachingAutotuner.run``; and around the first pass of the two-pass AOT
+    compile (``triton.autotune_at_compile_time=False`` on a GPU), which runs the whole graph, with
+    the constants its non-Triton kernels read as ``args``: Triton runs nest inside that one.
     Arguments: the run's arguments (tensors and scalars).
     Returns: implement as ``@hookimpl(wrapper=True)``; code before ``yield`` runs before the
     launch (materialize storage for arguments that have none), ``result = yield`` runs it, code

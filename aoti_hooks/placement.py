@@ -10,7 +10,8 @@ session under the name ``placement``, like pluggy's eggsample defaults):
 - ``pre_constant_dedup``: freed storages all look alike, so claimed constants are never merged
   (a tied weight, one storage under two names, stays one constant, as in a stock export);
 - ``serialize_constant`` and ``clone_lifted_buffer``: the values, built on the host;
-- ``autotune_arguments``: real storage, filled, for exactly one run, then freed again.
+- ``autotune_arguments``: real storage, filled, for exactly one run, then freed again (a run
+  nested in another, a Triton run inside the two-pass compile's first pass, keeps it).
 
 The per-tensor hooks run first (``tryfirst``): a claimed tensor is the core's. The move runs
 last (``trylast``): a plugin that moves the program its own way still can, and then nothing
@@ -139,6 +140,7 @@ class Placed:
     storage: torch.UntypedStorage  # on the target device; 0 bytes except during one run
     nbytes: int
     host: torch.UntypedStorage  # the values: an anonymous zero mapping, the host copy, or a file mapping
+    runs: int = 0  # runs holding the device bytes now: a Triton run nests inside the first pass's run
 
     def host_view(self, like: torch.Tensor) -> torch.Tensor:
         """The values of ``like`` (a tensor over this storage), on the host."""
@@ -277,7 +279,9 @@ def autotune_arguments(args, session):
         if entry is not None:
             filled[id(entry)] = entry
     for entry in filled.values():
-        entry.fill_device()
+        if not entry.runs:  # an enclosing run (the first pass) already holds the bytes
+            entry.fill_device()
+        entry.runs += 1
     try:
         return (yield)
     finally:
@@ -285,5 +289,7 @@ def autotune_arguments(args, session):
             if any(entry.storage.device.type == "cuda" for entry in filled.values()):
                 torch.cuda.synchronize()
             for entry in filled.values():
-                entry.free_device()
+                entry.runs -= 1
+                if not entry.runs:
+                    entry.free_device()
             session.report.add(NAME, "autotune_materializations", len(filled))

@@ -111,6 +111,23 @@ def test_placed_values_come_back_from_the_host_for_every_hook(register):
     assert session.report.get("placement")["autotune_materializations"] == 2
 
 
+def test_a_run_nested_in_another_keeps_the_bytes_until_the_outer_run_ends(register):
+    """The two-pass compile's first pass is one run over what its extern kernels read; the Triton
+    runs inside it must not free those bytes under it (stand-in launches: no Triton here)."""
+    _, program = export_non_persistent()
+    register("claims", Claims({"key_cache_0": "zeros", "embed.weight": "host"}))
+    with aoti_hooks.session(["claims"]) as session:
+        moved = move_program(session, program, torch.device("cpu"))
+        cache, weight = moved.constants["key_cache_0"], moved.state_dict["embed.weight"]
+
+        def first_pass():
+            session.hooks.autotune_arguments((cache, weight), lambda: None)  # a Triton run inside
+            return cache.untyped_storage().nbytes(), weight.untyped_storage().nbytes()
+
+        assert session.hooks.autotune_arguments((cache,), first_pass) == (cache.numel() * 4, 0)
+        assert cache.untyped_storage().nbytes() == 0
+
+
 @pytest.mark.parametrize("claims, message", [
     ({"nothing.here": "zeros"}, r"plugin 'claims' failed in hook 'claim_tensors': ValueError: claimed 'nothing.here', "
                                 r"which the program does not hold"),

@@ -207,6 +207,75 @@ def test_caching_autotuner_run_goes_through_autotune_arguments(register, monkeyp
     assert CachingAutotuner.run(autotuner, elided, stream=0) == "launched" and launches[-1] == 0
 
 
+class ExternAndGather(torch.nn.Module):
+    """A gather (an Inductor kernel), a matmul and an SDPA over a cache (extern kernels)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(32, 16)
+        self.proj = torch.nn.Linear(16, 16)
+        self.register_buffer("key_cache", torch.randn(1, 2, 8, 8), persistent=False)
+
+    def forward(self, tokens):
+        x = self.proj(self.embed(tokens))  # (1, 4, 16)
+        q = x.view(1, 4, 2, 8).transpose(1, 2)
+        return torch.nn.functional.scaled_dot_product_attention(q, self.key_cache, self.key_cache)
+
+
+def test_the_constants_extern_kernels_read_are_found_in_a_scheduled_graph(tmp_path, monkeypatch):
+    """On a real CPU AOTI compile: the matmul's weight and the SDPA's cache are read by extern
+    kernels; the embedding table only by Inductor's own gather kernel."""
+    from torch._inductor.graph import GraphLowering
+
+    seen: list[list[str]] = []
+    codegen = GraphLowering.codegen
+
+    def recording_codegen(self, *args, **kwargs):
+        result = codegen(self, *args, **kwargs)
+        seen.append([self.allocated_constant_name.get(name, name) for name in inductor.extern_read_constants(self)])
+        return result
+
+    monkeypatch.setattr(GraphLowering, "codegen", recording_codegen)
+    torch.manual_seed(0)
+    program = torch.export.export(ExternAndGather(), (torch.tensor([[1, 2, 3, 4]]),))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
+    torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "m.pt2"),
+                                             inductor_configs={"aot_inductor.precompile_headers": False})
+    (names,) = seen
+    flat = " ".join(names)
+    assert "proj" in flat and "key_cache" in flat and "embed" not in flat, names
+
+
+class FirstPassGraph:
+    """The attributes the first-pass patch reads, on a plain object."""
+
+    def __init__(self, constants):
+        self.aot_mode, self.cpp_wrapper, self.constants = True, False, constants
+
+
+def test_the_two_pass_first_pass_runs_as_one_run_over_what_extern_kernels_read(register, monkeypatch):
+    """The wiring of the first pass, a GPU-only path: the graph and its module are stand-ins; the
+    selection is the real function, tested on a real graph above."""
+    from aoti_hooks.active import current_session
+
+    placed = torch.empty(4)
+    placed.untyped_storage().resize_(0)
+    calls = []
+    module = SimpleNamespace(call=lambda inputs: calls.append(placed.untyped_storage().nbytes()) or "ran", path="m.py")
+    graph = FirstPassGraph({"cache": placed})
+    monkeypatch.setattr(inductor, "extern_read_constants", lambda g: ["cache"])
+    plugin = register("materialize", Materialize())
+    patched = inductor._patched_compile_to_module(lambda g: module)
+    with aoti_hooks.session(["materialize"]):
+        assert current_session() is not None
+        wrapped = patched(graph)
+        assert wrapped is not module and wrapped.call([]) == "ran" and wrapped.path == "m.py"
+        graph.cpp_wrapper = True  # the second pass (and any one-pass compile): the module as it is
+        assert patched(graph) is module
+    assert calls == [16] and plugin.log == [("before", 0), ("after", 0)]
+    assert patched(FirstPassGraph({"cache": placed})) is module  # no session: nothing changes
+
+
 # --- one lifecycle for every process-wide change ------------------------------------------------
 
 

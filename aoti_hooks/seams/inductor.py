@@ -8,6 +8,10 @@ While a session is active it routes
 - the buffer clone in ``compile_fx._unlift_graph`` (``clone_preserve_strides``) to
   ``clone_lifted_buffer``, recognised by a context flag set while ``_unlift_graph`` runs;
 - ``CachingAutotuner.run`` to ``autotune_arguments``;
+- the first pass of the two-pass AOT compile (``GraphLowering.compile_to_module`` with the
+  cpp wrapper off in AOT mode) to ``autotune_arguments`` too: the constants its extern kernels
+  (cuBLAS, SDPA, aten fallbacks) read are given for the whole pass, since those kernels run
+  outside any Triton autotune run;
 - the configs of a ``triton.autotune`` kernel when torch traces a call of it
   (``TritonHOPifier.call_triton_kernel``, outside Dynamo) to ``autotune_configs``;
 - the compiled configs of a Triton kernel, before Inductor builds its launchers
@@ -94,6 +98,7 @@ SYMBOLS = (
     Symbol("torch._inductor.compile_fx", "_unlift_graph", ("mod", "gm", "graph_signature")),
     Symbol("torch._inductor.compile_fx", "clone_preserve_strides", ("x",)),
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner.run", ("self", "args", "stream")),
+    Symbol("torch._inductor.graph", "GraphLowering.compile_to_module", ("self",)),
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._make_launchers", ("self",)),
     Symbol("torch._inductor.runtime.autotune_cache", "AutotuneCache._prepare_key", ("filename",)),
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TritonHOPifier.call_triton_kernel",
@@ -137,7 +142,8 @@ def constant_values_read_at_compile_time(options: dict, device: "torch.device") 
       runs the whole generated Python wrapper on the constants, extern kernels (cuBLAS matmuls on
       the weights) included, outside any autotune run where values could be given back: no
       ``host`` fill. ``zeros`` fills (caches) stay, as ExecuTorch's ``low_memory_mode`` keeps them
-      in that mode: caches are read by attention kernels, which are Triton autotune runs.
+      in that mode: what Triton kernels read is given per run, and what extern kernels read (an
+      aten SDPA over a cache) for the whole first pass (`_patched_compile_to_module`).
 
     ``options`` are the compile's Inductor options; what they do not set comes from
     ``torch._inductor.config``.
@@ -364,6 +370,59 @@ def _patched_run(original: Callable) -> Callable:
     return run
 
 
+def extern_read_constants(graph: Any) -> list[str]:
+    """Names of ``graph``'s constants that a kernel other than a Triton one reads or writes.
+
+    After ``graph`` has been scheduled. Extern kernels (cuBLAS matmuls, SDPA, aten fallbacks)
+    are called directly by the wrapper, not through ``CachingAutotuner.run``; a user-defined
+    Triton kernel is an extern node but launches through it.
+    """
+    from torch._inductor import ir
+    from torch._inductor.scheduler import ExternKernelSchedulerNode
+
+    scheduler = getattr(graph, "scheduler", None)
+    if scheduler is None:
+        return []
+    found: dict[str, None] = {}
+    for node in scheduler.nodes:
+        for part in node.get_nodes():
+            if not isinstance(part, ExternKernelSchedulerNode) or isinstance(part.node, ir.UserDefinedTritonKernel):
+                continue
+            for dep in (*part.read_writes.reads, *part.read_writes.writes):
+                if dep.name in graph.constants:
+                    found[dep.name] = None
+    return list(found)
+
+
+class _FirstPassModule:
+    """The first pass's compiled module; its ``call`` runs as one ``autotune_arguments`` run over
+    the constants extern kernels read (the module itself may be a cached one: it is not changed)."""
+
+    def __init__(self, module: Any, session: Any, constants: list[torch.Tensor]):
+        self._module, self._session, self._constants = module, session, constants
+
+    def call(self, *args, **kwargs):
+        run = lambda: self._module.call(*args, **kwargs)  # noqa: E731
+        return self._session.hooks.autotune_arguments(self._constants, run)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+def _patched_compile_to_module(original: Callable) -> Callable:
+    def compile_to_module(self):
+        module = original(self)
+        if not getattr(self, "aot_mode", False) or getattr(self, "cpp_wrapper", True):
+            return module  # not the two-pass compile's first pass
+        session = _session_for(self)
+        if session is None or not session.hooks.implemented("autotune_arguments"):
+            return module
+        constants = [self.constants[name] for name in extern_read_constants(self)]
+        return _FirstPassModule(module, session, constants) if constants else module
+
+    return compile_to_module
+
+
 def _patched_call_triton_kernel(original: Callable) -> Callable:
     """Give a traced call of an autotuned kernel the configs the plugins answer.
 
@@ -462,6 +521,7 @@ _MAKERS = {
     "torch._inductor.compile_fx._unlift_graph": _patched_unlift,
     "torch._inductor.compile_fx.clone_preserve_strides": _patched_clone,
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner.run": _patched_run,
+    "torch._inductor.graph.GraphLowering.compile_to_module": _patched_compile_to_module,
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner._make_launchers": _patched_make_launchers,
     "torch._inductor.runtime.autotune_cache.AutotuneCache._prepare_key": _patched_prepare_key,
     "torch._higher_order_ops.triton_kernel_wrap.TritonHOPifier.call_triton_kernel": _patched_call_triton_kernel,
@@ -494,6 +554,33 @@ def activate() -> PatchSet:
 
 def deactivate(patches: PatchSet) -> None:
     patches.release()
+
+
+def config_value(key: str, text: str):
+    """``text`` as the value of Inductor option ``key`` (its default's type), or one sentence why not."""
+    import torch._inductor.config as inductor_config
+
+    known = inductor_config._config
+    if key not in known:
+        close = [name for name in known if name.endswith("." + key) or name.split(".")[-1] == key.split(".")[-1]]
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise SeamError(f"{key!r} is not an Inductor option of torch {torch.__version__}{hint}; "
+                        f"name one of torch._inductor.config's dotted options, e.g. triton.autotune_at_compile_time")
+    entry = known[key]
+    kind = str(entry.value_type) if entry.value_type is not None else type(entry.default).__name__
+    word = text.strip().lower()
+    if "bool" in kind and "str" not in kind:
+        if word in ("true", "1", "on"):
+            return True
+        if word in ("false", "0", "off"):
+            return False
+        raise SeamError(f"Inductor option {key} takes True or False, not {text!r}")
+    if kind.replace("<class 'int'>", "int") in ("int", "int | None", "Optional[int]"):
+        try:
+            return int(text)
+        except ValueError:
+            raise SeamError(f"Inductor option {key} takes a whole number, not {text!r}") from None
+    return text
 
 
 def config_patch(settings: dict):

@@ -18,6 +18,7 @@ from aoti_hooks import AotiHooksError
 from aoti_hooks.aoti_compile import enter_compile_contexts
 from aoti_hooks_chunked_dequant.chunking import Chunker, rows_per_chunk
 from aoti_hooks_chunked_dequant.registry import EXECUTORCH_OPS, entries
+from aoti_hooks.text import format_bytes
 from helpers import INDUCTOR_CONFIGS, package_constants
 
 ROWS, COLS, GROUP = 3000, 512, 32
@@ -148,6 +149,39 @@ def test_default_budget_comes_from_the_target():
     assert chunked_dequant.budget_for(session) == (2**30, "1/64 of target h100")
     session = aoti_hooks.session(["chunked_dequant"], target="smem=101376")
     assert chunked_dequant.budget_for(session) == (512 * 2**20, "default (target memory unknown)")
+
+
+def _wide_inputs(rows, cols, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(2, cols, generator=g), torch.randint(-127, 128, (rows, cols), dtype=torch.int8, generator=g),
+            torch.rand(rows, cols // GROUP, generator=g), GROUP)
+
+
+def test_auto_chunks_in_powers_of_two_from_the_bit_identity_floor():
+    """auto (64 MiB from a 4 GiB target) chunks in the largest power of two that fits; an explicit
+    budget of the same bytes chunks as the budget allows (measured floor: chunking.BIT_IDENTICAL_MIN_ROWS)."""
+    from aoti_hooks_chunked_dequant.chunking import BIT_IDENTICAL_MIN_ROWS
+
+    args = _wide_inputs(20000, 512)
+    per_row = q8_bytes_per_row({"x": args[0], "qweight": args[1]})
+    assert 2 * BIT_IDENTICAL_MIN_ROWS * per_row > 64 * 2**20 >= BIT_IDENTICAL_MIN_ROWS * per_row  # 8192 fits, 16384 not
+    out, report = in_compile("auto", lambda: OP(*args), target="smem=101376,mem=4GiB")
+    assert report["budget_from"] == "1/64 of target smem=101376,mem=4GiB" and report["max_transient_bytes"] == 64 * 2**20
+    assert report["q8_mm.default"] == "20000 rows in 3 chunks of 8192" and "over_budget_for_bit_identity" not in report
+    assert torch.equal(out, q8_mm(*args))
+    explicit_rows = (64 * 2**20 // (per_row * 64)) * 64
+    _, report = in_compile("64MiB", lambda: OP(*args))
+    assert report["q8_mm.default"] == f"20000 rows in 2 chunks of {explicit_rows}" and explicit_rows > 8192
+
+
+def test_auto_keeps_the_floor_over_its_budget_and_says_so():
+    args = _wide_inputs(20000, 2048)
+    per_row = q8_bytes_per_row({"x": args[0], "qweight": args[1]})
+    out, report = in_compile("auto", lambda: OP(*args), target="smem=101376,mem=4GiB")
+    assert report["q8_mm.default"] == "20000 rows in 3 chunks of 8192"
+    assert report["over_budget_for_bit_identity"] == f"q8_mm.default: 8192 rows per call need {format_bytes(8192 * per_row)}"
+    assert 8192 * per_row > 64 * 2**20 and report["peak_transient_bytes"] == 8192 * per_row
+    assert torch.equal(out, q8_mm(*args))
 
 
 @pytest.mark.parametrize("kwargs, message", [

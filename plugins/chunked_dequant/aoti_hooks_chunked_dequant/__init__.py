@@ -77,7 +77,8 @@ def compile_context(options, session):
     session.report.set(NAME, "budget_from", source)
     session.report.set(NAME, "ops_known", len(found))
     session.report.set(NAME, "calls", 0)  # stays 0 when the compile never runs a registered op eagerly
-    return chunking(found, Chunker(budget, session.report, NAME, tiles))
+    auto = options["max_transient"] == "auto"
+    return chunking(found, Chunker(budget, session.report, NAME, tiles, auto=auto))
 
 
 @hookimpl

@@ -29,6 +29,15 @@ from aoti_hooks.text import format_bytes
 from .registry import ChunkableOp
 
 
+# Rows per chunk from which ``max_transient=auto`` chunks in powers of two. Measured on an H200
+# (bench/results/chunked_dequant_tile_h200.md): for ExecuTorch's int4/5/6/8 layouts, group sizes 32
+# and 128 and M = 1, 4, 128, 2048 on the 262144-row lm_head, chunks of 8192, 16384 and 32768 rows
+# gave the one-shot call's bits in every case; at M <= 4 every chunk below 8192 rows differed (cuBLAS
+# picks another reduction for a narrow matmul), and so did 12288 and 24064. An explicit budget is
+# chunked as given.
+BIT_IDENTICAL_MIN_ROWS = 8192
+
+
 def rows_per_chunk(entry: ChunkableOp, bytes_per_row: int, budget: int) -> int:
     """The most rows (a multiple of ``entry.row_multiple``) whose temporaries fit ``budget``."""
     block = bytes_per_row * entry.row_multiple
@@ -41,15 +50,29 @@ def rows_per_chunk(entry: ChunkableOp, bytes_per_row: int, budget: int) -> int:
     return (budget // block) * entry.row_multiple
 
 
+def auto_rows_per_chunk(entry: ChunkableOp, bytes_per_row: int, budget: int) -> int:
+    """``auto``'s rows per chunk: the largest power of two that fits ``budget``, and never fewer
+    than `BIT_IDENTICAL_MIN_ROWS` even where that takes more than ``budget``; an op whose
+    ``row_multiple`` no power of two is a multiple of is chunked as an explicit budget is."""
+    fitting = max(budget // max(bytes_per_row, 1), 1)
+    rows = max(1 << (fitting.bit_length() - 1), BIT_IDENTICAL_MIN_ROWS)
+    if rows % entry.row_multiple:
+        return rows_per_chunk(entry, bytes_per_row, budget)
+    return rows
+
+
 class Chunker:
     """One session's budget and report; runs one call of an entry in chunks (or, for an op in
-    ``tiles``, whole through its tile kernel: ``mode=tile``)."""
+    ``tiles``, whole through its tile kernel: ``mode=tile``). ``auto``: the budget is ``auto``'s
+    and chunks follow `auto_rows_per_chunk`."""
 
-    def __init__(self, budget: int, report, plugin: str, tiles: dict[str, Callable] | None = None):
+    def __init__(self, budget: int, report, plugin: str, tiles: dict[str, Callable] | None = None,
+                 auto: bool = False):
         self.budget = budget
         self.report = report
         self.plugin = plugin
         self.tiles = tiles or {}
+        self.auto = auto
 
     def run(self, entry: ChunkableOp, impl: Callable, names: tuple[str, ...], args: tuple, kwargs: dict):
         bound = {**dict(zip(names, args)), **kwargs}
@@ -63,7 +86,15 @@ class Chunker:
             out = tile(**bound)
             self._note_peak("peak_transient_bytes", out.numel() * out.element_size())
             return out
-        chunk = rows_per_chunk(entry, bytes_per_row, self.budget)
+        if self.auto:
+            chunk = auto_rows_per_chunk(entry, bytes_per_row, self.budget)
+            used = min(rows, chunk)
+            if used * bytes_per_row > self.budget:  # said: auto keeps the one-shot bits over its budget
+                self.report.set(self.plugin, "over_budget_for_bit_identity",
+                                f"{entry.name.split('::')[-1]}: {used} rows per call need "
+                                f"{format_bytes(used * bytes_per_row)}")
+        else:
+            chunk = rows_per_chunk(entry, bytes_per_row, self.budget)
         if rows <= chunk:
             self._note_peak("peak_transient_bytes", rows * bytes_per_row)
             return impl(*args, **kwargs)
