@@ -5,16 +5,19 @@ TORCH_VERSION := 2.13.0
 # Where the CPU build of torch comes from. Used when it answers; otherwise torch comes from pip's
 # configured index, which on Linux (PyPI) is the CUDA build, several GB: set TORCH_INDEX to choose.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# Test processes: the suite is mostly real compiles, one core each; a test file stays in one process
+# (its module fixtures compile once). 2 matches CI's cores: 16 min there against 29 in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: dev ready torch executorch test wheels doctor demo
 
 ready:  ## install what dev installs unless it is all there already (a few seconds when it is)
-	@$(PY) -c "import torch, aoti_hooks, aoti_hooks_kv_elide, aoti_hooks_chunked_dequant, aoti_hooks_sdpa_configs, aoti_hooks_const_offload, executorch.exir, transformers, pytest; assert torch.__version__.startswith('$(TORCH_VERSION)')" >/dev/null 2>&1 \
+	@$(PY) -c "import torch, aoti_hooks, aoti_hooks_kv_elide, aoti_hooks_chunked_dequant, aoti_hooks_sdpa_configs, aoti_hooks_const_offload, executorch.exir, transformers, pytest, xdist; assert torch.__version__.startswith('$(TORCH_VERSION)')" >/dev/null 2>&1 \
 		|| $(MAKE) --no-print-directory dev
 
 dev: torch  ## install torch (CPU), the core and the four plugins (editable), and ExecuTorch, for development
 	$(PY) -m pip install -q "pip>=24"
-	$(PY) -m pip install -q "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7" matplotlib transformers==5.24.0
+	$(PY) -m pip install -q "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7" "pytest-xdist>=3" matplotlib transformers==5.24.0
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e . $(addprefix -e ,$(PLUGINS))
 	$(MAKE) --no-print-directory executorch
 
@@ -36,7 +39,7 @@ executorch:  ## ExecuTorch 1.5.1, torchao (its CUDA quantized ops import it), tr
 	$(PY) -m pip install -q --no-deps torchao==0.18.0 triton==3.7.1 executorch==1.5.1
 
 test: ready  ## the whole suite, CPU only: real AOTI compiles (installs first when needed)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 wheels:  ## the five wheels into $(DIST)/
 	rm -rf $(DIST) && mkdir -p $(DIST)
