@@ -8,6 +8,8 @@ import aoti_hooks
 from aoti_hooks import SeamError, hookimpl
 from aoti_hooks.seams import inductor
 
+from helpers import INDUCTOR_CONFIGS
+
 
 def snapshot():
     return {(owner, attribute): vars(owner)[attribute] for owner, attribute in inductor.patched_attributes()}
@@ -240,7 +242,7 @@ def test_the_constants_extern_kernels_read_are_found_in_a_scheduled_graph(tmp_pa
     program = torch.export.export(ExternAndGather(), (torch.tensor([[1, 2, 3, 4]]),))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
     torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "m.pt2"),
-                                             inductor_configs={"aot_inductor.precompile_headers": False})
+                                             inductor_configs=INDUCTOR_CONFIGS)
     (names,) = seen
     flat = " ".join(names)
     assert "proj" in flat and "key_cache" in flat and "embed" not in flat, names

@@ -562,7 +562,7 @@ def config_value(key: str, text: str):
 
     known = inductor_config._config
     if key not in known:
-        close = [name for name in known if name.endswith("." + key) or name.split(".")[-1] == key.split(".")[-1]]
+        close = [name for name in known if name.split(".")[-1] == key.split(".")[-1]]
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise SeamError(f"{key!r} is not an Inductor option of torch {torch.__version__}{hint}; "
                         f"name one of torch._inductor.config's dotted options, e.g. triton.autotune_at_compile_time")

@@ -47,11 +47,11 @@ chunked_dequant.register("aoti_hooks_test::q8_mm", sliced=("qweight", "scale"), 
 OP = torch.ops.aoti_hooks_test.q8_mm.default
 
 
-def inputs(rows=ROWS, seed=0):
+def inputs(rows=ROWS, seed=0, cols=COLS):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(2, COLS, generator=g),
-            torch.randint(-127, 128, (rows, COLS), dtype=torch.int8, generator=g),
-            torch.rand(rows, COLS // GROUP, generator=g), GROUP)
+    return (torch.randn(2, cols, generator=g),
+            torch.randint(-127, 128, (rows, cols), dtype=torch.int8, generator=g),
+            torch.rand(rows, cols // GROUP, generator=g), GROUP)
 
 
 def measured_peak(fn):
@@ -151,18 +151,12 @@ def test_default_budget_comes_from_the_target():
     assert chunked_dequant.budget_for(session) == (512 * 2**20, "default (target memory unknown)")
 
 
-def _wide_inputs(rows, cols, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(2, cols, generator=g), torch.randint(-127, 128, (rows, cols), dtype=torch.int8, generator=g),
-            torch.rand(rows, cols // GROUP, generator=g), GROUP)
-
-
 def test_auto_chunks_in_powers_of_two_from_the_bit_identity_floor():
     """auto (64 MiB from a 4 GiB target) chunks in the largest power of two that fits; an explicit
     budget of the same bytes chunks as the budget allows (measured floor: chunking.BIT_IDENTICAL_MIN_ROWS)."""
     from aoti_hooks_chunked_dequant.chunking import BIT_IDENTICAL_MIN_ROWS
 
-    args = _wide_inputs(20000, 512)
+    args = inputs(20000, cols=512)
     per_row = q8_bytes_per_row({"x": args[0], "qweight": args[1]})
     assert 2 * BIT_IDENTICAL_MIN_ROWS * per_row > 64 * 2**20 >= BIT_IDENTICAL_MIN_ROWS * per_row  # 8192 fits, 16384 not
     out, report = in_compile("auto", lambda: OP(*args), target="smem=101376,mem=4GiB")
@@ -175,7 +169,7 @@ def test_auto_chunks_in_powers_of_two_from_the_bit_identity_floor():
 
 
 def test_auto_keeps_the_floor_over_its_budget_and_says_so():
-    args = _wide_inputs(20000, 2048)
+    args = inputs(20000, cols=2048)
     per_row = q8_bytes_per_row({"x": args[0], "qweight": args[1]})
     out, report = in_compile("auto", lambda: OP(*args), target="smem=101376,mem=4GiB")
     assert report["q8_mm.default"] == "20000 rows in 3 chunks of 8192"
