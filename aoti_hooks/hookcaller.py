@@ -201,6 +201,9 @@ class HookCaller:
         kept = self._chain("compiled_configs", subset, kernel_name=kernel_name, compiled=list(compiled), target=target)
         return [config for config, _ in kept]
 
+    def autotune_example(self, name: str, tensor, written: bool):
+        return self._first("autotune_example", name=name, tensor=tensor, written=written)
+
     def autotune_arguments(self, args: Sequence[Any], run: Callable[[], Any]) -> Any:
         """Run ``run()`` inside every plugin's ``autotune_arguments`` wrapper (outermost first)."""
         return self._wrap(self._impls("autotune_arguments"), 0, args, run)

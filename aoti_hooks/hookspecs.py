@@ -169,6 +169,26 @@ def compiled_configs(
     """
 
 
+@hookspec(firstresult=True)
+def autotune_example(
+    name: str, tensor: "torch.Tensor", written: bool, options: dict[str, Any], state: dict[str, Any], session: "Session"
+) -> "torch.Tensor | None":
+    """Give the tensor compile-time autotuning passes a Triton kernel as constant ``name``.
+
+    Called: when Inductor writes its compile-time autotune block (``triton.autotune_at_compile_time``,
+    AOTI's default on a GPU) and a kernel there reads constant ``name``; once per constant and
+    block (per kernel with ``aot_inductor.autotune_per_kernel_alloc``).
+    Arguments: the constant's name, the constant as the compile holds it (its layout is the
+    buffer's), and whether any kernel of the graph writes it.
+    Returns: a tensor with the constant's layout on its device, which the block's runs then read
+    (and write, when ``written``), or ``None`` for Inductor's own example: a random full-size
+    copy, live from the first kernel that reads the constant to the last. The core answers first:
+    a placed constant itself (filled per run by ``autotune_arguments``), a resident one no kernel
+    writes itself.
+    Combined: first result.
+    """
+
+
 @hookspec
 def autotune_arguments(
     args: Sequence[Any], options: dict[str, Any], state: dict[str, Any], session: "Session"

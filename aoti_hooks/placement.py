@@ -10,6 +10,7 @@ session under the name ``placement``, like pluggy's eggsample defaults):
 - ``pre_constant_dedup``: freed storages all look alike, so claimed constants are never merged
   (a tied weight, one storage under two names, stays one constant, as in a stock export);
 - ``serialize_constant`` and ``clone_lifted_buffer``: the values, built on the host;
+- ``autotune_example``: compile-time autotuning reads a constant itself, not a random copy of it;
 - ``autotune_arguments``: real storage, filled, for exactly one run, then freed again (a run
   nested in another, a Triton run inside the two-pass compile's first pass, keeps it).
 
@@ -31,7 +32,7 @@ from .hookspecs import hookimpl
 from .registry import BUILT_IN
 from .seams.export import moved_copy, written_inputs
 from .seams.inductor import constant_values_read_at_compile_time
-from .storage import host_copy, host_file, host_zeros, storage_key, view_of, whole
+from .storage import host_copy, host_file, host_zeros, storage_bytes, storage_key, view_of, whole
 
 NAME = BUILT_IN  # "placement": registered in every session, never named in a plugin list
 ZEROS, HOST = "zeros", "host"
@@ -268,6 +269,26 @@ def clone_lifted_buffer(tensor, session):
     """Inductor's copy of a buffer's initial value is only written out later: the host values serve."""
     entry = placed(session, tensor)
     return entry.host_view(tensor) if entry is not None else None
+
+
+@hookimpl(tryfirst=True)
+def autotune_example(name, tensor, written, session):
+    """A constant's own tensor as its compile-time autotune example, not Inductor's random copy.
+
+    That copy is the largest transient of compile-time autotuning: the embedding table, once
+    more, while its gather is tuned, and in a stock export on top of the resident table.
+    - Placed: the placed tensor. ``autotune_arguments`` fills it for each run that reads it; a
+      kernel's writes land in device bytes freed after the run, never in the values written out.
+    - Resident and written by no kernel: the constant itself, read as the artifact's kernels will.
+    - Resident and written (a cache no plugin placed): ``None``, Inductor's copy, since a tuning
+      run must not change a value the artifact writes out.
+    """
+    if placed(session, tensor) is None and (written or refusal(tensor) is not None
+                                            or tensor.untyped_storage().nbytes() < storage_bytes(tensor)):
+        return None
+    session.report.add(NAME, "autotune_examples_named")
+    session.report.add(NAME, "autotune_example_bytes", tensor.numel() * tensor.element_size())
+    return tensor
 
 
 @hookimpl(wrapper=True, tryfirst=True)

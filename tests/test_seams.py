@@ -278,6 +278,74 @@ def test_the_two_pass_first_pass_runs_as_one_run_over_what_extern_kernels_read(r
     assert patched(FirstPassGraph({"cache": placed})) is module  # no session: nothing changes
 
 
+class Example:
+    """autotune_example answers with a fixed tensor (or None)."""
+
+    def __init__(self, answer):
+        self.answer, self.asked = answer, []
+
+    @hookimpl
+    def autotune_example(self, name, tensor, written, session):
+        self.asked.append((name, written))
+        return self.answer
+
+
+class Standin(SimpleNamespace):
+    """A SimpleNamespace keyed by identity, as a graph or a wrapper is (weak references, dict keys)."""
+
+    __hash__ = object.__hash__
+
+
+def example_line(constant, written=()):
+    """The line the patched ``generate_example_arg_value`` writes for constant ``w`` (a GPU-only path:
+    the graph and wrapper are stand-ins; the buffer is Inductor's own ``ConstantBuffer``). The
+    real graph and wrapper are driven on models no one here wrote in tests/models."""
+    from torch._inductor import ir
+    from torch._inductor.codegen.common import IndentedBuffer
+    from torch._inductor.virtualized import V
+
+    graph = Standin(constants={"w": constant}, mutated_buffers=set(written), mutated_inputs=set(), scheduler=None)
+    layout = ir.FixedLayout(constant.device, constant.dtype, list(constant.shape), list(constant.stride()))
+    wrapper = Standin(args_to_buffers={"w": ir.ConstantBuffer(name="w", layout=layout)},
+                              kernel_autotune_calls=IndentedBuffer())
+    patched = inductor._patched_example_arg_value(lambda self, arg, arg_type, raw_arg=None: "stock")
+    with V.set_graph_handler(graph):
+        returned = patched(wrapper, "w", constant.dtype)
+    return returned, wrapper.kernel_autotune_calls.getvalue().strip(), wrapper
+
+
+def test_a_constants_autotune_example_is_the_answered_tensor_read_back_in_process(register):
+    constant, answer = torch.zeros(2, 3), torch.ones(2, 3)
+    plugin = register("example", Example(answer))
+    with aoti_hooks.session(["example"]):
+        returned, line, wrapper = example_line(constant, written={"w"})
+    scope = {}
+    exec(line, scope)
+    assert returned == "w" and scope["w"] is answer and plugin.asked == [("w", True)]
+    del wrapper  # the block has run; what it named goes with its wrapper
+    with pytest.raises(SeamError, match="asked for constant 'w', which aoti-hooks no longer holds"):
+        exec(line, {})
+
+
+def test_no_answer_or_no_session_keeps_inductors_own_example_and_a_bad_answer_is_named(register):
+    plugin = register("none", Example(None))
+    with aoti_hooks.session(["none"]):  # written: the core has no answer either
+        assert example_line(torch.zeros(2, 3), written={"w"})[:2] == ("stock", "")
+    assert plugin.asked == [("w", True)]
+    assert example_line(torch.zeros(2, 3))[:2] == ("stock", "")
+    register("bad", Example(torch.zeros(3, 2)))
+    with aoti_hooks.session(["bad"]), pytest.raises(SeamError, match="autotune_example for 'w' returned a tensor whose shape"):
+        example_line(torch.zeros(2, 3), written={"w"})
+
+
+def test_the_core_names_a_resident_constant_itself_unless_a_kernel_writes_it():
+    with aoti_hooks.session([]) as session:
+        constant = torch.zeros(2, 3)
+        assert example_line(constant)[1].startswith("w = __import__(")
+        assert example_line(constant, written={"w"})[0] == "stock"  # a tuning run must not change it
+    assert session.report.as_dict()["placement"]["autotune_examples_named"] == 1
+
+
 # --- one lifecycle for every process-wide change ------------------------------------------------
 
 

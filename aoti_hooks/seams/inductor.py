@@ -7,6 +7,9 @@ While a session is active it routes
   ``TensorProperties``/``Weights`` on the ``pickle_weights`` path) to ``serialize_constant``;
 - the buffer clone in ``compile_fx._unlift_graph`` (``clone_preserve_strides``) to
   ``clone_lifted_buffer``, recognised by a context flag set while ``_unlift_graph`` runs;
+- the example argument the compile-time autotune block makes for a constant a Triton kernel
+  reads (``PythonWrapperCodegen.generate_example_arg_value``) to ``autotune_example``: the block
+  then names the answered tensor instead of allocating a random full-size copy;
 - ``CachingAutotuner.run`` to ``autotune_arguments``;
 - the first pass of the two-pass AOT compile (``GraphLowering.compile_to_module`` with the
   cpp wrapper off in AOT mode) to ``autotune_arguments`` too: the constants its extern kernels
@@ -46,6 +49,8 @@ _unlifting: contextvars.ContextVar[Any] = contextvars.ContextVar("aoti_hooks_unl
 _graph_sessions: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 _replacements: "weakref.WeakKeyDictionary[Any, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
 _given: dict[int, "weakref.ref"] = {}
+_example_wrappers: dict[int, "weakref.ref"] = {}  # id -> wrapper codegen whose autotune block names examples
+_written: "weakref.WeakKeyDictionary[Any, frozenset[str]]" = weakref.WeakKeyDictionary()
 _bind_lock = threading.Lock()
 
 
@@ -97,6 +102,8 @@ SYMBOLS = (
     Symbol("torch._inductor.codecache", "Weights", ("weight_dict",)),
     Symbol("torch._inductor.compile_fx", "_unlift_graph", ("mod", "gm", "graph_signature")),
     Symbol("torch._inductor.compile_fx", "clone_preserve_strides", ("x",)),
+    Symbol("torch._inductor.codegen.wrapper", "PythonWrapperCodegen.generate_example_arg_value",
+           ("self", "arg", "arg_type", "raw_arg")),
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner.run", ("self", "args", "stream")),
     Symbol("torch._inductor.graph", "GraphLowering.compile_to_module", ("self",)),
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._make_launchers", ("self",)),
@@ -370,6 +377,116 @@ def _patched_run(original: Callable) -> Callable:
     return run
 
 
+def written_constants(graph: Any) -> frozenset[str]:
+    """Names of ``graph``'s constants that some kernel writes, and those sharing a storage with one.
+
+    After ``graph`` has been scheduled: lowering marks in-place writes (``mutated_buffers``), the
+    scheduled nodes list what each kernel writes.
+    """
+    from ..storage import storage_key
+
+    with _bind_lock:
+        if graph in _written:
+            return _written[graph]
+    constants = getattr(graph, "constants", {})
+    names = set(getattr(graph, "mutated_buffers", ())) | set(getattr(graph, "mutated_inputs", ()))
+    scheduler = getattr(graph, "scheduler", None)
+    for node in getattr(scheduler, "nodes", ()):
+        for part in node.get_nodes():
+            names.update(dep.name for dep in part.read_writes.writes)
+    keys = {storage_key(constants[name]) for name in names if name in constants} - {None}
+    written = frozenset(name for name, tensor in constants.items() if name in names or storage_key(tensor) in keys)
+    with _bind_lock:
+        return _written.setdefault(graph, written)
+
+
+def _same_layout(buffer: Any, tensor: Any) -> bool:
+    """True when ``tensor`` can stand where the autotune block would allocate an example of ``buffer``."""
+    try:
+        layout = buffer.get_layout()
+        return (
+            isinstance(tensor, torch.Tensor)
+            and tuple(int(size) for size in buffer.get_size()) == tuple(tensor.shape)
+            and tuple(int(stride) for stride in buffer.get_stride()) == tuple(tensor.stride())
+            and int(layout.offset) == 0
+            and buffer.get_dtype() == tensor.dtype
+            and buffer.get_device() == tensor.device
+        )
+    except (AttributeError, NotImplementedError, TypeError):  # symbolic sizes, a layout without these
+        return False
+
+
+def _root_wrapper(wrapper: Any) -> Any:
+    """The wrapper codegen whose autotune block runs (a subgraph's writes into its parent's)."""
+    while getattr(wrapper, "parent_wrapper", None) is not None:
+        wrapper = wrapper.parent_wrapper
+    return wrapper
+
+
+def _name_example(wrapper: Any, name: str, tensor: torch.Tensor) -> str:
+    """Code that reads ``tensor`` back inside the autotune block (which ``exec`` runs in this process)."""
+    root = _root_wrapper(wrapper)
+    root.__dict__.setdefault("_aoti_hooks_examples", {})[name] = tensor
+    key = id(root)
+
+    def forget(ref, key=key):
+        if _example_wrappers.get(key) is ref:
+            _example_wrappers.pop(key, None)
+
+    with _bind_lock:
+        ref = _example_wrappers.get(key)
+        if ref is None or ref() is not root:
+            _example_wrappers[key] = weakref.ref(root, forget)
+    return f"__import__({__name__!r}, fromlist=['autotune_example']).autotune_example({key}, {name!r})"
+
+
+def autotune_example(key: int, name: str) -> torch.Tensor:
+    """The tensor the hooks gave as constant ``name``'s example; called from the autotune block."""
+    with _bind_lock:
+        ref = _example_wrappers.get(key)
+    root = ref() if ref is not None else None
+    examples = getattr(root, "_aoti_hooks_examples", {})
+    if name not in examples:
+        raise SeamError(f"the compile-time autotune block asked for constant {name!r}, which aoti-hooks no longer "
+                        f"holds (torch {torch.__version__}); report this to aoti-hooks")
+    return examples[name]
+
+
+def _patched_example_arg_value(original: Callable) -> Callable:
+    """Let the hooks name a constant's example in the compile-time autotune block.
+
+    Stock writes ``name = generate_example_value(...)`` for every tensor a Triton kernel there
+    reads, constants included: a random full-size copy of each, live until its last reader.
+    """
+
+    def generate_example_arg_value(self, arg, arg_type, raw_arg=None):
+        from torch._inductor import ir
+        from torch._inductor.virtualized import V
+
+        if not isinstance(arg_type, torch.dtype) or not isinstance(arg, str) or isinstance(
+                raw_arg, getattr(ir, "TMADescriptor", ())):
+            return original(self, arg, arg_type, raw_arg)
+        graph = V.graph
+        constants = getattr(graph, "constants", None) or {}
+        session = _session_for(graph) if arg in constants else None
+        if session is None or not session.hooks.implemented("autotune_example"):
+            return original(self, arg, arg_type, raw_arg)
+        stock = constants[arg]
+        if not _same_layout(getattr(self, "args_to_buffers", {}).get(arg), stock):
+            return original(self, arg, arg_type, raw_arg)
+        given = session.hooks.autotune_example(arg, stock, arg in written_constants(graph))
+        if given is None:
+            return original(self, arg, arg_type, raw_arg)
+        _check_layout("autotune_example", arg, stock, given)
+        if given.device != stock.device:
+            raise SeamError(f"autotune_example for {arg!r} returned a tensor on {given.device}, not on the "
+                            f"constant's device {stock.device}; return a tensor the kernel can read")
+        self.kernel_autotune_calls.writeline(f"{arg} = {_name_example(self, arg, given)}")
+        return arg
+
+    return generate_example_arg_value
+
+
 def extern_read_constants(graph: Any) -> list[str]:
     """Names of ``graph``'s constants that a kernel other than a Triton one reads or writes.
 
@@ -520,6 +637,7 @@ _MAKERS = {
     "torch._inductor.codecache.Weights": _patched_weights,
     "torch._inductor.compile_fx._unlift_graph": _patched_unlift,
     "torch._inductor.compile_fx.clone_preserve_strides": _patched_clone,
+    "torch._inductor.codegen.wrapper.PythonWrapperCodegen.generate_example_arg_value": _patched_example_arg_value,
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner.run": _patched_run,
     "torch._inductor.graph.GraphLowering.compile_to_module": _patched_compile_to_module,
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner._make_launchers": _patched_make_launchers,
