@@ -210,7 +210,9 @@ def test_caching_autotuner_run_goes_through_autotune_arguments(register, monkeyp
 
 
 class ExternAndGather(torch.nn.Module):
-    """A gather (an Inductor kernel), a matmul and an SDPA over a cache (extern kernels)."""
+    """A gather (an Inductor kernel), a matmul and an SDPA over a cache (extern kernels); the cache
+    written first, as a decode step does, so the SDPA reads the written version (under the name of
+    the buffer that wrote it, until the scheduler's renames map it back)."""
 
     def __init__(self):
         super().__init__()
@@ -218,9 +220,10 @@ class ExternAndGather(torch.nn.Module):
         self.proj = torch.nn.Linear(16, 16)
         self.register_buffer("key_cache", torch.randn(1, 2, 8, 8), persistent=False)
 
-    def forward(self, tokens):
+    def forward(self, tokens, pos):
         x = self.proj(self.embed(tokens))  # (1, 4, 16)
         q = x.view(1, 4, 2, 8).transpose(1, 2)
+        self.key_cache.index_copy_(2, pos, q[:, :, :1])
         return torch.nn.functional.scaled_dot_product_attention(q, self.key_cache, self.key_cache)
 
 
@@ -239,7 +242,7 @@ def test_the_constants_extern_kernels_read_are_found_in_a_scheduled_graph(tmp_pa
 
     monkeypatch.setattr(GraphLowering, "codegen", recording_codegen)
     torch.manual_seed(0)
-    program = torch.export.export(ExternAndGather(), (torch.tensor([[1, 2, 3, 4]]),))
+    program = torch.export.export(ExternAndGather(), (torch.tensor([[1, 2, 3, 4]]), torch.tensor([5])))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
     torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "m.pt2"),
                                              inductor_configs=INDUCTOR_CONFIGS)

@@ -391,9 +391,10 @@ def written_constants(graph: Any) -> frozenset[str]:
     constants = getattr(graph, "constants", {})
     names = set(getattr(graph, "mutated_buffers", ())) | set(getattr(graph, "mutated_inputs", ()))
     scheduler = getattr(graph, "scheduler", None)
+    real_name = _real_names(scheduler)
     for node in getattr(scheduler, "nodes", ()):
         for part in node.get_nodes():
-            names.update(dep.name for dep in part.read_writes.writes)
+            names.update(real_name(dep.name) for dep in part.read_writes.writes)
     keys = {storage_key(constants[name]) for name in names if name in constants} - {None}
     written = frozenset(name for name, tensor in constants.items() if name in names or storage_key(tensor) in keys)
     with _bind_lock:
@@ -500,15 +501,32 @@ def extern_read_constants(graph: Any) -> list[str]:
     scheduler = getattr(graph, "scheduler", None)
     if scheduler is None:
         return []
+    real_name = _real_names(scheduler)
     found: dict[str, None] = {}
     for node in scheduler.nodes:
         for part in node.get_nodes():
             if not isinstance(part, ExternKernelSchedulerNode) or isinstance(part.node, ir.UserDefinedTritonKernel):
                 continue
             for dep in (*part.read_writes.reads, *part.read_writes.writes):
-                if dep.name in graph.constants:
-                    found[dep.name] = None
+                name = real_name(dep.name)
+                if name in graph.constants:
+                    found[name] = None
     return list(found)
+
+
+def _real_names(scheduler: Any) -> Callable[[str], str]:
+    """Maps a scheduled dependency's name to the buffer the code names: a read of a written cache
+    depends on the buffer that wrote it (``buf3``), whose real name is the cache's."""
+    renames = getattr(scheduler, "mutation_real_name", None) or {}
+
+    def real_name(name: str) -> str:
+        seen = set()
+        while name in renames and name not in seen:
+            seen.add(name)
+            name = renames[name]
+        return name
+
+    return real_name
 
 
 class _FirstPassModule:
