@@ -310,7 +310,7 @@ def example_line(constant, written=()):
     graph = Standin(constants={"w": constant}, mutated_buffers=set(written), mutated_inputs=set(), scheduler=None)
     layout = ir.FixedLayout(constant.device, constant.dtype, list(constant.shape), list(constant.stride()))
     wrapper = Standin(args_to_buffers={"w": ir.ConstantBuffer(name="w", layout=layout)},
-                              kernel_autotune_calls=IndentedBuffer())
+                      kernel_autotune_calls=IndentedBuffer())
     patched = inductor._patched_example_arg_value(lambda self, arg, arg_type, raw_arg=None: "stock")
     with V.set_graph_handler(graph):
         returned = patched(wrapper, "w", constant.dtype)
