@@ -233,23 +233,34 @@ def _host_of(tensor: Any) -> Any:
     return tensor.host if isinstance(tensor, HostBacked) else tensor
 
 
+def _remember(registry: dict[int, "weakref.ref"], value: Any) -> int:
+    """Keep a weak reference to ``value`` in ``registry`` under its ``id``, dropped when it goes."""
+    key = id(value)
+
+    def forget(ref, key=key):  # no lock: the collector may run this while the lock is held
+        if registry.get(key) is ref:
+            registry.pop(key, None)
+
+    registry[key] = weakref.ref(value, forget)
+    return key
+
+
+def _recall(registry: dict[int, "weakref.ref"], key: int) -> Any:
+    """What `_remember` keeps under ``key``, or None once it is gone."""
+    ref = registry.get(key)
+    return ref() if ref is not None else None
+
+
 def _keep_device(stock: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
     """``given`` as what AOTI reads; host-built values keep the stock constant's device."""
     if given.device != stock.device:
         given = HostBacked(stock, given)
-    key = id(given)
-
-    def forget(ref, key=key):  # no lock: the collector may run this while the lock is held
-        if _given.get(key) is ref:
-            _given.pop(key, None)
-
-    _given[key] = weakref.ref(given, forget)
+    _remember(_given, given)
     return given
 
 
 def _is_given(tensor: Any) -> bool:
-    ref = _given.get(id(tensor))
-    return ref is not None and ref() is tensor
+    return _recall(_given, id(tensor)) is tensor
 
 
 def _replacement(graph: Any, session: Any, name: str, stock: torch.Tensor) -> torch.Tensor | None:
@@ -428,25 +439,13 @@ def _name_example(wrapper: Any, name: str, tensor: torch.Tensor) -> str:
     """Code that reads ``tensor`` back inside the autotune block (which ``exec`` runs in this process)."""
     root = _root_wrapper(wrapper)
     root.__dict__.setdefault("_aoti_hooks_examples", {})[name] = tensor
-    key = id(root)
-
-    def forget(ref, key=key):
-        if _example_wrappers.get(key) is ref:
-            _example_wrappers.pop(key, None)
-
-    with _bind_lock:
-        ref = _example_wrappers.get(key)
-        if ref is None or ref() is not root:
-            _example_wrappers[key] = weakref.ref(root, forget)
+    key = id(root) if _recall(_example_wrappers, id(root)) is root else _remember(_example_wrappers, root)
     return f"__import__({__name__!r}, fromlist=['autotune_example']).autotune_example({key}, {name!r})"
 
 
 def autotune_example(key: int, name: str) -> torch.Tensor:
     """The tensor the hooks gave as constant ``name``'s example; called from the autotune block."""
-    with _bind_lock:
-        ref = _example_wrappers.get(key)
-    root = ref() if ref is not None else None
-    examples = getattr(root, "_aoti_hooks_examples", {})
+    examples = getattr(_recall(_example_wrappers, key), "_aoti_hooks_examples", {})
     if name not in examples:
         raise SeamError(f"the compile-time autotune block asked for constant {name!r}, which aoti-hooks no longer "
                         f"holds (torch {torch.__version__}); report this to aoti-hooks")
