@@ -10,7 +10,8 @@ session under the name ``placement``, like pluggy's eggsample defaults):
 - ``pre_constant_dedup``: freed storages all look alike, so claimed constants are never merged
   (a tied weight, one storage under two names, stays one constant, as in a stock export);
 - ``serialize_constant`` and ``clone_lifted_buffer``: the values, built on the host;
-- ``autotune_example``: compile-time autotuning reads a constant itself, not a random copy of it;
+- ``autotune_example``: compile-time autotuning reads a stand-in of a constant (one small block
+  mapped over its whole address range) or the constant itself, never a random copy of it;
 - ``autotune_arguments``: real storage, filled, for exactly one run, then freed again (a run
   nested in another, a Triton run inside the two-pass compile's first pass, keeps it).
 
@@ -23,6 +24,7 @@ are read in place, never copied, and a device-resident storage is copied to the 
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +34,7 @@ from .hookspecs import hookimpl
 from .registry import BUILT_IN
 from .seams.export import moved_copy, written_inputs
 from .seams.inductor import constant_values_read_at_compile_time
+from .standin import Block, StandInError
 from .storage import host_copy, host_file, host_zeros, storage_bytes, storage_key, view_of, whole
 
 NAME = BUILT_IN  # "placement": registered in every session, never named in a plugin list
@@ -271,23 +274,76 @@ def clone_lifted_buffer(tensor, session):
     return entry.host_view(tensor) if entry is not None else None
 
 
+SCRATCH = "scratch"  # the stand-in block written floating-point constants share
+
+
+def stand_in_block(dtype: torch.dtype, written: bool, is_placed: bool) -> str | None:
+    """Which stand-in block serves as a constant's autotune example, or None for no stand-in.
+
+    - A resident constant no kernel writes: none; it is its own example and costs nothing more.
+    - Any other constant no kernel writes: the ``zeros`` block, which nothing writes. Zero bytes
+      are what stock gives an integer example (an index read from it is in bounds).
+    - A written floating-point constant: the ``scratch`` block, where tuning runs' writes land.
+    - A written integer constant: none; garbage written there could be read as an index.
+    """
+    if not written:
+        return ZEROS if is_placed else None
+    return SCRATCH if dtype.is_floating_point or dtype.is_complex else None
+
+
+def _stand_in(session, tensor: torch.Tensor, block: str) -> torch.Tensor | None:
+    """A stand-in for ``tensor`` over this session's ``block`` on its device; None (reported) when
+    the driver cannot make one, and then no more are tried.
+
+    The session keeps its blocks weakly: a block's memory goes with its last stand-in, at the end
+    of the autotune block, and a later compile makes a new one.
+    """
+    blocks = session.state(NAME).setdefault("stand_in_blocks", {})
+    key = (tensor.device.index or 0, block)
+    if key in blocks and blocks[key] is None:
+        return None
+    made = blocks[key]() if key in blocks else None
+    try:
+        if made is None:
+            made = Block(key[0])
+            blocks[key] = weakref.ref(made)
+            session.report.add(NAME, "autotune_stand_in_block_bytes", made.nbytes)
+        return made.stand_in(tensor)
+    except StandInError as error:
+        blocks[key] = None
+        session.report.set(NAME, "autotune_stand_ins_unavailable", str(error))
+        return None
+
+
 @hookimpl(tryfirst=True)
 def autotune_example(name, tensor, written, session):
-    """A constant's own tensor as its compile-time autotune example, not Inductor's random copy.
+    """A constant's compile-time autotune example that costs no full-size bytes, never Inductor's random copy.
 
     That copy is the largest transient of compile-time autotuning: the embedding table, once
     more, while its gather is tuned, and in a stock export on top of the resident table.
-    - Placed: the placed tensor. ``autotune_arguments`` fills it for each run that reads it; a
-      kernel's writes land in device bytes freed after the run, never in the values written out.
+    - A stand-in (`aoti_hooks.standin`) where `stand_in_block` names one: the constant's layout
+      over one small block. A placed constant then costs no fill for the block's runs, and a
+      written one's tuning writes land in the scratch block, never in a value written out.
     - Resident and written by no kernel: the constant itself, read as the artifact's kernels will.
-    - Resident and written (a cache no plugin placed): ``None``, Inductor's copy, since a tuning
-      run must not change a value the artifact writes out.
+    - Placed, where no stand-in can be made: the placed tensor. ``autotune_arguments`` fills it for
+      each run that reads it; a kernel's writes land in device bytes freed after the run.
+    - Resident and written, where no stand-in can be made: ``None``, Inductor's copy, since a
+      tuning run must not change a value the artifact writes out.
     """
-    if placed(session, tensor) is None and (written or refusal(tensor) is not None
-                                            or tensor.untyped_storage().nbytes() < storage_bytes(tensor)):
+    is_placed = placed(session, tensor) is not None
+    nbytes = tensor.numel() * tensor.element_size()
+    block = stand_in_block(tensor.dtype, written, is_placed)
+    if block is not None and tensor.device.type == "cuda" and refusal(tensor) is None:
+        stand_in = _stand_in(session, tensor, block)
+        if stand_in is not None:
+            session.report.add(NAME, "autotune_stand_ins")
+            session.report.add(NAME, "autotune_stand_in_bytes", nbytes)
+            return stand_in
+    if not is_placed and (written or refusal(tensor) is not None
+                          or tensor.untyped_storage().nbytes() < storage_bytes(tensor)):
         return None
     session.report.add(NAME, "autotune_examples_named")
-    session.report.add(NAME, "autotune_example_bytes", tensor.numel() * tensor.element_size())
+    session.report.add(NAME, "autotune_example_bytes", nbytes)
     return tensor
 
 

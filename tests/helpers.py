@@ -46,15 +46,18 @@ def run_steps(fn, steps):
     return [fn(x, pos).clone() for x, pos in steps]
 
 
-def package_constants(package_path: str) -> dict[str, bytes]:
-    """Constant name -> raw bytes, read back from the package's compiled model."""
+def package_constants(package_path: str, device: str = "cpu") -> dict[str, bytes]:
+    """Constant name -> raw bytes, read back from the package's compiled model (for ``device``)."""
     with tempfile.TemporaryDirectory() as folder:
         with zipfile.ZipFile(package_path) as archive:
             archive.extractall(folder)
         (so_path,) = glob.glob(os.path.join(folder, "**", "*wrapper.so"), recursive=True)
-        runner = torch._C._aoti.AOTIModelContainerRunnerCpu(so_path, 1)
+        if device == "cpu":
+            runner = torch._C._aoti.AOTIModelContainerRunnerCpu(so_path, 1)
+        else:
+            runner = torch._C._aoti.AOTIModelContainerRunnerCuda(so_path, 1, device)
         constants = runner.extract_constants_map(False)
-        return {name: tensor_bytes(tensor) for name, tensor in constants.items()}
+        return {name: tensor_bytes(tensor.cpu()) for name, tensor in constants.items()}
 
 
 def tensor_bytes(tensor: torch.Tensor) -> bytes:

@@ -247,3 +247,19 @@ def test_the_two_pass_gpu_compile_runs_kernels_on_the_weights_so_no_host_fill_is
         session.compile_options = {"triton.autotune_at_compile_time": False}
         move_program(session, program, torch.device("cpu"))
     assert "refused" not in session.report.as_dict()["placement"]
+
+
+@pytest.mark.parametrize("dtype, written, is_placed, block", [
+    (torch.bfloat16, False, False, None),     # a resident weight no kernel writes is its own example
+    (torch.bfloat16, False, True, "zeros"),   # a placed weight: the block nothing writes
+    (torch.int8, False, True, "zeros"),       # packed int weights too: zero bytes, as stock's integer examples
+    (torch.float32, True, True, "scratch"),   # a placed cache: writes land in the scratch block
+    (torch.float16, True, False, "scratch"),  # a cache no plugin placed: not Inductor's full-size copy
+    (torch.int64, True, True, None),          # a written integer tensor: garbage there could be an index
+    (torch.int64, True, False, None),
+])
+def test_which_constants_autotune_reads_through_a_stand_in(dtype, written, is_placed, block):
+    """The stand-ins themselves need CUDA's virtual memory management: tests/gpu/test_stand_ins.py."""
+    from aoti_hooks.placement import stand_in_block
+
+    assert stand_in_block(dtype, written, is_placed) == block
