@@ -61,7 +61,7 @@ def _compile_cuda(program, path, plugins=(), options=None):
     if not plugins:
         from torch.export.passes import move_to_device_pass
 
-        moved = move_to_device_pass(program, "cuda")
+        moved = move_to_device_pass(program, f"cuda:{torch.cuda.current_device()}")  # torch 2.11: not plain "cuda"
         return torch._inductor.aoti_compile_and_package(moved, package_path=path, inductor_configs=configs), None
     with aoti_hooks.session(plugins, target="h100", **(options or {})) as session:
         return aoti_hooks.aoti_compile_and_package(program, path, inductor_configs=configs), session.report.as_dict()
