@@ -84,13 +84,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     except Exception as error:  # a broken torch is exactly what doctor must report
         print(f"torch       BROKEN: {error}")
         return 1
-    from .seams import allocator, aoti_runner, export, inductor, ops, triton
+    from .seams import allocator, aoti_runner, export, inductor, ops, tensors, triton
 
     checks = [("Inductor seam", inductor.check()), ("Operator seam", ops.check()),
               ("Export seam", export.check()), ("Triton seam", triton.check())]
     if torch.cuda.is_available():
         checks.append(("Allocator seam", allocator.check()))
         checks.append(("AOTI runner seam", aoti_runner.check()))
+        checks.append(("Tensor seam", tensors.check()))
     if _version("executorch"):  # optional: checked only where it is installed
         from .seams import executorch
 

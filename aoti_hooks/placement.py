@@ -34,6 +34,7 @@ from .hookspecs import hookimpl
 from .registry import BUILT_IN
 from .seams.export import moved_copy, written_inputs
 from .seams.inductor import constant_values_read_at_compile_time
+from .seams.tensors import view_without_growing
 from .standin import Block, StandInError
 from .storage import host_copy, host_file, host_zeros, storage_bytes, storage_key, view_of, whole
 
@@ -221,8 +222,12 @@ def _place(session, claims, device: torch.device):
             values = host_copy(source)
         entry = Placed(plugin, fill_kind(fill), storage, nbytes, values)
         for candidate in group:
-            view = view_of(storage, candidate.tensor)
-            storage.resize_(0)  # set_ grew it to fit; the bytes go at once
+            view = view_without_growing(storage, candidate.tensor)
+            if view is None:  # not CUDA, or torch cannot: set_ grows the storage to fit, for a moment
+                view = view_of(storage, candidate.tensor)
+                storage.resize_(0)
+                if device.type == "cuda":
+                    report.add(NAME, "grown_for_views_bytes", nbytes)
             if candidate.kind == PARAMETER:
                 state[candidate.fqn] = torch.nn.Parameter(view, requires_grad=candidate.tensor.requires_grad)
             elif candidate.kind == BUFFER:

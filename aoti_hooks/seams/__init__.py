@@ -8,6 +8,7 @@
 - `ops`: op schemas and kernel overrides in the dispatcher;
 - `triton`: Triton autotuner objects (configs, forced configs, compiled shared memory);
 - `allocator`: the CUDA caching allocator's history (bench and demo breakdowns);
+- `tensors`: a CUDA tensor over a storage too small for its layout (placement's views, built without growing);
 - `aoti_runner`: torch's AOTI runner, to run one ExecuTorch delegate with the constants its `.ptd` holds;
 - `patching`: the one lifecycle of every process-wide change: refcounted, restoring sets held
   by sessions (or, for the ExecuTorch integration, from ``install()`` to ``uninstall()``).

@@ -56,6 +56,27 @@ def test_a_stand_in_costs_one_block_and_repeats_it():
     assert _used_by_this_process() - before < 16 * MiB  # the ranges, their mappings and the block are gone
 
 
+def test_placement_builds_its_views_without_allocating_the_claimed_bytes():
+    """``Tensor.set_`` would grow each claimed storage to its layout for a moment (seams/tensors.py)."""
+    from aoti_hooks.aoti_compile import move_program
+
+    model = torch.nn.Sequential(torch.nn.Embedding(16384, 2048), torch.nn.Linear(2048, 2048)).eval()  # 128 + 16 MiB
+    program = torch.export.export(model, (torch.tensor([[1, 2]]),))
+    device = torch.device("cuda", torch.cuda.current_device())
+    with aoti_hooks.session(["const_offload"], target="h100", const_offload={"min_bytes": "1MiB"}) as session:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        moved = move_program(session, program, device)
+        grew = torch.cuda.max_memory_allocated() - before
+        weight = moved.state_dict["0.weight"]
+        assert weight.is_cuda and weight.shape == (16384, 2048) and weight.untyped_storage().nbytes() == 0
+    report = session.report.as_dict()
+    assert report["const_offload"]["claimed_bytes"] >= 144 * MiB
+    assert "grown_for_views_bytes" not in report["placement"]
+    assert grew < 1 * MiB  # the unclaimed bias only
+
+
 def _compile_cuda(program, path, plugins=(), options=None):
     configs = dict(INDUCTOR_CONFIGS)
     if not plugins:
