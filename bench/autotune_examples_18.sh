@@ -2,13 +2,7 @@
 # on one GPU machine. Run after `source bench/gpu_setup.sh` (and LD_PRELOAD, see bench/README.md);
 # results under $1. Three chains compile at once; each bench's runs are their own processes with
 # cold caches, so peaks are each run's own and compile times are not comparable.
-set -u
-R=${1:?results folder}
-mkdir -p $R
-export TORCHINDUCTOR_COMPILE_THREADS=3
-A="python3 -m aoti_hooks.cli"
-B="$A bench"
-ALL=kv_elide,chunked_dequant,sdpa_configs,const_offload
+source "$(dirname "$0")/gpu_chain.sh" "$@"
 (  # ExecuTorch's own Gemma 4 31B, 1 period at 128k, int4, through CudaBackend (its outputs checked on the GPU)
   $B --model executorch:gemma4_31b --target rtx5090 --plugins kv_elide,chunked_dequant --plugins $ALL \
      --peak-breakdown --jobs 3 --out $R/et_on > $R/et_on.log 2>&1

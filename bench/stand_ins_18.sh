@@ -3,13 +3,7 @@
 # `source bench/gpu_setup.sh` (and LD_PRELOAD, see bench/README.md); results under $1.
 # The GPU tests first; then the torch slice and ExecuTorch's model (1 period) at once; then
 # ExecuTorch's model at 2 periods alone (three ExecuTorch benches at once filled the 64 GiB disk).
-set -u
-R=${1:?results folder}
-mkdir -p $R
-export TORCHINDUCTOR_COMPILE_THREADS=3
-A="python3 -m aoti_hooks.cli"
-B="$A bench"
-ALL=kv_elide,chunked_dequant,sdpa_configs,const_offload
+source "$(dirname "$0")/gpu_chain.sh" "$@"
 if [ "${SKIP_TESTS:-}" != 1 ]; then
   PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q -p no:cacheprovider tests/gpu > $R/pytest_gpu.log 2>&1; echo "rc=$?" >> $R/pytest_gpu.log
 fi
