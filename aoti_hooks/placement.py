@@ -35,7 +35,7 @@ from .registry import BUILT_IN
 from .seams.export import moved_copy, written_inputs
 from .seams.inductor import constant_values_read_at_compile_time
 from .seams.tensors import view_without_growing
-from .standin import Block, StandInError
+from .standin import Block
 from .storage import host_copy, host_file, host_zeros, storage_bytes, storage_key, view_of, whole
 
 NAME = BUILT_IN  # "placement": registered in every session, never named in a plugin list
@@ -314,7 +314,7 @@ def _stand_in(session, tensor: torch.Tensor, block: str) -> torch.Tensor | None:
             blocks[key] = weakref.ref(made)
             session.report.add(NAME, "autotune_stand_in_block_bytes", made.nbytes)
         return made.stand_in(tensor)
-    except StandInError as error:
+    except (StandInError, RuntimeError, TypeError) as error:  # no VMM here, or torch refuses the range
         blocks[key] = None
         session.report.set(NAME, "autotune_stand_ins_unavailable", str(error))
         return None
