@@ -1,8 +1,10 @@
-"""Autotune stand-ins on a real GPU (skipped without one): CUDA's virtual memory management does
-not exist on a CPU, and neither does the compile-time autotune block that reads stand-ins.
+"""Autotune stand-ins and placement on a real GPU (skipped without one): CUDA's virtual memory
+management does not exist on a CPU, nor does the compile-time autotune block that reads
+stand-ins, nor the tensor constructor placement builds CUDA views with.
 
 - A stand-in costs one block of device memory however large it is, reads zeros, aliases its
   block every period, and gives its address range back when it goes.
+- Placement builds its views over empty device storages without allocating them for a moment.
 - Models no one here wrote, compiled for CUDA with compile-time autotuning (AOTI's default):
   with kv_elide and const_offload every cache and placed weight is stood in for, and the
   package equals the stock one (constants byte-equal, outputs over every decode step).
