@@ -6,7 +6,7 @@ stand-ins, nor the tensor constructor placement builds CUDA views with.
   block every period, and gives its address range back when it goes.
 - Placement builds its views over empty device storages without allocating them for a moment.
 - Models no one here wrote, compiled for CUDA with compile-time autotuning (AOTI's default):
-  with kv_elide and const_offload every cache and placed weight is stood in for, and the
+  with kv_elide and const_offload, stand-ins are made and the
   package equals the stock one (constants byte-equal, outputs over every decode step).
 """
 
