@@ -3,16 +3,9 @@
 import os
 import tempfile
 
-# The xdist workers of one run share one folder, so a graph one worker compiled (the demo's stock
-# package, in many files) is warm for the other; every run, and a run without xdist, starts cold.
-_RUN_UID = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-if _RUN_UID:
-    _RUN_DIR = os.path.join(tempfile.gettempdir(), f"aoti-hooks-tests-{_RUN_UID}")
-    os.makedirs(_RUN_DIR, exist_ok=True)
-else:
-    _RUN_DIR = tempfile.mkdtemp(prefix="aoti-hooks-tests-")
+_RUN_DIR = tempfile.mkdtemp(prefix="aoti-hooks-tests-")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(_RUN_DIR, "inductor")
-os.environ["TMPDIR"] = os.path.join(_RUN_DIR, "tmp-" + os.environ.get("PYTEST_XDIST_WORKER", "main"))
+os.environ["TMPDIR"] = os.path.join(_RUN_DIR, "tmp")
 os.makedirs(os.environ["TMPDIR"], exist_ok=True)
 tempfile.tempdir = None
 
