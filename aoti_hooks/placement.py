@@ -35,7 +35,7 @@ from .registry import BUILT_IN
 from .seams.export import moved_copy, written_inputs
 from .seams.inductor import constant_values_read_at_compile_time
 from .seams.tensors import view_without_growing
-from .standin import Block
+from .standin import Block, StandInError
 from .storage import host_copy, host_file, host_zeros, storage_bytes, storage_key, view_of, whole
 
 NAME = BUILT_IN  # "placement": registered in every session, never named in a plugin list

@@ -263,3 +263,24 @@ def test_which_constants_autotune_reads_through_a_stand_in(dtype, written, is_pl
     from aoti_hooks.placement import stand_in_block
 
     assert stand_in_block(dtype, written, is_placed) == block
+
+
+def test_a_driver_that_cannot_make_stand_ins_is_reported_once_and_not_asked_again(monkeypatch):
+    """The failing block stands in for a CUDA driver without virtual memory management (none exists here)."""
+    from aoti_hooks import placement
+    from aoti_hooks.standin import StandInError
+
+    made = []
+
+    class RefusingBlock:
+        def __init__(self, device):
+            made.append(device)
+            raise StandInError("cuMemCreate failed with CUresult 801")
+
+    monkeypatch.setattr(placement, "Block", RefusingBlock)
+    with aoti_hooks.session([]) as session:
+        tensor = torch.zeros(4)
+        assert placement._stand_in(session, tensor, "zeros") is None
+        assert placement._stand_in(session, tensor, "zeros") is None
+    assert made == [0]
+    assert session.report.get("placement")["autotune_stand_ins_unavailable"] == "cuMemCreate failed with CUresult 801"
