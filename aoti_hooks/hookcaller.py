@@ -182,6 +182,9 @@ class HookCaller:
     def clone_lifted_buffer(self, tensor):
         return self._first("clone_lifted_buffer", tensor=tensor)
 
+    def clone_autotune_argument(self, tensor):
+        return self._first("clone_autotune_argument", tensor=tensor)
+
     def pre_constant_dedup(self, name, tensor, other_name, other) -> bool | None:
         """``False`` when some plugin keeps the two constants apart, else ``None``."""
         answers = self._answers("pre_constant_dedup", name=name, tensor=tensor, other_name=other_name, other=other)

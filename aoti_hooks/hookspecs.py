@@ -136,6 +136,23 @@ def clone_lifted_buffer(
     """
 
 
+@hookspec(firstresult=True)
+def clone_autotune_argument(
+    tensor: "torch.Tensor", options: dict[str, Any], state: dict[str, Any], session: "Session"
+) -> "torch.Tensor | None":
+    """Give the copy Triton's autotuner makes of an argument a kernel writes, before timing it.
+
+    Called: from ``CachingAutotuner.maybe_clone_args`` (through ``compile_fx.clone_preserve_strides``)
+    for each argument the kernel mutates, so that tuning runs leave the argument's values alone;
+    stock allocates a full-size copy for the kernel's tuning (a 128k cache, once more).
+    Arguments: the argument as the autotuner holds it (often the block's autotune example).
+    Returns: a tensor with the same layout on the same device for the tuning runs to write, or
+    ``None`` for the stock copy. The core answers first for its stand-ins: another stand-in over
+    the same block, whose values are as meaningless as the argument's.
+    Combined: first result.
+    """
+
+
 @hookspec
 def pre_constant_dedup(
     name: str | None, tensor: "torch.Tensor", other_name: str, other: "torch.Tensor",

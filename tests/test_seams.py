@@ -209,6 +209,38 @@ def test_caching_autotuner_run_goes_through_autotune_arguments(register, monkeyp
     assert CachingAutotuner.run(autotuner, elided, stream=0) == "launched" and launches[-1] == 0
 
 
+class CopyFives:
+    """Answers the autotuner's copy of a written argument with a tensor of fives (a bad one for shape (3,))."""
+
+    @hookimpl
+    def clone_autotune_argument(self, tensor, session):
+        return torch.full((4,), 5.0) if tensor.shape == (3,) else torch.full_like(tensor, 5.0)
+
+
+def _autotuner_writing(*names):
+    """A CachingAutotuner as far as ``maybe_clone_args`` reads it (a real one needs Triton and a GPU)."""
+    from torch._inductor.runtime.triton_heuristics import CachingAutotuner
+
+    autotuner = object.__new__(CachingAutotuner)
+    autotuner.mutated_arg_names = list(names)
+    autotuner.fn = SimpleNamespace(arg_names=["out", "x"])
+    return autotuner
+
+
+def test_the_autotuners_copy_of_a_written_argument_goes_through_clone_autotune_argument(register):
+    register("fives", CopyFives())
+    out, x = torch.zeros(2, 3).t(), torch.ones(4)
+    autotuner = _autotuner_writing("out")
+    with aoti_hooks.session(["fives"]):
+        (copy, same), _ = autotuner.maybe_clone_args(set(), out, x)
+        assert same is x  # not written: not copied
+        assert torch.equal(copy, torch.full((3, 2), 5.0)) and copy.stride() == out.stride()
+        with pytest.raises(SeamError, match="clone_autotune_argument for .an autotune argument. returned a tensor whose shape"):
+            autotuner.maybe_clone_args(set(), torch.zeros(3), x)
+    (stock, _), _ = autotuner.maybe_clone_args(set(), out, x)  # no session: the stock copy
+    assert torch.equal(stock, out) and stock.data_ptr() != out.data_ptr()
+
+
 class ExternAndGather(torch.nn.Module):
     """A gather (an Inductor kernel), a matmul and an SDPA over a cache (extern kernels); the cache
     written first, as a decode step does, so the SDPA reads the written version (under the name of

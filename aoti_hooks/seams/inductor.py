@@ -6,7 +6,8 @@ While a session is active it routes
 - the constant values AOTI writes out (``GraphLowering.get_original_value_of_constant``, and
   ``TensorProperties``/``Weights`` on the ``pickle_weights`` path) to ``serialize_constant``;
 - the buffer clone in ``compile_fx._unlift_graph`` (``clone_preserve_strides``) to
-  ``clone_lifted_buffer``, recognised by a context flag set while ``_unlift_graph`` runs;
+  ``clone_lifted_buffer``, recognised by a context flag set while ``_unlift_graph`` runs, and
+  elsewhere (Triton's autotuner copying an argument its kernel writes) to ``clone_autotune_argument``;
 - the example argument the compile-time autotune block makes for a constant a Triton kernel
   reads (``PythonWrapperCodegen.generate_example_arg_value``) to ``autotune_example``: the block
   then names the answered tensor instead of allocating a random full-size copy;
@@ -373,6 +374,16 @@ def _patched_clone(original: Callable) -> Callable:
             if given is not None:
                 _check_layout("clone_lifted_buffer", "a lifted buffer", x, given)
                 return _keep_device(x, given)
+            return original(x)
+        session = current_session()
+        if session is not None:  # Triton's autotuner copying an argument its kernel writes
+            given = session.hooks.clone_autotune_argument(x)
+            if given is not None:
+                _check_layout("clone_autotune_argument", "an autotune argument", x, given)
+                if given.device != x.device:
+                    raise SeamError("clone_autotune_argument returned a tensor on another device; "
+                                    "return one on the argument's device")
+                return given
         return original(x)
 
     return clone_preserve_strides

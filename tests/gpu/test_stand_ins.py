@@ -3,7 +3,8 @@ management does not exist on a CPU, nor does the compile-time autotune block tha
 stand-ins, nor the tensor constructor placement builds CUDA views with.
 
 - A stand-in costs one block of device memory however large it is, reads zeros, aliases its
-  block every period, and gives its address range back when it goes.
+  block every period, and gives its address range back when it goes; Triton's copy of one for
+  tuning is another stand-in.
 - Placement builds its views over empty device storages without allocating them for a moment.
 - Models no one here wrote, compiled for CUDA with compile-time autotuning (AOTI's default):
   with kv_elide and const_offload, stand-ins are made and the
@@ -56,6 +57,29 @@ def test_a_stand_in_costs_one_block_and_repeats_it():
     del stand_in, block
     gc.collect()
     assert _used_by_this_process() - before < 16 * MiB  # the ranges, their mappings and the block are gone
+
+
+def test_the_autotuners_copy_of_a_stand_in_is_a_stand_in_over_the_same_block():
+    """Triton copies an argument its kernel writes before tuning (``maybe_clone_args``): a 1 GiB cache, once more."""
+    from types import SimpleNamespace
+
+    from torch._inductor.runtime.triton_heuristics import CachingAutotuner
+
+    block = Block(torch.cuda.current_device())
+    cache = block.stand_in(torch.empty((2**20, 512), dtype=torch.bfloat16, device="meta"))
+    autotuner = object.__new__(CachingAutotuner)  # as far as maybe_clone_args reads it
+    autotuner.mutated_arg_names, autotuner.fn = ["cache"], SimpleNamespace(arg_names=["cache"])
+    with aoti_hooks.session() as session:
+        allocated = torch.cuda.memory_allocated()
+        (copy,), _ = autotuner.maybe_clone_args(set(), cache)
+        assert torch.cuda.memory_allocated() == allocated
+        (stock,), _ = autotuner.maybe_clone_args(set(), torch.zeros(4, device="cuda"))  # not a stand-in
+        assert stock.untyped_storage().nbytes() == 16
+    assert (copy.shape, copy.stride(), copy.dtype) == (cache.shape, cache.stride(), cache.dtype)
+    assert copy.data_ptr() != cache.data_ptr()
+    copy[0, 0] = 5.0
+    assert float(cache[0, 0]) == 5.0  # the same block under both
+    assert session.report.as_dict()["placement"]["autotune_stand_in_copy_bytes"] == 2**30
 
 
 def test_placement_builds_its_views_without_allocating_the_claimed_bytes():
