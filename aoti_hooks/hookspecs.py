@@ -142,13 +142,14 @@ def clone_autotune_argument(
 ) -> "torch.Tensor | None":
     """Give the copy Triton's autotuner makes of an argument a kernel writes, before timing it.
 
-    Called: from ``CachingAutotuner.maybe_clone_args`` (through ``compile_fx.clone_preserve_strides``)
-    for each argument the kernel mutates, so that tuning runs leave the argument's values alone;
-    stock allocates a full-size copy for the kernel's tuning (a 128k cache, once more).
+    Called: inside ``CachingAutotuner.run``, from ``maybe_clone_args`` (through
+    ``compile_fx.clone_preserve_strides``), for each argument the kernel mutates, so that tuning
+    runs leave the argument's values alone; stock allocates a full-size copy while the kernel is
+    tuned (a 128k cache, a dequantized tile, once more).
     Arguments: the argument as the autotuner holds it (often the block's autotune example).
     Returns: a tensor with the same layout on the same device for the tuning runs to write, or
-    ``None`` for the stock copy. The core answers first for its stand-ins: another stand-in over
-    the same block, whose values are as meaningless as the argument's.
+    ``None`` for the stock copy. The core answers first on a GPU for floating-point arguments: a
+    stand-in over its scratch block (tuning values decide nothing).
     Combined: first result.
     """
 

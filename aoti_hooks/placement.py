@@ -12,7 +12,7 @@ session under the name ``placement``, like pluggy's eggsample defaults):
 - ``serialize_constant`` and ``clone_lifted_buffer``: the values, built on the host;
 - ``autotune_example``: compile-time autotuning reads a stand-in of a constant (one small block
   mapped over its whole address range) or the constant itself, never a random copy of it;
-- ``clone_autotune_argument``: Triton's copy of a written stand-in is another stand-in;
+- ``clone_autotune_argument``: Triton's tuning copy of a written floating-point argument is a stand-in;
 - ``autotune_arguments``: real storage, filled, for exactly one run, then freed again (a run
   nested in another, a Triton run inside the two-pass compile's first pass, keeps it).
 
@@ -36,7 +36,7 @@ from .registry import BUILT_IN
 from .seams.export import moved_copy, written_inputs
 from .seams.inductor import constant_values_read_at_compile_time
 from .seams.tensors import view_without_growing
-from .standin import Block, StandInError, block_of
+from .standin import Block, StandInError
 from .storage import host_copy, host_file, host_zeros, storage_bytes, storage_key, view_of, whole
 
 NAME = BUILT_IN  # "placement": registered in every session, never named in a plugin list
@@ -355,19 +355,19 @@ def autotune_example(name, tensor, written, session):
 
 @hookimpl(tryfirst=True)
 def clone_autotune_argument(tensor, session):
-    """A stand-in's copy for Triton's tuning runs is another stand-in over the same block.
+    """Triton's copy of a floating-point argument its kernel writes is a stand-in over the scratch block.
 
-    The autotuner copies an argument its kernel writes so that tuning leaves its values alone;
-    a stand-in's values are the block's, meaningless already, so a copy of them is too. Stock's
-    copy costs the argument's full size (a 128k cache) while the kernel is tuned.
+    The autotuner copies each written argument before timing configs on it (``maybe_clone_args``),
+    so that tuning leaves the argument's values alone: a full-size allocation while the kernel is
+    tuned (chunked_dequant's dequantized tile, a 128k cache). The copy is only written and read by
+    tuning runs, whose values decide nothing, so the scratch block serves, as it does for written
+    constants. An integer argument keeps the stock copy (garbage there could be read as an index).
     """
-    block = block_of(tensor)
-    if block is None:
+    if (tensor.device.type != "cuda" or stand_in_block(tensor.dtype, True, False) != SCRATCH
+            or refusal(tensor) is not None):
         return None
-    try:
-        copy = block.stand_in(tensor)
-    except (StandInError, RuntimeError, TypeError) as error:  # the stock copy, then
-        session.report.set(NAME, "autotune_stand_ins_unavailable", str(error))
+    copy = _stand_in(session, tensor, SCRATCH)
+    if copy is None:
         return None
     session.report.add(NAME, "autotune_stand_in_copies")
     session.report.add(NAME, "autotune_stand_in_copy_bytes", tensor.numel() * tensor.element_size())

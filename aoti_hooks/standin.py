@@ -18,11 +18,8 @@ The CUDA driver is reached through ``ctypes`` (its public C API); nothing here i
 
 from __future__ import annotations
 
-import bisect
 import ctypes
 import functools
-import threading
-import weakref
 
 import torch
 
@@ -30,8 +27,6 @@ from .storage import storage_bytes
 
 _PINNED, _ON_DEVICE, _READ_WRITE, _MINIMUM_GRANULARITY = 1, 1, 3, 0
 _size, _u64 = ctypes.c_size_t, ctypes.c_ulonglong
-_live: "weakref.WeakValueDictionary[int, _Range]" = weakref.WeakValueDictionary()  # start address -> range
-_live_lock = threading.Lock()
 
 
 class StandInError(RuntimeError):
@@ -107,8 +102,6 @@ class _Range:
             except StandInError:
                 self.release()
                 raise
-        with _live_lock:
-            _live[self.pointer.value] = self
 
     @property
     def __cuda_array_interface__(self) -> dict:
@@ -120,9 +113,6 @@ class _Range:
         for offset in range(0, self.mapped, self.block.nbytes):
             _call("cuMemUnmap", _u64(self.pointer.value + offset), _size(self.block.nbytes))
         _call("cuMemAddressFree", _u64(self.pointer.value), _size(self.size))
-        with _live_lock:
-            if _live.get(self.pointer.value) is self:
-                del _live[self.pointer.value]
         self.pointer = _u64()
 
     def __del__(self) -> None:  # torch drops its reference when the last tensor over the range goes
@@ -165,17 +155,3 @@ class Block:
                 _call("cuMemRelease", _u64(self.handle.value))  # its memory goes with the last mapping
         except Exception:
             pass
-
-
-def block_of(tensor: torch.Tensor) -> Block | None:
-    """The block ``tensor`` is a stand-in over (its storage lies in a live range), or None."""
-    if not isinstance(tensor, torch.Tensor) or tensor.device.type != "cuda":
-        return None
-    address = tensor.untyped_storage().data_ptr()
-    with _live_lock:
-        starts = sorted(_live.keys())
-        index = bisect.bisect_right(starts, address) - 1
-        found = _live.get(starts[index]) if index >= 0 else None
-    if found is None or not found.pointer.value <= address < found.pointer.value + found.size:
-        return None
-    return found.block

@@ -210,34 +210,35 @@ def test_caching_autotuner_run_goes_through_autotune_arguments(register, monkeyp
 
 
 class CopyFives:
-    """Answers the autotuner's copy of a written argument with a tensor of fives (a bad one for shape (3,))."""
+    """Answers the autotuner's copy of a written argument with fives (with a bad layout for shape (3,))."""
 
     @hookimpl
     def clone_autotune_argument(self, tensor, session):
         return torch.full((4,), 5.0) if tensor.shape == (3,) else torch.full_like(tensor, 5.0)
 
 
-def _autotuner_writing(*names):
-    """A CachingAutotuner as far as ``maybe_clone_args`` reads it (a real one needs Triton and a GPU)."""
+def test_the_autotuners_copy_of_a_written_argument_goes_through_clone_autotune_argument(register, monkeypatch):
+    # Partly a mock: a real CachingAutotuner needs Triton and a GPU. Its run is replaced by one that
+    # copies its written arguments with the real maybe_clone_args, as its benchmarking does.
     from torch._inductor.runtime.triton_heuristics import CachingAutotuner
 
-    autotuner = object.__new__(CachingAutotuner)
-    autotuner.mutated_arg_names = list(names)
-    autotuner.fn = SimpleNamespace(arg_names=["out", "x"])
-    return autotuner
+    def tuning_run(self, *args, stream, **kwargs):
+        return self.maybe_clone_args(set(), *args)[0]
 
-
-def test_the_autotuners_copy_of_a_written_argument_goes_through_clone_autotune_argument(register):
+    monkeypatch.setattr(CachingAutotuner, "run", tuning_run)
     register("fives", CopyFives())
+    autotuner = object.__new__(CachingAutotuner)
+    autotuner.mutated_arg_names, autotuner.fn = ["out"], SimpleNamespace(arg_names=["out", "x"])
     out, x = torch.zeros(2, 3).t(), torch.ones(4)
-    autotuner = _autotuner_writing("out")
     with aoti_hooks.session(["fives"]):
-        (copy, same), _ = autotuner.maybe_clone_args(set(), out, x)
+        copy, same = CachingAutotuner.run(autotuner, out, x, stream=0)
         assert same is x  # not written: not copied
         assert torch.equal(copy, torch.full((3, 2), 5.0)) and copy.stride() == out.stride()
         with pytest.raises(SeamError, match="clone_autotune_argument for .an autotune argument. returned a tensor whose shape"):
-            autotuner.maybe_clone_args(set(), torch.zeros(3), x)
-    (stock, _), _ = autotuner.maybe_clone_args(set(), out, x)  # no session: the stock copy
+            CachingAutotuner.run(autotuner, torch.zeros(3), x, stream=0)
+        outside_a_run, _ = autotuner.maybe_clone_args(set(), out, x)[0]  # not tuning (the two-pass first pass): stock
+        assert torch.equal(outside_a_run, out) and outside_a_run.data_ptr() != out.data_ptr()
+    stock, _ = CachingAutotuner.run(autotuner, out, x, stream=0)  # no session: the stock copy
     assert torch.equal(stock, out) and stock.data_ptr() != out.data_ptr()
 
 

@@ -39,7 +39,12 @@ def _graph_module_copy(module: torch.fx.GraphModule) -> torch.fx.GraphModule:
     Node arguments and ``meta`` values (fake tensors) are shared, not copied: the move pass
     replaces them, it does not edit them.
     """
-    made = torch.fx.GraphModule(module, copy.deepcopy(module.graph), class_name=type(module).__name__)
+    graph = copy.deepcopy(module.graph)
+    for stock, copied in zip(module.graph.nodes, graph.nodes):
+        if copied.name != stock.name:  # a copy renames a node named like a builtin ("input": nn.Sequential's)
+            copied.name = stock.name    # the program's signature names the original, as export set it
+            graph._graph_namespace._rename_object(copied, stock.name)
+    made = torch.fx.GraphModule(module, graph, class_name=type(module).__name__)
     made.meta = dict(module.meta)
     for name, child in list(made.named_children()):
         if isinstance(child, torch.fx.GraphModule):

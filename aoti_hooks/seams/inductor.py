@@ -7,7 +7,8 @@ While a session is active it routes
   ``TensorProperties``/``Weights`` on the ``pickle_weights`` path) to ``serialize_constant``;
 - the buffer clone in ``compile_fx._unlift_graph`` (``clone_preserve_strides``) to
   ``clone_lifted_buffer``, recognised by a context flag set while ``_unlift_graph`` runs, and
-  elsewhere (Triton's autotuner copying an argument its kernel writes) to ``clone_autotune_argument``;
+  inside ``CachingAutotuner.run`` (Triton's autotuner copying an argument its kernel writes,
+  ``maybe_clone_args``) to ``clone_autotune_argument``;
 - the example argument the compile-time autotune block makes for a constant a Triton kernel
   reads (``PythonWrapperCodegen.generate_example_arg_value``) to ``autotune_example``: the block
   then names the answered tensor instead of allocating a random full-size copy;
@@ -47,6 +48,7 @@ _MIN, _MAX = (2, 11), (2, 14)
 
 _allocating: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("aoti_hooks_allocating", default=None)
 _unlifting: contextvars.ContextVar[Any] = contextvars.ContextVar("aoti_hooks_unlifting", default=None)
+_tuning: contextvars.ContextVar[Any] = contextvars.ContextVar("aoti_hooks_tuning", default=None)
 _graph_sessions: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 _replacements: "weakref.WeakKeyDictionary[Any, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
 _given: dict[int, "weakref.ref"] = {}
@@ -375,8 +377,8 @@ def _patched_clone(original: Callable) -> Callable:
                 _check_layout("clone_lifted_buffer", "a lifted buffer", x, given)
                 return _keep_device(x, given)
             return original(x)
-        session = current_session()
-        if session is not None:  # Triton's autotuner copying an argument its kernel writes
+        session = _tuning.get()
+        if session is not None:  # inside CachingAutotuner.run: Triton copying an argument its kernel writes
             given = session.hooks.clone_autotune_argument(x)
             if given is not None:
                 _check_layout("clone_autotune_argument", "an autotune argument", x, given)
@@ -392,9 +394,15 @@ def _patched_clone(original: Callable) -> Callable:
 def _patched_run(original: Callable) -> Callable:
     def run(self, *args, stream, **kwargs):
         session = current_session()
-        if session is None or not session.hooks.implemented("autotune_arguments"):
+        if session is None:
             return original(self, *args, stream=stream, **kwargs)
-        return session.hooks.autotune_arguments(args, lambda: original(self, *args, stream=stream, **kwargs))
+        token = _tuning.set(session)
+        try:
+            if not session.hooks.implemented("autotune_arguments"):
+                return original(self, *args, stream=stream, **kwargs)
+            return session.hooks.autotune_arguments(args, lambda: original(self, *args, stream=stream, **kwargs))
+        finally:
+            _tuning.reset(token)
 
     return run
 

@@ -3,8 +3,8 @@ management does not exist on a CPU, nor does the compile-time autotune block tha
 stand-ins, nor the tensor constructor placement builds CUDA views with.
 
 - A stand-in costs one block of device memory however large it is, reads zeros, aliases its
-  block every period, and gives its address range back when it goes; Triton's copy of one for
-  tuning is another stand-in.
+  block every period, and gives its address range back when it goes. Triton's tuning copy
+  of a written floating-point argument is a stand-in.
 - Placement builds its views over empty device storages without allocating them for a moment.
 - Models no one here wrote, compiled for CUDA with compile-time autotuning (AOTI's default):
   with kv_elide and const_offload, stand-ins are made and the
@@ -59,26 +59,29 @@ def test_a_stand_in_costs_one_block_and_repeats_it():
     assert _used_by_this_process() - before < 16 * MiB  # the ranges, their mappings and the block are gone
 
 
-def test_the_autotuners_copy_of_a_stand_in_is_a_stand_in_over_the_same_block():
-    """Triton copies an argument its kernel writes before tuning (``maybe_clone_args``): a 1 GiB cache, once more."""
+def test_the_autotuners_copy_of_a_written_float_argument_is_a_stand_in(monkeypatch):
+    """Triton copies an argument its kernel writes before tuning (``maybe_clone_args``): a 1 GiB tile, once more."""
     from types import SimpleNamespace
 
     from torch._inductor.runtime.triton_heuristics import CachingAutotuner
 
-    block = Block(torch.cuda.current_device())
-    cache = block.stand_in(torch.empty((2**20, 512), dtype=torch.bfloat16, device="meta"))
-    autotuner = object.__new__(CachingAutotuner)  # as far as maybe_clone_args reads it
-    autotuner.mutated_arg_names, autotuner.fn = ["cache"], SimpleNamespace(arg_names=["cache"])
+    def tuning_run(self, *args, stream, **kwargs):  # the copies the real run's benchmarking makes
+        return self.maybe_clone_args(set(), *args)[0]
+
+    monkeypatch.setattr(CachingAutotuner, "run", tuning_run)
+    tile = torch.empty((2**20, 512), dtype=torch.bfloat16, device="cuda")
+    index = torch.zeros(4, dtype=torch.int64, device="cuda")
+    autotuner = object.__new__(CachingAutotuner)
+    autotuner.mutated_arg_names, autotuner.fn = ["tile", "index"], SimpleNamespace(arg_names=["tile", "index"])
     with aoti_hooks.session() as session:
         allocated = torch.cuda.memory_allocated()
-        (copy,), _ = autotuner.maybe_clone_args(set(), cache)
-        assert torch.cuda.memory_allocated() == allocated
-        (stock,), _ = autotuner.maybe_clone_args(set(), torch.zeros(4, device="cuda"))  # not a stand-in
-        assert stock.untyped_storage().nbytes() == 16
-    assert (copy.shape, copy.stride(), copy.dtype) == (cache.shape, cache.stride(), cache.dtype)
-    assert copy.data_ptr() != cache.data_ptr()
+        copy, index_copy = CachingAutotuner.run(autotuner, tile, index, stream=0)
+        assert torch.cuda.memory_allocated() - allocated < MiB  # the integer argument's stock copy only
+    assert (copy.shape, copy.stride(), copy.dtype) == (tile.shape, tile.stride(), tile.dtype)
+    assert copy.data_ptr() != tile.data_ptr() and index_copy.data_ptr() != index.data_ptr()
+    rows = session.report.as_dict()["placement"]["autotune_stand_in_block_bytes"] // (512 * 2)
     copy[0, 0] = 5.0
-    assert float(cache[0, 0]) == 5.0  # the same block under both
+    assert float(copy[rows, 0]) == 5.0  # a stand-in: one block, mapped again
     assert session.report.as_dict()["placement"]["autotune_stand_in_copy_bytes"] == 2**30
 
 
