@@ -39,7 +39,7 @@ executorch:  ## ExecuTorch 1.5.1, torchao (its CUDA quantized ops import it), tr
 	$(PY) -m pip install -q --no-deps torchao==0.18.0 triton==3.7.1 executorch==1.5.1
 
 test: ready  ## the whole suite, CPU only: real AOTI compiles (installs first when needed)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 wheels:  ## the five wheels into $(DIST)/
 	rm -rf $(DIST) && mkdir -p $(DIST)

@@ -9,7 +9,7 @@ from aoti_hooks import AotiHooksError, PluginError
 from aoti_hooks.aoti_compile import move_program
 from aoti_hooks.placement import Candidate, candidates, refusal
 
-from helpers import INDUCTOR_CONFIGS, export_cache_model, package_constants, program_snapshot
+from helpers import INDUCTOR_CONFIGS, export_cache_model, program_snapshot
 
 
 class Claims:
@@ -286,19 +286,17 @@ def test_a_driver_that_cannot_make_stand_ins_is_reported_once_and_not_asked_agai
     assert session.report.get("placement")["autotune_stand_ins_unavailable"] == "cuMemCreate failed with CUresult 801"
 
 
-def test_a_program_whose_input_is_named_like_a_builtin_is_placed_and_compiled(tmp_path):
+def test_a_program_whose_input_is_named_like_a_builtin_is_placed(tmp_path):
     """nn.Sequential's argument is ``input``; copying a graph renames such a node, and the
-    program's signature, which names the original, then fails verification."""
+    program's signature, which names the original, then failed verification."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Embedding(64, 16), torch.nn.Linear(16, 16)).eval()
     tokens = torch.tensor([[1, 2, 63]])
     program = torch.export.export(model, (tokens,))
     assert [spec.arg.name for spec in program.graph_signature.input_specs][-1] == "input"
-    stock = torch._inductor.aoti_compile_and_package(program, package_path=str(tmp_path / "stock.pt2"),
-                                                     inductor_configs=INDUCTOR_CONFIGS)
     with aoti_hooks.session(["const_offload"], const_offload={"min_bytes": "1KiB"}) as session:
-        ours = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "ours.pt2"), inductor_configs=INDUCTOR_CONFIGS)
+        moved = move_program(session, program, torch.device("cpu"))
     assert session.report.as_dict()["const_offload"]["tensors_claimed"] == 2  # the table and the linear's weight
-    assert package_constants(ours) == package_constants(stock)
-    loaded = torch._inductor.aoti_load_package(ours)
-    assert torch.equal(loaded(tokens), torch._inductor.aoti_load_package(stock)(tokens))
+    assert moved.graph_signature.input_specs[-1].arg.name == "input"
+    moved.validate()
+    assert [node.name for node in moved.graph.nodes] == [node.name for node in program.graph.nodes]
