@@ -26,7 +26,7 @@ from aoti_hooks.placement import HOST, Candidate, OnDisk
 NAME = "const_offload"
 
 OPTIONS = (
-    Option("min_bytes", parse_size, "16MiB", "smallest constant to keep on the host, in bytes or with a unit"),
+    Option("min_bytes", parse_size, "1MiB", "smallest constant to keep on the host, in bytes or with a unit"),
     Option("spill", parse_choice("memory", "disk"), "memory",
            "where the host values live: memory, or disk (memory-mapped files under spill_dir, read back per run)",
            kind="memory or disk"),
