@@ -29,6 +29,7 @@ import weakref
 from dataclasses import dataclass
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 from .errors import PluginError
 from .hookspecs import hookimpl
@@ -362,15 +363,22 @@ def clone_autotune_argument(tensor, session):
     tuned (chunked_dequant's dequantized tile, a 128k cache). The copy is only written and read by
     tuning runs, whose values decide nothing, so the scratch block serves, as it does for written
     constants. An integer argument keeps the stock copy (garbage there could be read as an index).
+
+    The autotuner copies again for every timed launch; one stand-in per argument serves them all,
+    so no driver call (mapping a range, releasing one) lands between a launch's timing events.
     """
     if (tensor.device.type != "cuda" or stand_in_block(tensor.dtype, True, False) != SCRATCH
             or refusal(tensor) is not None):
         return None
-    copy = _stand_in(session, tensor, SCRATCH)
+    copies = session.state(NAME).setdefault("autotune_copies", WeakIdKeyDictionary())  # argument -> its copy
+    copy = copies.get(tensor)
     if copy is None:
-        return None
-    session.report.add(NAME, "autotune_stand_in_copies")
-    session.report.add(NAME, "autotune_stand_in_copy_bytes", tensor.numel() * tensor.element_size())
+        copy = _stand_in(session, tensor, SCRATCH)
+        if copy is None:
+            return None
+        copies[tensor] = copy
+        session.report.add(NAME, "autotune_stand_in_copies")
+        session.report.add(NAME, "autotune_stand_in_copy_bytes", tensor.numel() * tensor.element_size())
     return copy
 
 

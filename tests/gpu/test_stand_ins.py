@@ -77,6 +77,8 @@ def test_the_autotuners_copy_of_a_written_float_argument_is_a_stand_in(monkeypat
         allocated = torch.cuda.memory_allocated()
         copy, index_copy = CachingAutotuner.run(autotuner, tile, index, stream=0)
         assert torch.cuda.memory_allocated() - allocated < MiB  # the integer argument's stock copy only
+        again, _ = CachingAutotuner.run(autotuner, tile, index, stream=0)
+        assert again is copy  # every timed launch of the tile's tuning gets the same stand-in
     assert (copy.shape, copy.stride(), copy.dtype) == (tile.shape, tile.stride(), tile.dtype)
     assert copy.data_ptr() != tile.data_ptr() and index_copy.data_ptr() != index.data_ptr()
     rows = session.report.as_dict()["placement"]["autotune_stand_in_block_bytes"] // (512 * 2)
