@@ -1,5 +1,5 @@
 # Issue 18: where the export peaks once placement builds its views without growing them and
-# Triton's copy of a written stand-in is a stand-in. Run after `source bench/gpu_setup.sh` (and
+# Triton's tuning copy of a written floating-point argument is a stand-in. Run after `source bench/gpu_setup.sh` (and
 # LD_PRELOAD, see bench/README.md); results under $1. At once: the GPU tests; the torch slice
 # (its output check, then stock and kv_elide + const_offload one after the other, so their
 # compile times compare); ExecuTorch's Gemma 4 31B at 1 period, stock, low_memory_mode, and the

@@ -286,7 +286,7 @@ def test_a_driver_that_cannot_make_stand_ins_is_reported_once_and_not_asked_agai
     assert session.report.get("placement")["autotune_stand_ins_unavailable"] == "cuMemCreate failed with CUresult 801"
 
 
-def test_a_program_whose_input_is_named_like_a_builtin_is_placed(tmp_path):
+def test_a_program_whose_input_is_named_like_a_builtin_is_placed():
     """nn.Sequential's argument is ``input``; copying a graph renames such a node, and the
     program's signature, which names the original, then failed verification."""
     torch.manual_seed(0)
