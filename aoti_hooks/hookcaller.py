@@ -185,6 +185,10 @@ class HookCaller:
     def clone_autotune_argument(self, tensor):
         return self._first("clone_autotune_argument", tensor=tensor)
 
+    def choice_example(self, size, stride, dtype, device, storage_elements):
+        return self._first("choice_example", size=size, stride=stride, dtype=dtype, device=device,
+                           storage_elements=storage_elements)
+
     def pre_constant_dedup(self, name, tensor, other_name, other) -> bool | None:
         """``False`` when some plugin keeps the two constants apart, else ``None``."""
         answers = self._answers("pre_constant_dedup", name=name, tensor=tensor, other_name=other_name, other=other)

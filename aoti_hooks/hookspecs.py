@@ -142,14 +142,36 @@ def clone_autotune_argument(
 ) -> "torch.Tensor | None":
     """Give the copy Triton's autotuner makes of an argument a kernel writes, before timing it.
 
-    Called: inside ``CachingAutotuner.run``, from ``maybe_clone_args`` (through
-    ``compile_fx.clone_preserve_strides``), for each argument the kernel mutates, so that tuning
+    Called: inside ``CachingAutotuner.run`` and the scheduler's benchmark of a generated kernel, from
+    ``maybe_clone_args`` (through ``compile_fx.clone_preserve_strides``), for each argument the kernel mutates, so that tuning
     runs leave the argument's values alone; stock allocates a full-size copy while the kernel is
     tuned (a 128k cache, a dequantized tile, once more).
     Arguments: the argument as the autotuner holds it (often the block's autotune example).
     Returns: a tensor with the same layout on the same device for the tuning runs to write, or
     ``None`` for the stock copy. The core answers first on a GPU for floating-point arguments: a
     stand-in over its scratch block (tuning values decide nothing).
+    Combined: first result.
+    """
+
+
+@hookspec(firstresult=True)
+def choice_example(
+    size: tuple[int, ...], stride: tuple[int, ...], dtype: "torch.dtype", device: "torch.device",
+    storage_elements: int, options: dict[str, Any], state: dict[str, Any], session: "Session",
+) -> "torch.Tensor | None":
+    """Give an example tensor Inductor times a choice on: a matmul's choices, or a fusion's kernel.
+
+    Called: from ``AlgorithmSelectorCache.benchmark_example_value`` (through its
+    ``generate_example_value``), for each input and the output of a matmul's choice set it
+    benchmarks in this process; and from a generated kernel module's ``get_args`` while the
+    scheduler benchmarks it (``TritonScheduling.benchmark_codegened_module``: max-autotune's fusion
+    benchmarks), for each tensor argument, constants included. Stock makes a random full-size
+    tensor of each, live while the choice is timed.
+    Arguments: the example's shape and strides, dtype, device, and how many elements its storage
+    holds (padding included).
+    Returns: a tensor of that shape, strides (offset 0), dtype and device whose storage holds at
+    least ``storage_elements``, or ``None`` for the stock random one. The core answers first on a
+    GPU for floating-point examples: a stand-in over its scratch block.
     Combined: first result.
     """
 

@@ -13,6 +13,7 @@ session under the name ``placement``, like pluggy's eggsample defaults):
 - ``autotune_example``: compile-time autotuning reads a stand-in of a constant (one small block
   mapped over its whole address range) or the constant itself, never a random copy of it;
 - ``clone_autotune_argument``: Triton's tuning copy of a written floating-point argument is a stand-in;
+- ``choice_example``: floating-point examples Inductor times a choice on (a matmul's, a fusion's) are stand-ins;
 - ``autotune_arguments``: real storage, filled, for exactly one run, then freed again (a run
   nested in another, a Triton run inside the two-pass compile's first pass, keeps it).
 
@@ -299,14 +300,20 @@ def stand_in_block(dtype: torch.dtype, written: bool, is_placed: bool) -> str | 
 
 
 def _stand_in(session, tensor: torch.Tensor, block: str) -> torch.Tensor | None:
-    """A stand-in for ``tensor`` over this session's ``block`` on its device; None (reported) when
-    the driver cannot make one, and then no more are tried.
+    """A stand-in with ``tensor``'s layout over this session's ``block`` on its device; None (reported)
+    when the driver cannot make one, and then no more are tried."""
+    return _over_block(session, tensor.device.index or 0, block, lambda made: made.stand_in(tensor))
+
+
+def _over_block(session, device: int, block: str, make) -> torch.Tensor | None:
+    """``make(block)``: a tensor over this session's ``block`` on ``device``; None (reported) when the
+    driver cannot make one, and then no more are tried.
 
     The session keeps its blocks weakly: a block's memory goes with its last stand-in, at the end
     of the autotune block, and a later compile makes a new one.
     """
     blocks = session.state(NAME).setdefault("stand_in_blocks", {})
-    key = (tensor.device.index or 0, block)
+    key = (device, block)
     if key in blocks and blocks[key] is None:
         return None
     made = blocks[key]() if key in blocks else None
@@ -315,7 +322,7 @@ def _stand_in(session, tensor: torch.Tensor, block: str) -> torch.Tensor | None:
             made = Block(key[0])
             blocks[key] = weakref.ref(made)
             session.report.add(NAME, "autotune_stand_in_block_bytes", made.nbytes)
-        return made.stand_in(tensor)
+        return make(made)
     except (StandInError, RuntimeError, TypeError) as error:  # no VMM here, or torch refuses the range
         blocks[key] = None
         session.report.set(NAME, "autotune_stand_ins_unavailable", str(error))
@@ -380,6 +387,30 @@ def clone_autotune_argument(tensor, session):
         session.report.add(NAME, "autotune_stand_in_copies")
         session.report.add(NAME, "autotune_stand_in_copy_bytes", tensor.numel() * tensor.element_size())
     return copy
+
+
+@hookimpl(tryfirst=True)
+def choice_example(size, stride, dtype, device, storage_elements, session):
+    """A floating-point example Inductor times a choice on is a stand-in.
+
+    Inductor gives every matmul choice's inputs and output random full-size tensors
+    (``AlgorithmSelectorCache.benchmark_example_value``), and every argument of a kernel its
+    scheduler times for a fusion decision (``get_args``), live while they are timed: 955 MiB in
+    ExecuTorch's Gemma 4 at one period once its constants are placed, 2.63 GiB (the embedding
+    table) in the Gemma 4 slice through CudaBackend. Their values decide nothing: the choices are
+    only timed, never compared (Inductor compares a matmul's choices only under its debugging
+    ``VERIFY``), and stock's own are random. The scratch block serves (an addmm's benchmark
+    writes its bias example); an integer example keeps the stock one (zeros: an index read from
+    it is in bounds), as for Triton's copies.
+    """
+    if device.type != "cuda" or stand_in_block(dtype, True, False) != SCRATCH:
+        return None
+    nbytes = storage_elements * dtype.itemsize
+    example = _over_block(session, device.index or 0, SCRATCH, lambda made: made.strided(size, stride, dtype, 0, nbytes))
+    if example is not None:
+        session.report.add(NAME, "choice_stand_ins")
+        session.report.add(NAME, "choice_stand_in_bytes", nbytes)
+    return example
 
 
 @hookimpl(wrapper=True, tryfirst=True)

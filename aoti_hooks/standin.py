@@ -145,9 +145,12 @@ class Block:
 
     def stand_in(self, like: torch.Tensor) -> torch.Tensor:
         """A tensor with ``like``'s layout (shape, strides, offset, dtype) over this block."""
-        flat = self.flat(max(storage_bytes(like), 1))
-        return torch.empty(0, dtype=like.dtype, device=flat.device).set_(
-            flat.untyped_storage(), like.storage_offset(), like.shape, like.stride())
+        return self.strided(like.shape, like.stride(), like.dtype, like.storage_offset(), storage_bytes(like))
+
+    def strided(self, size, stride, dtype: torch.dtype, offset: int = 0, nbytes: int = 0) -> torch.Tensor:
+        """A tensor of this layout over this block, its storage at least ``nbytes`` long."""
+        flat = self.flat(max(nbytes, 1))
+        return torch.empty(0, dtype=dtype, device=flat.device).set_(flat.untyped_storage(), offset, size, stride)
 
     def __del__(self) -> None:
         try:

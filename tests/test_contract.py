@@ -53,7 +53,7 @@ def test_the_facade_names_each_hook_after_it(hook):
 def test_how_answers_combine_is_read_from_the_contract():
     first = {hook for hook in HOOKS if getattr(hookspecs, hook).aoti_hooks_spec.get("firstresult")}
     assert first == {"move_program_to_device", "clone_lifted_buffer", "clone_autotune_argument", "serialize_constant",
-                     "autotune_example"}
+                     "autotune_example", "choice_example"}
     assert set(hookspecs.CHAINED) == {"autotune_configs", "compiled_configs"}
 
 

@@ -242,6 +242,80 @@ def test_the_autotuners_copy_of_a_written_argument_goes_through_clone_autotune_a
     assert torch.equal(stock, out) and stock.data_ptr() != out.data_ptr()
 
 
+class ChoiceFives:
+    """Answers max-autotune's floating-point choice examples with fives (a bad layout for shape (3,))."""
+
+    def __init__(self):
+        self.asked = []
+
+    @hookimpl
+    def choice_example(self, size, stride, dtype, device, storage_elements, session):
+        self.asked.append((size, stride, dtype, storage_elements))
+        if not dtype.is_floating_point:
+            return None
+        if size == (3,):
+            return torch.full((4,), 5.0)
+        return torch.full((storage_elements,), 5.0, dtype=dtype, device=device).as_strided(size, stride)
+
+
+def test_max_autotunes_examples_for_timing_choices_go_through_choice_example(register):
+    # The real benchmark_example_value, on a graph that holds nothing but the layouts asked for.
+    from torch._inductor import ir
+    from torch._inductor.graph import GraphLowering
+    from torch._inductor.select_algorithm import AlgorithmSelectorCache
+    from torch._inductor.virtualized import V
+
+    cpu = torch.device("cpu")
+    output = ir.FixedLayout(cpu, torch.float32, [3, 4], [1, 3])
+    index = ir.Buffer(name="index", layout=ir.FixedLayout(cpu, torch.int64, [5], [1]))
+    plugin = register("fives", ChoiceFives())
+    with V.set_graph_handler(GraphLowering(torch.fx.symbolic_trace(torch.nn.Identity()))):
+        with aoti_hooks.session(["fives"]):
+            example = AlgorithmSelectorCache.benchmark_example_value(output)
+            assert torch.equal(example, torch.full((3, 4), 5.0)) and example.stride() == (1, 3)
+            assert AlgorithmSelectorCache.benchmark_example_value(index).dtype == torch.int64  # stock: None answered
+            with pytest.raises(SeamError, match="choice_example returned a tensor that is not"):
+                AlgorithmSelectorCache.benchmark_example_value(ir.FixedLayout(cpu, torch.float32, [3], [1]))
+            block_example = AlgorithmSelectorCache.generate_example_value([2], [1], cpu, torch.float32, 0)
+            assert not torch.equal(block_example, torch.full((2,), 5.0))  # the autotune block's: not routed
+        assert plugin.asked[:2] == [((3, 4), (1, 3), torch.float32, 12), ((5,), (1,), torch.int64, 5)]
+        stock = AlgorithmSelectorCache.benchmark_example_value(output)  # no session: stock random values
+        assert stock.shape == (3, 4) and not torch.equal(stock, torch.full((3, 4), 5.0))
+    assert len(plugin.asked) == 3
+
+
+def test_a_fusion_benchmarks_kernel_arguments_go_through_choice_example(register, monkeypatch):
+    # Partly a mock: the real benchmark times a Triton kernel on a GPU. Its stand-in calls the real
+    # generated module's get_args (made from the code Inductor writes for it), as the real one does.
+    import types
+
+    from torch._inductor.codegen.triton import TritonScheduling
+
+    module = types.ModuleType("kernel_module")
+    exec("from torch._dynamo.testing import rand_strided\nimport torch\n\ndef get_args():\n"
+         "    arg_0 = rand_strided((4, 2), (1, 4), device='cpu', dtype=torch.float32)\n"
+         "    arg_1 = rand_strided((3,), (1,), device='cpu', dtype=torch.int64)\n"
+         "    return arg_0, arg_1\n", module.__dict__)
+    stock = module.rand_strided
+
+    def benchmark(self, mod, n_spills_threshold=8, node_names=None):
+        assert mod.rand_strided is not stock
+        return mod.get_args()
+
+    monkeypatch.setattr(TritonScheduling, "benchmark_codegened_module", benchmark)
+    plugin = register("fives", ChoiceFives())
+    scheduling = object.__new__(TritonScheduling)
+    with aoti_hooks.session(["fives"]):
+        table, index = TritonScheduling.benchmark_codegened_module(scheduling, module)
+        assert torch.equal(table, torch.full((4, 2), 5.0)) and table.stride() == (1, 4)
+        assert index.dtype == torch.int64 and int(index.count_nonzero()) == 0  # stock's: None answered
+        assert module.rand_strided is stock  # restored after the benchmark
+        outside, _ = module.get_args()  # the module called outside a benchmark: stock
+        assert not torch.equal(outside, torch.full((4, 2), 5.0))
+    assert plugin.asked == [((4, 2), (1, 4), torch.float32, 8), ((3,), (1,), torch.int64, 3)]
+    assert vars(TritonScheduling)["benchmark_codegened_module"] is benchmark
+
+
 class ExternAndGather(torch.nn.Module):
     """A gather (an Inductor kernel), a matmul and an SDPA over a cache (extern kernels); the cache
     written first, as a decode step does, so the SDPA reads the written version (under the name of

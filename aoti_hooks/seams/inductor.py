@@ -7,12 +7,15 @@ While a session is active it routes
   ``TensorProperties``/``Weights`` on the ``pickle_weights`` path) to ``serialize_constant``;
 - the buffer clone in ``compile_fx._unlift_graph`` (``clone_preserve_strides``) to
   ``clone_lifted_buffer``, recognised by a context flag set while ``_unlift_graph`` runs, and
-  inside ``CachingAutotuner.run`` (Triton's autotuner copying an argument its kernel writes,
-  ``maybe_clone_args``) to ``clone_autotune_argument``;
+  inside ``CachingAutotuner.run`` or the scheduler's benchmark of a generated kernel (Triton's
+  autotuner copying an argument its kernel writes, ``maybe_clone_args``) to ``clone_autotune_argument``;
 - the example argument the compile-time autotune block makes for a constant a Triton kernel
   reads (``PythonWrapperCodegen.generate_example_arg_value``) to ``autotune_example``: the block
   then names the answered tensor instead of allocating a random full-size copy;
 - ``CachingAutotuner.run`` to ``autotune_arguments``;
+- the examples max-autotune times a matmul's choices on (``AlgorithmSelectorCache.benchmark_example_value``,
+  through the ``generate_example_value`` it calls), and the arguments the scheduler times a generated
+  kernel on (``TritonScheduling.benchmark_codegened_module``, its module's ``get_args``), to ``choice_example``;
 - the first pass of the two-pass AOT compile (``GraphLowering.compile_to_module`` with the
   cpp wrapper off in AOT mode) to ``autotune_arguments`` too: the constants its extern kernels
   (cuBLAS, SDPA, aten fallbacks) read are given for the whole pass, since those kernels run
@@ -49,6 +52,7 @@ _MIN, _MAX = (2, 11), (2, 14)
 _allocating: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("aoti_hooks_allocating", default=None)
 _unlifting: contextvars.ContextVar[Any] = contextvars.ContextVar("aoti_hooks_unlifting", default=None)
 _tuning: contextvars.ContextVar[Any] = contextvars.ContextVar("aoti_hooks_tuning", default=None)
+_choosing: contextvars.ContextVar[Any] = contextvars.ContextVar("aoti_hooks_choosing", default=None)
 _graph_sessions: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 _replacements: "weakref.WeakKeyDictionary[Any, dict[str, torch.Tensor]]" = weakref.WeakKeyDictionary()
 _given: dict[int, "weakref.ref"] = {}
@@ -108,6 +112,10 @@ SYMBOLS = (
     Symbol("torch._inductor.codegen.wrapper", "PythonWrapperCodegen.generate_example_arg_value",
            ("self", "arg", "arg_type", "raw_arg")),
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner.run", ("self", "args", "stream")),
+    Symbol("torch._inductor.select_algorithm", "AlgorithmSelectorCache.benchmark_example_value", ("node",)),
+    Symbol("torch._inductor.select_algorithm", "AlgorithmSelectorCache.generate_example_value",
+           ("size", "stride", "device", "dtype", "extra_size")),
+    Symbol("torch._inductor.codegen.triton", "TritonScheduling.benchmark_codegened_module", ("self", "mod")),
     Symbol("torch._inductor.graph", "GraphLowering.compile_to_module", ("self",)),
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._make_launchers", ("self",)),
     Symbol("torch._inductor.runtime.autotune_cache", "AutotuneCache._prepare_key", ("filename",)),
@@ -407,6 +415,104 @@ def _patched_run(original: Callable) -> Callable:
     return run
 
 
+def _patched_benchmark_example_value(original: Callable) -> Callable:
+    """Mark the examples made here as a choice benchmark's (the autotune block calls the same generator)."""
+
+    def benchmark_example_value(node, *args, **kwargs):
+        session = current_session()
+        if session is None:
+            return original(node, *args, **kwargs)
+        token = _choosing.set(session)
+        try:
+            return original(node, *args, **kwargs)
+        finally:
+            _choosing.reset(token)
+
+    return staticmethod(benchmark_example_value)
+
+
+def _choice_example(session, size, stride, dtype, device, extra_size, allocation_size=None) -> torch.Tensor | None:
+    """``choice_example``'s answer for an example stock would make with ``rand_strided``, checked; None: stock's."""
+    size, stride = tuple(int(n) for n in size), tuple(int(n) for n in stride)
+    base = size if allocation_size is None else tuple(int(n) for n in allocation_size)
+    elements = torch._prims_common.compute_required_storage_length(base, stride, 0) + int(extra_size or 0)
+    device = torch.device(device)
+    example = session.hooks.choice_example(base, stride, dtype, device, elements)
+    if example is None:
+        return None
+    if (not isinstance(example, torch.Tensor) or tuple(example.shape) != base or example.stride() != stride
+            or example.dtype != dtype or example.device != device or example.storage_offset() != 0
+            or example.untyped_storage().nbytes() < elements * dtype.itemsize):
+        raise SeamError(f"choice_example returned a tensor that is not {base} with strides {stride}, {dtype} on "
+                        f"{device}, offset 0, over {elements} elements; return that layout")
+    return example if base == size else example.as_strided(size, stride)
+
+
+def _patched_generate_example_value(original: Callable) -> Callable:
+    signature = inspect.signature(original)
+
+    def generate_example_value(*args, **kwargs):
+        session = _choosing.get()
+        if session is None:
+            return original(*args, **kwargs)
+        given = signature.bind(*args, **kwargs).arguments
+        example = _choice_example(session, given["size"], given["stride"], given["dtype"], given["device"],
+                                  given["extra_size"], given.get("allocation_size"))
+        return original(*args, **kwargs) if example is None else example
+
+    return staticmethod(generate_example_value)
+
+
+_module_examples: dict[int, list] = {}  # id(kernel module) -> [its stock rand_strided, benchmarks running on it]
+
+
+def _examples_for_choices(stock: Callable) -> Callable:
+    """``rand_strided`` for a generated kernel module's ``get_args``: ``choice_example``'s answer while
+    this context benchmarks the module, stock's otherwise (another thread, no session)."""
+
+    def rand_strided(size, stride, dtype=torch.float32, device="cpu", extra_size=0):
+        session = _choosing.get()
+        example = _choice_example(session, size, stride, dtype, device, extra_size) if session is not None else None
+        return stock(size, stride, dtype=dtype, device=device, extra_size=extra_size) if example is None else example
+
+    return rand_strided
+
+
+def _patched_benchmark_codegened_module(original: Callable) -> Callable:
+    """Let the hooks give the arguments the scheduler times a generated kernel on.
+
+    With max-autotune's fusion benchmarks on (``benchmark_epilogue_fusion``, CudaBackend's
+    setting), the scheduler times fused against unfused kernels on the arguments the kernel
+    module's ``get_args`` makes: a random full-size tensor of each, constants included (the
+    embedding table, once more). ``get_args`` calls its module's ``rand_strided``, which points
+    at ours while the module is benchmarked; Triton's copies of written arguments there
+    (``clone_args``, outside ``CachingAutotuner.run``) go to ``clone_autotune_argument``.
+    """
+
+    def benchmark_codegened_module(self, mod, *args, **kwargs):
+        session = current_session()
+        if session is None or not callable(getattr(mod, "rand_strided", None)):
+            return original(self, mod, *args, **kwargs)
+        with _bind_lock:
+            entry = _module_examples.setdefault(id(mod), [mod.rand_strided, 0])
+            if entry[1] == 0:
+                mod.rand_strided = _examples_for_choices(entry[0])
+            entry[1] += 1
+        choosing, tuning = _choosing.set(session), _tuning.set(session)
+        try:
+            return original(self, mod, *args, **kwargs)
+        finally:
+            _tuning.reset(tuning)
+            _choosing.reset(choosing)
+            with _bind_lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    mod.rand_strided = entry[0]
+                    del _module_examples[id(mod)]
+
+    return benchmark_codegened_module
+
+
 def written_constants(graph: Any) -> frozenset[str]:
     """Names of ``graph``'s constants that some kernel writes, and those sharing a storage with one.
 
@@ -675,6 +781,9 @@ _MAKERS = {
     "torch._inductor.compile_fx.clone_preserve_strides": _patched_clone,
     "torch._inductor.codegen.wrapper.PythonWrapperCodegen.generate_example_arg_value": _patched_example_arg_value,
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner.run": _patched_run,
+    "torch._inductor.select_algorithm.AlgorithmSelectorCache.benchmark_example_value": _patched_benchmark_example_value,
+    "torch._inductor.select_algorithm.AlgorithmSelectorCache.generate_example_value": _patched_generate_example_value,
+    "torch._inductor.codegen.triton.TritonScheduling.benchmark_codegened_module": _patched_benchmark_codegened_module,
     "torch._inductor.graph.GraphLowering.compile_to_module": _patched_compile_to_module,
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner._make_launchers": _patched_make_launchers,
     "torch._inductor.runtime.autotune_cache.AutotuneCache._prepare_key": _patched_prepare_key,

@@ -4,7 +4,8 @@ stand-ins, nor the tensor constructor placement builds CUDA views with.
 
 - A stand-in costs one block of device memory however large it is, reads zeros, aliases its
   block every period, and gives its address range back when it goes. Triton's tuning copy
-  of a written floating-point argument is a stand-in.
+  of a written floating-point argument is a stand-in, and so is max-autotune's floating-point example
+  for timing a matmul's choices.
 - Placement builds its views over empty device storages without allocating them for a moment.
 - Models no one here wrote, compiled for CUDA with compile-time autotuning (AOTI's default):
   with kv_elide and const_offload, stand-ins are made and the
@@ -85,6 +86,31 @@ def test_the_autotuners_copy_of_a_written_float_argument_is_a_stand_in(monkeypat
     copy[0, 0] = 5.0
     assert float(copy[rows, 0]) == 5.0  # a stand-in: one block, mapped again
     assert session.report.as_dict()["placement"]["autotune_stand_in_copy_bytes"] == 2**30
+
+
+def test_max_autotunes_float_examples_for_timing_choices_are_stand_ins():
+    """``benchmark_example_value``: a random full-size input or output per matmul choice set (955 MiB in Gemma 4)."""
+    from torch._inductor import ir
+    from torch._inductor.graph import GraphLowering
+    from torch._inductor.select_algorithm import AlgorithmSelectorCache
+    from torch._inductor.virtualized import V
+
+    device = torch.device("cuda", torch.cuda.current_device())
+    weight = ir.FixedLayout(device, torch.bfloat16, [2**20, 512], [512, 1])  # 1 GiB
+    index = ir.FixedLayout(device, torch.int64, [4], [1])
+    with V.set_graph_handler(GraphLowering(torch.fx.symbolic_trace(torch.nn.Identity()))):
+        with aoti_hooks.session() as session:
+            allocated = torch.cuda.memory_allocated()
+            example = AlgorithmSelectorCache.benchmark_example_value(weight)
+            index_example = AlgorithmSelectorCache.benchmark_example_value(index)
+            assert torch.cuda.memory_allocated() - allocated < MiB  # the integer example's stock bytes only
+    assert (example.shape, example.stride(), example.dtype) == ((2**20, 512), (512, 1), torch.bfloat16)
+    assert index_example.untyped_storage().nbytes() == 32 and int(index_example.count_nonzero()) == 0
+    placement = session.report.as_dict()["placement"]
+    rows = placement["autotune_stand_in_block_bytes"] // (512 * 2)
+    example[0, 0] = 5.0
+    assert float(example[rows, 0]) == 5.0  # a stand-in: one block, mapped again
+    assert placement["choice_stand_in_bytes"] == 2**30 and placement["choice_stand_ins"] == 1
 
 
 def test_placement_builds_its_views_without_allocating_the_claimed_bytes():

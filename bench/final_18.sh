@@ -1,0 +1,30 @@
+# Issue 18, after c2a5a51 (Triton's tuning copy of any written floating-point argument is a stand-in,
+# one per argument) and const_offload's 1 MiB default. Run after `source bench/gpu_setup.sh` (and
+# LD_PRELOAD, see bench/README.md); results under $1. At once: the GPU tests; the torch slice (its output
+# check, then stock and kv_elide + const_offload one after the other, so their compile times compare);
+# ExecuTorch's Gemma 4 31B at 1 period, stock, low_memory_mode, and the plugins. Then, at once: the slice
+# in the two-pass mode (compile-time autotuning off), and the seed's own decoder (demo:gpu @128k) in the
+# torch backend (bench, then its output check at 16k) and through CudaBackend (stock, low_memory_mode,
+# all four).
+source "$(dirname "$0")/gpu_chain.sh" "$@"
+PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q -p no:cacheprovider tests/gpu > $R/pytest_gpu.log 2>&1 &
+(
+  $A demo --config gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload --json \
+     > $R/demo_slice.json 2> $R/demo_slice.log
+  $B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload \
+     --peak-breakdown --jobs 1 --out $R/torch_on > $R/torch_on.log 2>&1
+) &
+$B --model executorch:gemma4_31b --target rtx5090 --backend-spec low_memory_mode=ON \
+   --plugins kv_elide,chunked_dequant --plugins $ALL --peak-breakdown --jobs 4 --out $R/et_on > $R/et_on.log 2>&1 &
+wait
+echo first done > $R/FIRST_DONE
+$B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload \
+   --inductor triton.autotune_at_compile_time=False --peak-breakdown --jobs 1 --out $R/torch_two_pass > $R/torch_two_pass.log 2>&1 &
+(
+  $B --model demo:gpu --ctx 131072 --plugins $ALL --peak-breakdown --jobs 2 --out $R/gpu_torch > $R/gpu_torch.log 2>&1
+  $A demo --config gpu --ctx 16384 --plugins $ALL --json > $R/demo_gpu.json 2> $R/demo_gpu.log
+) &
+$B --model demo:gpu --ctx 131072 --backend executorch --backend-spec low_memory_mode=ON --plugins $ALL \
+   --peak-breakdown --jobs 3 --out $R/gpu_et > $R/gpu_et.log 2>&1 &
+wait
+echo all done > $R/DONE
