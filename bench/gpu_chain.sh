@@ -7,3 +7,20 @@ export TORCHINDUCTOR_COMPILE_THREADS=3
 A="python3 -m aoti_hooks.cli"
 B="$A bench"
 ALL=kv_elide,chunked_dequant,sdpa_configs,const_offload
+
+# The first phase of peaks_18.sh and final_18.sh, at once: the GPU tests; the torch slice (its output
+# check, then stock and kv_elide + const_offload one after the other, so their compile times compare);
+# ExecuTorch's Gemma 4 31B at 1 period: stock, low_memory_mode, kv_elide + chunked_dequant, all four.
+first_phase_18() {
+  PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q -p no:cacheprovider tests/gpu > $R/pytest_gpu.log 2>&1 &
+  (
+    $A demo --config gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload --json \
+       > $R/demo_slice.json 2> $R/demo_slice.log
+    $B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload \
+       --peak-breakdown --jobs 1 --out $R/torch_on > $R/torch_on.log 2>&1
+  ) &
+  $B --model executorch:gemma4_31b --target rtx5090 --backend-spec low_memory_mode=ON \
+     --plugins kv_elide,chunked_dequant --plugins $ALL --peak-breakdown --jobs 4 --out $R/et_on > $R/et_on.log 2>&1 &
+  wait
+  echo first done > $R/FIRST_DONE
+}

@@ -6,17 +6,7 @@
 # plugins. Then ExecuTorch at 2 periods, stock and all four, beside the slice in the two-pass mode
 # (compile-time autotuning off).
 source "$(dirname "$0")/gpu_chain.sh" "$@"
-PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q -p no:cacheprovider tests/gpu > $R/pytest_gpu.log 2>&1 &
-(
-  $A demo --config gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload --json \
-     > $R/demo_slice.json 2> $R/demo_slice.log
-  $B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload \
-     --peak-breakdown --jobs 1 --out $R/torch_on > $R/torch_on.log 2>&1
-) &
-$B --model executorch:gemma4_31b --target rtx5090 --backend-spec low_memory_mode=ON \
-   --plugins kv_elide,chunked_dequant --plugins $ALL --peak-breakdown --jobs 4 --out $R/et_on > $R/et_on.log 2>&1 &
-wait
-echo first done > $R/FIRST_DONE
+first_phase_18
 $B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload \
    --inductor triton.autotune_at_compile_time=False --peak-breakdown --jobs 1 --out $R/torch_two_pass > $R/torch_two_pass.log 2>&1 &
 $B --model executorch:gemma4_31b --periods 2 --target rtx5090 --plugins $ALL --option const_offload.min_bytes=1MiB \
