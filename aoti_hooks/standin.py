@@ -147,8 +147,8 @@ class Block:
         """A tensor with ``like``'s layout (shape, strides, offset, dtype) over this block."""
         return self.strided(like.shape, like.stride(), like.dtype, like.storage_offset(), storage_bytes(like))
 
-    def strided(self, size, stride, dtype: torch.dtype, offset: int = 0, nbytes: int = 0) -> torch.Tensor:
-        """A tensor of this layout over this block, its storage at least ``nbytes`` long."""
+    def strided(self, size, stride, dtype: torch.dtype, offset: int, nbytes: int) -> torch.Tensor:
+        """A tensor of this layout over this block, its storage at least ``nbytes`` long (the layout's reach)."""
         flat = self.flat(max(nbytes, 1))
         return torch.empty(0, dtype=dtype, device=flat.device).set_(flat.untyped_storage(), offset, size, stride)
 
