@@ -5,7 +5,7 @@
 # ExecuTorch's Gemma 4 31B at 1 period, stock, low_memory_mode, and the plugins. Then, at once: the slice
 # in the two-pass mode (compile-time autotuning off), and the seed's own decoder (demo:gpu @128k) in the
 # torch backend (bench, then its output check at 16k) and through CudaBackend (stock, low_memory_mode,
-# all four).
+# all four), and the slice through CudaBackend (stock, all four: max-autotune's fusion benchmark).
 source "$(dirname "$0")/gpu_chain.sh" "$@"
 first_phase_18
 $B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload \
@@ -16,5 +16,7 @@ $B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_
 ) &
 $B --model demo:gpu --ctx 131072 --backend executorch --backend-spec low_memory_mode=ON --plugins $ALL \
    --peak-breakdown --jobs 3 --out $R/gpu_et > $R/gpu_et.log 2>&1 &
+$B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --backend executorch --plugins $ALL \
+   --peak-breakdown --jobs 2 --out $R/slice_et > $R/slice_et.log 2>&1 &
 wait
 echo all done > $R/DONE
