@@ -217,7 +217,11 @@ def autotune_example(
 
     Called: when Inductor writes its compile-time autotune block (``triton.autotune_at_compile_time``,
     AOTI's default on a GPU) and a kernel there reads constant ``name``; once per constant and
-    block (per kernel with ``aot_inductor.autotune_per_kernel_alloc``).
+    block (per kernel with ``aot_inductor.autotune_per_kernel_alloc``). And before each run of
+    the two-pass compile's first pass (``triton.autotune_at_compile_time=False`` on a GPU), which
+    runs the whole generated Python wrapper only to tune its Triton kernels: once per constant no
+    kernel writes (``written`` is then False), the answer read in the constant's place by every
+    kernel of that pass, extern ones (cuBLAS, SDPA) included.
     Arguments: the constant's name, the constant as the compile holds it (its layout is the
     buffer's), and whether any kernel of the graph writes it.
     Returns: a tensor with the constant's layout on its device, which the block's runs then read
@@ -238,7 +242,8 @@ def autotune_arguments(
 
     Called: around ``CachingAutotuner.run``; and around the first pass of the two-pass AOT
     compile (``triton.autotune_at_compile_time=False`` on a GPU), which runs the whole graph, with
-    the constants its non-Triton kernels read as ``args``: Triton runs nest inside that one.
+    the constants its non-Triton kernels read as ``args`` (those ``autotune_example`` gave no other
+    tensor for): Triton runs nest inside that one.
     Arguments: the run's arguments (tensors and scalars).
     Returns: implement as ``@hookimpl(wrapper=True)``; code before ``yield`` runs before the
     launch (materialize storage for arguments that have none), ``result = yield`` runs it, code

@@ -11,7 +11,8 @@ session under the name ``placement``, like pluggy's eggsample defaults):
   (a tied weight, one storage under two names, stays one constant, as in a stock export);
 - ``serialize_constant`` and ``clone_lifted_buffer``: the values, built on the host;
 - ``autotune_example``: compile-time autotuning reads a stand-in of a constant (one small block
-  mapped over its whole address range) or the constant itself, never a random copy of it;
+  mapped over its whole address range) or the constant itself, never a random copy of it; so
+  does the two-pass compile's first pass, for every constant no kernel writes;
 - ``clone_autotune_argument``: Triton's tuning copy of a written floating-point argument is a stand-in;
 - ``choice_example``: floating-point examples Inductor times a choice on (a matmul's, a fusion's) are stand-ins;
 - ``autotune_arguments``: real storage, filled, for exactly one run, then freed again (a run
@@ -178,7 +179,7 @@ def placed(session, tensor) -> Placed | None:
 def _merge_claims(session, program, found: list[Candidate], device) -> dict[int, tuple[str, str, list[Candidate]]]:
     """storage key -> (plugin, fill, candidates on that storage), after refusals and overrules."""
     by_fqn = {candidate.fqn: candidate for candidate in found}
-    read_while_compiling = constant_values_read_at_compile_time(session.compile_options, device)
+    read_while_compiling = constant_values_read_at_compile_time(session.compile_options)
     claims: dict[int, tuple[str, str, list[Candidate]]] = {}
     report = session.report
     for plugin, answer in session.hooks.claim_tensors(program, found):

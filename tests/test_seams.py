@@ -1,4 +1,5 @@
 import threading
+import types
 from types import SimpleNamespace
 
 import pytest
@@ -373,7 +374,8 @@ def test_the_two_pass_first_pass_runs_as_one_run_over_what_extern_kernels_read(r
     placed = torch.empty(4)
     placed.untyped_storage().resize_(0)
     calls = []
-    module = SimpleNamespace(call=lambda inputs: calls.append(placed.untyped_storage().nbytes()) or "ran", path="m.py")
+    module = types.ModuleType("first_pass_wrapper")  # as PyCodeCache loads it
+    module.call, module.path = lambda inputs: calls.append(placed.untyped_storage().nbytes()) or "ran", "m.py"
     graph = FirstPassGraph({"cache": placed})
     monkeypatch.setattr(inductor, "extern_read_constants", lambda g: ["cache"])
     plugin = register("materialize", Materialize())
@@ -386,6 +388,90 @@ def test_the_two_pass_first_pass_runs_as_one_run_over_what_extern_kernels_read(r
         assert patched(graph) is module
     assert calls == [16] and plugin.log == [("before", 0), ("after", 0)]
     assert patched(FirstPassGraph({"cache": placed})) is module  # no session: nothing changes
+
+
+class AnswersFirst:
+    """autotune_example answers by name (the core answers first: the tests' constants are ones it has
+    no answer for, their storages freed as placement's are, but not placed by this session)."""
+
+    def __init__(self, answers):
+        self.answers, self.asked = answers, []
+
+    @hookimpl
+    def autotune_example(self, name, tensor, written, session):
+        self.asked.append((name, written))
+        return self.answers.get(name)
+
+
+def freed(*shape):
+    tensor = torch.empty(*shape)
+    tensor.untyped_storage().resize_(0)
+    return tensor
+
+
+def first_pass_module(weight, cache):
+    """A compiled wrapper module as the first pass holds it: constants are its globals."""
+    module = types.ModuleType("first_pass_wrapper")
+    module.weight, module.cache = weight, cache
+    module.call = lambda inputs: (module.weight, module.cache, module.cache.untyped_storage().nbytes())
+    return module
+
+
+def test_the_first_pass_reads_unwritten_constants_as_their_autotune_examples_and_restores_them(register, monkeypatch):
+    """A GPU-only path (the two-pass compile): the graph and its module are stand-ins (with a real
+    module's globals); what the first pass holds and what it asks the hooks is the real code."""
+    weight, cache = freed(2, 3), freed(4)
+    example = torch.zeros(2, 3)
+    module = first_pass_module(weight, cache)
+    graph = FirstPassGraph({"weight": weight, "cache": cache})
+    graph.mutated_buffers = {"cache"}
+    monkeypatch.setattr(inductor, "extern_read_constants", lambda g: ["weight", "cache"])
+    answers = register("answers", AnswersFirst({"weight": example, "cache": torch.ones(4)}))
+    materialize = register("materialize", Materialize())
+    patched = inductor._patched_compile_to_module(lambda g: module)
+    with aoti_hooks.session(["answers", "materialize"]):
+        first_pass = patched(graph)
+        read_weight, read_cache, cache_bytes = first_pass.call([])
+        assert read_weight is example and read_cache is cache and cache_bytes == 16  # the written one: filled
+        assert module.weight is weight and module.cache is cache
+        assert answers.asked == [("weight", False)]  # a written constant keeps its values: never asked
+        assert materialize.log == [("before", 0), ("after", 0)]  # one run, over the cache alone
+
+        module.call = lambda inputs: 1 / 0
+        with pytest.raises(ZeroDivisionError):
+            first_pass.call([])
+        assert module.weight is weight  # restored on an exception too
+
+
+def test_first_passes_of_one_module_in_two_threads_each_see_their_examples_and_leave_it_restored(register, monkeypatch):
+    weight, cache = freed(2, 3), torch.zeros(4)
+    module = first_pass_module(weight, cache)
+    monkeypatch.setattr(inductor, "extern_read_constants", lambda g: [])
+    patched = inductor._patched_compile_to_module(lambda g: module)
+    seen, errors = [], []
+    barrier = threading.Barrier(2)
+
+    def compile_in_thread(answer):
+        register_name = f"answers{id(answer)}"
+        try:
+            with aoti_hooks.session([register_name]):
+                first_pass = patched(FirstPassGraph({"weight": weight, "cache": cache}))
+                barrier.wait()
+                for _ in range(50):
+                    seen.append(first_pass.call([])[0] is answer)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    answers = [torch.zeros(2, 3), torch.ones(2, 3)]
+    for answer in answers:
+        register(f"answers{id(answer)}", AnswersFirst({"weight": answer}))
+    threads = [threading.Thread(target=compile_in_thread, args=(answer,)) for answer in answers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(seen) == 100 and all(seen)
+    assert module.weight is weight
 
 
 class Example:

@@ -17,9 +17,10 @@ While a session is active it routes
   through the ``generate_example_value`` it calls), and the arguments the scheduler times a generated
   kernel on (``TritonScheduling.benchmark_codegened_module``, its module's ``get_args``), to ``choice_example``;
 - the first pass of the two-pass AOT compile (``GraphLowering.compile_to_module`` with the
-  cpp wrapper off in AOT mode) to ``autotune_arguments`` too: the constants its extern kernels
-  (cuBLAS, SDPA, aten fallbacks) read are given for the whole pass, since those kernels run
-  outside any Triton autotune run;
+  cpp wrapper off in AOT mode) to ``autotune_example`` (what it reads for each constant no kernel
+  writes) and to ``autotune_arguments``: the other constants its extern kernels (cuBLAS, SDPA,
+  aten fallbacks) read are given for the whole pass, since those kernels run outside any
+  Triton autotune run;
 - the configs of a ``triton.autotune`` kernel when torch traces a call of it
   (``TritonHOPifier.call_triton_kernel``, outside Dynamo) to ``autotune_configs``;
 - the compiled configs of a Triton kernel, before Inductor builds its launchers
@@ -151,17 +152,14 @@ def check() -> list[tuple[str, str | None]]:
     return results
 
 
-def constant_values_read_at_compile_time(options: dict, device: "torch.device") -> dict[str, str]:
+def constant_values_read_at_compile_time(options: dict) -> dict[str, str]:
     """``{fill: why}`` for the placement fills whose values this compile reads while compiling.
 
-    - ``aot_inductor.use_runtime_constant_folding``: AOTI runs the constant graph during the
-      compile, over every constant: no fill can be placed.
-    - ``triton.autotune_at_compile_time=False`` on a GPU (the two-pass compile): the first pass
-      runs the whole generated Python wrapper on the constants, extern kernels (cuBLAS matmuls on
-      the weights) included, outside any autotune run where values could be given back: no
-      ``host`` fill. ``zeros`` fills (caches) stay, as ExecuTorch's ``low_memory_mode`` keeps them
-      in that mode: what Triton kernels read is given per run, and what extern kernels read (an
-      aten SDPA over a cache) for the whole first pass (`_patched_compile_to_module`).
+    ``aot_inductor.use_runtime_constant_folding``: AOTI runs the constant graph during the
+    compile, over every constant: no fill can be placed. The two-pass compile
+    (``triton.autotune_at_compile_time=False`` on a GPU) is not among them: its first pass reads
+    each constant no kernel writes as ``autotune_example`` answers, and is one
+    ``autotune_arguments`` run over the rest its extern kernels read (`_FirstPassModule`).
 
     ``options`` are the compile's Inductor options; what they do not set comes from
     ``torch._inductor.config``.
@@ -172,10 +170,6 @@ def constant_values_read_at_compile_time(options: dict, device: "torch.device") 
     if options.get(key, config.aot_inductor.use_runtime_constant_folding):
         why = f"{key} runs the constant graph during the compile, which reads every constant's values"
         return {"zeros": why, "host": why}
-    key = "triton.autotune_at_compile_time"
-    if device.type != "cpu" and options.get(key, config.triton.autotune_at_compile_time) is False:
-        return {"host": f"{key}=False: the first pass of the two-pass compile runs every kernel, extern "
-                        f"matmuls included, on the constants' values; leave it on (AOTI's default) to offload"}
     return {}
 
 
@@ -653,16 +647,72 @@ def _real_names(scheduler: Any) -> Callable[[str], str]:
     return real_name
 
 
-class _FirstPassModule:
-    """The first pass's compiled module; its ``call`` runs as one ``autotune_arguments`` run over
-    the constants extern kernels read (the module itself may be a cached one: it is not changed)."""
+_first_pass_locks: "weakref.WeakKeyDictionary[Any, threading.Lock]" = weakref.WeakKeyDictionary()
 
-    def __init__(self, module: Any, session: Any, constants: list[torch.Tensor]):
-        self._module, self._session, self._constants = module, session, constants
+
+def _first_pass_lock(module: Any) -> threading.Lock:
+    """One lock per compiled module: its globals are swapped while a first pass runs it."""
+    with _bind_lock:
+        lock = _first_pass_locks.get(module)
+        if lock is None:
+            lock = _first_pass_locks[module] = threading.Lock()
+        return lock
+
+
+class _FirstPassModule:
+    """The first pass's compiled module (possibly a cached one, never left changed). Its ``call``
+    runs the Python wrapper, which reads each constant as a global of the module:
+
+    - each constant no kernel writes is read as the hooks' ``autotune_example`` answer, its global
+      swapped for the call and restored after: the pass only tunes Triton kernels, its outputs are
+      dropped, so values decide nothing here either (a placed weight then needs no fill at all;
+      stock reads the real weights, all of them on the device at once);
+    - the call is one ``autotune_arguments`` run over the constants extern kernels (cuBLAS, SDPA,
+      aten fallbacks) read that keep their own values: those kernels run outside any Triton
+      autotune run, and a written constant's kernels read back what they wrote.
+    """
+
+    def __init__(self, module: Any, session: Any, graph: Any):
+        self._module, self._session = module, session
+        self._constants = dict(graph.constants)
+        self._written = written_constants(graph)
+        self._extern_read = extern_read_constants(graph)
+
+    def _examples(self) -> dict[str, torch.Tensor]:
+        hooks = self._session.hooks
+        if not hooks.implemented("autotune_example"):
+            return {}
+        examples = {}
+        for name, stock in self._constants.items():
+            if name in self._written or not isinstance(stock, torch.Tensor) or name not in vars(self._module):
+                continue
+            given = hooks.autotune_example(name, stock, False)
+            if given is None or given is stock:
+                continue
+            _check_layout("autotune_example", name, stock, given)
+            if given.device != stock.device:
+                raise SeamError(f"autotune_example for {name!r} returned a tensor on {given.device}, not on "
+                                f"the constant's device {stock.device}; return a tensor the kernel can read")
+            examples[name] = given
+        return examples
 
     def call(self, *args, **kwargs):
-        run = lambda: self._module.call(*args, **kwargs)  # noqa: E731
-        return self._session.hooks.autotune_arguments(self._constants, run)
+        module, hooks = self._module, self._session.hooks
+        with _first_pass_lock(module):
+            examples = self._examples()
+            held = [self._constants[name] for name in self._extern_read if name not in examples]
+            saved = {name: vars(module)[name] for name in examples}
+            try:
+                for name, example in examples.items():
+                    setattr(module, name, example)
+                run = lambda: module.call(*args, **kwargs)  # noqa: E731
+                if held and hooks.implemented("autotune_arguments"):
+                    return hooks.autotune_arguments(held, run)
+                return run()
+            finally:
+                for name, value in saved.items():
+                    setattr(module, name, value)
+                examples.clear()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._module, name)
@@ -674,10 +724,10 @@ def _patched_compile_to_module(original: Callable) -> Callable:
         if not getattr(self, "aot_mode", False) or getattr(self, "cpp_wrapper", True):
             return module  # not the two-pass compile's first pass
         session = _session_for(self)
-        if session is None or not session.hooks.implemented("autotune_arguments"):
+        if session is None or not (session.hooks.implemented("autotune_arguments")
+                                   or session.hooks.implemented("autotune_example")):
             return module
-        constants = [self.constants[name] for name in extern_read_constants(self)]
-        return _FirstPassModule(module, session, constants) if constants else module
+        return _FirstPassModule(module, session, self)
 
     return compile_to_module
 

@@ -7,9 +7,11 @@ stand-ins, nor the tensor constructor placement builds CUDA views with.
   of a written floating-point argument is a stand-in, and so is max-autotune's floating-point example
   for timing a matmul's choices.
 - Placement builds its views over empty device storages without allocating them for a moment.
-- Models no one here wrote, compiled for CUDA with compile-time autotuning (AOTI's default):
-  with kv_elide and const_offload, stand-ins are made and the
+- Models no one here wrote, compiled for CUDA with compile-time autotuning (AOTI's default)
+  and in the two-pass compile: with kv_elide and const_offload, stand-ins are made and the
   package equals the stock one (constants byte-equal, outputs over every decode step).
+- The two-pass compile's first pass reads placed weights as stand-ins: they never come to the
+  device (stock's first pass runs on them there).
 """
 
 import gc
@@ -134,8 +136,8 @@ def test_placement_builds_its_views_without_allocating_the_claimed_bytes():
     assert grew < 1 * MiB  # the unclaimed bias only
 
 
-def _compile_cuda(program, path, plugins=(), options=None):
-    configs = dict(INDUCTOR_CONFIGS)
+def _compile_cuda(program, path, plugins=(), options=None, two_pass=False):
+    configs = dict(INDUCTOR_CONFIGS, **({"triton.autotune_at_compile_time": False} if two_pass else {}))
     if not plugins:
         from torch.export.passes import move_to_device_pass
 
@@ -153,15 +155,19 @@ def _on_cuda(inputs):
     return type(inputs)(_on_cuda(value) for value in inputs)
 
 
+@pytest.mark.parametrize("two_pass", [False, True], ids=["one_pass", "two_pass"])
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_real_models_on_cuda_stand_ins_give_the_stock_package(name, tmp_path):
+def test_real_models_on_cuda_stand_ins_give_the_stock_package(name, two_pass, tmp_path):
+    """In both autotune modes: the compile-time autotune block (AOTI's default) and the two-pass
+    compile, whose first pass runs the whole wrapper on stand-ins for placed weights."""
     model = MODELS[name]
-    stock, _ = _compile_cuda(model.export(model.build()), str(tmp_path / "stock.pt2"))
+    stock, _ = _compile_cuda(model.export(model.build()), str(tmp_path / "stock.pt2"), two_pass=two_pass)
     options = {"kv_elide": {"min_bytes": "256B"}, "const_offload": {"min_bytes": "1KiB"}}
     ours, report = _compile_cuda(model.export(model.build()), str(tmp_path / "ours.pt2"),
-                                 ["kv_elide", "const_offload"], options)
+                                 ["kv_elide", "const_offload"], options, two_pass=two_pass)
     placement = report["placement"]
     assert "autotune_stand_ins_unavailable" not in placement
+    assert report["const_offload"]["claimed_bytes"] > 0
     assert placement["autotune_stand_ins"] >= 1 and placement["autotune_stand_in_block_bytes"] > 0
     assert package_constants(ours, "cuda") == package_constants(stock, "cuda")
     steps = [_on_cuda(inputs) for inputs in model.steps]
@@ -175,3 +181,31 @@ def test_real_models_on_cuda_stand_ins_give_the_stock_package(name, tmp_path):
     assert len(got) == len(model.steps) >= 4
     for step, (a, b) in enumerate(zip(got, want)):
         assert torch.equal(a, b), f"{name}: decode step {step} differs from the stock package"
+
+
+def test_the_two_pass_first_pass_reads_placed_weights_without_bringing_them_to_the_device(tmp_path):
+    """Stock's first pass runs a 512 MiB embedding's gather and a matmul on the weights
+    themselves, on the device; with const_offload they are stand-ins there (zeros, one block)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(65536, 4096), torch.nn.Linear(4096, 4096)).to(torch.bfloat16).eval()
+    program = torch.export.export(model, (torch.tensor([[1, 2, 3]]),))
+
+    def compile_peak(path, plugins=()):
+        gc.collect()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        path, report = _compile_cuda(program, str(tmp_path / path), plugins, {"const_offload": {"min_bytes": "1MiB"}},
+                                     two_pass=True)
+        torch.cuda.synchronize()
+        return path, report, torch.cuda.max_memory_allocated() - before
+
+    stock, _, stock_peak = compile_peak("stock.pt2")
+    ours, report, peak = compile_peak("ours.pt2", ["const_offload"])
+    assert stock_peak >= 544 * MiB  # the weights, moved to the device
+    assert report["placement"]["autotune_stand_ins"] >= 2 and "refused" not in report["placement"]
+    assert peak < 300 * MiB, f"{peak / MiB:.0f} MiB"  # at most the stand-ins' blocks and activations
+    assert package_constants(ours, "cuda") == package_constants(stock, "cuda")
+    tokens = torch.tensor([[5, 9, 4]], device="cuda")
+    outputs = [torch._inductor.aoti_load_package(path)(tokens) for path in (stock, ours)]
+    assert torch.equal(outputs[0], outputs[1])
