@@ -2,6 +2,7 @@
 each in its own process, sampled over time with phases; report.json, report.md, timeline.png."""
 
 import json
+import time
 
 import pytest
 import torch
@@ -40,13 +41,43 @@ def test_bench_a_saved_program(tmp_path, capsys):
     assert stock["report"] == {}
     for run in report["runs"]:
         phases = {sample[4] for sample in run["timeline"]}
-        assert {"lowering", "serialization"} <= phases, phases  # read from the compiling thread's stack
+        # Read from the compiling thread's stack every 20 ms: a tiny model's serialization can fall
+        # between two samples when two compiles share two cores (each phase: the test below).
+        assert "lowering" in phases and phases <= {"lowering", "serialization", "move to device", "autotune", "other"}, phases
         assert len(run["timeline"]) >= 10 and run["host_peak_rss"] >= max(sample[1] for sample in run["timeline"])
         assert run["package_bytes"] > 0 and run["weight_bytes"] == sum(
             t.numel() * t.element_size() for t in build(CONFIGS["tiny"]).parameters())
     assert "kv_elide: caches_found=6, tensors_claimed=6" in (out / "report.md").read_text()
     pytest.importorskip("matplotlib")
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_timeline_marks_each_phase_by_the_functions_on_the_watched_threads_stack():
+    from aoti_hooks.demo.measure import Sampler
+
+    with Sampler(interval=3600, timeline=True) as sampler:  # its own thread samples once; these on demand
+        while not sampler.samples:  # the thread's one sample comes first
+            time.sleep(0.001)
+
+        def aoti_compile_and_package():
+            sampler._sample()
+
+            def move_to_device_pass():
+                sampler._sample()
+
+            def benchmark_all_configs():
+                sampler._sample()
+
+            def write_to_file():
+                sampler._sample()
+
+            for phase in (move_to_device_pass, benchmark_all_configs, write_to_file):
+                phase()
+
+        aoti_compile_and_package()
+        sampler._sample()
+    marked = [sample[4] for sample in sampler.samples[1:-1]]  # not the thread's first nor __exit__'s
+    assert marked == ["lowering", "move to device", "autotune", "serialization", "other"], marked
 
 
 @pytest.mark.parametrize("argv, message", [
