@@ -441,6 +441,10 @@ def test_the_first_pass_reads_unwritten_constants_as_their_autotune_examples_and
         with pytest.raises(ZeroDivisionError):
             first_pass.call([])
         assert module.weight is weight  # restored on an exception too
+    register("bad", AnswersFirst({"weight": torch.zeros(3, 2)}))
+    with aoti_hooks.session(["bad"]), pytest.raises(SeamError, match="autotune_example for 'weight' returned a tensor whose shape"):
+        patched(graph).call([])
+    assert module.weight is weight
 
 
 def test_first_passes_of_one_module_in_two_threads_each_see_their_examples_and_leave_it_restored(register, monkeypatch):

@@ -200,6 +200,14 @@ def _check_layout(what: str, name: str, stock: torch.Tensor, given: torch.Tensor
         )
 
 
+def _check_autotune_example(name: str, stock: torch.Tensor, given: torch.Tensor) -> None:
+    """An ``autotune_example`` answer must have the constant's layout, on the constant's device."""
+    _check_layout("autotune_example", name, stock, given)
+    if given.device != stock.device:
+        raise SeamError(f"autotune_example for {name!r} returned a tensor on {given.device}, not on the "
+                        f"constant's device {stock.device}; return a tensor the kernel can read")
+
+
 class HostBacked(torch.Tensor):
     """A constant that keeps its device in AOTI's tables while its bytes live on the host.
 
@@ -596,10 +604,7 @@ def _patched_example_arg_value(original: Callable) -> Callable:
         given = session.hooks.autotune_example(arg, stock, arg in written_constants(graph))
         if given is None:
             return original(self, arg, arg_type, raw_arg)
-        _check_layout("autotune_example", arg, stock, given)
-        if given.device != stock.device:
-            raise SeamError(f"autotune_example for {arg!r} returned a tensor on {given.device}, not on the "
-                            f"constant's device {stock.device}; return a tensor the kernel can read")
+        _check_autotune_example(arg, stock, given)
         self.kernel_autotune_calls.writeline(f"{arg} = {_name_example(self, arg, given)}")
         return arg
 
@@ -689,10 +694,7 @@ class _FirstPassModule:
             given = hooks.autotune_example(name, stock, False)
             if given is None or given is stock:
                 continue
-            _check_layout("autotune_example", name, stock, given)
-            if given.device != stock.device:
-                raise SeamError(f"autotune_example for {name!r} returned a tensor on {given.device}, not on "
-                                f"the constant's device {stock.device}; return a tensor the kernel can read")
+            _check_autotune_example(name, stock, given)
             examples[name] = given
         return examples
 
