@@ -410,10 +410,11 @@ def freed(*shape):
 
 
 def first_pass_module(weight, cache):
-    """A compiled wrapper module as the first pass holds it: constants are its globals."""
+    """A compiled wrapper module as PyCodeCache loads it: constants are globals its ``call`` reads."""
     module = types.ModuleType("first_pass_wrapper")
-    module.weight, module.cache = weight, cache
-    module.call = lambda inputs: (module.weight, module.cache, module.cache.untyped_storage().nbytes())
+    module.weight, module.cache, module.unread = weight, cache, freed(2)
+    exec("def call(inputs):\n    return weight, cache, cache.untyped_storage().nbytes()\n"
+         "def fails(inputs):\n    return weight / 0 if inputs else 1 // 0\n", vars(module))
     return module
 
 
@@ -423,10 +424,10 @@ def test_the_first_pass_reads_unwritten_constants_as_their_autotune_examples_and
     weight, cache = freed(2, 3), freed(4)
     example = torch.zeros(2, 3)
     module = first_pass_module(weight, cache)
-    graph = FirstPassGraph({"weight": weight, "cache": cache})
+    graph = FirstPassGraph({"weight": weight, "cache": cache, "unread": module.unread})
     graph.mutated_buffers = {"cache"}
     monkeypatch.setattr(inductor, "extern_read_constants", lambda g: ["weight", "cache"])
-    answers = register("answers", AnswersFirst({"weight": example, "cache": torch.ones(4)}))
+    answers = register("answers", AnswersFirst({"weight": example, "cache": torch.ones(4), "unread": torch.ones(2)}))
     materialize = register("materialize", Materialize())
     patched = inductor._patched_compile_to_module(lambda g: module)
     with aoti_hooks.session(["answers", "materialize"]):
@@ -434,10 +435,10 @@ def test_the_first_pass_reads_unwritten_constants_as_their_autotune_examples_and
         read_weight, read_cache, cache_bytes = first_pass.call([])
         assert read_weight is example and read_cache is cache and cache_bytes == 16  # the written one: filled
         assert module.weight is weight and module.cache is cache
-        assert answers.asked == [("weight", False)]  # a written constant keeps its values: never asked
+        assert answers.asked == [("weight", False)]  # a written one keeps its values, an unread one is left alone
         assert materialize.log == [("before", 0), ("after", 0)]  # one run, over the cache alone
 
-        module.call = lambda inputs: 1 / 0
+        module.call = module.fails
         with pytest.raises(ZeroDivisionError):
             first_pass.call([])
         assert module.weight is weight  # restored on an exception too

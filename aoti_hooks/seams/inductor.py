@@ -687,9 +687,13 @@ class _FirstPassModule:
         hooks = self._session.hooks
         if not hooks.implemented("autotune_example"):
             return {}
+        # Only a global the wrapper's ``call`` reads by name is swapped; any other constant keeps
+        # its own values (filled for the pass where an extern kernel reads it).
+        read_by_call = set(getattr(getattr(self._module.call, "__code__", None), "co_names", ()))
         examples = {}
         for name, stock in self._constants.items():
-            if name in self._written or not isinstance(stock, torch.Tensor) or name not in vars(self._module):
+            if (name in self._written or not isinstance(stock, torch.Tensor) or name not in vars(self._module)
+                    or name not in read_by_call):
                 continue
             given = hooks.autotune_example(name, stock, False)
             if given is None or given is stock:
