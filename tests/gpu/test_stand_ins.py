@@ -8,8 +8,9 @@ stand-ins, nor the tensor constructor placement builds CUDA views with.
   for timing a matmul's choices.
 - Placement builds its views over empty device storages without allocating them for a moment.
 - Models no one here wrote, compiled for CUDA with compile-time autotuning (AOTI's default),
-  in the two-pass compile, and (one of them) with max-autotune: with kv_elide and const_offload, stand-ins are made and the
-  package equals the stock one (constants byte-equal, outputs over every decode step).
+  in the two-pass compile, and (one of them) with max-autotune: with kv_elide and const_offload,
+  stand-ins are made and the package equals the stock one (constants byte-equal, outputs over
+  every decode step; with max-autotune, close: each compile times its own matmul choices).
 - The two-pass compile's first pass reads placed weights as stand-ins: they never come to the
   device (stock's first pass runs on them there).
 """
