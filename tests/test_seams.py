@@ -390,20 +390,21 @@ def test_the_two_pass_first_pass_runs_as_one_run_over_what_extern_kernels_read(r
     assert patched(FirstPassGraph({"cache": placed})) is module  # no session: nothing changes
 
 
-class AnswersFirst:
-    """autotune_example answers by name (the core answers first: the tests' constants are ones it has
-    no answer for, their storages freed as placement's are, but not placed by this session)."""
+class Example:
+    """autotune_example answers with a fixed tensor (or None), or by the constant's name."""
 
-    def __init__(self, answers):
-        self.answers, self.asked = answers, []
+    def __init__(self, answer=None, by_name=None):
+        self.answer, self.by_name, self.asked = answer, by_name, []
 
     @hookimpl
     def autotune_example(self, name, tensor, written, session):
         self.asked.append((name, written))
-        return self.answers.get(name)
+        return self.answer if self.by_name is None else self.by_name.get(name)
 
 
 def freed(*shape):
+    """A tensor whose storage is freed as placement's are, but placed by no session: the core has no
+    example for it, so the tests' plugin answers (the core answers first)."""
     tensor = torch.empty(*shape)
     tensor.untyped_storage().resize_(0)
     return tensor
@@ -427,7 +428,7 @@ def test_the_first_pass_reads_unwritten_constants_as_their_autotune_examples_and
     graph = FirstPassGraph({"weight": weight, "cache": cache, "unread": module.unread})
     graph.mutated_buffers = {"cache"}
     monkeypatch.setattr(inductor, "extern_read_constants", lambda g: ["weight", "cache"])
-    answers = register("answers", AnswersFirst({"weight": example, "cache": torch.ones(4), "unread": torch.ones(2)}))
+    answers = register("answers", Example(by_name={"weight": example, "cache": torch.ones(4), "unread": torch.ones(2)}))
     materialize = register("materialize", Materialize())
     patched = inductor._patched_compile_to_module(lambda g: module)
     with aoti_hooks.session(["answers", "materialize"]):
@@ -442,7 +443,7 @@ def test_the_first_pass_reads_unwritten_constants_as_their_autotune_examples_and
         with pytest.raises(ZeroDivisionError):
             first_pass.call([])
         assert module.weight is weight  # restored on an exception too
-    register("bad", AnswersFirst({"weight": torch.zeros(3, 2)}))
+    register("bad", Example(by_name={"weight": torch.zeros(3, 2)}))
     with aoti_hooks.session(["bad"]), pytest.raises(SeamError, match="autotune_example for 'weight' returned a tensor whose shape"):
         patched(graph).call([])
     assert module.weight is weight
@@ -469,7 +470,7 @@ def test_first_passes_of_one_module_in_two_threads_each_see_their_examples_and_l
 
     answers = [torch.zeros(2, 3), torch.ones(2, 3)]
     for answer in answers:
-        register(f"answers{id(answer)}", AnswersFirst({"weight": answer}))
+        register(f"answers{id(answer)}", Example(by_name={"weight": answer}))
     threads = [threading.Thread(target=compile_in_thread, args=(answer,)) for answer in answers]
     for thread in threads:
         thread.start()
@@ -477,18 +478,6 @@ def test_first_passes_of_one_module_in_two_threads_each_see_their_examples_and_l
         thread.join()
     assert not errors and len(seen) == 100 and all(seen)
     assert module.weight is weight
-
-
-class Example:
-    """autotune_example answers with a fixed tensor (or None)."""
-
-    def __init__(self, answer):
-        self.answer, self.asked = answer, []
-
-    @hookimpl
-    def autotune_example(self, name, tensor, written, session):
-        self.asked.append((name, written))
-        return self.answer
 
 
 class Standin(SimpleNamespace):
