@@ -8,15 +8,13 @@
 # all four), and the slice through CudaBackend (stock, all four: max-autotune's fusion benchmark).
 source "$(dirname "$0")/gpu_chain.sh" "$@"
 first_phase_18
-$B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload \
-   --inductor triton.autotune_at_compile_time=False --peak-breakdown --jobs 1 --out $R/torch_two_pass > $R/torch_two_pass.log 2>&1 &
+torch_two_pass_18
 (
   $B --model demo:gpu --ctx 131072 --plugins $ALL --peak-breakdown --jobs 2 --out $R/gpu_torch > $R/gpu_torch.log 2>&1
   $A demo --config gpu --ctx 16384 --plugins $ALL --json > $R/demo_gpu.json 2> $R/demo_gpu.log
 ) &
 $B --model demo:gpu --ctx 131072 --backend executorch --backend-spec low_memory_mode=ON --plugins $ALL \
    --peak-breakdown --jobs 3 --out $R/gpu_et > $R/gpu_et.log 2>&1 &
-$B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --backend executorch --plugins $ALL \
-   --peak-breakdown --jobs 2 --out $R/slice_et > $R/slice_et.log 2>&1 &
+slice_et_18
 wait
 echo all done > $R/DONE

@@ -24,3 +24,15 @@ first_phase_18() {
   wait
   echo first done > $R/FIRST_DONE
 }
+
+# The slice through CudaBackend (stock, all four), in the background: max-autotune's fusion benchmark.
+slice_et_18() {
+  $B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --backend executorch --plugins $ALL \
+     --peak-breakdown --jobs 2 --out $R/slice_et > $R/slice_et.log 2>&1 &
+}
+
+# The slice in the two-pass mode (stock, then kv_elide + const_offload), in the background.
+torch_two_pass_18() {
+  $B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload \
+     --inductor triton.autotune_at_compile_time=False --peak-breakdown --jobs 1 --out $R/torch_two_pass > $R/torch_two_pass.log 2>&1 &
+}

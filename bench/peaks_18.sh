@@ -7,8 +7,7 @@
 # (compile-time autotuning off).
 source "$(dirname "$0")/gpu_chain.sh" "$@"
 first_phase_18
-$B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload \
-   --inductor triton.autotune_at_compile_time=False --peak-breakdown --jobs 1 --out $R/torch_two_pass > $R/torch_two_pass.log 2>&1 &
+torch_two_pass_18
 $B --model executorch:gemma4_31b --periods 2 --target rtx5090 --plugins $ALL --option const_offload.min_bytes=1MiB \
    --peak-breakdown --jobs 2 --out $R/et_p2 > $R/et_p2.log 2>&1
 wait

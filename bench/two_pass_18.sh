@@ -7,11 +7,9 @@
 # the output checks); the slice through CudaBackend (stock, all four).
 source "$(dirname "$0")/gpu_chain.sh" "$@"
 first_phase_18
-$B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload \
-   --inductor triton.autotune_at_compile_time=False --peak-breakdown --jobs 1 --out $R/torch_two_pass > $R/torch_two_pass.log 2>&1 &
+torch_two_pass_18
 $B --model executorch:gemma4_31b --target rtx5090 --common-spec autotune_at_compile_time=OFF \
    --backend-spec low_memory_mode=ON --plugins $ALL --peak-breakdown --jobs 3 --out $R/et_two_pass > $R/et_two_pass.log 2>&1 &
-$B --model demo:gemma4-31b-slice --layers 1 --ctx 8192 --backend executorch --plugins $ALL \
-   --peak-breakdown --jobs 2 --out $R/slice_et > $R/slice_et.log 2>&1 &
+slice_et_18
 wait
 echo all done > $R/DONE
