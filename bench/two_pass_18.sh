@@ -1,15 +1,30 @@
 # Issue 18, after the two-pass compile's first pass reads placed weights as stand-ins (no more
 # host refusals there). Run after `source bench/gpu_setup.sh` (and LD_PRELOAD, see bench/README.md);
-# results under $1. First phase as final_18.sh (the GPU tests, now both autotune modes; the torch
-# slice; ExecuTorch's Gemma 4 at 1 period with its output checks). Then, at once: the slice in the
-# two-pass mode (stock, then kv_elide + const_offload); ExecuTorch's Gemma 4 at 1 period in the
-# two-pass mode (CudaBackend's autotune_at_compile_time=OFF: stock, low_memory_mode, all four, with
-# the output checks); the slice through CudaBackend (stock, all four).
+# results under $1. At once: the GPU tests (both autotune modes, max-autotune); ExecuTorch's Gemma 4
+# at 1 period in the default mode (stock, all four: its output checks; low_memory_mode and
+# kv_elide + chunked_dequant there are in results/choice_h200.md) and in the two-pass mode
+# (CudaBackend's autotune_at_compile_time=OFF: stock, low_memory_mode, all four, with the output
+# checks); the slice in the two-pass mode. Then the slice through CudaBackend and the slice's
+# output check (`aoti-hooks demo`). Free host memory is logged every 10 s (host_mem.log): five
+# ExecuTorch compiles at once hold ~17 GiB each.
 source "$(dirname "$0")/gpu_chain.sh" "$@"
-first_phase_18
+(while true; do echo "$(date +%T) $(free -g | awk '/Mem/{print "used " $3 " GiB, available " $7 " GiB"}')"; sleep 10; done) > $R/host_mem.log &
+MEM=$!
+PYTHONUNBUFFERED=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -v -rA -p no:cacheprovider tests/gpu > $R/pytest_gpu.log 2>&1 &
+P=$!
+$B --model executorch:gemma4_31b --target rtx5090 --plugins $ALL --peak-breakdown --jobs 2 --out $R/et_on > $R/et_on.log 2>&1 &
+P="$P $!"
 torch_two_pass_18
+P="$P $!"
+sleep 60
 $B --model executorch:gemma4_31b --target rtx5090 --common-spec autotune_at_compile_time=OFF \
    --backend-spec low_memory_mode=ON --plugins $ALL --peak-breakdown --jobs 3 --out $R/et_two_pass > $R/et_two_pass.log 2>&1 &
+wait $P $!
+echo first done > $R/FIRST_DONE
 slice_et_18
-wait
+S=$!
+$A demo --config gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload --json \
+   > $R/demo_slice.json 2> $R/demo_slice.log
+wait $S
+kill $MEM
 echo all done > $R/DONE
