@@ -219,9 +219,10 @@ def autotune_example(
     AOTI's default on a GPU) and a kernel there reads constant ``name``; once per constant and
     block (per kernel with ``aot_inductor.autotune_per_kernel_alloc``). And before each run of
     the two-pass compile's first pass (``triton.autotune_at_compile_time=False`` on a GPU), which
-    runs the whole generated Python wrapper only to tune its Triton kernels: once per constant no
-    kernel writes (``written`` is then False), the answer read in the constant's place by every
-    kernel of that pass, extern ones (cuBLAS, SDPA) included.
+    runs the whole generated Python wrapper only to tune its Triton kernels, its outputs and
+    writes dropped: once per constant the wrapper reads, the answer read (and written, when
+    ``written``) in the constant's place by every kernel of that pass, extern ones (cuBLAS, SDPA)
+    included.
     Arguments: the constant's name, the constant as the compile holds it (its layout is the
     buffer's), and whether any kernel of the graph writes it.
     Returns: a tensor with the constant's layout on its device, which the block's runs then read

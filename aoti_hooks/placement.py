@@ -12,7 +12,8 @@ session under the name ``placement``, like pluggy's eggsample defaults):
 - ``serialize_constant`` and ``clone_lifted_buffer``: the values, built on the host;
 - ``autotune_example``: compile-time autotuning reads a stand-in of a constant (one small block
   mapped over its whole address range) or the constant itself, never a random copy of it; so
-  does the two-pass compile's first pass, for every constant no kernel writes;
+  does the two-pass compile's first pass, for every constant its wrapper reads (a written cache's
+  writes land in the scratch block);
 - ``clone_autotune_argument``: Triton's tuning copy of a written floating-point argument is a stand-in;
 - ``choice_example``: floating-point examples Inductor times a choice on (a matmul's, a fusion's) are stand-ins;
 - ``autotune_arguments``: real storage, filled, for exactly one run, then freed again (a run

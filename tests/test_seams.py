@@ -419,24 +419,29 @@ def first_pass_module(weight, cache):
     return module
 
 
-def test_the_first_pass_reads_unwritten_constants_as_their_autotune_examples_and_restores_them(register, monkeypatch):
+def test_the_first_pass_reads_constants_as_their_autotune_examples_and_restores_them(register, monkeypatch):
     """A GPU-only path (the two-pass compile): the graph and its module are stand-ins (with a real
     module's globals); what the first pass holds and what it asks the hooks is the real code."""
     weight, cache = freed(2, 3), freed(4)
-    example = torch.zeros(2, 3)
+    example, cache_example = torch.zeros(2, 3), torch.ones(4)
     module = first_pass_module(weight, cache)
     graph = FirstPassGraph({"weight": weight, "cache": cache, "unread": module.unread})
     graph.mutated_buffers = {"cache"}
     monkeypatch.setattr(inductor, "extern_read_constants", lambda g: ["weight", "cache"])
-    answers = register("answers", Example(by_name={"weight": example, "cache": torch.ones(4), "unread": torch.ones(2)}))
+    answers = register("answers", Example(by_name={"weight": example, "cache": cache_example, "unread": torch.ones(2)}))
     materialize = register("materialize", Materialize())
     patched = inductor._patched_compile_to_module(lambda g: module)
     with aoti_hooks.session(["answers", "materialize"]):
         first_pass = patched(graph)
-        read_weight, read_cache, cache_bytes = first_pass.call([])
-        assert read_weight is example and read_cache is cache and cache_bytes == 16  # the written one: filled
+        read_weight, read_cache, _ = first_pass.call([])
+        assert read_weight is example and read_cache is cache_example  # the written one too: asked as written
         assert module.weight is weight and module.cache is cache
-        assert answers.asked == [("weight", False)]  # a written one keeps its values, an unread one is left alone
+        assert answers.asked == [("weight", False), ("cache", True)]  # an unread one is left alone
+        assert materialize.log == []  # nothing keeps its values: no run holds bytes
+
+        answers.by_name.pop("cache")  # no example (a written integer cache, say): it keeps its values
+        read_weight, read_cache, cache_bytes = first_pass.call([])
+        assert read_weight is example and read_cache is cache and cache_bytes == 16  # filled for the pass
         assert materialize.log == [("before", 0), ("after", 0)]  # one run, over the cache alone
 
         module.call = module.fails

@@ -668,13 +668,16 @@ class _FirstPassModule:
     """The first pass's compiled module (possibly a cached one, never left changed). Its ``call``
     runs the Python wrapper, which reads each constant as a global of the module:
 
-    - each constant no kernel writes is read as the hooks' ``autotune_example`` answer, its global
-      swapped for the call and restored after: the pass only tunes Triton kernels, its outputs are
-      dropped, so values decide nothing here either (a placed weight then needs no fill at all;
-      stock reads the real weights, all of them on the device at once);
+    - each constant is read as the hooks' ``autotune_example`` answer (``written`` where a kernel
+      writes it), its global swapped for the call and restored after: the pass only tunes Triton
+      kernels, its outputs and writes are dropped, so values decide nothing here either (a placed
+      weight then needs no fill at all, a written cache's writes land in the scratch block; stock
+      reads the real weights, all of them on the device at once, and writes into clones of the
+      caches). Measured on ExecuTorch's Gemma 4 at 128k: filling the full-attention caches for the
+      pass instead cost 1 GiB, 27% of the weights (results/two_pass_h200.md);
     - the call is one ``autotune_arguments`` run over the constants extern kernels (cuBLAS, SDPA,
-      aten fallbacks) read that keep their own values: those kernels run outside any Triton
-      autotune run, and a written constant's kernels read back what they wrote.
+      aten fallbacks) read that keep their own values (no example, e.g. a written integer one):
+      those kernels run outside any Triton autotune run.
     """
 
     def __init__(self, module: Any, session: Any, graph: Any):
@@ -692,10 +695,9 @@ class _FirstPassModule:
         read_by_call = set(getattr(getattr(self._module.call, "__code__", None), "co_names", ()))
         examples = {}
         for name, stock in self._constants.items():
-            if (name in self._written or not isinstance(stock, torch.Tensor) or name not in vars(self._module)
-                    or name not in read_by_call):
+            if not isinstance(stock, torch.Tensor) or name not in vars(self._module) or name not in read_by_call:
                 continue
-            given = hooks.autotune_example(name, stock, False)
+            given = hooks.autotune_example(name, stock, name in self._written)
             if given is None or given is stock:
                 continue
             _check_autotune_example(name, stock, given)
