@@ -454,6 +454,30 @@ def test_the_first_pass_reads_constants_as_their_autotune_examples_and_restores_
     assert module.weight is weight
 
 
+def test_a_first_pass_that_raises_on_its_examples_runs_again_on_the_constants_values(register, monkeypatch):
+    """As a wrapper whose shapes follow a weight's values would: on the examples it raises, so the pass
+    runs again as stock's does (the placed weight filled for it), and the report says why."""
+    weight, cache = freed(2, 3), freed(4)
+    module = first_pass_module(weight, cache)
+    exec("def picky(inputs):\n    given = list(inputs)\n    inputs.clear()\n"
+         "    if weight.untyped_storage().nbytes() == 0 or not given:\n        raise RuntimeError('nonzero() found no rows\\nmore')\n"
+         "    return weight.untyped_storage().nbytes(), given\n", vars(module))
+    module.call = module.picky
+    monkeypatch.setattr(inductor, "extern_read_constants", lambda g: ["weight"])
+    register("answers", Example(by_name={"weight": freed(2, 3)}))  # an example that reads as no rows
+    materialize = register("materialize", Materialize())
+    patched = inductor._patched_compile_to_module(lambda g: module)
+    with aoti_hooks.session(["answers", "materialize"]) as session:
+        assert patched(FirstPassGraph({"weight": weight, "cache": cache})).call([7]) == (24, [7])
+    assert session.report.as_dict()["first_pass"] == {"rerun_with_values": "RuntimeError: nonzero() found no rows"}
+    assert materialize.log == [("before", 0), ("after", 0)] and module.weight is weight
+
+    module.call = module.fails  # raises whatever it reads: the rerun's error is the one raised
+    with aoti_hooks.session(["answers", "materialize"]), pytest.raises(ZeroDivisionError):
+        patched(FirstPassGraph({"weight": weight, "cache": cache})).call([])
+    assert module.weight is weight
+
+
 def test_first_passes_of_one_module_in_two_threads_each_see_their_examples_and_leave_it_restored(register, monkeypatch):
     weight, cache = freed(2, 3), torch.zeros(4)
     module = first_pass_module(weight, cache)

@@ -705,22 +705,39 @@ class _FirstPassModule:
         return examples
 
     def call(self, *args, **kwargs):
-        module, hooks = self._module, self._session.hooks
-        with _first_pass_lock(module):
+        """One first pass on the examples; if it raises there (a shape or an index computed from a
+        weight's values, say), once more on the constants' own values, as stock runs it (the
+        report's ``first_pass.rerun_with_values`` says what it raised); that run's error is stock's."""
+        inputs = [list(arg) if isinstance(arg, list) else arg for arg in args]  # the wrapper clears its list
+        with _first_pass_lock(self._module):
             examples = self._examples()
-            held = [self._constants[name] for name in self._extern_read if name not in examples]
-            saved = {name: vars(module)[name] for name in examples}
+            if not examples:
+                return self._run({}, args, kwargs)
             try:
-                for name, example in examples.items():
-                    setattr(module, name, example)
-                run = lambda: module.call(*args, **kwargs)  # noqa: E731
-                if held and hooks.implemented("autotune_arguments"):
-                    return hooks.autotune_arguments(held, run)
-                return run()
+                return self._run(examples, args, kwargs)
+            except Exception as error:  # noqa: BLE001 - run again as stock would; its error is raised
+                message = (str(error).strip().splitlines() or [""])[0][:200]
+                self._session.report.set("first_pass", "rerun_with_values", f"{type(error).__name__}: {message}")
             finally:
-                for name, value in saved.items():
-                    setattr(module, name, value)
-                examples.clear()
+                examples.clear()  # the stand-ins (and their block) go before anything else runs
+            return self._run({}, inputs, kwargs)
+
+    def _run(self, examples: dict[str, torch.Tensor], args, kwargs):
+        """The wrapper's ``call`` with ``examples`` as its globals, in one ``autotune_arguments`` run
+        over the extern-read constants that keep their values; the globals restored after."""
+        module, hooks = self._module, self._session.hooks
+        held = [self._constants[name] for name in self._extern_read if name not in examples]
+        saved = {name: vars(module)[name] for name in examples}
+        try:
+            for name, example in examples.items():
+                setattr(module, name, example)
+            run = lambda: module.call(*args, **kwargs)  # noqa: E731
+            if held and hooks.implemented("autotune_arguments"):
+                return hooks.autotune_arguments(held, run)
+            return run()
+        finally:
+            for name, value in saved.items():
+                setattr(module, name, value)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._module, name)
