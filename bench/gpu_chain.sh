@@ -12,7 +12,7 @@ ALL=kv_elide,chunked_dequant,sdpa_configs,const_offload
 # check, then stock and kv_elide + const_offload one after the other, so their compile times compare);
 # ExecuTorch's Gemma 4 31B at 1 period: stock, low_memory_mode, kv_elide + chunked_dequant, all four.
 first_phase_18() {
-  PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q -p no:cacheprovider tests/gpu > $R/pytest_gpu.log 2>&1 &
+  gpu_tests_18
   (
     $A demo --config gemma4-31b-slice --layers 1 --ctx 8192 --plugins kv_elide,const_offload --json \
        > $R/demo_slice.json 2> $R/demo_slice.log
@@ -23,6 +23,18 @@ first_phase_18() {
      --plugins kv_elide,chunked_dequant --plugins $ALL --peak-breakdown --jobs 4 --out $R/et_on > $R/et_on.log 2>&1 &
   wait
   echo first done > $R/FIRST_DONE
+}
+
+# The GPU tests (tests/gpu), each test's result named in the log, in the background.
+gpu_tests_18() {
+  PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -v -rA -p no:cacheprovider tests/gpu > $R/pytest_gpu.log 2>&1 &
+}
+
+# ExecuTorch's Gemma 4 at 1 period in the two-pass mode (CudaBackend's autotune_at_compile_time=OFF:
+# stock, low_memory_mode, all four, with the output checks), in the background.
+et_two_pass_18() {
+  $B --model executorch:gemma4_31b --target rtx5090 --common-spec autotune_at_compile_time=OFF \
+     --backend-spec low_memory_mode=ON --plugins $ALL --peak-breakdown --jobs 3 --out $R/et_two_pass > $R/et_two_pass.log 2>&1 &
 }
 
 # The slice through CudaBackend (stock, all four), in the background: max-autotune's fusion benchmark.

@@ -10,15 +10,14 @@
 source "$(dirname "$0")/gpu_chain.sh" "$@"
 (while true; do echo "$(date +%T) $(free -g | awk '/Mem/{print "used " $3 " GiB, available " $7 " GiB"}')"; sleep 10; done) > $R/host_mem.log &
 MEM=$!
-PYTHONUNBUFFERED=1 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -v -rA -p no:cacheprovider tests/gpu > $R/pytest_gpu.log 2>&1 &
+gpu_tests_18
 P=$!
 $B --model executorch:gemma4_31b --target rtx5090 --plugins $ALL --peak-breakdown --jobs 2 --out $R/et_on > $R/et_on.log 2>&1 &
 P="$P $!"
 torch_two_pass_18
 P="$P $!"
 sleep 60
-$B --model executorch:gemma4_31b --target rtx5090 --common-spec autotune_at_compile_time=OFF \
-   --backend-spec low_memory_mode=ON --plugins $ALL --peak-breakdown --jobs 3 --out $R/et_two_pass > $R/et_two_pass.log 2>&1 &
+et_two_pass_18
 wait $P $!
 echo first done > $R/FIRST_DONE
 slice_et_18
