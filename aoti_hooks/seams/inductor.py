@@ -17,10 +17,10 @@ While a session is active it routes
   through the ``generate_example_value`` it calls), and the arguments the scheduler times a generated
   kernel on (``TritonScheduling.benchmark_codegened_module``, its module's ``get_args``), to ``choice_example``;
 - the first pass of the two-pass AOT compile (``GraphLowering.compile_to_module`` with the
-  cpp wrapper off in AOT mode) to ``autotune_example`` (what it reads for each constant no kernel
-  writes) and to ``autotune_arguments``: the other constants its extern kernels (cuBLAS, SDPA,
-  aten fallbacks) read are given for the whole pass, since those kernels run outside any
-  Triton autotune run;
+  cpp wrapper off in AOT mode) to ``autotune_example`` (what it reads, and writes, for each
+  constant its wrapper reads) and to ``autotune_arguments``: the constants its extern kernels
+  (cuBLAS, SDPA, aten fallbacks) read that got no example are given for the whole pass, since
+  those kernels run outside any Triton autotune run;
 - the configs of a ``triton.autotune`` kernel when torch traces a call of it
   (``TritonHOPifier.call_triton_kernel``, outside Dynamo) to ``autotune_configs``;
 - the compiled configs of a Triton kernel, before Inductor builds its launchers
@@ -158,7 +158,7 @@ def constant_values_read_at_compile_time(options: dict) -> dict[str, str]:
     ``aot_inductor.use_runtime_constant_folding``: AOTI runs the constant graph during the
     compile, over every constant: no fill can be placed. The two-pass compile
     (``triton.autotune_at_compile_time=False`` on a GPU) is not among them: its first pass reads
-    each constant no kernel writes as ``autotune_example`` answers, and is one
+    each constant its wrapper reads as ``autotune_example`` answers (written ones too), and is one
     ``autotune_arguments`` run over the rest its extern kernels read (`_FirstPassModule`).
 
     ``options`` are the compile's Inductor options; what they do not set comes from
