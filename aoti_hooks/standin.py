@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import weakref
 
 import torch
 
@@ -27,6 +28,8 @@ from .storage import storage_bytes
 
 _PINNED, _ON_DEVICE, _READ_WRITE, _MINIMUM_GRANULARITY = 1, 1, 3, 0
 _size, _u64 = ctypes.c_size_t, ctypes.c_ulonglong
+# Every mapped range by its first address, while a tensor over it lives (`is_stand_in`).
+_LIVE_RANGES: "weakref.WeakValueDictionary[int, _Range]" = weakref.WeakValueDictionary()
 
 
 class StandInError(RuntimeError):
@@ -102,6 +105,7 @@ class _Range:
             except StandInError:
                 self.release()
                 raise
+        _LIVE_RANGES[self.pointer.value] = self
 
     @property
     def __cuda_array_interface__(self) -> dict:
@@ -110,6 +114,7 @@ class _Range:
     def release(self) -> None:
         if not self.pointer.value:
             return
+        _LIVE_RANGES.pop(self.pointer.value, None)
         for offset in range(0, self.mapped, self.block.nbytes):
             _call("cuMemUnmap", _u64(self.pointer.value + offset), _size(self.block.nbytes))
         _call("cuMemAddressFree", _u64(self.pointer.value), _size(self.size))
@@ -158,3 +163,14 @@ class Block:
                 _call("cuMemRelease", _u64(self.handle.value))  # its memory goes with the last mapping
         except Exception:
             pass
+
+
+def is_stand_in(tensor) -> bool:
+    """Whether ``tensor`` (or the tensor it views) is a stand-in: its bytes are a block's, not a value's.
+
+    A kernel that reads one computes on the block's bytes (zeros, or the scratch block's leftovers),
+    never on a constant's values, so nothing it returns is what stock's run would have returned.
+    """
+    if not isinstance(tensor, torch.Tensor) or tensor.device.type != "cuda":
+        return False
+    return tensor.untyped_storage().data_ptr() in _LIVE_RANGES

@@ -3,6 +3,7 @@ budget-sized row chunks inside a session (same bits, the chunk count the budget 
 budget kept as measured by the profiler's allocation records), and nowhere else; ExecuTorch's
 shipped entries checked against the installed ops and their own implementations."""
 
+import importlib
 import math
 import threading
 from contextlib import ExitStack
@@ -176,6 +177,35 @@ def test_auto_keeps_the_floor_over_its_budget_and_says_so():
     assert report["over_budget_for_bit_identity"] == f"q8_mm.default: 8192 rows per call need {format_bytes(8192 * per_row)}"
     assert 8192 * per_row > 64 * 2**20 and report["peak_transient_bytes"] == 8192 * per_row
     assert torch.equal(out, q8_mm(*args))
+
+
+def test_auto_chunks_a_stand_in_weight_to_its_budget_without_the_floor(monkeypatch):
+    """In the two-pass compile's first pass const_offload's weights are stand-ins: they read a block's
+    bytes, not the constant's, so there are no stock bits for the floor to keep, and auto keeps its
+    budget. A stand-in needs CUDA's virtual memory management, which no CPU has: here one CPU tensor
+    is named as one (tests/gpu makes a real one); the same op on a tensor not named keeps the floor."""
+    chunking = importlib.import_module("aoti_hooks_chunked_dequant.chunking")  # the package's chunking is a function
+
+    args = inputs(20000, cols=2048)
+    other = inputs(20000, seed=1, cols=2048)
+    per_row = q8_bytes_per_row({"x": args[0], "qweight": args[1]})
+    monkeypatch.setattr(chunking, "is_stand_in", lambda tensor: tensor.data_ptr() == args[1].data_ptr())
+    fitting = 1 << ((64 * 2**20 // per_row).bit_length() - 1)
+    assert fitting < 8192
+    out, report = in_compile("auto", lambda: OP(*args), target="smem=101376,mem=4GiB")
+    assert report["q8_mm.default"] == f"20000 rows in {math.ceil(20000 / fitting)} chunks of {fitting}"
+    assert report["calls_on_stand_ins"] == 1 and "over_budget_for_bit_identity" not in report
+    assert report["peak_transient_bytes"] == fitting * per_row <= 64 * 2**20
+    assert torch.equal(out, q8_mm(*args))
+    out, report = in_compile("auto", lambda: OP(*other), target="smem=101376,mem=4GiB")
+    assert report["q8_mm.default"] == "20000 rows in 3 chunks of 8192" and "calls_on_stand_ins" not in report
+    assert "over_budget_for_bit_identity" in report
+
+
+def test_a_cpu_tensor_is_never_a_stand_in():
+    from aoti_hooks.standin import is_stand_in
+
+    assert not is_stand_in(torch.zeros(4)) and not is_stand_in(None)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -13,6 +13,8 @@ stand-ins, nor the tensor constructor placement builds CUDA views with.
   every decode step; with max-autotune, close: each compile times its own matmul choices).
 - The two-pass compile's first pass reads placed weights as stand-ins: they never come to the
   device (stock's first pass runs on them there).
+- chunked_dequant's ``auto`` chunks a dequant-matmul on a stand-in weight to its budget, below its
+  bit-identity floor, and keeps the floor for a real weight.
 """
 
 import gc
@@ -114,6 +116,52 @@ def test_max_autotunes_float_examples_for_timing_choices_are_stand_ins():
     example[0, 0] = 5.0
     assert float(example[rows, 0]) == 5.0  # a stand-in: one block, mapped again
     assert placement["choice_stand_in_bytes"] == 2**30 and placement["choice_stand_ins"] == 1
+
+
+def test_chunked_dequant_chunks_a_stand_in_weight_to_its_budget_and_a_real_one_at_its_floor():
+    """ExecuTorch's Gemma 4 down projection has 5376 rows, under the 8192-row floor: on a stand-in (the
+    two-pass first pass with const_offload) it is chunked to the budget and gives the one-shot zeros."""
+    from contextlib import ExitStack
+
+    import aoti_hooks_chunked_dequant as chunked_dequant
+    from aoti_hooks.aoti_compile import enter_compile_contexts
+    from aoti_hooks.standin import is_stand_in
+
+    def q8_mm(x, qweight, scale):
+        return torch.nn.functional.linear(x, qweight.to(x.dtype) * scale.to(x.dtype)[:, None])
+
+    lib = torch.library.Library("aoti_hooks_gpu_test", "DEF")
+    lib.define("q8_mm(Tensor x, Tensor qweight, Tensor scale) -> Tensor")
+    lib.impl("q8_mm", q8_mm, "CUDA")
+    chunked_dequant.register("aoti_hooks_gpu_test::q8_mm", impl=q8_mm, sliced=("qweight", "scale"),
+                             bytes_per_row=lambda a: 2 * a["x"].element_size() * a["qweight"].shape[1])
+    rows, cols = 5376, 4096  # 16 KiB of temporaries per row: 84 MiB in one call
+    try:
+        block = Block(torch.cuda.current_device())
+        weight = block.stand_in(torch.empty((rows, cols), dtype=torch.int8, device="meta"))
+        scale = block.stand_in(torch.empty(rows, dtype=torch.bfloat16, device="meta"))
+        real_weight = torch.randint(-127, 128, (rows, cols), dtype=torch.int8, device="cuda")
+        real_scale = torch.rand(rows, dtype=torch.bfloat16, device="cuda")
+        assert is_stand_in(weight) and is_stand_in(weight[1:]) and not is_stand_in(real_weight)
+        x = torch.randn(1, cols, dtype=torch.bfloat16, device="cuda")
+        reports = []
+        for args in ((x, weight, scale), (x, real_weight, real_scale)):
+            session = aoti_hooks.session(["chunked_dequant"], target="smem=101376,mem=4GiB")  # 64 MiB
+            with session, ExitStack() as stack:
+                enter_compile_contexts(session, stack)
+                out = torch.ops.aoti_hooks_gpu_test.q8_mm(*args)
+            assert torch.equal(out, q8_mm(*args))
+            reports.append(session.report.get("chunked_dequant"))
+        on_stand_in, on_real = reports
+        assert on_stand_in["q8_mm.default"] == f"{rows} rows in 2 chunks of 4096" and on_stand_in["calls_on_stand_ins"] == 1
+        assert on_stand_in["peak_transient_bytes"] <= 64 * MiB and "over_budget_for_bit_identity" not in on_stand_in
+        assert "q8_mm.default" not in on_real and "calls_on_stand_ins" not in on_real
+        assert on_real["over_budget_for_bit_identity"].startswith(f"q8_mm.default: {rows} rows per call need")
+        del weight, scale, block
+        gc.collect()
+        assert not is_stand_in(torch.empty(1, device="cuda"))
+    finally:
+        chunked_dequant.unregister("aoti_hooks_gpu_test::q8_mm")
 
 
 def test_placement_builds_its_views_without_allocating_the_claimed_bytes():

@@ -4,8 +4,8 @@ While AOTI autotunes it runs the graph once eagerly, and the eager implementatio
 weight-dequant matmul holds several dequantized copies of the weight at once (about 10 GiB
 for a 262144 x 5376 int4 lm_head). Inside a session this plugin runs every registered op
 (ExecuTorch's ``executorch_cuda::int{4,5,6,8}_plain_mm``, or one of yours through
-`register`) in row chunks whose temporaries fit ``max_transient``. The result equals the
-one-shot call; the runtime graph and the artifact are unchanged.
+`register`) in row chunks whose temporaries fit ``max_transient``. These outputs only feed
+Inductor's compile-time runs; the runtime graph and the artifact are unchanged.
 """
 
 from __future__ import annotations

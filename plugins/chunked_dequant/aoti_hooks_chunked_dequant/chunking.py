@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from aoti_hooks import AotiHooksError
 from aoti_hooks.seams import ops, patching
+from aoti_hooks.standin import is_stand_in
 from aoti_hooks.text import format_bytes
 
 from .registry import ChunkableOp
@@ -34,7 +35,7 @@ from .registry import ChunkableOp
 # and 128 and M = 1, 4, 128, 2048 on the 262144-row lm_head, chunks of 8192, 16384 and 32768 rows
 # gave the one-shot call's bits in every case; at M <= 4 every chunk below 8192 rows differed (cuBLAS
 # picks another reduction for a narrow matmul), and so did 12288 and 24064. An explicit budget is
-# chunked as given.
+# chunked as given, and so is a call on stand-in weights (`Chunker.run`).
 BIT_IDENTICAL_MIN_ROWS = 8192
 
 
@@ -50,12 +51,13 @@ def rows_per_chunk(entry: ChunkableOp, bytes_per_row: int, budget: int) -> int:
     return (budget // block) * entry.row_multiple
 
 
-def auto_rows_per_chunk(entry: ChunkableOp, bytes_per_row: int, budget: int) -> int:
+def auto_rows_per_chunk(entry: ChunkableOp, bytes_per_row: int, budget: int,
+                        floor: int = BIT_IDENTICAL_MIN_ROWS) -> int:
     """``auto``'s rows per chunk: the largest power of two that fits ``budget``, and never fewer
-    than `BIT_IDENTICAL_MIN_ROWS` even where that takes more than ``budget``; an op whose
-    ``row_multiple`` no power of two is a multiple of is chunked as an explicit budget is."""
+    than ``floor`` even where that takes more than ``budget``; an op whose ``row_multiple`` no
+    power of two is a multiple of is chunked as an explicit budget is."""
     fitting = max(budget // max(bytes_per_row, 1), 1)
-    rows = max(1 << (fitting.bit_length() - 1), BIT_IDENTICAL_MIN_ROWS)
+    rows = max(1 << (fitting.bit_length() - 1), floor)
     if rows % entry.row_multiple:
         return rows_per_chunk(entry, bytes_per_row, budget)
     return rows
@@ -86,7 +88,13 @@ class Chunker:
             out = tile(**bound)
             self._note_peak("peak_transient_bytes", out.numel() * out.element_size())
             return out
-        if self.auto:
+        if self.auto and any(is_stand_in(bound[name]) for name in entry.sliced):
+            # The weight is a stand-in (const_offload's, in the two-pass compile's first pass): it
+            # reads a block's bytes, not the constant's, so there are no stock bits for the floor to
+            # keep. Its output only feeds the pass's timing runs: chunked to the budget.
+            self.report.add(self.plugin, "calls_on_stand_ins")
+            chunk = auto_rows_per_chunk(entry, bytes_per_row, self.budget, floor=1)
+        elif self.auto:
             chunk = auto_rows_per_chunk(entry, bytes_per_row, self.budget)
             used = min(rows, chunk)
             if used * bytes_per_row > self.budget:  # said: auto keeps the one-shot bits over its budget
