@@ -124,6 +124,7 @@ def test_chunked_dequant_chunks_a_stand_in_weight_to_its_budget_and_a_real_one_a
     from contextlib import ExitStack
 
     import aoti_hooks_chunked_dequant as chunked_dequant
+    from aoti_hooks import standin
     from aoti_hooks.aoti_compile import enter_compile_contexts
     from aoti_hooks.standin import is_stand_in
 
@@ -157,9 +158,10 @@ def test_chunked_dequant_chunks_a_stand_in_weight_to_its_budget_and_a_real_one_a
         assert on_stand_in["peak_transient_bytes"] <= 64 * MiB and "over_budget_for_bit_identity" not in on_stand_in
         assert "q8_mm.default" not in on_real and "calls_on_stand_ins" not in on_real
         assert on_real["over_budget_for_bit_identity"].startswith(f"q8_mm.default: {rows} rows per call need")
-        del weight, scale, block
+        ranges = {weight.untyped_storage().data_ptr(), scale.untyped_storage().data_ptr()}
+        del weight, scale, block, args
         gc.collect()
-        assert not is_stand_in(torch.empty(1, device="cuda"))
+        assert not ranges & set(standin._LIVE_RANGES)  # a range given back is no longer a stand-in's
     finally:
         chunked_dequant.unregister("aoti_hooks_gpu_test::q8_mm")
 
