@@ -8,6 +8,6 @@ gpu_tests_18
 P=$!
 torch_two_pass_18
 P="$P $!"
-et_two_pass_18
+et_two_pass_18 --backend-spec low_memory_mode=ON --jobs 3
 wait $P $!
 echo all done > $R/DONE

@@ -31,10 +31,10 @@ gpu_tests_18() {
 }
 
 # ExecuTorch's Gemma 4 at 1 period in the two-pass mode (CudaBackend's autotune_at_compile_time=OFF:
-# stock, low_memory_mode, all four, with the output checks), in the background.
+# stock, all four, and the runs and --jobs its arguments add, with the output checks), in the background.
 et_two_pass_18() {
   $B --model executorch:gemma4_31b --target rtx5090 --common-spec autotune_at_compile_time=OFF \
-     --backend-spec low_memory_mode=ON --plugins $ALL --peak-breakdown --jobs 3 --out $R/et_two_pass > $R/et_two_pass.log 2>&1 &
+     "$@" --plugins $ALL --peak-breakdown --out $R/et_two_pass > $R/et_two_pass.log 2>&1 &
 }
 
 # The slice through CudaBackend (stock, all four), in the background: max-autotune's fusion benchmark.

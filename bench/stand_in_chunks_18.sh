@@ -6,7 +6,6 @@
 source "$(dirname "$0")/gpu_chain.sh" "$@"
 gpu_tests_18
 P=$!
-TORCHINDUCTOR_COMPILE_THREADS=8 $B --model executorch:gemma4_31b --target rtx5090 --common-spec autotune_at_compile_time=OFF \
-   --plugins $ALL --peak-breakdown --jobs 2 --out $R/et_two_pass > $R/et_two_pass.log 2>&1 &
+TORCHINDUCTOR_COMPILE_THREADS=8 et_two_pass_18 --jobs 2
 wait $P $!
 echo all done > $R/DONE

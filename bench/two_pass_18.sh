@@ -17,7 +17,7 @@ P="$P $!"
 torch_two_pass_18
 P="$P $!"
 sleep 60
-et_two_pass_18
+et_two_pass_18 --backend-spec low_memory_mode=ON --jobs 3
 wait $P $!
 echo first done > $R/FIRST_DONE
 slice_et_18

@@ -25,7 +25,8 @@ import torch
 
 import aoti_hooks
 from aoti_hooks.demo.measure import Nvml
-from aoti_hooks.standin import Block
+from aoti_hooks import standin
+from aoti_hooks.standin import Block, is_stand_in
 
 from helpers import INDUCTOR_CONFIGS, package_constants
 from real_models import MODELS
@@ -124,9 +125,7 @@ def test_chunked_dequant_chunks_a_stand_in_weight_to_its_budget_and_a_real_one_a
     from contextlib import ExitStack
 
     import aoti_hooks_chunked_dequant as chunked_dequant
-    from aoti_hooks import standin
     from aoti_hooks.aoti_compile import enter_compile_contexts
-    from aoti_hooks.standin import is_stand_in
 
     def q8_mm(x, qweight, scale):
         return torch.nn.functional.linear(x, qweight.to(x.dtype) * scale.to(x.dtype)[:, None])
@@ -159,7 +158,7 @@ def test_chunked_dequant_chunks_a_stand_in_weight_to_its_budget_and_a_real_one_a
         assert "q8_mm.default" not in on_real and "calls_on_stand_ins" not in on_real
         assert on_real["over_budget_for_bit_identity"].startswith(f"q8_mm.default: {rows} rows per call need")
         ranges = {weight.untyped_storage().data_ptr(), scale.untyped_storage().data_ptr()}
-        del weight, scale, block, args
+        del weight, scale, block
         gc.collect()
         assert not ranges & set(standin._LIVE_RANGES)  # a range given back is no longer a stand-in's
     finally:

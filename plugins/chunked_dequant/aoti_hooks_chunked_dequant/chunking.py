@@ -35,7 +35,7 @@ from .registry import ChunkableOp
 # and 128 and M = 1, 4, 128, 2048 on the 262144-row lm_head, chunks of 8192, 16384 and 32768 rows
 # gave the one-shot call's bits in every case; at M <= 4 every chunk below 8192 rows differed (cuBLAS
 # picks another reduction for a narrow matmul), and so did 12288 and 24064. An explicit budget is
-# chunked as given, and so is a call on stand-in weights (`Chunker.run`).
+# chunked as given; a call on stand-in weights has no floor (`Chunker.run`).
 BIT_IDENTICAL_MIN_ROWS = 8192
 
 
