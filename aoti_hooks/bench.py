@@ -237,6 +237,8 @@ CHECKS_AT_ONCE = 3  # output checks side by side: each holds the model on the ho
 def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:
     """Eager and each variant's delegates (taken out of its ``.pte``/``.ptd`` and run by torch's AOTI
     runner) over a prefill and ``steps`` decode steps: tokens, and the KV caches after the last step.
+    Tokens and equality with stock come from each worker's result (`et_gemma4.saved_outputs`: tokens
+    and a SHA-256 per cache, also in ``folder``); only the distance from eager loads the caches.
     A variant whose check fails says why; comparisons with stock are None when stock's failed."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -245,39 +247,43 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
     from .demo.run import run_in_worker
     from .errors import StepFailed
 
+    def saved(name):
+        return work / f"{name}.outputs.pt"
+
     def one(index):  # each in its own process; they share the GPU, not a process
         name = "eager" if index is None else f"run{index}"
-        spec = {**base, "steps": steps, "logits": str(work / f"{name}.outputs.pt"),
+        spec = {**base, "steps": steps, "logits": str(saved(name)),
                 "folder": None if index is None else str(work / f"run{index}")}
         try:
-            run_in_worker("outputs", spec, folder, f"outputs-{name}", dict(os.environ))
+            return run_in_worker("outputs", spec, folder, f"outputs-{name}", dict(os.environ))
         except StepFailed as error:
             return str(error).splitlines()[0]
-        return torch.load(spec["logits"])
 
     indices = [None, *range(len(planned))]
     with ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE) as pool:
-        found = list(pool.map(one, indices))
-    saved = {("eager" if index is None else planned[index]["variant"]): got for index, got in zip(indices, found)}
-    eager, stock = saved.pop("eager"), saved["stock"]
+        found = dict(zip(["eager", *(f"run{index}" for index in range(len(planned)))], pool.map(one, indices)))
+    runs = {planned[index]["variant"]: (f"run{index}", found[f"run{index}"]) for index in range(len(planned))}
+    eager, stock = found["eager"], runs.get("stock", (None, None))[1]
     if isinstance(eager, str):
-        return {variant: {"error": f"eager did not run, nothing to compare with: {eager}"} for variant in saved}
+        return {variant: {"error": f"eager did not run, nothing to compare with: {eager}"} for variant in runs}
     stock = None if isinstance(stock, str) else stock
+    eager_caches = torch.load(saved("eager"))["caches"]
     check = {}
-    for variant, got in saved.items():
+    for variant, (name, got) in runs.items():
         if isinstance(got, str):
             check[variant] = {"error": got}
             continue
-        compared = sorted(set(got["caches"]) & set(eager["caches"]))  # by FQN, as the .ptd names them
-        worst = max((float((got["caches"][fqn].float() - eager["caches"][fqn].float()).abs().max()) for fqn in compared),
+        caches = torch.load(saved(name))["caches"]
+        compared = sorted(set(caches) & set(eager_caches))  # by FQN, as the .ptd names them
+        worst = max((float((caches[fqn].float() - eager_caches[fqn].float()).abs().max()) for fqn in compared),
                     default=None)
+        del caches
         check[variant] = {"steps": len(got["tokens"]), "tokens": got["tokens"], "eager_tokens": eager["tokens"],
                           "tokens_equal_eager": got["tokens"] == eager["tokens"],
                           "tokens_equal_stock": None if stock is None else got["tokens"] == stock["tokens"],
-                          "caches_compared": len(compared), "caches_of_eager": len(eager["caches"]),
+                          "caches_compared": len(compared), "caches_of_eager": len(eager_caches),
                           "caches_max_abs_vs_eager": worst,
-                          "caches_equal_stock": None if stock is None else set(got["caches"]) == set(stock["caches"])
-                          and all(torch.equal(got["caches"][fqn], stock["caches"][fqn]) for fqn in stock["caches"])}
+                          "caches_equal_stock": None if stock is None else got["cache_sha256"] == stock["cache_sha256"]}
     return check
 
 

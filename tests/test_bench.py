@@ -144,10 +144,11 @@ def test_each_plugins_list_is_a_run_with_its_own_options():
 
 
 def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_failures(tmp_path, monkeypatch):
-    """The check's processes run delegates on a GPU; here a stand-in writes what they would save
-    (tokens, caches), so the comparisons and the report are what is tested."""
+    """The check's processes run delegates on a GPU; here a stand-in saves and returns what they would
+    (tokens, caches, through the workers' own `saved_outputs`), so the comparisons and the report are
+    what is tested."""
     from aoti_hooks import bench
-    from aoti_hooks.demo import run
+    from aoti_hooks.demo import et_gemma4, run
     from aoti_hooks.errors import StepFailed
 
     def stand_in(command, spec, folder, name, env):
@@ -155,7 +156,7 @@ def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_fai
             raise StepFailed("the outputs-run1 step failed (exit 1); log: run1.log\nTraceback ...")
         off = {"outputs-run2": 0.5}.get(name, 0.0)
         tokens = [7, 8, 9] if name != "outputs-run2" else [7, 8, 10]
-        torch.save({"tokens": tokens, "caches": {"k": torch.ones(3) + off, "v": torch.zeros(3)}}, spec["logits"])
+        return et_gemma4.saved_outputs(tokens, {"k": torch.ones(3) + off, "v": torch.zeros(3)}, spec["logits"])
 
     monkeypatch.setattr(run, "run_in_worker", stand_in)
     planned = [{"variant": "stock"}, {"variant": "broken"}, {"variant": "ours"}]
@@ -176,13 +177,13 @@ def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_fai
 
 def test_the_output_check_without_stock_compares_with_eager_only(tmp_path, monkeypatch):
     from aoti_hooks import bench
-    from aoti_hooks.demo import run
+    from aoti_hooks.demo import et_gemma4, run
     from aoti_hooks.errors import StepFailed
 
     def stand_in(command, spec, folder, name, env):
         if name == "outputs-run0":
             raise StepFailed("the outputs-run0 step failed (exit 1); log: run0.log")
-        torch.save({"tokens": [1], "caches": {}}, spec["logits"])
+        return et_gemma4.saved_outputs([1], {}, spec["logits"])
 
     monkeypatch.setattr(run, "run_in_worker", stand_in)
     check = bench.check_executorch_outputs({}, [{"variant": "stock"}, {"variant": "ours"}], tmp_path, tmp_path, 1)
@@ -300,3 +301,22 @@ def test_a_failed_compile_stops_the_runs_not_started_and_keeps_the_finished_ones
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["complete"] is False and [r["variant"] for r in report["runs"]] == ["stock"]
     assert "Incomplete: the bench stopped" in (tmp_path / "report.md").read_text()
+
+
+def test_an_output_workers_result_alone_says_whether_two_variants_agree(tmp_path):
+    """A bench stopped before it compares (a GPU call cut short) keeps each worker's result file:
+    the tokens and a digest per cache, equal exactly when the caches are equal bit for bit."""
+    from aoti_hooks.demo import et_gemma4
+
+    cache = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    flipped = cache.clone()
+    flipped.view(torch.int16)[0, 0, 0] ^= 1  # one bit of one element
+    same = et_gemma4.saved_outputs([3, 4], {"k": cache}, str(tmp_path / "a.pt"))
+    again = et_gemma4.saved_outputs([3, 4], {"k": cache.clone()}, str(tmp_path / "b.pt"))
+    other = et_gemma4.saved_outputs([3, 4], {"k": flipped}, str(tmp_path / "c.pt"))
+    reshaped = et_gemma4.saved_outputs([3, 4], {"k": cache.reshape(6, 4)}, str(tmp_path / "d.pt"))
+    assert same["tokens"] == [3, 4] and same["steps"] == 2 and same["caches"] == 1
+    assert same["cache_sha256"] == again["cache_sha256"]
+    assert same["cache_sha256"] != other["cache_sha256"] != reshaped["cache_sha256"] != same["cache_sha256"]
+    assert json.loads(json.dumps(same)) == same  # what the worker writes as its result file
+    assert torch.equal(torch.load(tmp_path / "a.pt")["caches"]["k"], cache)

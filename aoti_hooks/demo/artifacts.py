@@ -20,6 +20,13 @@ def tensor_bytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
 
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """SHA-256 over a CPU tensor's dtype, shape and bytes: equal digests are equal tensors, bit for bit."""
+    digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+    digest.update(tensor.reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def file_digest(path: str) -> tuple[int, str]:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -309,5 +309,16 @@ def outputs(spec: dict) -> dict:
             return model(tokens.to(device), pos.to(device), temperature.to(device))
     tokens = [int(call(*step).flatten()[0]) for step in calls]
     torch.cuda.synchronize()
-    torch.save({"tokens": tokens, "caches": {fqn: t.detach().cpu() for fqn, t in caches.items()}}, spec["logits"])
-    return {"steps": len(calls), "caches": len(caches)}
+    return saved_outputs(tokens, caches, spec["logits"])
+
+
+def saved_outputs(tokens: list[int], caches: dict[str, torch.Tensor], path: str) -> dict:
+    """Save the tokens and the caches (on the host) to ``path`` for the comparison with eager; the
+    result names them too, the tokens and a SHA-256 per cache, so that the worker's result file alone
+    says whether two variants agree, also when the bench is stopped before it compares them."""
+    from .artifacts import tensor_digest
+
+    on_host = {fqn: tensor.detach().cpu() for fqn, tensor in caches.items()}
+    torch.save({"tokens": tokens, "caches": on_host}, path)
+    return {"steps": len(tokens), "caches": len(on_host), "tokens": tokens,
+            "cache_sha256": {fqn: tensor_digest(tensor) for fqn, tensor in on_host.items()}}
