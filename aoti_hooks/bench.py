@@ -250,19 +250,18 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
     def saved(name):
         return work / f"{name}.outputs.pt"
 
-    def one(index):  # each in its own process; they share the GPU, not a process
-        name = "eager" if index is None else f"run{index}"
+    def one(name):  # each in its own process; they share the GPU, not a process
         spec = {**base, "steps": steps, "logits": str(saved(name)),
-                "folder": None if index is None else str(work / f"run{index}")}
+                "folder": None if name == "eager" else str(work / name)}  # a run's lowering folder
         try:
             return run_in_worker("outputs", spec, folder, f"outputs-{name}", dict(os.environ))
         except StepFailed as error:
             return str(error).splitlines()[0]
 
-    indices = [None, *range(len(planned))]
+    names = ["eager", *(f"run{index}" for index in range(len(planned)))]
     with ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE) as pool:
-        found = dict(zip(["eager", *(f"run{index}" for index in range(len(planned)))], pool.map(one, indices)))
-    runs = {planned[index]["variant"]: (f"run{index}", found[f"run{index}"]) for index in range(len(planned))}
+        found = dict(zip(names, pool.map(one, names)))
+    runs = {run["variant"]: (name, found[name]) for run, name in zip(planned, names[1:])}
     eager, stock = found["eager"], runs.get("stock", (None, None))[1]
     if isinstance(eager, str):
         return {variant: {"error": f"eager did not run, nothing to compare with: {eager}"} for variant in runs}
