@@ -431,10 +431,11 @@ def test_the_first_pass_reads_constants_as_their_autotune_examples_and_restores_
     answers = register("answers", Example(by_name={"weight": example, "cache": cache_example, "unread": torch.ones(2)}))
     materialize = register("materialize", Materialize())
     patched = inductor._patched_compile_to_module(lambda g: module)
-    with aoti_hooks.session(["answers", "materialize"]):
+    with aoti_hooks.session(["answers", "materialize"]) as session:
         first_pass = patched(graph)
         read_weight, read_cache, _ = first_pass.call([])
         assert read_weight is example and read_cache is cache_example  # the written one too: asked as written
+        assert session.report.as_dict()["first_pass"] == {"examples": 2, "example_bytes": 6 * 4 + 4 * 4}
         assert module.weight is weight and module.cache is cache
         assert answers.asked == [("weight", False), ("cache", True)]  # an unread one is left alone
         assert materialize.log == []  # nothing keeps its values: no run holds bytes
@@ -469,7 +470,8 @@ def test_a_first_pass_that_raises_on_its_examples_runs_again_on_the_constants_va
     patched = inductor._patched_compile_to_module(lambda g: module)
     with aoti_hooks.session(["answers", "materialize"]) as session:
         assert patched(FirstPassGraph({"weight": weight, "cache": cache})).call([7]) == (24, [7])
-    assert session.report.as_dict()["first_pass"] == {"rerun_with_values": "RuntimeError: nonzero() found no rows"}
+    assert session.report.as_dict()["first_pass"] == {"examples": 1, "example_bytes": 24,
+                                                      "rerun_with_values": "RuntimeError: nonzero() found no rows"}
     assert materialize.log == [("before", 0), ("after", 0)] and module.weight is weight
 
     module.call = module.fails  # raises whatever it reads: the rerun's error is the one raised

@@ -713,6 +713,12 @@ class _FirstPassModule:
             examples = self._examples()
             if not examples:
                 return self._run({}, args, kwargs)
+            # The hooks' own counters (placement's ``autotune_stand_ins``, ...) count these answers
+            # too; these two say how many of them, and how many bytes, were this pass's.
+            self._session.report.add("first_pass", "examples", len(examples))
+            self._session.report.add("first_pass", "example_bytes",
+                                     sum(self._constants[name].numel() * self._constants[name].element_size()
+                                         for name in examples))
             try:
                 return self._run(examples, args, kwargs)
             except Exception as error:  # noqa: BLE001 - run again as stock would; its error is raised
