@@ -6,9 +6,11 @@
     python3 bench/executorch_host_cpu.py --mode offload   # kv_elide + const_offload, host values in memory
     python3 bench/executorch_host_cpu.py --mode spill     # kv_elide + const_offload spill=disk (files in a temp folder)
 
-Lowers the bench's Gemma 4 31B (2 layers, hidden 1024, ctx 65536, bf16; bench/real_models.py)
+Lowers the bench's Gemma 4 31B (2 layers, hidden 1024, ctx 65536 or ``--ctx``, bf16; bench/real_models.py)
 through the tests' CPU ``AotiBackend`` with kv_elide (and const_offload), and prints host RSS just before and after
-the move (after a garbage collection) and the lowering's host peak.
+the move (after a garbage collection) and the lowering's host peak; then, once the lowering and its
+``to_executorch`` are done (after a garbage collection), host RSS (``after_lowering``) and whether the
+session, the program ExecuTorch gave it and the moved program are still alive (``alive``; empty with no plugins).
 """
 import argparse
 import gc
@@ -16,13 +18,16 @@ import json
 import os
 import sys
 import types
+import weakref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..", "tests", "executorch"), os.path.join(HERE, "..", "tests")]
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--mode", choices=("inplace", "copy", "stock", "offload", "spill"), required=True)
-mode = parser.parse_args().mode
+parser.add_argument("--ctx", type=int, default=65536)
+given = parser.parse_args()
+mode = given.mode
 
 import real_models  # noqa: E402
 from et_helpers import lower, method_spec  # noqa: E402
@@ -32,7 +37,7 @@ import aoti_hooks.executorch  # noqa: E402,F401
 from aoti_hooks.demo.measure import Sampler, host_rss  # noqa: E402
 from aoti_hooks.seams import executorch as seam  # noqa: E402
 
-model, _ = real_models.build_gemma4(types.SimpleNamespace(hidden=1024, ctx=65536, layers=2))
+model, _ = real_models.build_gemma4(types.SimpleNamespace(hidden=1024, ctx=given.ctx, layers=2))
 program = real_models.export_gemma4(model)
 del model
 gc.collect()
@@ -42,14 +47,17 @@ plugins = {"stock": [], "offload": ["kv_elide", "const_offload"], "spill": ["kv_
 options = {"const_offload": {"spill": "disk", "spill_dir": tempfile.mkdtemp()}} if mode == "spill" else {}
 specs = [method_spec("decode")] + (aoti_hooks.compile_specs(plugins, target="local", **options) if plugins else [])
 around_move = {}
+alive = {}  # weak references to what one lowering of ours holds
 original = seam._SessionBackend.move_program_to_device
 
 
-def traced(self, *args):
+def traced(self, edge_program, *args):
+    alive["session"], alive["given program"] = weakref.ref(self._session), weakref.ref(edge_program)
     if mode == "copy":  # the behaviour before: ExecuTorch's copy is copied again, not moved in place
         type(self._session).program_is_private = property(lambda s: False, lambda s, v: None)
     around_move["before"] = host_rss()
-    moved = original(self, *args)
+    moved = original(self, edge_program, *args)
+    alive["moved program"] = weakref.ref(moved)
     gc.collect()
     around_move["after"] = host_rss()
     return moved
@@ -57,10 +65,13 @@ def traced(self, *args):
 
 seam._SessionBackend.move_program_to_device = traced
 with Sampler(timeline=True) as sampler:
-    lower({"decode": program}, {"decode": specs})
+    pte, edge = lower({"decode": program}, {"decode": specs})
+gc.collect()
+after_lowering = host_rss()
 by_phase = {}  # where in the lowering the host peak is
-for _, rss, _, _, phase in sampler.samples:
+for _, rss, _, _, phase, _ in sampler.samples:
     by_phase[phase] = max(by_phase.get(phase, 0), rss)
 print(json.dumps({"mode": mode, **{k: round(v / 2**30, 2) for k, v in around_move.items()},
-                  "host_peak": round(sampler.host_peak / 2**30, 2),
+                  "host_peak": round(sampler.host_peak / 2**30, 2), "after_lowering": round(after_lowering / 2**30, 2),
+                  "alive": {name: ref() is not None for name, ref in alive.items()},
                   "host_peak_by_phase": {k: round(v / 2**30, 2) for k, v in by_phase.items()}}))
