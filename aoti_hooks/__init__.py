@@ -1,13 +1,25 @@
-"""aoti-hooks: opt-in plugins that make large-model AOTInductor exports fit the GPU you have."""
+"""aoti-hooks: opt-in plugins that make large-model AOTInductor exports fit the GPU you have.
 
-from .aoti_compile import aoti_compile_and_package
-from .errors import AotiHooksError, PluginError, SeamError
-from .hookspecs import hookimpl, hookspec
-from .registry import register_plugin, unregister_plugin
-from .options import Option, parse_bool, parse_choice, parse_float, parse_int, parse_regex, parse_size, parse_str
-from ._session import Report, Session, current_session, session
-from .spec_grammar import compile_spec_pairs, compile_specs, parse_compile_specs
-from .target import Target, parse_target
+This module is the user API (sessions, the plain-AOTI entry point, ExecuTorch compile specs,
+errors) and the place the layers are put together: the built-in ``placement`` plugin joins
+every session, and the Inductor seam is held while any session is active. Plugin authors
+import `aoti_hooks.plugin`.
+"""
+
+from .core.errors import AotiHooksError, PluginError, SeamError
+from .core.hookspecs import hookimpl, hookspec
+from .core.options import Option, parse_bool, parse_choice, parse_float, parse_int, parse_regex, parse_size, parse_str
+from .core.registry import BUILT_IN, plugin_registry, register_plugin, unregister_plugin
+from .core.session import Report, Session, current_session, session, while_active
+from .core.specs import compile_spec_pairs, parse_compile_specs
+from .core.target import Target, parse_target
+from .hosts.aoti import aoti_compile_and_package
+from .hosts.executorch import compile_specs
+from . import placement as _placement
+from .seams import inductor as _inductor
+
+plugin_registry.register_built_in(BUILT_IN, _placement)
+while_active(_inductor.hold)
 
 __version__ = "0.1.0"
 

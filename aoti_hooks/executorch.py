@@ -4,12 +4,12 @@ Importing this module turns the integration on (``install()``); so does building
 ``aoti_hooks.compile_specs(...)``. From then on every ``AotiBackend`` (``CudaBackend``, Metal,
 your own) runs, for each method whose specs hold ``aoti_hooks.plugins``, those plugins in a
 session of their own; other methods lower exactly as before. ``uninstall()`` turns it off.
+The host behind it is `aoti_hooks.hosts.executorch`.
 """
 
 from __future__ import annotations
 
-from .seams.executorch import installed, report_history, reports, uninstall
-from .spec_grammar import install_executorch_integration as install
+from .hosts.executorch import install, installed, report_history, reports, uninstall
 
 __all__ = ["install", "installed", "report_history", "reports", "uninstall"]
 

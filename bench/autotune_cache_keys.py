@@ -12,7 +12,7 @@ a sequence shares one ``TORCHINDUCTOR_CACHE_DIR``:
 - cold: ``stock`` alone, ``sdpa_configs`` alone (what each should bake);
 - warm: ``stock`` then ``sdpa_configs``, and ``sdpa_configs`` then ``stock``;
 - unkeyed: the same two warm sequences with the session's cache key switched off
-  (``HookCaller.generated_code_key`` answering None), as before the fix.
+  (``Hooks.generated_code_key`` answering None), as before the fix.
 
 For every compile: the shared memory the package's C++ wrapper bakes for the kernel, whether
 the package loads and matches ``torch.mm``, and the ``.best_config`` files in the directory.
@@ -101,11 +101,11 @@ def baked_shared(package):
 def worker(variant, target, package):
     import aoti_hooks
     import aoti_hooks_sdpa_configs as sdpa_configs
-    from aoti_hooks.hookcaller import HookCaller
+    from aoti_hooks.core.hooks import Hooks
 
     kernel = build_kernel()
     if variant.endswith("unkeyed"):
-        HookCaller.generated_code_key = lambda self: None  # as before the fix: the cache cannot tell
+        Hooks.generated_code_key = lambda self: None  # as before the fix: the cache cannot tell
     torch.manual_seed(0)
     model = Model().eval().requires_grad_(False)
     x = torch.randn(SIZE, SIZE, device="cuda", dtype=torch.bfloat16)
@@ -153,7 +153,7 @@ def main():
     if args.worker:
         print("RESULT " + json.dumps(worker(args.worker, args.target, args.package)))
         return
-    from aoti_hooks.target import parse_target
+    from aoti_hooks.core.target import parse_target
 
     budget = parse_target(args.target).smem
     work = Path(tempfile.mkdtemp(prefix="cache-keys-"))

@@ -12,9 +12,9 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from aoti_hooks.bench import check_executorch_outputs
-from aoti_hooks.demo.et_gemma4 import MODEL
-from aoti_hooks.demo.run import run_in_worker
+from aoti_hooks.tools.bench import check_executorch_outputs
+from aoti_hooks.tools.demo.et_gemma4 import MODEL
+from aoti_hooks.tools.demo.run import run_in_worker
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--out", required=True)

@@ -7,12 +7,13 @@
     python3 bench/executorch_host_cpu.py --mode spill     # kv_elide + const_offload spill=disk (files in a temp folder)
 
 Lowers the bench's Gemma 4 31B (2 layers, hidden 1024, ctx 65536 or ``--ctx``, bf16; bench/real_models.py)
-through the tests' CPU ``AotiBackend`` with kv_elide (and const_offload), and prints host RSS just before and after
-the move (after a garbage collection) and the lowering's host peak; then, once the lowering and its
+through the tests' CPU ``AotiBackend`` with kv_elide (and const_offload), and prints host RSS just before the move and
+when the compile starts, right after it (after a garbage collection; read by a probe plugin) and the lowering's host peak; then, once the lowering and its
 ``to_executorch`` are done (after a garbage collection), host RSS (``after_lowering``) and whether the
 session, the program ExecuTorch gave it and the moved program are still alive (``alive``; empty with no plugins).
 """
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -34,8 +35,8 @@ from et_helpers import lower, method_spec  # noqa: E402
 
 import aoti_hooks  # noqa: E402
 import aoti_hooks.executorch  # noqa: E402,F401
-from aoti_hooks.demo.measure import Sampler, host_rss  # noqa: E402
-from aoti_hooks.seams import executorch as seam  # noqa: E402
+from aoti_hooks.tools.demo.measure import Sampler, host_rss  # noqa: E402
+from aoti_hooks.plugin import hookimpl  # noqa: E402
 
 model, _ = real_models.build_gemma4(types.SimpleNamespace(hidden=1024, ctx=given.ctx, layers=2))
 program = real_models.export_gemma4(model)
@@ -45,25 +46,33 @@ import tempfile  # noqa: E402
 
 plugins = {"stock": [], "offload": ["kv_elide", "const_offload"], "spill": ["kv_elide", "const_offload"]}.get(mode, ["kv_elide"])
 options = {"const_offload": {"spill": "disk", "spill_dir": tempfile.mkdtemp()}} if mode == "spill" else {}
-specs = [method_spec("decode")] + (aoti_hooks.compile_specs(plugins, target="local", **options) if plugins else [])
 around_move = {}
 alive = {}  # weak references to what one lowering of ours holds
-original = seam._SessionBackend.move_program_to_device
 
 
-def traced(self, edge_program, *args):
-    alive["session"], alive["given program"] = weakref.ref(self._session), weakref.ref(edge_program)
-    if mode == "copy":  # the behaviour before: ExecuTorch's copy is copied again, not moved in place
-        type(self._session).program_is_private = property(lambda s: False, lambda s, v: None)
-    around_move["before"] = host_rss()
-    moved = original(self, edge_program, *args)
-    alive["moved program"] = weakref.ref(moved)
-    gc.collect()
-    around_move["after"] = host_rss()
-    return moved
+class Probe:
+    """Host RSS around the core's move, read through the hooks: before it (first to be asked) and when
+    the compile starts (right after it); ``copy`` makes the program ExecuTorch gave look like the user's."""
+
+    @hookimpl(tryfirst=True)
+    def move_program_to_device(self, program, session):
+        alive["session"], alive["given program"] = weakref.ref(session), weakref.ref(program)
+        if mode == "copy":  # the behaviour before: ExecuTorch's copy is copied again, not moved in place
+            session.program_is_private = False
+        around_move["before"] = host_rss()
+
+    @hookimpl
+    def compile_context(self, session):
+        alive["moved program"] = weakref.ref(session.program)
+        gc.collect()
+        around_move["after"] = host_rss()
+        return contextlib.nullcontext()
 
 
-seam._SessionBackend.move_program_to_device = traced
+if plugins:
+    aoti_hooks.register_plugin("probe", Probe())
+specs = [method_spec("decode")] + (aoti_hooks.compile_specs([*plugins, "probe"], target="local", **options)
+                                   if plugins else [])
 with Sampler(timeline=True) as sampler:
     pte, edge = lower({"decode": program}, {"decode": specs})
 gc.collect()

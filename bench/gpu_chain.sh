@@ -4,7 +4,7 @@ set -u
 R=${1:?results folder}
 mkdir -p $R
 export TORCHINDUCTOR_COMPILE_THREADS=3
-A="python3 -m aoti_hooks.cli"
+A="python3 -m aoti_hooks"
 B="$A bench"
 ALL=kv_elide,chunked_dequant,sdpa_configs,const_offload
 

@@ -10,10 +10,10 @@ import time
 import torch
 
 import aoti_hooks
-from aoti_hooks.demo import CONFIGS, build, export_decoder
-from aoti_hooks.demo.measure import live_at_peak
+from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
+from aoti_hooks.tools.demo.measure import live_at_peak
 from aoti_hooks.seams import allocator
-from aoti_hooks.target import Target
+from aoti_hooks.core.target import Target
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--ctx", type=int, default=131072)

@@ -13,7 +13,7 @@ import traceback
 
 import torch
 
-from aoti_hooks.demo import worker
+from aoti_hooks.tools.demo import worker
 from executorch.backends.cuda.quantize_op_dispatch import int4_dispatch
 
 original = int4_dispatch._dequant_matmul

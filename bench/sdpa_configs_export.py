@@ -141,7 +141,7 @@ def worker(variant, target, folder):
         import executorch.backends.cuda.triton.kernels  # noqa: F401
         from contextlib import ExitStack
 
-        from aoti_hooks.aoti_compile import enter_compile_contexts
+        from aoti_hooks.hosts.lifecycle import enter_compile_contexts
 
         model = build(direct=True)
         eager = [model(*inputs(seed)) for seed in range(3)]
@@ -188,7 +188,7 @@ def main():
     if args.load:
         print("RESULT " + json.dumps(load_and_run(args.load)))
         return
-    from aoti_hooks.target import parse_target
+    from aoti_hooks.core.target import parse_target
 
     budget = parse_target(args.target).smem
     work = Path(tempfile.mkdtemp(prefix="sdpa-configs-export-"))

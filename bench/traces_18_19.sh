@@ -6,7 +6,7 @@ set -u
 R=${1:?results folder}
 mkdir -p $R
 export TORCHINDUCTOR_COMPILE_THREADS=3
-B="python3 -m aoti_hooks.cli bench"
+B="python3 -m aoti_hooks bench"
 ALL=kv_elide,chunked_dequant,sdpa_configs,const_offload
 (
   $B --model executorch:gemma4_31b --target rtx5090 --plugins $ALL --peak-breakdown --jobs 2 \

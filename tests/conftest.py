@@ -12,7 +12,7 @@ tempfile.tempdir = None
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from aoti_hooks import registry  # noqa: E402
+from aoti_hooks.core import registry  # noqa: E402
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import time
 import pytest
 import torch
 
-from aoti_hooks.bench import over_budget
-from aoti_hooks.cli import main
-from aoti_hooks.text import format_bytes
-from aoti_hooks.demo import CONFIGS, build, export_decoder
+from aoti_hooks.tools.bench import over_budget
+from aoti_hooks.tools.cli import main
+from aoti_hooks.core.text import format_bytes
+from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
 
 
 def test_bench_a_saved_program(tmp_path, capsys):
@@ -53,7 +53,7 @@ def test_bench_a_saved_program(tmp_path, capsys):
 
 
 def test_the_timeline_marks_each_phase_by_the_functions_on_the_watched_threads_stack():
-    from aoti_hooks.demo.measure import Sampler
+    from aoti_hooks.tools.demo.measure import Sampler
 
     with Sampler(interval=3600, timeline=True) as sampler:  # its own thread samples once; these on demand
         while not sampler.samples:  # the thread's one sample comes first
@@ -130,7 +130,7 @@ def test_periods_only_for_alternating_models(capsys):
 
 
 def test_each_plugins_list_is_a_run_with_its_own_options():
-    from aoti_hooks.bench import variants
+    from aoti_hooks.tools.bench import variants
 
     runs = variants([["kv_elide", "chunked_dequant"], ["kv_elide"]], {"low_memory_mode": "ON"},
                     {"kv_elide": {"min_bytes": "1KiB"}, "chunked_dequant": {"max_transient": "256MiB"}},
@@ -147,9 +147,9 @@ def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_fai
     """The check's processes run delegates on a GPU; here a stand-in saves and returns what they would
     (tokens, caches, through the workers' own `saved_outputs`), so the comparisons and the report are
     what is tested."""
-    from aoti_hooks import bench
-    from aoti_hooks.demo import et_gemma4, run
-    from aoti_hooks.errors import StepFailed
+    from aoti_hooks.tools import bench
+    from aoti_hooks.tools.demo import et_gemma4, run
+    from aoti_hooks.tools.demo.run import StepFailed
 
     def stand_in(command, spec, folder, name, env):
         if name == "outputs-run1":
@@ -176,9 +176,9 @@ def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_fai
 
 
 def test_the_output_check_without_stock_compares_with_eager_only(tmp_path, monkeypatch):
-    from aoti_hooks import bench
-    from aoti_hooks.demo import et_gemma4, run
-    from aoti_hooks.errors import StepFailed
+    from aoti_hooks.tools import bench
+    from aoti_hooks.tools.demo import et_gemma4, run
+    from aoti_hooks.tools.demo.run import StepFailed
 
     def stand_in(command, spec, folder, name, env):
         if name == "outputs-run0":
@@ -194,7 +194,7 @@ def test_the_output_check_without_stock_compares_with_eager_only(tmp_path, monke
 def test_runs_compiled_side_by_side_report_each_process_own_nvml_figure():
     """With --jobs > 1 NVML's device total sums every compile on the GPU; the report shows each
     process's own figure instead, labelled, and a partial report without stock marks .ptd as unknown."""
-    from aoti_hooks import bench
+    from aoti_hooks.tools import bench
 
     def run(variant, device_total, own, ptd):
         return {"variant": variant, "plugins": [] if variant == "stock" else ["kv_elide"], "compile_s": 1.0,
@@ -220,7 +220,7 @@ def test_nvml_per_process_figure_counts_only_that_process():
     nvmlDeviceGetComputeRunningProcesses_v3 does, so the parsing and the sum are what is tested."""
     import ctypes
 
-    from aoti_hooks.demo.measure import Nvml
+    from aoti_hooks.tools.demo.measure import Nvml
 
     class Driver:
         def __init__(self, table, code=0):
@@ -245,8 +245,8 @@ def test_nvml_per_process_figure_counts_only_that_process():
 def test_the_peak_breakdown_replays_the_allocator_history_and_groups_by_site():
     """The allocator's history needs a GPU; here a history in its format (alloc / free_completed
     events with frames) is replayed, so the peak, the grouping and the report are what is tested."""
-    from aoti_hooks import bench
-    from aoti_hooks.demo.measure import live_at_peak
+    from aoti_hooks.tools import bench
+    from aoti_hooks.tools.demo.measure import live_at_peak
 
     def frame(name):
         return [{"filename": "/torch/_inductor/select_algorithm.py", "line": 1, "name": name}]
@@ -277,9 +277,9 @@ def test_a_failed_compile_stops_the_runs_not_started_and_keeps_the_finished_ones
     finishes into the report."""
     import threading
 
-    from aoti_hooks import bench
-    from aoti_hooks.demo import run
-    from aoti_hooks.errors import StepFailed
+    from aoti_hooks.tools import bench
+    from aoti_hooks.tools.demo import run
+    from aoti_hooks.tools.demo.run import StepFailed
 
     started, run1_failed = [], threading.Event()
 
@@ -306,7 +306,7 @@ def test_a_failed_compile_stops_the_runs_not_started_and_keeps_the_finished_ones
 def test_an_output_workers_result_alone_says_whether_two_variants_agree(tmp_path):
     """A bench stopped before it compares (a GPU call cut short) keeps each worker's result file:
     the tokens and a digest per cache, equal exactly when the caches are equal bit for bit."""
-    from aoti_hooks.demo import et_gemma4
+    from aoti_hooks.tools.demo import et_gemma4
 
     cache = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
     flipped = cache.clone()

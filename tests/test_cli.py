@@ -1,7 +1,7 @@
 import pytest
 
 import aoti_hooks
-from aoti_hooks import cli
+from aoti_hooks.tools import cli
 
 
 def test_list_shows_installed_plugins_with_distribution_and_version(capsys, monkeypatch):
@@ -118,3 +118,33 @@ def test_doctor_keeps_third_party_import_noise_out(capfd):
     cli.main(["doctor"])
     captured = capfd.readouterr()
     assert "Failed to load" not in captured.out + captured.err and "_pytree" not in captured.err
+
+
+def test_a_plugin_that_raises_in_a_command_line_hook_costs_only_its_own_part(register, capsys):
+    """register_commands and doctor_checks go through pluggy; a plugin raising there is named in
+    one line, and every other command, plugin command and check still works."""
+    from aoti_hooks import hookimpl
+
+    class Broken:
+        @hookimpl
+        def register_commands(self, commands):
+            raise RuntimeError("cannot add my command")
+
+        @hookimpl
+        def doctor_checks(self):
+            raise RuntimeError("cannot check")
+
+    register("broken", Broken())
+    assert cli.main(["list"]) == 0
+    captured = capsys.readouterr()
+    assert "plugin 'broken' failed in hook 'register_commands': RuntimeError: cannot add my command" in captured.err
+    assert len([line for line in captured.err.splitlines() if "'broken'" in line]) == 1
+    assert "sdpa_configs" in captured.out  # another plugin's row, and its command is still there:
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["sdpa-check", "--help"])
+    assert caught.value.code == 0
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "plugin 'broken' failed in hook 'doctor_checks': RuntimeError: cannot check" in out
+    assert "1 problem(s) found" in out and "OK      torch._inductor.graph.GraphLowering.get_original_value_of_constant" in out

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import aoti_hooks
-from aoti_hooks import AotiHooksError, cli, parse_size, parse_target
-from aoti_hooks.options import parse_count
+from aoti_hooks import AotiHooksError, parse_size, parse_target
+from aoti_hooks.tools import cli
+from aoti_hooks.core.options import parse_count
 
 
 # --- the Python API ---------------------------------------------------------------------------------
@@ -79,7 +80,7 @@ def test_sessions_left_out_of_order_never_leave_a_finished_one_active(register):
 
 def test_a_nested_session_that_drops_plugins_says_so():
     with aoti_hooks.session(["kv_elide"]):
-        with pytest.warns(aoti_hooks.registry.AotiHooksWarning, match=r"until it ends only its own plugins run \(kv_elide do not\)"):
+        with pytest.warns(aoti_hooks.core.errors.AotiHooksWarning, match=r"until it ends only its own plugins run \(kv_elide do not\)"):
             with aoti_hooks.session([]):
                 pass
         with warnings.catch_warnings():
@@ -90,7 +91,7 @@ def test_a_nested_session_that_drops_plugins_says_so():
 
 def test_an_unknown_name_in_aoti_hooks_disable_is_reported(monkeypatch):
     monkeypatch.setenv("AOTI_HOOKS_DISABLE", "kv_elid")
-    with pytest.warns(aoti_hooks.registry.AotiHooksWarning, match="AOTI_HOOKS_DISABLE names 'kv_elid', which is not an installed plugin"):
+    with pytest.warns(aoti_hooks.core.errors.AotiHooksWarning, match="AOTI_HOOKS_DISABLE names 'kv_elid', which is not an installed plugin"):
         aoti_hooks.session(["kv_elide"])
 
 
@@ -143,7 +144,7 @@ def test_bench_checks_the_file_up_front(tmp_path, capsys):
 
 
 def test_a_failed_step_is_not_done(capsys):
-    from aoti_hooks.demo.run import Progress
+    from aoti_hooks.tools.demo.run import Progress
 
     with pytest.raises(RuntimeError):
         with Progress("compiling stock"):
@@ -163,7 +164,7 @@ def test_demo_with_every_plugin_disabled_runs_stock_once_and_cleans_up(capsys, m
     assert captured.err.count("aoti-hooks: note: plugin 'kv_elide' is disabled by AOTI_HOOKS_DISABLE") == 1
     assert "UserWarning" not in captured.err and "warnings.warn" not in captured.err
     assert not results["kept"] and not os.path.exists(results["folder"])
-    from aoti_hooks.demo.run import format_demo
+    from aoti_hooks.tools.demo.run import format_demo
 
     text = format_demo(results)
     assert text.splitlines()[2].startswith("stock") and "Only stock ran" in text and "artifacts removed" in text
@@ -175,7 +176,7 @@ def test_doctor_names_the_libstdcxx_fix_when_a_cuda_package_load_crashes(monkeyp
     and works with the system libstdc++ preloaded)."""
     import signal
 
-    from aoti_hooks.demo import loader
+    from aoti_hooks.tools.demo import loader
 
     monkeypatch.setattr(loader, "LIBSTDCXX", str(tmp_path / "libstdc++.so.6"))
     (tmp_path / "libstdc++.so.6").write_text("")

@@ -2,7 +2,7 @@ import pytest
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError, PluginError, hookimpl
-from aoti_hooks.registry import InstalledPlugin, plugin_registry
+from aoti_hooks.core.registry import InstalledPlugin, plugin_registry
 
 
 class Echo:

@@ -3,7 +3,7 @@ import re
 import pytest
 
 from aoti_hooks import AotiHooksError, Option, parse_bool, parse_regex, parse_size, parse_target
-from aoti_hooks.options import resolve_options
+from aoti_hooks.core.options import resolve_options
 
 
 def test_sizes_parse_from_text_bytes_and_ints():

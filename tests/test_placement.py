@@ -6,8 +6,9 @@ import torch
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError, PluginError
-from aoti_hooks.aoti_compile import move_program
-from aoti_hooks.placement import Candidate, candidates, refusal
+from aoti_hooks.hosts.lifecycle import move_program
+from aoti_hooks.core.types import Candidate
+from aoti_hooks.placement import candidates, refusal
 
 from helpers import INDUCTOR_CONFIGS, export_cache_model, program_snapshot
 
@@ -260,8 +261,8 @@ def test_which_constants_autotune_reads_through_a_stand_in(dtype, written, is_pl
 
 def test_a_driver_that_cannot_make_stand_ins_is_reported_once_and_not_asked_again(monkeypatch):
     """The failing block stands in for a CUDA driver without virtual memory management (none exists here)."""
-    from aoti_hooks import placement
-    from aoti_hooks.standin import StandInError
+    from aoti_hooks.placement import standins
+    from aoti_hooks.placement.blocks import StandInError
 
     made = []
 
@@ -270,11 +271,11 @@ def test_a_driver_that_cannot_make_stand_ins_is_reported_once_and_not_asked_agai
             made.append(device)
             raise StandInError("cuMemCreate failed with CUresult 801")
 
-    monkeypatch.setattr(placement, "Block", RefusingBlock)
+    monkeypatch.setattr(standins, "Block", RefusingBlock)
     with aoti_hooks.session([]) as session:
         tensor = torch.zeros(4)
-        assert placement._stand_in(session, tensor, "zeros") is None
-        assert placement._stand_in(session, tensor, "zeros") is None
+        assert standins._stand_in(session, tensor, "zeros") is None
+        assert standins._stand_in(session, tensor, "zeros") is None
     assert made == [0]
     assert session.report.get("placement")["autotune_stand_ins_unavailable"] == "cuMemCreate failed with CUresult 801"
 

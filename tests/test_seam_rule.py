@@ -114,5 +114,5 @@ def test_every_seam_has_a_check_that_doctor_runs(name):
     module = importlib.import_module(f"aoti_hooks.seams.{name}")
     results = module.check()
     assert all(isinstance(symbol, str) and problem is None for symbol, problem in results), results
-    doctor = (ROOT / "aoti_hooks" / "cli.py").read_text()
+    doctor = (ROOT / "aoti_hooks" / "tools" / "doctor.py").read_text()
     assert f"{name}.check()" in doctor, f"aoti-hooks doctor does not run seams.{name}.check()"

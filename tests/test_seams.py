@@ -369,7 +369,7 @@ class FirstPassGraph:
 def test_the_two_pass_first_pass_runs_as_one_run_over_what_extern_kernels_read(register, monkeypatch):
     """The wiring of the first pass, a GPU-only path: the graph and its module are stand-ins; the
     selection is the real function, tested on a real graph above."""
-    from aoti_hooks.active import current_session
+    from aoti_hooks.core.active import current_session
 
     placed = torch.empty(4)
     placed.untyped_storage().resize_(0)

@@ -4,7 +4,7 @@ import pytest
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError
-from aoti_hooks.spec_grammar import compile_spec_pairs, parse_compile_specs, session_from_compile_specs
+from aoti_hooks.core.specs import compile_spec_pairs, parse_compile_specs, session_from_compile_specs
 
 
 class Spec:

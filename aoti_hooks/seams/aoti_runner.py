@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from ..errors import SeamError
+from ..core.errors import SeamError
 
 
 def check() -> list[tuple[str, str | None]]:

@@ -1,18 +1,12 @@
 """The seam into ExecuTorch's AOTI backends: the only module that touches their classes.
 
-``install()`` wraps ``AotiBackend.preprocess``, which every AOTI backend runs once per
-method partition (``CudaBackend`` reaches it through ``super()``, also from
-``preprocess_multimethod``). A partition whose compile specs hold ``aoti_hooks.*`` keys
-runs in its own `Session`; one without them runs the original code untouched.
-
-Inside the session the original ``preprocess`` body runs against a stand-in for the
-backend class (ExecuTorch forbids subclassing a backend) that differs in three places:
-``move_program_to_device`` asks the ``move_program_to_device`` hooks first, the
-compile options get the ``aoti_options`` hooks merged, and the compile context also
-enters every ``compile_context``. The backend sees its compile specs without the
-``aoti_hooks.*`` keys, and without the keys a plugin declares it replaces
-(``REPLACES_BACKEND_SPECS``; kv_elide replaces CudaBackend's ``low_memory_mode``). The
-lowered delegate keeps the backend's id, so the ``.pte`` runs on the stock runtime.
+- `install` wraps ``AotiBackend.preprocess``, which every AOTI backend runs once per method
+  partition (``CudaBackend`` reaches it through ``super()``, also from ``preprocess_multimethod``),
+  and calls back the host's preprocess (`aoti_hooks.hosts.executorch`) with the original body;
+- `collector_patches`: CudaBackend's weight collector reads a host-built constant's bytes from
+  its host copy (``HostBacked``) and its device from the constant;
+- ExecuTorch's private readers the plugins and tools use: its ``.pte`` reader, kernels and
+  custom-op shims by name, a module whose package ``__init__`` cannot import.
 """
 
 from __future__ import annotations
@@ -20,11 +14,9 @@ from __future__ import annotations
 import inspect
 import os
 import threading
-import warnings
-from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, Callable
 
-from ..errors import AotiHooksError, SeamError
+from ..core.errors import AotiHooksError, SeamError
 from .patching import Patch, PatchSet
 
 SUPPORTED_EXECUTORCH = "executorch 1.5.x"
@@ -36,8 +28,6 @@ _METHOD_PARAMS = {
 }
 
 _lock = threading.Lock()
-_reports: dict[str, Any] = {}
-_history: list[tuple[str, Any]] = []
 
 
 def _aoti_backend() -> type:
@@ -83,7 +73,7 @@ def _check_or_raise() -> type:
 
 def _integration_build() -> list[Patch]:
     backend = _check_or_raise()
-    if _grammar is None:
+    if _callback is None:
         raise SeamError("the ExecuTorch integration is installed through aoti_hooks.executorch.install()")
 
     def wrap(current):
@@ -98,17 +88,16 @@ def _integration_build() -> list[Patch]:
 # before any session exists, so no session can hold it).
 INTEGRATION = PatchSet(_integration_build, "ExecuTorch AotiBackend.preprocess (aoti_hooks.executorch.install)")
 _stock_preprocess: Any = None
-# (session_for_specs, prefix): the core's compile-spec grammar, given by install() so that this
-# seam does not import the core that imports it.
-_grammar: tuple[Any, str] | None = None
+_callback: Callable[..., Any] | None = None  # the host's preprocess, given by install()
 
 
-def install(session_for_specs, prefix: str) -> None:
-    """Turn the integration on: a method whose specs hold keys starting with ``prefix`` runs in
-    the session ``session_for_specs(specs)`` builds (``aoti_hooks.executorch.install()`` calls this)."""
-    global _grammar
+def install(preprocess: Callable[..., Any]) -> None:
+    """Route every ``AotiBackend.preprocess`` call to ``preprocess(cls, stock, edge_program, compile_specs)``,
+    where ``stock(cls, edge_program, compile_specs)`` is the original body (`aoti_hooks.hosts.executorch`
+    gives the host's lifecycle here, so this seam never imports the layers above it)."""
+    global _callback
     with _lock:
-        _grammar = (session_for_specs, prefix)
+        _callback = preprocess
         if not INTEGRATION.active:
             INTEGRATION.acquire()
 
@@ -124,107 +113,8 @@ def installed() -> bool:
     return INTEGRATION.active
 
 
-def reports() -> dict[str, Any]:
-    """The `Report` of the latest lowering of each method with plugins in this process, by method name."""
-    with _lock:
-        return dict(_reports)
-
-
-def report_history() -> list[tuple[str, Any]]:
-    """``(method, Report)`` of every lowering with plugins in this process, in order: a second
-    lowering of ``forward`` (another program, another backend) does not hide the first."""
-    with _lock:
-        return list(_history)
-
-
-def _method_name(compile_specs) -> str:
-    for spec in compile_specs:
-        if getattr(spec, "key", None) == "method_name":
-            return bytes(spec.value).decode()
-    return "<unnamed method>"
-
-
 def _preprocess(cls, edge_program, compile_specs):
-    session_for_specs, prefix = _grammar
-    original = _stock_preprocess.__func__
-    session = session_for_specs(compile_specs)
-    if session is None:
-        return original(cls, edge_program, compile_specs)
-    method = _method_name(compile_specs)
-    backend_specs = []
-    for spec in compile_specs:
-        if spec.key.startswith(prefix):
-            continue
-        owner = session.replaced_backend_specs.get(spec.key)
-        if owner is not None:
-            value = bytes(spec.value).decode()
-            warnings.warn(
-                f"method {method!r}: plugin {owner!r} replaces {cls.__name__}'s {spec.key}={value}; "
-                f"{spec.key} is left out of this method's compile (see the aoti-hooks README)",
-                stacklevel=2,
-            )
-            session.report.set(owner, f"replaced_{spec.key}", value)
-            continue
-        backend_specs.append(spec)
-    from ..aoti_compile import ours_inside
-
-    try:
-        with session, COLLECTOR_PATCHES.held():
-            result = original(_SessionBackend(cls, session), edge_program, backend_specs)
-    except Exception as error:
-        ours = ours_inside(error)
-        if ours is None or ours is error:
-            raise
-        raise ours from ours.__cause__
-    with _lock:
-        _reports[method] = session.report
-        _history.append((method, session.report))
-    return result
-
-
-class _SessionBackend:
-    """Stands for backend class ``cls`` inside ``preprocess``: three methods go through hooks."""
-
-    def __init__(self, cls: type, session: Any):
-        self._cls = cls
-        self._session = session
-        self.__name__ = cls.__name__
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cls, name)
-
-    def move_program_to_device(self, edge_program, device, compile_specs):
-        from ..aoti_compile import indexed_device
-
-        target_device = self._session.target.device
-        wanted = indexed_device(device)
-        if target_device is not None and indexed_device(target_device).type != wanted.type:
-            raise AotiHooksError(
-                f"target {self._session.target.name!r} compiles on {target_device} but {self.__name__} "
-                f"compiles on {device}; give a target for {device} (e.g. 'local')"
-            )
-        # ExecuTorch gives preprocess its own copy of the program (``copy_exported_program_for_preprocess``)
-        # and moves it in place; so may the plugins, which releases its host tensors as stock does.
-        self._session.program_is_private = True
-        moved = self._session.hooks.move_program_to_device(edge_program, wanted)
-        if moved is None:
-            moved = self._cls.move_program_to_device(edge_program, device, compile_specs)
-        self._session.program = moved  # the backend's own passes then edit its graph in place
-        return moved
-
-    def get_aoti_compile_options(self, compile_specs):
-        options = self._session.hooks.aoti_options(self._cls.get_aoti_compile_options(compile_specs))
-        self._session.compile_options = dict(options)  # preprocess asks before it moves: placement reads them
-        return options
-
-    @contextmanager
-    def get_extra_aoti_compile_context_manager(self, compile_specs=None):
-        from ..aoti_compile import enter_compile_contexts
-
-        with ExitStack() as stack:
-            stack.enter_context(self._cls.get_extra_aoti_compile_context_manager(compile_specs))
-            enter_compile_contexts(self._session, stack)
-            yield
+    return _callback(cls, _stock_preprocess.__func__, edge_program, compile_specs)
 
 
 # --- CudaBackend's weight collector ------------------------------------------------------
@@ -279,6 +169,11 @@ def _collector_build() -> list[Patch]:
 
 
 COLLECTOR_PATCHES = PatchSet(_collector_build, "ExecuTorch CudaWeightCollector patches (held by a lowering with plugins)")
+
+
+def collector_patches():
+    """A ``with`` block holding the weight collector's patches (a lowering with plugins holds them)."""
+    return COLLECTOR_PATCHES.held()
 
 
 def deserialize_pte_binary(data: bytes):

@@ -42,8 +42,9 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import SeamError
-from ..active import current_session
+from ..core.active import current_session
+from ..core.errors import SeamError
+from ..core.types import storage_key
 from . import triton as triton_seam
 from .patching import Patch, PatchSet
 
@@ -521,8 +522,6 @@ def written_constants(graph: Any) -> frozenset[str]:
     After ``graph`` has been scheduled: lowering marks in-place writes (``mutated_buffers``), the
     scheduled nodes list what each kernel writes.
     """
-    from ..storage import storage_key
-
     with _bind_lock:
         if graph in _written:
             return _written[graph]
@@ -898,6 +897,11 @@ def activate() -> PatchSet:
 
 def deactivate(patches: PatchSet) -> None:
     patches.release()
+
+
+def hold():
+    """Install the patches for one more active session; returns what releases them (`Session.__enter__`)."""
+    return activate().release
 
 
 def config_value(key: str, text: str):

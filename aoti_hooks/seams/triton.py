@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..errors import SeamError
+from ..core.errors import SeamError
 from . import patching
 from .patching import Patch
 

@@ -16,10 +16,10 @@ import aoti_hooks
 import aoti_hooks_chunked_dequant as chunked_dequant
 from aoti_hooks.seams import patching
 from aoti_hooks import AotiHooksError
-from aoti_hooks.aoti_compile import enter_compile_contexts
+from aoti_hooks.hosts.lifecycle import enter_compile_contexts
 from aoti_hooks_chunked_dequant.chunking import Chunker, rows_per_chunk
 from aoti_hooks_chunked_dequant.registry import EXECUTORCH_OPS, entries
-from aoti_hooks.text import format_bytes
+from aoti_hooks.core.text import format_bytes
 from helpers import INDUCTOR_CONFIGS, package_constants
 
 ROWS, COLS, GROUP = 3000, 512, 32
@@ -203,7 +203,7 @@ def test_auto_chunks_a_stand_in_weight_to_its_budget_without_the_floor(monkeypat
 
 
 def test_a_cpu_tensor_is_never_a_stand_in():
-    from aoti_hooks.standin import is_stand_in
+    from aoti_hooks.placement.blocks import is_stand_in
 
     assert not is_stand_in(torch.zeros(4)) and not is_stand_in(None)
 
@@ -349,7 +349,7 @@ sys.path.insert(0, sys.argv[1])
 from test_chunked_dequant import _executorch_case
 from contextlib import ExitStack
 import aoti_hooks
-from aoti_hooks.aoti_compile import enter_compile_contexts
+from aoti_hooks.hosts.lifecycle import enter_compile_contexts
 from aoti_hooks_chunked_dequant import tile
 from aoti_hooks_chunked_dequant.chunking import Chunker
 from aoti_hooks_chunked_dequant.registry import executorch_impl, resolved_entries

@@ -8,7 +8,7 @@ import torch
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError
-from aoti_hooks.demo import CONFIGS, build, decode_steps, export_decoder
+from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder
 from aoti_hooks.placement import candidates
 from aoti_hooks_const_offload import select_constants as select
 

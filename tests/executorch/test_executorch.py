@@ -11,7 +11,7 @@ pytest.importorskip("executorch.backends.aoti.aoti_backend")
 import aoti_hooks  # noqa: E402
 import aoti_hooks.executorch as integration  # noqa: E402
 from aoti_hooks import AotiHooksError  # noqa: E402
-from aoti_hooks.demo import CONFIGS, build, decode_steps, export_decoder  # noqa: E402
+from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder  # noqa: E402
 from aoti_hooks.seams import executorch as seam  # noqa: E402
 from aoti_hooks.seams import inductor, patching  # noqa: E402
 from executorch.exir.backend.compile_spec_schema import CompileSpec  # noqa: E402

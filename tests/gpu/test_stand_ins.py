@@ -24,9 +24,9 @@ import pytest
 import torch
 
 import aoti_hooks
-from aoti_hooks.demo.measure import Nvml
-from aoti_hooks import standin
-from aoti_hooks.standin import Block, is_stand_in
+from aoti_hooks.tools.demo.measure import Nvml
+from aoti_hooks.placement import blocks as standin
+from aoti_hooks.placement.blocks import Block, is_stand_in
 
 from helpers import INDUCTOR_CONFIGS, package_constants
 from real_models import MODELS
@@ -125,7 +125,7 @@ def test_chunked_dequant_chunks_a_stand_in_weight_to_its_budget_and_a_real_one_a
     from contextlib import ExitStack
 
     import aoti_hooks_chunked_dequant as chunked_dequant
-    from aoti_hooks.aoti_compile import enter_compile_contexts
+    from aoti_hooks.hosts.lifecycle import enter_compile_contexts
 
     def q8_mm(x, qweight, scale):
         return torch.nn.functional.linear(x, qweight.to(x.dtype) * scale.to(x.dtype)[:, None])
@@ -167,7 +167,7 @@ def test_chunked_dequant_chunks_a_stand_in_weight_to_its_budget_and_a_real_one_a
 
 def test_placement_builds_its_views_without_allocating_the_claimed_bytes():
     """``Tensor.set_`` would grow each claimed storage to its layout for a moment (seams/tensors.py)."""
-    from aoti_hooks.aoti_compile import move_program
+    from aoti_hooks.hosts.lifecycle import move_program
 
     model = torch.nn.Sequential(torch.nn.Embedding(16384, 2048), torch.nn.Linear(2048, 2048)).eval()  # 128 + 16 MiB
     program = torch.export.export(model, (torch.tensor([[1, 2]]),))

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import aoti_hooks
-from aoti_hooks.storage import host_snapshot
+from aoti_hooks.placement.storage import host_snapshot
 from aoti_hooks import AotiHooksError
-from aoti_hooks.demo import CONFIGS, build, decode_steps, export_decoder
+from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder
 from aoti_hooks.placement import candidates
 from aoti_hooks.seams.export import written_inputs
 from aoti_hooks_kv_elide.selection import select_caches
@@ -88,7 +88,7 @@ class FreesCaches:
     def move_program_to_device(self, program, device, session):
         from aoti_hooks.placement import candidates
         from aoti_hooks.seams.export import moved_copy
-        from aoti_hooks.storage import view_of
+        from aoti_hooks.placement.storage import view_of
 
         state = {}
         for candidate in candidates(program):

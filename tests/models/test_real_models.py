@@ -54,7 +54,7 @@ class AutotuneExamples:
     def probe(self, graph):
         from torch._inductor.virtualized import V
 
-        from aoti_hooks.active import current_session
+        from aoti_hooks.core.active import current_session
         from aoti_hooks.placement import placed
         from aoti_hooks.seams.inductor import written_constants
 

@@ -25,8 +25,8 @@ from torch.library import wrap_triton
 import aoti_hooks
 import aoti_hooks_sdpa_configs as sdpa_configs
 from aoti_hooks import AotiHooksError
-from aoti_hooks.cli import main
-from aoti_hooks.aoti_compile import enter_compile_contexts
+from aoti_hooks.tools.cli import main
+from aoti_hooks.hosts.lifecycle import enter_compile_contexts
 from aoti_hooks.seams import inductor
 from aoti_hooks.seams import patching
 from aoti_hooks.seams.triton import config_key, configs_of, forced_config, source_hash

@@ -11,7 +11,7 @@ into one output tensor.
 A device kernel runs only with real tensors, never while a graph is traced, so the runtime
 graph cannot change. Inductor's first pass runs with every dispatch and torch-function mode
 taken off (seen on torch 2.11), which is why this is a kernel and not a mode. The kernel is
-process-wide while any session's compile needs it (a `patching.shared` set); a call outside such a session (another thread, no
+process-wide while any session's compile needs it (a `shared_patches` set); a call outside such a session (another thread, no
 session) runs the implementation once, as registered.
 """
 
@@ -22,10 +22,8 @@ import math
 from contextlib import ExitStack, contextmanager
 from typing import Any, Callable
 
-from aoti_hooks import AotiHooksError
-from aoti_hooks.seams import ops, patching
-from aoti_hooks.standin import is_stand_in
-from aoti_hooks.text import format_bytes
+from aoti_hooks.plugin import (AotiHooksError, argument_names, format_bytes, is_stand_in,
+                                KernelOverride, shared_patches)
 
 from .registry import ChunkableOp
 
@@ -160,17 +158,17 @@ def _kernel(entry: ChunkableOp, impl: Callable, names: tuple[str, ...]) -> Calla
 def chunking(resolved: list[tuple[Any, ChunkableOp, Callable]], chunker: Chunker):
     """Chunk the ``resolved`` ops' eager calls in this context with ``chunker``; undo on exit.
 
-    Each op's chunking kernel is a process-wide `patching.shared` set, held by every compile
+    Each op's chunking kernel is a process-wide `shared_patches` set, held by every compile
     that chunks that op and removed when the last one ends.
     """
     token = _active.set(chunker)
     try:
         with ExitStack() as held:
             for op, entry, impl in resolved:
-                kernel = _kernel(entry, impl, ops.argument_names(op))
-                held.enter_context(patching.shared(
+                kernel = _kernel(entry, impl, argument_names(op))
+                held.enter_context(shared_patches(
                     ("chunked_dequant kernel", entry.name),
-                    lambda op=op, entry=entry, kernel=kernel: [ops.KernelOverride(op, entry.dispatch_key, kernel)],
+                    lambda op=op, entry=entry, kernel=kernel: [KernelOverride(op, entry.dispatch_key, kernel)],
                     f"chunked_dequant kernel for {entry.name}",
                 ))
             yield chunker

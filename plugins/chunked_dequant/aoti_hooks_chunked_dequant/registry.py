@@ -18,13 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from aoti_hooks import AotiHooksError
-from aoti_hooks.named_table import NamedTable
-from aoti_hooks.seams import ops
+from aoti_hooks.plugin import (AotiHooksError, argument_names, as_overload, NamedTable,
+                                qualified_name, resolve_op)
 
 
 # ExecuTorch's eager dequant-matmul kernels: op -> (module under ``executorch``, the function it
-# registered as the op's CUDA kernel). Private to ExecuTorch: read through aoti_hooks.seams.executorch.
+# registered as the op's CUDA kernel). Private to ExecuTorch: read through aoti_hooks.plugin's accessors.
 EXECUTORCH_IMPLS = {
     "executorch_cuda::int4_plain_mm.default": ("backends.cuda.quantize_op_dispatch.int4_dispatch", "_cuda"),
     "executorch_cuda::int5_plain_mm.default": ("backends.cuda.quantize_op_dispatch.int5_dispatch", "_cuda_int5"),
@@ -38,7 +37,7 @@ def executorch_impl(op_name: str) -> Callable | None:
 
     Only modules already imported are looked at: the op exists only once its module ran.
     """
-    from aoti_hooks.seams.executorch import imported_attribute
+    from aoti_hooks.plugin import imported_attribute
 
     found = EXECUTORCH_IMPLS.get(op_name)
     return imported_attribute(*found) if found is not None else None
@@ -73,7 +72,7 @@ class ChunkableOp:
 
     def check_schema(self, op) -> None:
         """Raise `AotiHooksError` unless every sliced argument is one of the op's arguments."""
-        names = ops.argument_names(op)
+        names = argument_names(op)
         missing = [name for name in self.sliced if name not in names]
         if missing:
             raise AotiHooksError(
@@ -89,12 +88,12 @@ def _name_of(op) -> str:
     if isinstance(op, str):
         name = op if "." in op.partition("::")[2] else f"{op}.default"
         try:
-            ops.resolve_op(name)
+            resolve_op(name)
         except ValueError as error:
             raise AotiHooksError(f"chunked_dequant: {error}") from None
         return name
     try:
-        return ops.qualified_name(ops.as_overload(op))
+        return qualified_name(as_overload(op))
     except TypeError as error:
         raise AotiHooksError(f"chunked_dequant: {error}") from None
 
@@ -125,7 +124,7 @@ def register(op, *, sliced, bytes_per_row: Callable[[dict[str, Any]], int], impl
     if not isinstance(row_multiple, int) or row_multiple < 1:
         raise AotiHooksError(f"register(..., row_multiple={row_multiple!r}) must be a positive integer")
     entry = ChunkableOp(_name_of(op), sliced, bytes_per_row, impl, dispatch_key, out_dim, row_multiple)
-    resolved = ops.resolve_op(entry.name)
+    resolved = resolve_op(entry.name)
     if resolved is not None:
         entry.check_schema(resolved)
     return _table.add(entry.name, entry, replace=replace)
@@ -145,7 +144,7 @@ def resolved_entries() -> list[tuple[Any, ChunkableOp, Callable]]:
     """(op, entry, implementation) for each entry whose op and implementation exist now."""
     found = []
     for entry in entries().values():
-        op = ops.resolve_op(entry.name)
+        op = resolve_op(entry.name)
         implementation = entry.implementation() if op is not None else None
         if implementation is None:
             continue

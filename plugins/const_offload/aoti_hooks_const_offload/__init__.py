@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from aoti_hooks import AotiHooksError, Option, hookimpl, parse_choice, parse_size, parse_str
-from aoti_hooks.placement import HOST, Candidate, OnDisk
+from aoti_hooks.plugin import (AotiHooksError, Candidate, hookimpl, HOST, OnDisk, Option, parse_choice,
+                                parse_size, parse_str)
 
 NAME = "const_offload"
 

@@ -10,9 +10,7 @@ Face's static cache and ExecuTorch's Gemma 4 keep theirs in ``program.constants`
 
 from __future__ import annotations
 
-from aoti_hooks import Option, hookimpl, parse_bool, parse_regex, parse_size
-from aoti_hooks.placement import ZEROS
-from aoti_hooks.storage import host_snapshot
+from aoti_hooks.plugin import hookimpl, host_snapshot, Option, parse_bool, parse_regex, parse_size, ZEROS
 
 from .selection import select_caches
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from aoti_hooks.placement import BUFFER, NON_PERSISTENT_BUFFER, Candidate
+from aoti_hooks.plugin import BUFFER, Candidate, NON_PERSISTENT_BUFFER
 
 
 def select_caches(candidates: Sequence[Candidate], min_bytes: int, pattern: re.Pattern | None) -> list[Candidate]:

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from aoti_hooks import Option, hookimpl
-from aoti_hooks.text import decoded
-from aoti_hooks.seams.export import called_op_names
-from aoti_hooks.seams.triton import config_key, kernel_name
+from aoti_hooks.plugin import called_op_names, config_key, decoded, hookimpl, kernel_name, Option
 
 from .gate import judge
 from .registry import Case, TunedKernel, entries, register, unregister

@@ -11,10 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aoti_hooks import AotiHooksError
-from aoti_hooks.target import parse_target
-from aoti_hooks.text import table
-from aoti_hooks.seams.triton import config_key, source_hash
+from aoti_hooks.plugin import AotiHooksError, config_key, parse_target, source_hash, table
 
 from .gate import gpu_name, judge
 from .registry import entries
@@ -103,7 +100,7 @@ def add_command(commands) -> None:
 def run_command(args) -> int:
     from pathlib import Path
 
-    from aoti_hooks.output import stderr_to
+    from aoti_hooks.plugin import stderr_to
 
     with stderr_to():  # importing ExecuTorch's kernels imports torchao, which reports its missing libraries
         for entry in entries():

@@ -15,11 +15,10 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from aoti_hooks.errors import SeamError
-from aoti_hooks.seams.executorch import module_attribute
+from aoti_hooks.plugin import make_config, module_attribute, SeamError
 
 # ExecuTorch's autotuned Triton SDPA kernels: name -> (module under executorch.backends.cuda.triton.kernels,
-# attribute). The attributes are private to ExecuTorch; they are read through aoti_hooks.seams.executorch.
+# attribute). The attributes are private to ExecuTorch; they are read through aoti_hooks.plugin's accessors.
 SDPA_KERNELS = {
     "sdpa": ("sdpa", "_sdpa_fwd_kernel"),
     "sdpa_decode_splitk": ("sdpa", "_sdpa_decode_splitk_kernel"),
@@ -36,7 +35,6 @@ def triton_sdpa_kernel(name: str):
         raise SeamError(f"executorch.backends.cuda.triton.kernels.{module}.{attribute} is not a triton.autotune "
                         f"kernel; aoti-hooks supports executorch 1.5.x")
     return kernel
-from aoti_hooks.seams.triton import make_config
 
 from .registry import Case, TunedKernel
 

@@ -13,9 +13,7 @@ from typing import Any
 
 import torch
 
-from aoti_hooks import AotiHooksError
-from aoti_hooks.output import stderr_to
-from aoti_hooks.seams.triton import config_key, configs_of, source_hash
+from aoti_hooks.plugin import AotiHooksError, config_key, configs_of, source_hash, stderr_to
 
 from .numerics import CaseSet, check_config
 from .registry import TunedKernel

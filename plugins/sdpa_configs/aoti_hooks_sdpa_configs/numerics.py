@@ -11,8 +11,7 @@ from typing import Any
 
 import torch
 
-from aoti_hooks import AotiHooksError
-from aoti_hooks.seams.triton import forced_config
+from aoti_hooks.plugin import AotiHooksError, forced_config
 
 from .registry import Case, TunedKernel
 from .verdicts import Verdict

@@ -13,9 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from aoti_hooks import AotiHooksError
-from aoti_hooks.named_table import NamedTable
-from aoti_hooks.seams.triton import is_autotuner, kernel_name
+from aoti_hooks.plugin import AotiHooksError, is_autotuner, kernel_name, NamedTable
 
 from .verdicts import MAX_ERROR, MIN_COSINE, Verdict
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from aoti_hooks import AotiHooksError
-from aoti_hooks.seams.triton import config_key
+from aoti_hooks.plugin import AotiHooksError, config_key
 
 from .verdicts import Verdict
 

@@ -18,9 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-from .._session import report_lines
-from ..errors import AotiHooksError, StepFailed
-from ..text import did_you_mean, format_bytes, table
+from ...core.types import report_lines
+from ...core.errors import AotiHooksError
+from ...core.text import did_you_mean, format_bytes, table
 from .loader import LIBSTDCXX
 from .model import CONFIGS
 
@@ -28,6 +28,10 @@ LIBSTDCXX_HINT = ("if it died loading an AOTI CUDA package, this machine's libst
                   f"library: export LD_PRELOAD={LIBSTDCXX} and run again (aoti-hooks doctor checks this)")
 
 MiB = 2**20
+
+
+class StepFailed(RuntimeError):
+    """A demo or bench step (a compile, a decode check) failed in its own process; the message names its log."""
 
 
 class Progress:
@@ -60,13 +64,13 @@ class Progress:
 
 
 def run_in_worker(command: str, spec: dict, folder: Path, name: str, env: dict) -> dict:
-    """Run ``aoti_hooks.demo.worker <command>`` on ``spec`` in a fresh process (its own peaks, its own
+    """Run ``aoti_hooks.tools.demo.worker <command>`` on ``spec`` in a fresh process (its own peaks, its own
     Inductor cache through ``env``); its JSON result, or `StepFailed` with the log's tail.
     The entry point demo, bench and the GPU scripts share."""
     spec = {**spec, "result": str(folder / f"{name}.result.json")}
     spec_path = folder / f"{name}.spec.json"
     spec_path.write_text(json.dumps(spec))
-    done = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "aoti_hooks.demo.worker", command, str(spec_path)],
+    done = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "aoti_hooks.tools.demo.worker", command, str(spec_path)],
                           env=env, capture_output=True, text=True)
     (folder / f"{name}.log").write_text(done.stdout + done.stderr)
     if done.returncode != 0:

@@ -127,7 +127,7 @@ def prepare(model) -> str:
     import executorch.backends.cuda.quantize_op_dispatch  # noqa: F401  (int4/int8 F.linear -> executorch_cuda ops)
     from executorch.examples.models.gemma4_31b.model import materialize_runtime_buffers
 
-    from ..seams.executorch import import_skipping_package_init
+    from ...seams.executorch import import_skipping_package_init
 
     materialize_runtime_buffers(model, dtype=torch.bfloat16)
     mutable = [name for name, _ in model.named_buffers() if ".kv_cache." in name]
@@ -159,7 +159,7 @@ def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder:
     from executorch.exir.passes import MemoryPlanningPass
     from executorch.exir.passes.propagate_device_pass import PropagateDeviceConfig
 
-    from ..seams.inductor import config_patch
+    from ...seams.inductor import config_patch
     from .artifacts import write_program
 
     longest = max_prefill(config)
@@ -246,8 +246,8 @@ def delegate_runners(folder: str, device: str) -> tuple[dict, dict]:
     ``.pte``/``.ptd`` hold, one tensor per storage key shared by both methods
     (as ExecuTorch's CUDA runtime shares caches between prefill and decode). ``({method: run},
     {fqn: tensor})``."""
-    from ..seams.aoti_runner import forward_custom_op_shims, load_delegate
-    from ..seams.executorch import cuda_custom_op_shims
+    from ...seams.aoti_runner import forward_custom_op_shims, load_delegate
+    from ...seams.executorch import cuda_custom_op_shims
     from .artifacts import cuda_delegates, named_blobs
 
     # ExecuTorch's CUDA runtime implements the int4/5/6/8 matmul C shims the .so calls; its wheel does

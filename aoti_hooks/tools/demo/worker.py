@@ -1,14 +1,14 @@
 """One demo step in its own process, so each compile's peaks are its own.
 
-``python -m aoti_hooks.demo.worker compile SPEC.json`` exports the built-in decoder and
+``python -m aoti_hooks.tools.demo.worker compile SPEC.json`` exports the built-in decoder and
 compiles it (stock, or with the plugins named), writing the measurements as JSON. With
 ``"backend": "executorch"`` it lowers the decoder to a ``.pte`` through ExecuTorch's
 ``CudaBackend`` instead (``"backend_specs"`` adds the backend's own specs, e.g.
 ``{"low_memory_mode": "ON"}``). With ``"peak_breakdown": true`` it records the CUDA allocator's
 history and lists what is live at the peak.
 With ``"model": "executorch:gemma4_31b"`` the program is ExecuTorch's own Gemma 4 31B (`et_gemma4`),
-whose seeded weights ``python -m aoti_hooks.demo.worker weights SPEC.json`` makes once for every variant.
-``python -m aoti_hooks.demo.worker outputs SPEC.json`` decodes several steps with eager or
+whose seeded weights ``python -m aoti_hooks.tools.demo.worker weights SPEC.json`` makes once for every variant.
+``python -m aoti_hooks.tools.demo.worker outputs SPEC.json`` decodes several steps with eager or
 with one package, each in a fresh process (a package loaded next to a compile, or next to
 another package, has segfaulted on torch 2.11 + CUDA), and saves the logits.
 """
@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from ..seams import allocator
+from ...seams import allocator
 from . import et_gemma4
 from .artifacts import contents_path, described, file_digest, tensor_bytes, write_program
 from .measure import Sampler, live_at_peak
@@ -90,7 +90,7 @@ def _prepared_compile(spec: dict, device: torch.device):
     """The demo decoder (or a saved program) exported; a function that compiles it (stock, with
     plugins, or lowered through ExecuTorch), its weights' bytes and its caches' bytes."""
     import aoti_hooks
-    from aoti_hooks.target import parse_target
+    from aoti_hooks.core.target import parse_target
 
     if spec.get("program"):  # a torch.export.save file
         config = None

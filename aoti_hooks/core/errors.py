@@ -23,5 +23,5 @@ class SeamError(AotiHooksError):
     """A private torch or ExecuTorch symbol a seam patches is missing or has changed."""
 
 
-class StepFailed(RuntimeError):
-    """A demo or bench step (a compile, a decode check) failed in its own process; the message names its log."""
+class AotiHooksWarning(UserWarning):
+    """Something aoti-hooks did differently from what was asked, said once (the CLI prints it as one line)."""

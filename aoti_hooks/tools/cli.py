@@ -8,14 +8,14 @@ import shlex
 import warnings
 from pathlib import Path
 import sys
-from importlib import metadata
 
-from .errors import AotiHooksError, StepFailed
-from .options import parse_count, parse_size
-from .output import stderr_to
-from .registry import (DISABLE_ENV, AotiHooksWarning, disabled_plugins, hook_names, installed_answers, pip_too_old,
-                       plugin_names, plugin_options, plugin_registry)
-from .text import did_you_mean, table
+from ..core.errors import AotiHooksError, AotiHooksWarning
+from ..core.options import parse_count, parse_size
+from ..core.registry import (DISABLE_ENV, disabled_plugins, hook_names, installed_answers, plugin_names,
+                             plugin_options, plugin_registry)
+from ..core.text import did_you_mean, table
+from . import doctor
+from .demo.run import StepFailed
 
 WIDTH = 100  # columns the default output fits
 
@@ -56,64 +56,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return status
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def cmd_doctor(args: argparse.Namespace) -> int:
-    problems = 0
-    print(f"python      {sys.version.split()[0]}")
-    print(f"aoti-hooks  {_version('aoti-hooks') or 'not installed (running from a checkout)'}")
-    for dist in ("torch", "triton", "executorch", "pluggy", "pip"):
-        print(f"{dist:<11} {_version(dist) or 'not installed'}")
-    old_pip = pip_too_old()
-    if old_pip:
-        print(f"            {old_pip}")
-        problems += 1
-    try:
-        with stderr_to():  # third-party import noise (torchao's "Failed to load", deprecations) stays out
-            import torch
-
-        if torch.cuda.is_available():
-            print(f"cuda        visible: {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})")
-        else:
-            print("cuda        not visible (CPU-only exports; GPU profiles cannot compile here)")
-    except Exception as error:  # a broken torch is exactly what doctor must report
-        print(f"torch       BROKEN: {error}")
-        return 1
-    from .seams import allocator, aoti_runner, export, inductor, ops, tensors, triton
-
-    checks = [("Inductor seam", inductor.check()), ("Operator seam", ops.check()),
-              ("Export seam", export.check()), ("Triton seam", triton.check())]
-    if torch.cuda.is_available():
-        checks.append(("Allocator seam", allocator.check()))
-        checks.append(("AOTI runner seam", aoti_runner.check()))
-        checks.append(("Tensor seam", tensors.check()))
-    if _version("executorch"):  # optional: checked only where it is installed
-        from .seams import executorch
-
-        with stderr_to():
-            checks.append(("ExecuTorch seam", executorch.check()))
-    if torch.cuda.is_available():
-        from .demo.loader import check_package_loading
-
-        print("checking that a CUDA package loads here (a one-layer compile, then loads in fresh processes; "
-              "a few minutes on a cold cache) ...", file=sys.stderr, flush=True)
-        checks.append(("AOTI CUDA package loading", check_package_loading()))
-    with stderr_to():
-        checks += [(f"plugin {name}", results) for name, results in installed_answers("doctor_checks") if results]
-    for title, results in checks:
-        print(f"\n{title}:")
-        for symbol, problem in results:
-            print(f"  {'OK     ' if problem is None else 'MISSING'} {symbol}" + (f"\n          {problem}" if problem else ""))
-            problems += problem is not None
-    print(f"\n{problems} problem(s) found" if problems else "\nall checks passed")
-    return 1 if problems else 0
-
-
 def _plugins_to_run(given: str) -> tuple[list[str], list[str]]:
     """(named, will run): ``--plugins`` as names, and those ``AOTI_HOOKS_DISABLE`` leaves to run."""
     named = plugin_names(given)
@@ -128,7 +70,7 @@ def _check_target(target: str | None) -> None:
     """A profile target compiles for CUDA: refuse it up front on a machine without one."""
     if target is None:
         return
-    from .target import parse_target
+    from ..core.target import parse_target
 
     parsed = parse_target(target)
     if parsed.device and parsed.device.startswith("cuda"):
@@ -143,7 +85,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import json
 
     from .demo.run import format_demo, run_demo
-    from ._session import Session
+    from ..core.session import Session
 
     named, plugins = _plugins_to_run(args.plugins)
     options = _option_pairs("demo", args.option, named)
@@ -173,7 +115,7 @@ def _option_pairs(command: str, items: list[str], plugins: list[str]) -> dict[st
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
-    from ._session import Session
+    from ..core.session import Session
 
     runs = [_plugins_to_run(given) for given in args.plugins or ["kv_elide"]]
     plugins = list(dict.fromkeys(name for named, _ in runs for name in named))
@@ -214,13 +156,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aoti-hooks", description="Plugins for AOTInductor exports that fit your GPU.")
-    parser.add_argument("--version", action="version", version=f"aoti-hooks {_version('aoti-hooks') or '(checkout)'}")
+    parser.add_argument("--version", action="version", version=f"aoti-hooks {doctor.version('aoti-hooks') or '(checkout)'}")
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="installed plugins: distribution, version, state, options")
     listing.add_argument("name", nargs="?", help="one plugin: its hooks and each option's default and meaning")
     listing.add_argument("--verbose", action="store_true", help="hooks and options of every plugin")
     listing.set_defaults(run=cmd_list)
-    commands.add_parser("doctor", help="versions, CUDA, and whether every patched torch symbol is as expected").set_defaults(run=cmd_doctor)
+    commands.add_parser("doctor", help="versions, CUDA, and whether every patched torch symbol is as expected").set_defaults(run=doctor.run)
     demo = commands.add_parser("demo", help="export the built-in decoder stock and with plugins; compare peaks and outputs")
     demo.add_argument("--config", default="cpu", help="cpu (default), gpu, tiny, gemma4-31b-slice, tiny-alternating")
     demo.add_argument("--plugins", default="kv_elide", help="comma-separated plugin names (default kv_elide)")
@@ -278,11 +220,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="compile up to N runs at once, each in its own process (default 1). Peaks stay each "
                             "run's own (allocator, NVML's per-process figure, RSS); compile times are not comparable")
     bench.set_defaults(run=cmd_bench)
-    installed_answers("register_commands", commands=commands)  # plugins add their own (sdpa-check)
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    args.command_line = shlex.join(["aoti-hooks", *argv])  # what results record as their provenance
     with one_line_warnings():
+        # Plugins add their own commands (sdpa-check); one that raises here is named in one line.
+        installed_answers("register_commands", commands=commands)
+        args = parser.parse_args(argv)
+        args.command_line = shlex.join(["aoti-hooks", *argv])  # what results record as their provenance
         try:
             return args.run(args)
         except AotiHooksError as error:

@@ -14,7 +14,7 @@ import contextvars
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from .types import SessionView as Session
 
 _entered: contextvars.ContextVar[tuple] = contextvars.ContextVar("aoti_hooks_sessions", default=())
 

@@ -1,8 +1,7 @@
-"""Placement: claimed tensors sit on the device with their storage freed; their values live elsewhere.
+"""Claims and fills: claimed tensors sit on the device with their storage freed; their values live elsewhere.
 
 kv_elide (caches: all zeros) and const_offload (large constants: a host copy) want the same
-thing, so the lifecycle lives here once, as the core's built-in plugin (registered in every
-session under the name ``placement``, like pluggy's eggsample defaults):
+thing, so the lifecycle lives here once, in the core's built-in plugin:
 
 - ``move_program_to_device`` lists every tensor the program holds as a `Candidate`, asks the
   ``claim_tensors`` hook, merges the answers (first claim on a storage wins), refuses what it
@@ -10,86 +9,34 @@ session under the name ``placement``, like pluggy's eggsample defaults):
 - ``pre_constant_dedup``: freed storages all look alike, so claimed constants are never merged
   (a tied weight, one storage under two names, stays one constant, as in a stock export);
 - ``serialize_constant`` and ``clone_lifted_buffer``: the values, built on the host;
-- ``autotune_example``: compile-time autotuning reads a stand-in of a constant (one small block
-  mapped over its whole address range) or the constant itself, never a random copy of it; so
-  does the two-pass compile's first pass, for every constant its wrapper reads (a written cache's
-  writes land in the scratch block);
-- ``clone_autotune_argument``: Triton's tuning copy of a written floating-point argument is a stand-in;
-- ``choice_example``: floating-point examples Inductor times a choice on (a matmul's, a fusion's) are stand-ins;
 - ``autotune_arguments``: real storage, filled, for exactly one run, then freed again (a run
   nested in another, a Triton run inside the two-pass compile's first pass, keeps it).
 
-The per-tensor hooks run first (``tryfirst``): a claimed tensor is the core's. The move runs
-last (``trylast``): a plugin that moves the program its own way still can, and then nothing
-is claimed. The user's program and tensors are never changed; a host-resident tensor's values
-are read in place, never copied, and a device-resident storage is copied to the host once.
+Autotune examples for placed and unplaced tensors are `standins`'. The per-tensor hooks run
+first (``tryfirst``): a claimed tensor is the core's. The move runs last (``trylast``): a plugin
+that moves the program its own way still can, and then nothing is claimed. The user's program
+and tensors are never changed; a host-resident tensor's values are read in place, never copied,
+and a device-resident storage is copied to the host once. One `Placed` entry per storage, in the
+session's placement state, is all the state a placed tensor has.
 """
 
 from __future__ import annotations
 
-import functools
-import weakref
 from dataclasses import dataclass
 
 import torch
-from torch.utils.weak import WeakIdKeyDictionary
 
-from .errors import PluginError
-from .hookspecs import hookimpl
-from .registry import BUILT_IN
-from .seams.export import moved_copy, written_inputs
-from .seams.inductor import constant_values_read_at_compile_time
-from .seams.tensors import view_without_growing
-from .standin import Block, StandInError
-from .storage import host_copy, host_file, host_zeros, storage_bytes, storage_key, view_of, whole
+from ..core.errors import PluginError
+from ..core.hookspecs import hookimpl
+from ..core.registry import BUILT_IN
+from ..core.types import (BUFFER, CONSTANT, FILLS, NON_PERSISTENT_BUFFER, PARAMETER, ZEROS, Candidate, OnDisk,
+                          fill_kind, storage_key)
+from ..seams.export import moved_copy, written_inputs
+from ..seams.inductor import constant_values_read_at_compile_time
+from ..seams.tensors import view_without_growing
+from .storage import host_copy, host_file, host_zeros, view_of, whole
 
 NAME = BUILT_IN  # "placement": registered in every session, never named in a plugin list
-ZEROS, HOST = "zeros", "host"
-FILLS = (ZEROS, HOST)
-
-
-@dataclass(frozen=True)
-class OnDisk:
-    """A ``claim_tensors`` fill: the values, like ``host``'s, but in a memory-mapped file under
-    ``directory`` instead of host memory (const_offload's ``spill=disk``)."""
-
-    directory: str
-
-    def __str__(self) -> str:
-        return "disk"
-
-
-def fill_kind(fill) -> str | None:
-    """``zeros``, ``host`` (also for `OnDisk`: its values are the tensor's own), or None for an unknown fill."""
-    if isinstance(fill, OnDisk):
-        return HOST
-    return fill if fill in FILLS else None
-PARAMETER, BUFFER, NON_PERSISTENT_BUFFER, CONSTANT = "parameter", "buffer", "non_persistent_buffer", "constant"
-
-
-@dataclass(frozen=True, eq=False)
-class Candidate:
-    """One tensor the program holds, as ``claim_tensors`` sees it.
-
-    ``kind`` is ``parameter``, ``buffer``, ``non_persistent_buffer`` (its value lives in
-    ``program.constants``) or ``constant`` (a lifted tensor constant); ``written`` says the
-    program writes it; ``nbytes`` counts its elements' bytes; ``aliases`` are the other FQNs
-    on the same storage (tied weights), which share one decision.
-    """
-
-    fqn: str
-    tensor: torch.Tensor
-    kind: str
-    written: bool
-    nbytes: int
-    aliases: tuple[str, ...] = ()
-
-    @functools.cached_property
-    def all_zeros(self) -> bool:
-        """True when every byte of the tensor's storage is zero (computed once, on demand)."""
-        return not bool(whole(self.tensor.untyped_storage()).count_nonzero().item())
-
-
 def refusal(tensor: torch.Tensor) -> str | None:
     """Why ``tensor`` cannot be placed with freed storage, or None when it can."""
     if type(tensor) not in (torch.Tensor, torch.nn.Parameter):
@@ -282,137 +229,6 @@ def clone_lifted_buffer(tensor, session):
     """Inductor's copy of a buffer's initial value is only written out later: the host values serve."""
     entry = placed(session, tensor)
     return entry.host_view(tensor) if entry is not None else None
-
-
-SCRATCH = "scratch"  # the stand-in block written floating-point constants share
-
-
-def stand_in_block(dtype: torch.dtype, written: bool, is_placed: bool) -> str | None:
-    """Which stand-in block serves as a constant's autotune example, or None for no stand-in.
-
-    - A resident constant no kernel writes: none; it is its own example and costs nothing more.
-    - Any other constant no kernel writes: the ``zeros`` block, which nothing writes. Zero bytes
-      are what stock gives an integer example (an index read from it is in bounds).
-    - A written floating-point constant: the ``scratch`` block, where tuning runs' writes land.
-    - A written integer constant: none; garbage written there could be read as an index.
-    """
-    if not written:
-        return ZEROS if is_placed else None
-    return SCRATCH if dtype.is_floating_point or dtype.is_complex else None
-
-
-def _stand_in(session, tensor: torch.Tensor, block: str) -> torch.Tensor | None:
-    """A stand-in with ``tensor``'s layout over this session's ``block`` on its device; None (reported)
-    when the driver cannot make one, and then no more are tried."""
-    return _over_block(session, tensor.device.index or 0, block, lambda made: made.stand_in(tensor))
-
-
-def _over_block(session, device: int, block: str, make) -> torch.Tensor | None:
-    """``make(block)``: a tensor over this session's ``block`` on ``device``; None (reported) when the
-    driver cannot make one, and then no more are tried.
-
-    The session keeps its blocks weakly: a block's memory goes with its last stand-in, at the end
-    of the autotune block, and a later compile makes a new one.
-    """
-    blocks = session.state(NAME).setdefault("stand_in_blocks", {})
-    key = (device, block)
-    if key in blocks and blocks[key] is None:
-        return None
-    made = blocks[key]() if key in blocks else None
-    try:
-        if made is None:
-            made = Block(key[0])
-            blocks[key] = weakref.ref(made)
-            session.report.add(NAME, "autotune_stand_in_block_bytes", made.nbytes)
-        return make(made)
-    except (StandInError, RuntimeError, TypeError) as error:  # no VMM here, or torch refuses the range
-        blocks[key] = None
-        session.report.set(NAME, "autotune_stand_ins_unavailable", str(error))
-        return None
-
-
-@hookimpl(tryfirst=True)
-def autotune_example(name, tensor, written, session):
-    """A constant's compile-time autotune example that costs no full-size bytes, never Inductor's random copy.
-
-    That copy is the largest transient of compile-time autotuning: the embedding table, once
-    more, while its gather is tuned, and in a stock export on top of the resident table.
-    - A stand-in (`aoti_hooks.standin`) where `stand_in_block` names one: the constant's layout
-      over one small block. A placed constant then costs no fill for the block's runs, and a
-      written one's tuning writes land in the scratch block, never in a value written out.
-    - Resident and written by no kernel: the constant itself, read as the artifact's kernels will.
-    - Placed, where no stand-in can be made: the placed tensor. ``autotune_arguments`` fills it for
-      each run that reads it; a kernel's writes land in device bytes freed after the run.
-    - Resident and written, where no stand-in can be made: ``None``, Inductor's copy, since a
-      tuning run must not change a value the artifact writes out.
-    """
-    is_placed = placed(session, tensor) is not None
-    nbytes = tensor.numel() * tensor.element_size()
-    block = stand_in_block(tensor.dtype, written, is_placed)
-    if block is not None and tensor.device.type == "cuda" and refusal(tensor) is None:
-        stand_in = _stand_in(session, tensor, block)
-        if stand_in is not None:
-            session.report.add(NAME, "autotune_stand_ins")
-            session.report.add(NAME, "autotune_stand_in_bytes", nbytes)
-            return stand_in
-    if not is_placed and (written or refusal(tensor) is not None
-                          or tensor.untyped_storage().nbytes() < storage_bytes(tensor)):
-        return None
-    session.report.add(NAME, "autotune_examples_named")
-    session.report.add(NAME, "autotune_example_bytes", nbytes)
-    return tensor
-
-
-@hookimpl(tryfirst=True)
-def clone_autotune_argument(tensor, session):
-    """Triton's copy of a floating-point argument its kernel writes is a stand-in over the scratch block.
-
-    The autotuner copies each written argument before timing configs on it (``maybe_clone_args``),
-    so that tuning leaves the argument's values alone: a full-size allocation while the kernel is
-    tuned (chunked_dequant's dequantized tile, a 128k cache). The copy is only written and read by
-    tuning runs, whose values decide nothing, so the scratch block serves, as it does for written
-    constants. An integer argument keeps the stock copy (garbage there could be read as an index).
-
-    The autotuner copies again for every timed launch; one stand-in per argument serves them all,
-    so no driver call (mapping a range, releasing one) lands between a launch's timing events.
-    """
-    if (tensor.device.type != "cuda" or stand_in_block(tensor.dtype, True, False) != SCRATCH
-            or refusal(tensor) is not None):
-        return None
-    copies = session.state(NAME).setdefault("autotune_copies", WeakIdKeyDictionary())  # argument -> its copy
-    copy = copies.get(tensor)
-    if copy is None:
-        copy = _stand_in(session, tensor, SCRATCH)
-        if copy is None:
-            return None
-        copies[tensor] = copy
-        session.report.add(NAME, "autotune_stand_in_copies")
-        session.report.add(NAME, "autotune_stand_in_copy_bytes", tensor.numel() * tensor.element_size())
-    return copy
-
-
-@hookimpl(tryfirst=True)
-def choice_example(size, stride, dtype, device, storage_elements, session):
-    """A floating-point example Inductor times a choice on is a stand-in.
-
-    Inductor gives every matmul choice's inputs and output random full-size tensors
-    (``AlgorithmSelectorCache.benchmark_example_value``), and every argument of a kernel its
-    scheduler times for a fusion decision (``get_args``), live while they are timed: 955 MiB in
-    ExecuTorch's Gemma 4 at one period once its constants are placed, 2.63 GiB (the embedding
-    table) in the Gemma 4 slice through CudaBackend. Their values decide nothing: the choices are
-    only timed, never compared (Inductor compares a matmul's choices only under its debugging
-    ``VERIFY``), and stock's own are random. The scratch block serves (an addmm's benchmark
-    writes its bias example); an integer example keeps the stock one (zeros: an index read from
-    it is in bounds), as for Triton's copies.
-    """
-    if device.type != "cuda" or stand_in_block(dtype, True, False) != SCRATCH:
-        return None
-    nbytes = storage_elements * dtype.itemsize
-    example = _over_block(session, device.index or 0, SCRATCH, lambda made: made.strided(size, stride, dtype, 0, nbytes))
-    if example is not None:
-        session.report.add(NAME, "choice_stand_ins")
-        session.report.add(NAME, "choice_stand_in_bytes", nbytes)
-    return example
 
 
 @hookimpl(wrapper=True, tryfirst=True)

@@ -6,11 +6,10 @@ none); ``smem=<bytes>,mem=<size>[,device=<device>]`` spells a target out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .errors import AotiHooksError
 from .options import parse_size
 from .text import decoded, did_you_mean
+from .types import Target
 
 # Devices whose tensors hold data an export can compile against (``meta`` holds none).
 DATA_DEVICES = ("cpu", "cuda", "xpu", "mps", "hip")
@@ -24,19 +23,6 @@ PROFILES: dict[str, tuple[int, int]] = {
     "a100": (166_912, 80 * GiB),
     "h100": (232_448, 80 * GiB),
 }
-
-
-@dataclass(frozen=True)
-class Target:
-    """What plugins size things for (``smem``, ``mem``) and where the compile runs (``device``).
-
-    ``device`` None means: the device the program already lives on.
-    """
-
-    name: str
-    smem: int | None
-    mem: int | None
-    device: str | None
 
 
 def _local() -> Target:

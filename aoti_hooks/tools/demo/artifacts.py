@@ -67,7 +67,7 @@ def cuda_delegates(paths: list[str]) -> dict:
     """``{method: {"so_key": ..., "weights": [[fqn, key, nbytes, dtype, device_type, offset, sizes, strides], ...]}}``
     for each CudaBackend delegate of the ``.pte`` among ``paths`` (its ``processed`` bytes: the .so's
     named-data key and the weight table)."""
-    from ..seams.executorch import deserialize_pte_binary
+    from ...seams.executorch import deserialize_pte_binary
 
     found = {}
     for path in paths:
@@ -112,7 +112,7 @@ def named_blobs(paths: list[str]) -> dict[str, bytes]:
     """Every named blob of the ``.pte``'s named data and of the ``.ptd`` files, by key."""
     from executorch.extension.flat_tensor.serialize.serialize import FlatTensorSerializer
 
-    from ..seams.executorch import deserialize_pte_binary
+    from ...seams.executorch import deserialize_pte_binary
 
     blobs: dict[str, bytes] = {}
     for path in paths:

@@ -5,7 +5,8 @@
 - ``aoti_hooks.target`` = ``b"rtx5090"`` | ``b"local"`` | ``b"smem=101376,mem=32GiB"``.
 
 Specs arrive as ExecuTorch ``CompileSpec(key, value)`` objects (or ``(key, value)`` pairs);
-plain-AOTI users pass the same things as keyword arguments.
+plain-AOTI users pass the same things as keyword arguments. Building ExecuTorch's own
+``CompileSpec`` objects is the ExecuTorch host's (`aoti_hooks.hosts.executorch.compile_specs`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from ._session import Session
+from .session import Session
 from .errors import AotiHooksError
 from .registry import plugin_names
 from .options import check_options_belong
-from .target import Target
+from .types import Target
 from .text import decoded
 
 PREFIX = "aoti_hooks."
@@ -60,31 +61,6 @@ def compile_spec_pairs(plugins: Iterable[str] | str, target: Any = None, **plugi
         for option, value in options.items():
             pairs.append((f"{PREFIX}{plugin}.{option}", _encode(value)))
     return pairs
-
-
-def compile_specs(plugins: Iterable[str] | str, target: Any = None, **plugin_options: dict) -> list:
-    """ExecuTorch ``CompileSpec`` entries that turn on ``plugins`` for one method.
-
-    ``compile_specs(["kv_elide"], target="rtx5090", kv_elide={"min_bytes": "4MiB"})``.
-    Building them turns the ExecuTorch integration on (`aoti_hooks.executorch.install`), so
-    specs made here are never silently ignored by a backend.
-    """
-    try:
-        from executorch.exir.backend.compile_spec_schema import CompileSpec
-    except ImportError:
-        raise AotiHooksError(
-            'compile_specs builds ExecuTorch CompileSpec entries and needs ExecuTorch: pip install "aoti-hooks[executorch]"'
-        ) from None
-    pairs = compile_spec_pairs(plugins, target, **plugin_options)
-    install_executorch_integration()
-    return [CompileSpec(key, value) for key, value in pairs]
-
-
-def install_executorch_integration() -> None:
-    """Turn the ExecuTorch integration on: AOTI backends read this grammar from their methods' specs."""
-    from .seams import executorch
-
-    executorch.install(session_from_compile_specs, PREFIX)
 
 
 def _key_value(spec: Any) -> tuple[str, bytes]:

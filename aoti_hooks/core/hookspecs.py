@@ -9,8 +9,10 @@ them, plus the core's built-in ``placement`` plugin. A plugin module implements 
 
 How answers combine is part of each hook: *first result* (the first non-``None`` answer wins),
 *all results* (every answer is used, in plugin order), *chained* (each answer is the next
-plugin's input) or *wrapper* (each plugin wraps the next). `aoti_hooks.hookcaller` reads the
-pluggy kind from the spec and the chaining from `CHAINED`.
+plugin's input) or *wrapper* (each plugin wraps the next). pluggy runs the first, second and
+fourth from each spec's marks; `aoti_hooks.core.hooks` adds the chaining named in `CHAINED`.
+
+Typed from `aoti_hooks.core.types` only: the contract imports nothing that calls it.
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ if TYPE_CHECKING:
     import torch
     from torch.export import ExportedProgram
 
-    from .placement import Candidate
-    from ._session import Session
-    from .target import Target
+    from .types import Candidate, SessionView as Session, Target
 
 PROJECT = "aoti_hooks"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -36,7 +36,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 CHAINED = {"autotune_configs": "configs", "compiled_configs": "compiled"}
 # Hooks whose answers change the code Inductor generates in ways its caches cannot see (configs
 # dropped after compiling). A session whose plugins implement one keys Inductor's autotune cache
-# by those plugins, their options and the target (`HookCaller.generated_code_key`), so a stock
+# by those plugins, their options and the target (`Hooks.generated_code_key`), so a stock
 # compile and a plugin compile sharing a cache directory each get their own result.
 CHANGES_GENERATED_CODE = ("autotune_configs", "compiled_configs")
 # Hooks of the command line, called on every installed plugin outside any session (no session,
@@ -71,7 +71,7 @@ def claim_tensors(
     or not, lifted tensor constants), each with its FQN, kind, whether the program writes it,
     its bytes and its aliases.
     Returns: ``{fqn: fill}`` or ``None``; fill ``"zeros"`` (the values are all zeros; the core
-    checks), ``"host"`` (the values stay in host memory) or ``placement.OnDisk(directory)`` (the
+    checks), ``"host"`` (the values stay in host memory) or ``OnDisk(directory)`` (the
     values in a memory-mapped file under ``directory``, not in host memory). A claimed tensor is placed on the
     device with its storage freed, with every alias of its storage; the core answers the
     per-tensor hooks for it. A claim the core cannot honour is refused with a reason, never raised.
@@ -235,7 +235,7 @@ def autotune_example(
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def autotune_arguments(
     args: Sequence[Any], options: dict[str, Any], state: dict[str, Any], session: "Session"
 ) -> Generator[None, Any, Any]:
@@ -247,8 +247,8 @@ def autotune_arguments(
     tensor for): Triton runs nest inside that one.
     Arguments: the run's arguments (tensors and scalars).
     Returns: implement as ``@hookimpl(wrapper=True)``; code before ``yield`` runs before the
-    launch (materialize storage for arguments that have none), ``result = yield`` runs it, code
-    after runs afterwards (release what was materialized); return ``result``.
+    launch (materialize storage for arguments that have none), ``result = yield`` runs it (the
+    run's own result), code after runs afterwards (release what was materialized); return ``result``.
     Combined: wrapper; the first plugin's wrapper is outermost.
     """
 
@@ -281,7 +281,8 @@ def register_commands(commands: Any) -> None:
     Arguments: ``commands`` is argparse's sub-parser set: ``commands.add_parser(name, help=...)``,
     then ``set_defaults(run=function)``; ``function(args)`` returns the exit code and may raise
     `AotiHooksError` for a one-sentence error (exit code 2). ``args.command_line`` is the command.
-    Returns: nothing. Combined: every plugin is called; a plugin that fails to load is skipped with a warning.
+    Returns: nothing. Combined: every plugin is called; a plugin that fails to load or raises here is
+    named in one warning and skipped, and the other commands still work.
     """
 
 
@@ -293,6 +294,6 @@ def doctor_checks() -> "list[tuple[str, str | None]]":
     Arguments: none.
     Returns: ``[(symbol, problem or None)]``, one per thing checked (an ExecuTorch kernel the plugin
     calls, say), or ``None`` when there is nothing to check. Reach private symbols only through
-    ``aoti_hooks.seams``. Combined: all results, each under the plugin's name; any problem makes
-    doctor exit 1.
+    ``aoti_hooks.plugin``. Combined: all results, each under the plugin's name; any problem makes
+    doctor exit 1; a plugin that raises here is one problem line under its name.
     """

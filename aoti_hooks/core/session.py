@@ -10,67 +10,50 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .active import current_session, enter, leave
-from .hookcaller import HookCaller
-from .seams import inductor
-from .registry import (AotiHooksWarning, PluginRegistry, plugin_names, plugin_options, plugin_registry,
-                       replaced_backend_specs)
-from .errors import AotiHooksError
+from .errors import AotiHooksError, AotiHooksWarning
+from .hooks import Hooks
 from .options import check_options_belong, resolve_options
-from .target import Target, parse_target
-from .text import did_you_mean, format_bytes
+from .registry import PluginRegistry, plugin_names, plugin_options, plugin_registry, replaced_backend_specs
+from .target import parse_target
+from .text import did_you_mean
+from .types import Report, Target, report_lines
 
-__all__ = ["Report", "Session", "current_session", "report_lines", "session"]
+__all__ = ["Report", "Session", "current_session", "report_lines", "session", "while_active"]
 
-
-def report_lines(entries: dict[str, dict[str, Any]]) -> list[str]:
-    """One line per plugin: ``kv_elide: tensors_claimed=6, claimed_bytes=6.0 MiB``."""
-    def shown(key: str, value: Any) -> Any:
-        if isinstance(value, list):  # itemized entries (placed tensors): the line keeps the count
-            return len(value)
-        return format_bytes(value) if key.endswith("bytes") and isinstance(value, int) else value
-
-    return [
-        f"{plugin}: " + ", ".join(f"{key}={shown(key, value)}" for key, value in entry.items())
-        for plugin, entry in entries.items()
-    ]
+# What must be in place while any session is active (the Inductor seam's patches): each entry is
+# called on entering a session and returns what releases it on leaving. The package registers the
+# seams here (`aoti_hooks/__init__.py`), so the core never imports the layers above it.
+_while_active: list[Callable[[], Callable[[], None]]] = []
+_while_active_lock = threading.Lock()
 
 
-class Report:
-    """What each plugin did, keyed by plugin name: counters and values, printable, as a dict."""
+def while_active(acquire: Callable[[], Callable[[], None]]) -> None:
+    """Call ``acquire()`` on entering every session and its answer on leaving it (registered once)."""
+    with _while_active_lock:
+        if acquire not in _while_active:
+            _while_active.append(acquire)
 
-    def __init__(self) -> None:
-        self._entries: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
 
-    def add(self, plugin: str, key: str, amount: int | float = 1) -> None:
-        """Add ``amount`` to counter ``key`` of ``plugin``."""
-        with self._lock:
-            entry = self._entries.setdefault(plugin, {})
-            entry[key] = entry.get(key, 0) + amount
+def _acquire_all() -> list[Callable[[], None]]:
+    """Every registered resource acquired, or none of them (a failure releases those already held)."""
+    with _while_active_lock:
+        acquirers = list(_while_active)
+    releases: list[Callable[[], None]] = []
+    try:
+        for acquire in acquirers:
+            releases.append(acquire())
+    except BaseException:
+        _release_all(releases)
+        raise
+    return releases
 
-    def append(self, plugin: str, key: str, item: Any) -> None:
-        """Append ``item`` to list ``key`` of ``plugin`` (one entry per tensor, for ``--json``)."""
-        with self._lock:
-            self._entries.setdefault(plugin, {}).setdefault(key, []).append(item)
 
-    def set(self, plugin: str, key: str, value: Any) -> None:
-        with self._lock:
-            self._entries.setdefault(plugin, {})[key] = value
-
-    def get(self, plugin: str) -> dict[str, Any]:
-        with self._lock:
-            return dict(self._entries.get(plugin, {}))
-
-    def as_dict(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            return {plugin: {key: list(value) if isinstance(value, list) else value for key, value in entry.items()}
-                    for plugin, entry in self._entries.items()}
-
-    def __str__(self) -> str:
-        return "\n".join(report_lines(self.as_dict())) or "(no plugin reported anything)"
+def _release_all(releases: list[Callable[[], None]]) -> None:
+    for release in reversed(releases):
+        release()
 
 
 class Session:
@@ -110,9 +93,9 @@ class Session:
         # True when the program handed to move_program_to_device is a private copy that may be
         # moved in place (ExecuTorch's preprocess gets one); a user's program never is.
         self.program_is_private = False
-        self.hooks = HookCaller(self, selected)
         self._state: dict[str, dict[str, Any]] = {}
-        self._seams: list[Any] = []
+        self._held: list[list[Callable[[], None]]] = []
+        self.hooks = Hooks(self, selected, registry.built_in())
 
     def options_for(self, plugin: str) -> dict[str, Any]:
         """The resolved options of ``plugin`` (defaults filled in)."""
@@ -130,21 +113,21 @@ class Session:
                 warnings.warn(f"a session with plugins {self.plugins} was entered inside one with {outer.plugins}: "
                               f"until it ends only its own plugins run ({', '.join(dropped)} do not)",
                               AotiHooksWarning, stacklevel=2)
-        seam = inductor.activate()
+        releases = _acquire_all()
         try:
             enter(self)
         except BaseException:
-            inductor.deactivate(seam)
+            _release_all(releases)
             raise
-        self._seams.append(seam)
+        self._held.append(releases)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        seam = self._seams.pop()
+        releases = self._held.pop()
         try:
             leave(self)
         finally:
-            inductor.deactivate(seam)
+            _release_all(releases)
 
     def __repr__(self) -> str:
         return f"Session(plugins={self.plugins!r}, target={self.target.name!r})"

@@ -1,6 +1,6 @@
 """Tensors whose device storage holds no bytes, and host tensors (in memory or in a file) with the same layout.
 
-The core's placement (`aoti_hooks.placement`) keeps claimed tensors on the device this way
+The core's placement (`aoti_hooks.placement.claims`) keeps claimed tensors on the device this way
 during an export: the layout (shape, strides, offset, dtype, device) is what Inductor
 compiles against; the bytes live elsewhere and are given back only where a run needs them.
 """
@@ -13,6 +13,8 @@ import tempfile
 
 import torch
 
+from ..core.types import storage_key  # noqa: F401  (where placed tensors' storages are keyed)
+
 SPILL_CHUNK = 64 * 2**20  # bytes of a spilled storage resident at once while it is written (page aligned)
 
 
@@ -22,17 +24,6 @@ def storage_bytes(tensor: torch.Tensor) -> int:
         return 0
     extent = sum((size - 1) * stride for size, stride in zip(tensor.shape, tensor.stride())) + 1
     return (tensor.storage_offset() + extent) * tensor.element_size()
-
-
-def storage_key(value) -> int | None:
-    """``id`` of a tensor's untyped storage, the key placed tensors are found by; None when it has none
-    (not a tensor, a meta tensor, a tensor subclass without storage)."""
-    if not isinstance(value, torch.Tensor) or value.device.type == "meta":
-        return None
-    try:
-        return id(value.untyped_storage())
-    except (RuntimeError, NotImplementedError):
-        return None
 
 
 def view_of(storage: torch.UntypedStorage, like: torch.Tensor) -> torch.Tensor:

@@ -2,8 +2,10 @@
 
 Plugins are found through the ``aoti_hooks`` entry-point group (each installed plugin
 distribution declares one) or registered in-process with `register_plugin`. Nothing runs
-because it is installed: a session runs exactly the plugins it names, in that order.
-``AOTI_HOOKS_DISABLE=name,...`` blocks plugins even when a session names them.
+because it is installed: a session runs exactly the plugins it names, in that order, and the
+built-in ones (`register_built_in`; the package registers its ``placement``, as pluggy's
+eggsample host registers its defaults). ``AOTI_HOOKS_DISABLE=name,...`` blocks plugins even
+when a session names them.
 """
 
 from __future__ import annotations
@@ -15,16 +17,15 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Callable
 
-import pluggy
-
 from . import hookspecs
-from .errors import AotiHooksError
+from .errors import AotiHooksError, AotiHooksWarning
+from .hooks import cli_answers
 from .options import Option
 from .text import decoded, did_you_mean
 
 ENTRY_POINT_GROUP = "aoti_hooks"
 DISABLE_ENV = "AOTI_HOOKS_DISABLE"
-BUILT_IN = "placement"  # the core's own plugin (aoti_hooks.placement), registered in every session
+BUILT_IN = "placement"  # the name of the core's own plugin (aoti_hooks.placement), registered in every session
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,6 @@ class InstalledPlugin:
     distribution: str | None
     version: str | None
     loader: Callable[[], Any]
-
-
-class AotiHooksWarning(UserWarning):
-    """Something aoti-hooks did differently from what was asked, said once (the CLI prints it as one line)."""
 
 
 def disabled_plugins() -> set[str]:
@@ -98,19 +95,23 @@ def hook_names(plugin: Any) -> list[str]:
     )
 
 
-def new_pluggy_manager() -> pluggy.PluginManager:
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
-    return pm
-
-
 class PluginRegistry:
     """Finds plugins and resolves the names a session asks for."""
 
     def __init__(self) -> None:
         self._local: dict[str, Any] = {}
         self._loaded: dict[str, Any] = {}
+        self._built_in: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    def register_built_in(self, name: str, plugin: Any) -> None:
+        """Run ``plugin`` in every session under ``name`` (never named in a plugin list)."""
+        with self._lock:
+            self._built_in[name] = plugin
+
+    def built_in(self) -> list[tuple[str, Any]]:
+        with self._lock:
+            return list(self._built_in.items())
 
     def register(self, name: str, plugin: Any) -> None:
         """Make an in-process ``plugin`` (a module or object with hookimpls) nameable as ``name``."""
@@ -215,22 +216,22 @@ plugin_registry = PluginRegistry()
 def installed_answers(hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
     """``[(plugin, answer)]`` of a command-line hook (`hookspecs.CLI_HOOKS`) over every installed plugin.
 
-    Runs outside sessions; disabled plugins are skipped, and a plugin that fails to import is
-    skipped with a warning, so one broken plugin never breaks ``aoti-hooks`` itself.
+    Runs outside sessions; disabled plugins are skipped; a plugin that fails to import, does not
+    fit the contract or raises in the hook is named in one warning and skipped, so one broken
+    plugin never breaks ``aoti-hooks`` itself.
     """
-    answers = []
+    if hook not in hookspecs.CLI_HOOKS:
+        raise AotiHooksError(f"{hook!r} is not a command-line hook; those are {', '.join(hookspecs.CLI_HOOKS)}")
     blocked = disabled_plugins()
+    plugins = []
     for name in sorted(plugin_registry.installed()):
         if name in blocked:
             continue
         try:
-            plugin = plugin_registry.load(name)
+            plugins.append((name, plugin_registry.load(name)))
         except AotiHooksError as error:
-            warnings.warn(str(error), stacklevel=2)
-            continue
-        if hook in hook_names(plugin):
-            answers.append((name, getattr(plugin, hook)(**kwargs)))
-    return answers
+            warnings.warn(str(error), AotiHooksWarning, stacklevel=2)
+    return cli_answers(plugins, hook, **kwargs)
 
 
 def register_plugin(name: str, plugin: Any) -> None:

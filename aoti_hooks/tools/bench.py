@@ -1,6 +1,6 @@
 """`aoti-hooks bench`: export memory of any program, stock and with plugins, side by side.
 
-Each compile runs in its own process with a cold Inductor cache (``aoti_hooks.demo.worker``),
+Each compile runs in its own process with a cold Inductor cache (``aoti_hooks.tools.demo.worker``),
 sampled every 20 ms: host RSS, NVML device memory, CUDA allocated, and the phase the
 compile is in (read from the compiling thread's stack: move to device, lowering, autotune,
 serialization). Writes ``report.json``, ``report.md`` and ``timeline.png`` (both runs on one
@@ -20,9 +20,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .errors import AotiHooksError
-from ._session import report_lines
-from .text import did_you_mean, format_bytes, table
+from ..core.errors import AotiHooksError
+from ..core.types import report_lines
+from ..core.text import did_you_mean, format_bytes, table
 
 PHASE_COLOURS = {"move to device": "#c6dbef", "lowering": "#e5e5e5", "autotune": "#fdd0a2", "serialization": "#c7e9c0"}
 
@@ -99,7 +99,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
                                  + ", ".join(choices))
         if periods is not None:
             if not CONFIGS[config].period or periods < 1:
-                raise AotiHooksError(f"--periods needs a model with alternating layers (demo:gemma4-31b-slice) and N >= 1")
+                raise AotiHooksError("--periods needs a model with alternating layers (demo:gemma4-31b-slice) and N >= 1")
             layers = CONFIGS[config].period * periods
         base.update(config=config, ctx=ctx, layers=layers, lm_head=lm_head)
     else:
@@ -118,7 +118,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
         if backend != "torch":
             raise AotiHooksError("--inductor sets Inductor options of the torch backend's compile; through "
                                  "ExecuTorch give its compile specs with --common-spec")
-        from .seams.inductor import config_value
+        from ..seams.inductor import config_value
 
         base["inductor"] = {key: config_value(key, value) for key, value in inductor.items()}
     if max_gpu_peak is not None and not torch.cuda.is_available():
@@ -244,8 +244,7 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
 
     import torch
 
-    from .demo.run import run_in_worker
-    from .errors import StepFailed
+    from .demo.run import StepFailed, run_in_worker
 
     def saved(name):
         return work / f"{name}.outputs.pt"
