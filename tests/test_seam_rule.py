@@ -103,8 +103,8 @@ def test_the_rule_sees_each_kind_of_private_use(tmp_path):
                                     "torch._inductor.config.freezing", "ExportedProgram._constants"}
 
 
-SEAMS = sorted(path.stem for path in (ROOT / "aoti_hooks" / "seams").glob("*.py")
-               if path.stem not in ("__init__", "patching"))
+SEAMS = sorted({path.stem for path in (ROOT / "aoti_hooks" / "seams").glob("*.py")} - {"__init__", "patching"}
+               | {path.parent.name for path in (ROOT / "aoti_hooks" / "seams").glob("*/__init__.py")})
 
 
 @pytest.mark.parametrize("name", SEAMS)

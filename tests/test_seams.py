@@ -8,6 +8,8 @@ import torch
 import aoti_hooks
 from aoti_hooks import SeamError, hookimpl
 from aoti_hooks.seams import inductor
+from aoti_hooks.seams.inductor import examples
+from aoti_hooks.seams.inductor import first_pass as first_pass_seam
 
 from helpers import INDUCTOR_CONFIGS
 
@@ -377,9 +379,9 @@ def test_the_two_pass_first_pass_runs_as_one_run_over_what_extern_kernels_read(r
     module = types.ModuleType("first_pass_wrapper")  # as PyCodeCache loads it
     module.call, module.path = lambda inputs: calls.append(placed.untyped_storage().nbytes()) or "ran", "m.py"
     graph = FirstPassGraph({"cache": placed})
-    monkeypatch.setattr(inductor, "extern_read_constants", lambda g: ["cache"])
+    monkeypatch.setattr(first_pass_seam, "extern_read_constants", lambda g: ["cache"])
     plugin = register("materialize", Materialize())
-    patched = inductor._patched_compile_to_module(lambda g: module)
+    patched = first_pass_seam._patched_compile_to_module(lambda g: module)
     with aoti_hooks.session(["materialize"]):
         assert current_session() is not None
         wrapped = patched(graph)
@@ -427,10 +429,10 @@ def test_the_first_pass_reads_constants_as_their_autotune_examples_and_restores_
     module = first_pass_module(weight, cache)
     graph = FirstPassGraph({"weight": weight, "cache": cache, "unread": module.unread})
     graph.mutated_buffers = {"cache"}
-    monkeypatch.setattr(inductor, "extern_read_constants", lambda g: ["weight", "cache"])
+    monkeypatch.setattr(first_pass_seam, "extern_read_constants", lambda g: ["weight", "cache"])
     answers = register("answers", Example(by_name={"weight": example, "cache": cache_example, "unread": torch.ones(2)}))
     materialize = register("materialize", Materialize())
-    patched = inductor._patched_compile_to_module(lambda g: module)
+    patched = first_pass_seam._patched_compile_to_module(lambda g: module)
     with aoti_hooks.session(["answers", "materialize"]) as session:
         first_pass = patched(graph)
         read_weight, read_cache, _ = first_pass.call([])
@@ -464,10 +466,10 @@ def test_a_first_pass_that_raises_on_its_examples_runs_again_on_the_constants_va
          "    if weight.untyped_storage().nbytes() == 0 or not given:\n        raise RuntimeError('nonzero() found no rows\\nmore')\n"
          "    return weight.untyped_storage().nbytes(), given\n", vars(module))
     module.call = module.picky
-    monkeypatch.setattr(inductor, "extern_read_constants", lambda g: ["weight"])
+    monkeypatch.setattr(first_pass_seam, "extern_read_constants", lambda g: ["weight"])
     register("answers", Example(by_name={"weight": freed(2, 3)}))  # an example that reads as no rows
     materialize = register("materialize", Materialize())
-    patched = inductor._patched_compile_to_module(lambda g: module)
+    patched = first_pass_seam._patched_compile_to_module(lambda g: module)
     with aoti_hooks.session(["answers", "materialize"]) as session:
         assert patched(FirstPassGraph({"weight": weight, "cache": cache})).call([7]) == (24, [7])
     assert session.report.as_dict()["first_pass"] == {"examples": 1, "example_bytes": 24,
@@ -483,8 +485,8 @@ def test_a_first_pass_that_raises_on_its_examples_runs_again_on_the_constants_va
 def test_first_passes_of_one_module_in_two_threads_each_see_their_examples_and_leave_it_restored(register, monkeypatch):
     weight, cache = freed(2, 3), torch.zeros(4)
     module = first_pass_module(weight, cache)
-    monkeypatch.setattr(inductor, "extern_read_constants", lambda g: [])
-    patched = inductor._patched_compile_to_module(lambda g: module)
+    monkeypatch.setattr(first_pass_seam, "extern_read_constants", lambda g: [])
+    patched = first_pass_seam._patched_compile_to_module(lambda g: module)
     seen, errors = [], []
     barrier = threading.Barrier(2)
 
@@ -529,7 +531,7 @@ def example_line(constant, written=()):
     layout = ir.FixedLayout(constant.device, constant.dtype, list(constant.shape), list(constant.stride()))
     wrapper = Standin(args_to_buffers={"w": ir.ConstantBuffer(name="w", layout=layout)},
                       kernel_autotune_calls=IndentedBuffer())
-    patched = inductor._patched_example_arg_value(lambda self, arg, arg_type, raw_arg=None: "stock")
+    patched = examples._patched_example_arg_value(lambda self, arg, arg_type, raw_arg=None: "stock")
     with V.set_graph_handler(graph):
         returned = patched(wrapper, "w", constant.dtype)
     return returned, wrapper.kernel_autotune_calls.getvalue().strip(), wrapper

@@ -165,11 +165,15 @@ def test_cuda_collector_records_host_backed_constants_on_their_device(tmp_path):
     the stock path cannot read it, and the stock table says CPU."""
     from executorch.backends.cuda import cuda_weight_collector as collector
 
+    from aoti_hooks.seams.inductor import constants
+
     host = torch.arange(6, dtype=torch.float32)
     constant = torch.Tensor._make_wrapper_subclass(inductor.HostBacked, (6,), dtype=torch.float32, device="cuda")
     constant.host = host
-    (host_copy, _), = inductor._patched_weights(dict)({"cache": (constant, None)}).values()
-    assert host_copy is host and inductor.as_constant(host_copy) is constant
+    (host_copy, _), = constants._patched_weights(dict)({"cache": (constant, None)}).values()
+    again = inductor.as_constant(host_copy)  # the constant AOTI held: its device, the host's bytes
+    assert host_copy is host and isinstance(again, inductor.HostBacked) and again.host is host
+    assert again.device == constant.device and again.shape == constant.shape and again.stride() == constant.stride()
 
     def device_type(tensor):  # what CudaBackend's _aoti_device_type_for_weight answers outside low_memory_mode
         return collector.AOTI_DEVICE_TYPE_CUDA if tensor.device.type == "cuda" else collector.AOTI_DEVICE_TYPE_CPU

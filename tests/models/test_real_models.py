@@ -34,7 +34,7 @@ class AutotuneExamples:
 
     That block exists only for GPU (Triton) kernels; on this CPU the real graph and its real
     wrapper are asked for each constant's example after codegen, as a Triton kernel reading it
-    would ask (`inductor._patched_example_arg_value`), and the lines they write are run.
+    would ask (`examples._patched_example_arg_value`), and the lines they write are run.
     """
 
     def __init__(self, monkeypatch):

@@ -28,6 +28,7 @@ from aoti_hooks import AotiHooksError
 from aoti_hooks.tools.cli import main
 from aoti_hooks.hosts.lifecycle import enter_compile_contexts
 from aoti_hooks.seams import inductor
+from aoti_hooks.seams.inductor import configs
 from aoti_hooks.seams import patching
 from aoti_hooks.seams.triton import config_key, configs_of, forced_config, source_hash
 from aoti_hooks_sdpa_configs.check import format_check, run_check
@@ -200,7 +201,7 @@ def stand_in_autotuner(blocks):
 
 def make_launchers(autotuner):
     seen = []
-    inductor._patched_make_launchers(lambda self: seen.append([r.config.kwargs["BLOCK"] for r in self.compile_results]))(autotuner)
+    configs._patched_make_launchers(lambda self: seen.append([r.config.kwargs["BLOCK"] for r in self.compile_results]))(autotuner)
     return seen[0]
 
 
@@ -237,7 +238,7 @@ def test_a_kernel_it_does_not_know_is_left_alone_and_keeping_none_is_out_of_reso
     seen = []
     with aoti_hooks.session(["refuse_all"], target="rtx5090"):
         with pytest.raises(OutOfResources, match="Required: 40000, Hardware limit: 101376"):
-            inductor._patched_make_launchers(seen.append)(stand_in_autotuner([128, 256]))
+            configs._patched_make_launchers(seen.append)(stand_in_autotuner([128, 256]))
     assert seen == []
 
 

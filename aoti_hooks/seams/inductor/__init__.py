@@ -1,0 +1,70 @@
+"""The seam into ``torch._inductor``: the only modules that import or patch its privates, one per hook path.
+
+While a session is active (`hold`) the patches route
+- `constants`: constant dedup to ``pre_constant_dedup``, the values AOTI writes to ``serialize_constant``;
+- `unlift`: the buffer clone of ``_unlift_graph`` to ``clone_lifted_buffer``, Triton's copy of a
+  written argument to ``clone_autotune_argument``;
+- `examples`: autotune runs to ``autotune_arguments``, the autotune block's examples to
+  ``autotune_example``, choice and fusion benchmarks' examples to ``choice_example``;
+- `first_pass`: the two-pass compile's first pass to ``autotune_example`` and ``autotune_arguments``;
+- `configs`: traced ``triton.autotune`` calls to ``autotune_configs``, compiled configs to
+  ``compiled_configs``, Inductor's autotune cache keyed by what the plugins change.
+`symbols` names every private symbol (checked before anything is installed; ``aoti-hooks doctor``
+lists them); `record` holds what a session's answers are while Inductor uses them; `scheduled`
+reads what a scheduled graph's kernels read and write.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..patching import Patch, PatchSet
+from . import configs, constants, examples, first_pass, unlift
+from .constants import as_constant
+from .examples import autotune_example
+from .record import HostBacked
+from .scheduled import extern_read_constants, written_constants
+from .symbols import (SUPPORTED_TORCH, SYMBOLS, check, check_torch_version, config_patch, config_value,
+                      constant_values_read_at_compile_time)
+
+__all__ = ["HostBacked", "PATCHES", "SUPPORTED_TORCH", "activate", "as_constant", "autotune_example", "check",
+           "config_patch", "config_value", "constant_values_read_at_compile_time", "deactivate",
+           "extern_read_constants", "hold", "patched_attributes", "written_constants"]
+
+# Read, not patched: the traced-call patch builds a call's own kernel wrapper with it.
+_READ_ONLY = {"torch._higher_order_ops.triton_kernel_wrap.TraceableTritonKernelWrapper.__init__"}
+MAKERS: dict[str, Callable[[Callable], Any]] = {
+    **constants.MAKERS, **unlift.MAKERS, **examples.MAKERS, **first_pass.MAKERS, **configs.MAKERS}
+
+
+def _build() -> list[Patch]:
+    check_torch_version()
+    patches = []
+    for symbol in SYMBOLS:
+        owner, attribute, _ = symbol.resolve()
+        if symbol.label not in _READ_ONLY:
+            patches.append(Patch(owner, attribute, MAKERS[symbol.label]))
+    return patches
+
+
+def patched_attributes() -> list[tuple[Any, str]]:
+    """(owner, attribute) of every patch, for tests that check restoration."""
+    return [symbol.resolve()[:2] for symbol in SYMBOLS if symbol.label not in _READ_ONLY]
+
+
+PATCHES = PatchSet(_build, "Inductor patches (held by every active session)")
+
+
+def activate() -> PatchSet:
+    """Install the patches (if this is the first active session); raises `SeamError` on a mismatch."""
+    PATCHES.acquire()
+    return PATCHES
+
+
+def deactivate(patches: PatchSet) -> None:
+    patches.release()
+
+
+def hold() -> Callable[[], None]:
+    """Install the patches for one more active session; returns what releases them (`Session.__enter__`)."""
+    return activate().release
