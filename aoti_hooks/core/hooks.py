@@ -151,10 +151,19 @@ def _bind_function(plugin: str, hook: str, function: Callable, own: Callable[[],
             trace(kwargs, answer)
             return Answer(plugin, answer) if all_results and answer is not None else answer
 
-    bound.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in given])
-    bound.__name__ = getattr(function, "__name__", hook)
-    return bound
+    return _named(given, bound, wrapper, getattr(function, "__name__", hook))
+
+
+def _named(names: list[str], call: Callable, wrapper: bool, name: str) -> Callable:
+    """``call`` as a function whose own parameters are ``names``: pluggy reads the arguments to pass
+    from a function's code (1.7) or its signature (1.5), so both must name them."""
+    assert all(item.isidentifier() for item in names)
+    parameters = ", ".join(names)
+    name = name if name.isidentifier() else "hook"
+    body = f"return (yield from _call({parameters}))" if wrapper else f"return _call({parameters})"
+    scope: dict[str, Any] = {"_call": call}
+    exec(f"def {name}({parameters}):\n    {body}\n", scope)  # noqa: S102 - parameter names checked above
+    return scope[name]
 
 
 def bound(name: str, plugin: Any, own: Callable[[], dict], pm: pluggy.PluginManager, raising: bool = True) -> Any:
