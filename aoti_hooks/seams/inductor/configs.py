@@ -102,7 +102,6 @@ def _patched_prepare_key(original: Callable) -> Callable:
     return staticmethod(_prepare_key)
 
 
-
 MAKERS = {
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner._make_launchers": _patched_make_launchers,
     "torch._inductor.runtime.autotune_cache.AutotuneCache._prepare_key": _patched_prepare_key,

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
-from .record import (allocating_var, bind_lock, bound_graphs, check_layout, host_of, HostBacked, keep_device,
+from .record import (flagged, allocating_var, bind_lock, bound_graphs, check_layout, host_of, HostBacked, keep_device,
                      record, session_for)
 
 # Host copy put in ``Weights`` -> the device of the constant it holds the bytes of (`as_constant`).
@@ -42,11 +42,8 @@ def _patched_allocate(original: Callable) -> Callable:
         session = session_for(self)
         if session is None:
             return original(self, name, data)
-        token = allocating_var.set((self, name, session))
-        try:
+        with flagged(allocating_var, (self, name, session)):
             return original(self, name, data)
-        finally:
-            allocating_var.reset(token)
 
     return allocate_non_dup_const_name
 
@@ -104,8 +101,6 @@ def _patched_weights(original: Callable) -> Callable:
         return original(unwrapped)
 
     return weights
-
-
 
 
 def as_constant(tensor: Any) -> Any:

@@ -21,7 +21,7 @@ import torch
 
 from ...core.active import current_session
 from ...core.errors import SeamError
-from .record import bind_lock, check_autotune_example, choosing_var, recall, remember, session_for, tuning_var
+from .record import flagged, bind_lock, check_autotune_example, choosing_var, recall, remember, session_for, tuning_var
 from .scheduled import written_constants
 
 _example_wrappers: dict[int, "weakref.ref"] = {}  # id -> wrapper codegen whose autotune block names examples
@@ -33,13 +33,10 @@ def _patched_run(original: Callable) -> Callable:
         session = current_session()
         if session is None:
             return original(self, *args, stream=stream, **kwargs)
-        token = tuning_var.set(session)
-        try:
+        with flagged(tuning_var, session):
             if not session.hooks.implemented("autotune_arguments"):
                 return original(self, *args, stream=stream, **kwargs)
             return session.hooks.autotune_arguments(args, lambda: original(self, *args, stream=stream, **kwargs))
-        finally:
-            tuning_var.reset(token)
 
     return run
 
@@ -51,11 +48,8 @@ def _patched_benchmark_example_value(original: Callable) -> Callable:
         session = current_session()
         if session is None:
             return original(node, *args, **kwargs)
-        token = choosing_var.set(session)
-        try:
+        with flagged(choosing_var, session):
             return original(node, *args, **kwargs)
-        finally:
-            choosing_var.reset(token)
 
     return staticmethod(benchmark_example_value)
 
@@ -127,12 +121,10 @@ def _patched_benchmark_codegened_module(original: Callable) -> Callable:
             if entry[1] == 0:
                 mod.rand_strided = _examples_for_choices(entry[0])
             entry[1] += 1
-        choosing, tuning = choosing_var.set(session), tuning_var.set(session)
         try:
-            return original(self, mod, *args, **kwargs)
+            with flagged(choosing_var, session), flagged(tuning_var, session):
+                return original(self, mod, *args, **kwargs)
         finally:
-            tuning_var.reset(tuning)
-            choosing_var.reset(choosing)
             with bind_lock:
                 entry[1] -= 1
                 if entry[1] == 0:
@@ -140,7 +132,6 @@ def _patched_benchmark_codegened_module(original: Callable) -> Callable:
                     del _module_examples[id(mod)]
 
     return benchmark_codegened_module
-
 
 
 def _same_layout(buffer: Any, tensor: Any) -> bool:
@@ -216,8 +207,6 @@ def _patched_example_arg_value(original: Callable) -> Callable:
         return arg
 
     return generate_example_arg_value
-
-
 
 
 MAKERS = {

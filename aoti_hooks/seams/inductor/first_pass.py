@@ -127,6 +127,4 @@ def _patched_compile_to_module(original: Callable) -> Callable:
     return compile_to_module
 
 
-
-
 MAKERS = {"torch._inductor.graph.GraphLowering.compile_to_module": _patched_compile_to_module}

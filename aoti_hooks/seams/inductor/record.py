@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextvars
 import threading
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -27,6 +28,16 @@ tuning_var: contextvars.ContextVar[Any] = contextvars.ContextVar("aoti_hooks_tun
 choosing_var: contextvars.ContextVar[Any] = contextvars.ContextVar("aoti_hooks_choosing", default=None)
 bind_lock = threading.Lock()
 _graph_sessions: "weakref.WeakKeyDictionary[Any, SessionView]" = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def flagged(var: contextvars.ContextVar, value: Any) -> Iterator[None]:
+    """``var`` is ``value`` in this context while inside (one of the flags above)."""
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
 
 
 @dataclass
@@ -105,7 +116,6 @@ def check_autotune_example(name: str, stock: torch.Tensor, given: torch.Tensor) 
                         f"constant's device {stock.device}; return a tensor the kernel can read")
 
 
-
 class HostBacked(torch.Tensor):
     """A constant that keeps its device in AOTI's tables while its bytes live on the host.
 
@@ -139,8 +149,6 @@ class HostBacked(torch.Tensor):
             f"{func} was called on a host-backed AOTI constant; only its metadata and bytes "
             f"may be read (report this to aoti-hooks with your torch version)"
         )
-
-
 
 
 def host_of(tensor: Any) -> Any:

@@ -33,8 +33,6 @@ def written_constants(graph: Any) -> frozenset[str]:
         return _written.setdefault(graph, written)
 
 
-
-
 def extern_read_constants(graph: Any) -> list[str]:
     """Names of ``graph``'s constants that a kernel other than a Triton one reads or writes.
 

@@ -11,16 +11,13 @@ from typing import Callable
 
 from ...core.active import current_session
 from ...core.errors import SeamError
-from .record import check_layout, keep_device, tuning_var, unlifting_var
+from .record import flagged, check_layout, keep_device, tuning_var, unlifting_var
 
 
 def _patched_unlift(original: Callable) -> Callable:
     def _unlift_graph(mod, gm, graph_signature):
-        token = unlifting_var.set(current_session())
-        try:
+        with flagged(unlifting_var, current_session()):
             return original(mod, gm, graph_signature)
-        finally:
-            unlifting_var.reset(token)
 
     return _unlift_graph
 
@@ -46,7 +43,6 @@ def _patched_clone(original: Callable) -> Callable:
         return original(x)
 
     return clone_preserve_strides
-
 
 
 MAKERS = {
