@@ -41,7 +41,8 @@ executorch:  ## ExecuTorch 1.5.1, torchao (its CUDA quantized ops import it), tr
 test: ready  ## the whole suite, CPU only: real AOTI compiles (installs first when needed)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
-wheels:  ## the five wheels into $(DIST)/
+wheels:  ## the five wheels into $(DIST)/ (installs their build backend, hatchling, when it is missing)
+	@$(PY) -c "import hatchling" >/dev/null 2>&1 || $(PY) -m pip install -q "hatchling>=1.20"
 	rm -rf $(DIST) && mkdir -p $(DIST)
 	for project in . $(PLUGINS); do $(PY) -m pip wheel -q --no-deps --no-build-isolation -w $(DIST) $$project || exit 1; done
 

@@ -8,11 +8,16 @@ os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(_RUN_DIR, "inductor")
 os.environ["TMPDIR"] = os.path.join(_RUN_DIR, "tmp")
 os.makedirs(os.environ["TMPDIR"], exist_ok=True)
 tempfile.tempdir = None
+# Third-party deprecations the suite does not own stay out of its output, in the processes tests start too.
+os.environ["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from aoti_hooks.core import registry  # noqa: E402
+from aoti_hooks.core.output import quiet_third_party_logs  # noqa: E402
+
+quiet_third_party_logs()
 
 
 @pytest.fixture

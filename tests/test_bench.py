@@ -320,3 +320,20 @@ def test_an_output_workers_result_alone_says_whether_two_variants_agree(tmp_path
     assert same["cache_sha256"] != other["cache_sha256"] != reshaped["cache_sha256"] != same["cache_sha256"]
     assert json.loads(json.dumps(same)) == same  # what the worker writes as its result file
     assert torch.equal(torch.load(tmp_path / "a.pt")["caches"]["k"], cache)
+
+
+def test_without_matplotlib_the_report_and_stdout_agree_there_is_no_timeline(tmp_path, monkeypatch):
+    from aoti_hooks.tools import bench
+    from aoti_hooks.tools.demo import run
+
+    def stand_in(command, spec, folder, name, env):
+        return {"variant": spec["variant"], "plugins": spec["plugins"], "device": "cpu", "compile_s": 1.0,
+                "host_peak_rss": 1, "package_bytes": 1, "weight_bytes": 1, "artifacts": {}, "report": {},
+                "timeline": []}
+
+    monkeypatch.setattr(run, "run_in_worker", stand_in)
+    monkeypatch.setattr(bench, "plot_timeline", lambda results, path: None)  # as without matplotlib
+    results = bench._run({"backend": "torch"}, [["kv_elide"]], "torch", tmp_path, tmp_path, {}, {}, {}, None,
+                         "p.pt2", None, True, 0, 1)
+    report = (tmp_path / "report.md").read_text()
+    assert results["timeline_png"] is None and bench.NO_TIMELINE in report and "timeline.png (samples" not in report

@@ -148,3 +148,15 @@ def test_a_plugin_that_raises_in_a_command_line_hook_costs_only_its_own_part(reg
     out = capsys.readouterr().out
     assert "plugin 'broken' failed in hook 'doctor_checks': RuntimeError: cannot check" in out
     assert "1 problem(s) found" in out and "OK      torch._inductor.graph.GraphLowering.get_original_value_of_constant" in out
+
+
+def test_our_commands_keep_third_party_import_noise_out():
+    """torchao's "Failed to load" and torch's pytree note, printed when an HF model's transformers
+    import pulls torchao in, stay out of a command's output."""
+    import subprocess
+    import sys
+
+    script = "from aoti_hooks.tools import cli; cli.main(['list']); import transformers"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Failed to load" not in done.stderr and "KernelPreference" not in done.stderr, done.stderr

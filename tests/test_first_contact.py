@@ -132,6 +132,10 @@ def test_bench_checks_the_file_up_front(tmp_path, capsys):
     notes.write_text("not a program")
     assert cli.main(["bench", str(notes)]) == 2
     assert "is not a torch.export.save file (not a zip archive)" in capsys.readouterr().err
+    script = tmp_path / "step4_hf.py"  # a script given as the program: the advice never overwrites it
+    script.write_text("import torch\n")
+    assert cli.main(["bench", str(script)]) == 2
+    assert "torch.export.save(exported_program, 'step4_hf.pt2') and give that file" in capsys.readouterr().err
     package = aoti_hooks.aoti_compile_and_package(linear_program(), str(tmp_path / "compiled.pt2"))
     assert cli.main(["bench", package]) == 2
     assert "is a compiled AOTI package (aoti_compile_and_package wrote it)" in capsys.readouterr().err

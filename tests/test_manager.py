@@ -1,3 +1,5 @@
+import pathlib
+
 import pytest
 
 import aoti_hooks
@@ -32,7 +34,13 @@ def test_unknown_plugin_lists_installed_and_the_pip_line(monkeypatch):
     assert "pip install" not in message
     with pytest.raises(AotiHooksError) as caught:
         aoti_hooks.session(["flash_prefill"])
-    assert 'pip install "aoti-hooks[flash_prefill]"' in str(caught.value)
+    # Nothing is published: the advice is what installs it from here (its wheel; a checkout's folder below).
+    assert ("install its wheel with: pip install --find-links <folder with the aoti-hooks wheels> "
+            "aoti-hooks-flash-prefill") in str(caught.value)
+    from aoti_hooks.core.registry import how_to_install
+
+    folder = pathlib.Path(aoti_hooks.__file__).resolve().parent.parent / "plugins" / "const_offload"
+    assert how_to_install("const_offload") == f"install it from this checkout with: pip install {folder}"
     from importlib import metadata
 
     real = metadata.version

@@ -228,7 +228,7 @@ def autotune_example(
     Returns: a tensor with the constant's layout on its device, which the block's runs then read
     (and write, when ``written``), or ``None`` for Inductor's own example: a random full-size
     copy, live from the first kernel that reads the constant to the last. The core answers first:
-    on a GPU, a stand-in (the constant's layout over one small block, `aoti_hooks.standin`) for a
+    on a GPU, a stand-in (the constant's layout over one small block, `aoti_hooks.placement.blocks`) for a
     placed constant and for a written floating-point one; a resident one no kernel writes itself;
     a placed one the driver cannot stand in for itself (filled per run by ``autotune_arguments``).
     Combined: first result.

@@ -1,4 +1,4 @@
-"""Keeping other libraries' output out of ours: what they write to stderr goes to a file.
+"""Keeping other libraries' output out of ours: what they write to stderr goes to a file; their noisy loggers quiet.
 
 Compilers and extension loaders write straight to file descriptor 2 (torchao's "Failed to
 load ..." lines, Triton's MLIR dump and ``LLVM ERROR`` for a config that fails to compile), so
@@ -7,6 +7,7 @@ load ..." lines, Triton's MLIR dump and ``LLVM ERROR`` for a config that fails t
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -29,3 +30,14 @@ def stderr_to(path: str = os.devnull, *, hide_warnings: bool = True) -> Iterator
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+
+
+# Loggers of other libraries that warn on import about what an export never uses: torchao's "Failed to
+# load ..." for kernels built for other GPUs, torch's pytree note on torchao's KernelPreference enum.
+NOISY_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
+def quiet_third_party_logs() -> None:
+    """Only errors from `NOISY_LOGGERS` (for our own commands and the test suite, not for library users)."""
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)

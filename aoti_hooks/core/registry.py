@@ -15,6 +15,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any, Callable
 
 from . import hookspecs
@@ -68,6 +69,17 @@ def pip_too_old() -> str | None:
         return None
     return (f"pip {version} here installs 'aoti-hooks[<plugin>]' without the plugin (only a warning; "
             f"pip >= 23.3 is needed for extras with underscores): run pip install -U pip first")
+
+
+def how_to_install(name: str) -> str:
+    """What installs plugin ``name`` from where aoti-hooks came from: the checkout's plugin folder when
+    this is a checkout that has it, else the wheels (nothing is published on an index yet)."""
+    distribution = "aoti-hooks-" + name.replace("_", "-")
+    folder = Path(__file__).resolve().parents[2] / "plugins" / name
+    if (folder / "pyproject.toml").is_file():
+        return f"install it from this checkout with: pip install {folder}"
+    return (f"install its wheel with: pip install --find-links <folder with the aoti-hooks wheels> {distribution} "
+            f"(make wheels in a checkout builds them; once aoti-hooks is on PyPI: pip install \"aoti-hooks[{name}]\")")
 
 
 def plugin_options(plugin: Any) -> tuple[Option, ...]:
@@ -154,10 +166,7 @@ class PluginRegistry:
             if close:
                 raise AotiHooksError(f"unknown plugin {name!r}{close}; installed: {names}")
             old_pip = pip_too_old()
-            raise AotiHooksError(
-                f"unknown plugin {name!r} (installed: {names}); "
-                + (old_pip if old_pip else f'install it with: pip install "aoti-hooks[{name}]"')
-            )
+            raise AotiHooksError(f"unknown plugin {name!r} (installed: {names}); " + (old_pip or how_to_install(name)))
         try:
             plugin = installed[name].loader()
         except Exception as error:

@@ -76,7 +76,7 @@ def autotune_example(name, tensor, written, session):
 
     That copy is the largest transient of compile-time autotuning: the embedding table, once
     more, while its gather is tuned, and in a stock export on top of the resident table.
-    - A stand-in (`aoti_hooks.standin`) where `stand_in_block` names one: the constant's layout
+    - A stand-in (`aoti_hooks.placement.blocks`) where `stand_in_block` names one: the constant's layout
       over one small block. A placed constant then costs no fill for the block's runs, and a
       written one's tuning writes land in the scratch block, never in a value written out.
     - Resident and written by no kernel: the constant itself, read as the artifact's kernels will.

@@ -220,8 +220,8 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
                       f"each in its own process, side by side", quiet):
             results["check"] = check_executorch_outputs(base, planned, work, folder, check_steps)
     results["complete"] = True
+    results["timeline_png"] = plot_timeline(results, folder / "timeline.png")  # before the report, which names it
     _write_report(results, folder)
-    results["timeline_png"] = plot_timeline(results, folder / "timeline.png")
     results["folder"] = str(folder)
     return results
 
@@ -290,8 +290,12 @@ def check_saved_program(path: str) -> None:
     if not os.path.isfile(path):
         raise AotiHooksError(f"program {path!r} does not exist; give a file written by torch.export.save")
     if not zipfile.is_zipfile(path):
+        # A script given as the program (``bench step4_hf.py``) must not be told to overwrite itself.
+        suggested = os.path.splitext(os.path.basename(path))[0] + ".pt2"
+        if suggested == os.path.basename(path):
+            suggested = "program.pt2"
         raise AotiHooksError(f"{path!r} is not a torch.export.save file (not a zip archive); save the exported "
-                             f"program with torch.export.save(exported_program, {os.path.basename(path)!r})")
+                             f"program with torch.export.save(exported_program, {suggested!r}) and give that file")
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
     if any("/data/aotinductor/" in f"/{name}" for name in names):
@@ -376,8 +380,18 @@ def format_report(results: dict) -> str:
                           f"{breakdown['blocks']} blocks{partial}), by where it was allocated:", "```",
                       *(f"{format_bytes(group['bytes']):>10} {group['blocks']:6d} blocks  {group['where']}"
                         for group in breakdown["groups"]), "```"]
-    lines += ["", "Memory over time, phases shaded: timeline.png (samples in report.json)."]
+    lines += ["", timeline_line(results)]
     return "\n".join(lines)
+
+
+NO_TIMELINE = 'no timeline.png (matplotlib is not installed: pip install "aoti-hooks[bench]")'
+
+
+def timeline_line(results: dict) -> str:
+    """The report's last line; says the same as the command's stdout about the timeline plot."""
+    if results.get("timeline_png"):
+        return "Memory over time, phases shaded: timeline.png (samples in report.json)."
+    return f"Memory over time: samples in report.json; {NO_TIMELINE}."
 
 
 def _yes(value) -> str:

@@ -11,6 +11,7 @@ import sys
 
 from ..core.errors import AotiHooksError, AotiHooksWarning
 from ..core.options import parse_count, parse_size
+from ..core.output import quiet_third_party_logs
 from ..core.registry import (DISABLE_ENV, disabled_plugins, hook_names, installed_answers, plugin_names,
                              plugin_options, plugin_registry)
 from ..core.text import did_you_mean, table
@@ -114,7 +115,7 @@ def _option_pairs(command: str, items: list[str], plugins: list[str]) -> dict[st
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .bench import NO_TIMELINE, run_bench
     from ..core.session import Session
 
     runs = [_plugins_to_run(given) for given in args.plugins or ["kv_elide"]]
@@ -148,7 +149,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
-        results["timeline_png"] or 'no timeline.png (matplotlib is not installed: pip install "aoti-hooks[bench]")'))
+        results["timeline_png"] or NO_TIMELINE))
     for over in results["over_budget"]:
         print(f"aoti-hooks bench: over budget: {over}", file=sys.stderr)
     return 3 if results["over_budget"] else 0
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                             "run's own (allocator, NVML's per-process figure, RSS); compile times are not comparable")
     bench.set_defaults(run=cmd_bench)
     argv = sys.argv[1:] if argv is None else list(argv)
+    quiet_third_party_logs()
     with one_line_warnings():
         # Plugins add their own commands (sdpa-check); one that raises here is named in one line.
         installed_answers("register_commands", commands=commands)

@@ -168,6 +168,18 @@ def test_selection_reads_the_graph_not_the_names():
     assert chosen(program, 16) == {"key_cache_0", "value_cache_0", "small_cache"}
 
 
+def test_caches_left_out_by_an_option_are_reported_with_the_option():
+    """A newcomer whose caches are under min_bytes sees why none were found, not only caches_found=0."""
+    program = torch.export.export(Cache(), (torch.randn(1, 32), torch.tensor([3])))
+    with aoti_hooks.session(["kv_elide"], kv_elide={"min_bytes": "1KiB", "pattern": "^key_"}) as session:
+        session.hooks.move_program_to_device(program, torch.device("cpu"))
+    assert session.report.get("kv_elide") == {
+        "caches_found": 1, "tensors_claimed": 1, "claimed_bytes": 8192,
+        "left_out_by_min_bytes": "below min_bytes=1.0 KiB: 1 buffer, 32 B",  # small_cache (codebook is not zeros)
+        "left_out_by_pattern": "not matching pattern='^key_': 1 buffer, 8.0 KiB",  # value_cache_0
+    }
+
+
 def test_bad_min_bytes_is_one_sentence():
     with pytest.raises(AotiHooksError, match=r"bad value 'lots' for option 'min_bytes' of plugin 'kv_elide'"):
         aoti_hooks.session(["kv_elide"], kv_elide={"min_bytes": "lots"})

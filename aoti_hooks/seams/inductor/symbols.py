@@ -115,7 +115,7 @@ def constant_values_read_at_compile_time(options: dict) -> dict[str, str]:
     compile, over every constant: no fill can be placed. The two-pass compile
     (``triton.autotune_at_compile_time=False`` on a GPU) is not among them: its first pass reads
     each constant its wrapper reads as ``autotune_example`` answers (written ones too), and is one
-    ``autotune_arguments`` run over the rest its extern kernels read (`_FirstPassModule`).
+    ``autotune_arguments`` run over the rest its extern kernels read (`first_pass.FirstPassModule`).
 
     ``options`` are the compile's Inductor options; what they do not set comes from
     ``torch._inductor.config``.

@@ -10,9 +10,9 @@ Face's static cache and ExecuTorch's Gemma 4 keep theirs in ``program.constants`
 
 from __future__ import annotations
 
-from aoti_hooks.plugin import hookimpl, host_snapshot, Option, parse_bool, parse_regex, parse_size, ZEROS
+from aoti_hooks.plugin import ZEROS, Option, format_bytes, hookimpl, host_snapshot, parse_bool, parse_regex, parse_size
 
-from .selection import select_caches
+from .selection import left_out, select_caches
 
 NAME = "kv_elide"
 
@@ -33,6 +33,11 @@ def claim_tensors(candidates, options, session):
     pattern = options["pattern"] if options["pattern"].pattern else None
     caches = select_caches(candidates, options["min_bytes"], pattern)
     session.report.set(NAME, "caches_found", len(caches))
+    for reason, skipped in left_out(candidates, options["min_bytes"], pattern).items():
+        why = (f"below min_bytes={format_bytes(options['min_bytes'])}" if reason == "min_bytes"
+               else f"not matching pattern={options['pattern'].pattern!r}")
+        total = format_bytes(sum(candidate.nbytes for candidate in skipped))
+        session.report.set(NAME, f"left_out_by_{reason}", f"{why}: {len(skipped)} buffer{'s' * (len(skipped) != 1)}, {total}")
     return {cache.fqn: ZEROS for cache in caches}
 
 

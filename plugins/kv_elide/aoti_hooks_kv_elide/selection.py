@@ -27,3 +27,21 @@ def select_caches(candidates: Sequence[Candidate], min_bytes: int, pattern: re.P
         and (pattern is None or pattern.search(candidate.fqn))
         and candidate.all_zeros
     ]
+
+
+def left_out(candidates: Sequence[Candidate], min_bytes: int, pattern: re.Pattern | None) -> dict[str, list[Candidate]]:
+    """Buffers that look like caches (written, all zeros) but were not elided, by the option that left
+    them out: ``min_bytes`` or ``pattern``. A user whose caches are small sees why none were found."""
+    found: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        if candidate.kind not in (BUFFER, NON_PERSISTENT_BUFFER) or not candidate.written:
+            continue
+        if candidate.nbytes < min_bytes:
+            reason = "min_bytes"
+        elif pattern is not None and not pattern.search(candidate.fqn):
+            reason = "pattern"
+        else:
+            continue
+        if candidate.all_zeros:
+            found.setdefault(reason, []).append(candidate)
+    return found
