@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # (its module fixtures compile once). 2 matches CI's cores: 16 min there against 29 in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: dev ready torch executorch test wheels doctor demo
+.PHONY: dev ready torch executorch test test-fast wheels doctor demo
 
 ready:  ## install what dev installs unless it is all there already (a few seconds when it is)
 	@$(PY) -c "import torch, aoti_hooks, aoti_hooks_kv_elide, aoti_hooks_chunked_dequant, aoti_hooks_sdpa_configs, aoti_hooks_const_offload, executorch.exir, transformers, pytest, xdist; assert torch.__version__.startswith('$(TORCH_VERSION)')" >/dev/null 2>&1 \
@@ -40,6 +40,9 @@ executorch:  ## ExecuTorch 1.5.1, torchao (its CUDA quantized ops import it), tr
 
 test: ready  ## the whole suite, CPU only: real AOTI compiles (installs first when needed)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+
+test-fast: ready  ## every test that compiles no AOTI program (-m "not compile"), well under a minute
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not compile"
 
 wheels:  ## the five wheels into $(DIST)/ (installs their build backend, hatchling, when it is missing)
 	@$(PY) -c "import hatchling" >/dev/null 2>&1 || $(PY) -m pip install -q "hatchling>=1.20"

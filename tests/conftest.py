@@ -1,6 +1,7 @@
 """Per-run Inductor cache and temp folders, and clean plugin registration for every test."""
 
 import os
+import pathlib
 import tempfile
 
 _RUN_DIR = tempfile.mkdtemp(prefix="aoti-hooks-tests-")
@@ -35,7 +36,16 @@ def register():
         registry.unregister_plugin(name)
 
 
+# Test modules whose every test compiles an AOTI program or lowers through ExecuTorch; in other
+# modules such tests carry @pytest.mark.compile themselves. `pytest -m "not compile"` is the fast tier.
+COMPILING = ("test_compile.py", "test_packaging.py", "models/", "executorch/", "const_offload/", "gpu/")
+
+
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        where = item.path.relative_to(pathlib.Path(__file__).parent).as_posix()
+        if where.startswith(COMPILING) or "slow" in item.keywords:
+            item.add_marker(pytest.mark.compile)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

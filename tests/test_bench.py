@@ -13,9 +13,11 @@ from aoti_hooks.core.text import format_bytes
 from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
 
 
+@pytest.mark.compile
 def test_bench_a_saved_program(tmp_path, capsys):
-    """With --jobs 2 the two compiles run at the same time, each in its own process; the report
-    keeps the runs in their planned order whichever finishes first, and says they shared the machine."""
+    """With --jobs 2 the two compiles run each in its own process; the report keeps the runs in their
+    planned order whichever finishes first, and says they shared the machine. (That they run side by
+    side is the scheduler's, tested with stand-ins below: real processes' timing depends on the load.)"""
     program = tmp_path / "tiny.pt2"
     torch.export.save(export_decoder(build(CONFIGS["tiny"])), str(program))
     out = tmp_path / "bench"
@@ -25,8 +27,6 @@ def test_bench_a_saved_program(tmp_path, capsys):
     assert "host memory only" in printed.out and "[2/2] compiling kv_elide" in printed.err
     report = json.loads((out / "report.json").read_text())
     stock, ours = report["runs"]
-    first, second = sorted(report["runs"], key=lambda run: run["started_at"])
-    assert second["started_at"] < first["started_at"] + first["compile_s"]  # they overlapped
     assert report["jobs"] == 2 and "Compiled up to 2 runs at once" in (out / "report.md").read_text()
     peaks = [json.loads(line.split(" ", 1)[1]) for line in printed.out.splitlines() if line.startswith("aoti-hooks-peak ")]
     assert sorted((p["run"], p["host_peak_rss"]) for p in peaks) == [("kv_elide", ours["host_peak_rss"]),
@@ -289,7 +289,7 @@ def test_a_failed_compile_stops_the_runs_not_started_and_keeps_the_finished_ones
             run1_failed.set()
             raise StepFailed("the run1 step failed (exit 1); log: run1.log")
         if name == "run0" and jobs > 1:
-            assert run1_failed.wait(10)  # side by side: run 0 is still compiling when run 1 fails
+            assert run1_failed.wait(120)  # side by side: run 0 is still compiling when run 1 fails
         return {"variant": spec["variant"], "plugins": spec["plugins"], "device": "cpu", "compile_s": 1.0,
                 "host_peak_rss": 1, "package_bytes": 1, "weight_bytes": 1, "artifacts": {}, "report": {}}
 

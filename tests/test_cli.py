@@ -47,6 +47,7 @@ def test_unknown_command_exits_with_usage(capsys):
     assert caught.value.code == 2
 
 
+@pytest.mark.compile
 def test_demo_compares_stock_and_kv_elide_side_by_side(capsys, tmp_path):
     import json
 
@@ -104,6 +105,7 @@ def test_sdpa_check_is_the_sdpa_configs_plugins_own_subcommand(capsys):
     assert "--recheck" in capsys.readouterr().out
 
 
+@pytest.mark.compile
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is visible")
 def test_sdpa_check_without_a_gpu_says_so_first_and_only(capfd):
     assert cli.main(["sdpa-check"]) == 2
@@ -150,6 +152,7 @@ def test_a_plugin_that_raises_in_a_command_line_hook_costs_only_its_own_part(reg
     assert "1 problem(s) found" in out and "OK      torch._inductor.graph.GraphLowering.get_original_value_of_constant" in out
 
 
+@pytest.mark.compile
 def test_our_commands_keep_third_party_import_noise_out():
     """torchao's "Failed to load" and torch's pytree note, printed when an HF model's transformers
     import pulls torchao in, stay out of a command's output."""

@@ -30,17 +30,35 @@ def test_hooks_are_typed_and_documented(hook):
     assert len(doc.split()) >= 25, f"{hook} needs a docstring saying when, what it gets, what its return means"
 
 
+def full_signature(hook: str) -> str:
+    """``name(arg: type, ...) -> type`` as docs/hooks.md heads the hook's entry."""
+    function = getattr(hookspecs, hook)
+    signature = inspect.signature(function)
+    strip = lambda annotation: str(annotation).strip("\"'")  # noqa: E731
+    arguments = ", ".join(f"{p.name}: {strip(p.annotation)}" for p in signature.parameters.values())
+    return f"{hook}({arguments}) -> {strip(signature.return_annotation)}"
+
+
 @pytest.mark.parametrize("hook", HOOKS)
-def test_hooks_have_a_row_in_the_readme(hook):
-    readme = (ROOT / "README.md").read_text()
-    assert re.search(rf"^\| `{hook}\(", readme, re.MULTILINE), f"README.md has no hook-table row for {hook}"
+def test_hooks_are_documented_with_their_full_signature(hook):
+    """datasette's test_plugin_hooks_are_documented: docs/hooks.md heads each hook with its signature."""
+    documented = re.findall(r"^## `(.+)`$", (ROOT / "docs" / "hooks.md").read_text(), re.MULTILINE)
+    assert full_signature(hook) in documented, f"docs/hooks.md has no entry `{full_signature(hook)}`"
+
+
+def test_the_hook_docs_name_only_hooks_of_the_contract_in_its_order():
+    documented = re.findall(r"^## `(\w+)\(", (ROOT / "docs" / "hooks.md").read_text(), re.MULTILINE)
+    in_order = [name for name, value in vars(hookspecs).items() if hasattr(value, "aoti_hooks_spec")]
+    assert documented == in_order
 
 
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hooks_have_tests(hook):
+    """Some test implements the hook as a plugin does (``@hookimpl`` on ``def hook(``), not merely names it."""
     here = pathlib.Path(__file__).name
     tests = [path for path in (ROOT / "tests").rglob("test_*.py") if path.name != here]
-    assert any(re.search(rf"def {hook}\(", path.read_text()) for path in tests), f"no test implements {hook}"
+    implemented = re.compile(rf"@(?:aoti_hooks\.)?hookimpl[^\n]*\n(?:[ \t]*@[^\n]*\n)*[ \t]*def {hook}\(")
+    assert any(implemented.search(path.read_text()) for path in tests), f"no test implements {hook} with @hookimpl"
 
 
 @pytest.mark.parametrize("hook", SESSION_HOOKS)

@@ -127,6 +127,7 @@ def test_a_gpu_target_without_a_gpu_is_refused_up_front(capsys):
     assert "target 'rtx5090' compiles for CUDA and this machine has no CUDA GPU" in capsys.readouterr().err
 
 
+@pytest.mark.compile
 def test_bench_checks_the_file_up_front(tmp_path, capsys):
     notes = tmp_path / "notes.pt2"
     notes.write_text("not a program")
@@ -157,6 +158,7 @@ def test_a_failed_step_is_not_done(capsys):
     assert "FAILED after" in err and "done" not in err
 
 
+@pytest.mark.compile
 def test_demo_with_every_plugin_disabled_runs_stock_once_and_cleans_up(capsys, monkeypatch):
     """AOTI_HOOKS_DISABLE=kv_elide: one note, one stock compile (no second identical one), the row
     labelled by what ran, and the temporary folder removed (no --out, no --keep)."""

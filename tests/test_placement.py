@@ -174,6 +174,7 @@ def test_a_plugin_that_moves_the_program_itself_goes_first_and_nothing_is_claime
     assert claims.seen == [] and "placement" not in session.report.as_dict()
 
 
+@pytest.mark.compile
 @pytest.mark.parametrize("plugins", [["kv_elide", "const_offload"], ["kv_elide"]], ids="+".join)
 def test_the_users_program_is_unchanged_when_a_compile_for_another_device_fails(tmp_path, plugins):
     """``meta`` stands in for a GPU on this CPU machine: the program is moved there, then the compile
@@ -191,6 +192,7 @@ def test_the_users_program_is_unchanged_when_a_compile_for_another_device_fails(
     assert claimed == (4 if len(plugins) == 2 else 0)  # c0, c1 (zeros); w, scale (host)
 
 
+@pytest.mark.compile
 def test_runtime_constant_folding_reads_values_at_compile_time_so_nothing_is_placed(tmp_path):
     """With it, AOTI runs the constant graph while compiling: a freed weight broke with setStorage."""
 

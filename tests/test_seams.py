@@ -337,6 +337,7 @@ class ExternAndGather(torch.nn.Module):
         return torch.nn.functional.scaled_dot_product_attention(q, self.key_cache, self.key_cache)
 
 
+@pytest.mark.compile
 def test_the_constants_extern_kernels_read_are_found_in_a_scheduled_graph(tmp_path, monkeypatch):
     """On a real CPU AOTI compile: the matmul's weight and the SDPA's cache are read by extern
     kernels; the embedding table only by Inductor's own gather kernel."""
@@ -575,9 +576,11 @@ def test_the_core_names_a_resident_constant_itself_unless_a_kernel_writes_it():
 def test_every_patch_set_is_held_only_while_needed_and_shared_sets_are_forgotten():
     """Sessions, shared per-object sets and the ExecuTorch integration go through one mechanism:
     `patching.active()` names what is in, and nothing stays behind a session or in the shared table."""
-    import aoti_hooks.executorch
     from aoti_hooks.seams import executorch as et_seam
     from aoti_hooks.seams import patching
+
+    was_installed = et_seam.installed()
+    import aoti_hooks.executorch  # installs the integration on its first import; put back as found below
 
     class Owner:
         value = "stock"
@@ -598,7 +601,6 @@ def test_every_patch_set_is_held_only_while_needed_and_shared_sets_are_forgotten
             raise RuntimeError("boom")
     assert Owner.value == "stock" and ("test", 2) not in patching._shared and set(patching.active()) == baseline
 
-    was_installed = et_seam.installed()
     aoti_hooks.executorch.install()
     assert et_seam.INTEGRATION.label in patching.active()
     et_seam.uninstall()

@@ -169,6 +169,7 @@ def test_auto_chunks_in_powers_of_two_from_the_bit_identity_floor():
     assert report["q8_mm.default"] == f"20000 rows in 2 chunks of {explicit_rows}" and explicit_rows > 8192
 
 
+@pytest.mark.compile
 def test_auto_keeps_the_floor_over_its_budget_and_says_so():
     args = inputs(20000, cols=2048)
     per_row = q8_bytes_per_row({"x": args[0], "qweight": args[1]})
@@ -179,6 +180,7 @@ def test_auto_keeps_the_floor_over_its_budget_and_says_so():
     assert torch.equal(out, q8_mm(*args))
 
 
+@pytest.mark.compile
 def test_auto_chunks_a_stand_in_weight_to_its_budget_without_the_floor(monkeypatch):
     """In the two-pass compile's first pass const_offload's weights are stand-ins: they read a block's
     bytes, not the constant's, so there are no stock bits for the floor to keep, and auto keeps its
@@ -242,6 +244,7 @@ def test_registering_an_op_twice_needs_replace_and_unregistering_an_unknown_op_i
         chunked_dequant.unregister("aoti_hooks_test::nothing.default")
 
 
+@pytest.mark.compile
 def test_aoti_compile_in_a_session_leaves_the_runtime_graph_alone(tmp_path):
     """The op traced into an AOTI package with chunked_dequant on: at run time it gets every row,
     and the package's constants are the stock package's, byte for byte."""
@@ -379,6 +382,7 @@ print("RESULT " + json.dumps(found))
 """
 
 
+@pytest.mark.compile
 def test_the_tile_kernels_compute_what_executorchs_implementations_do(executorch_ops):
     """Run by Triton's interpreter (numpy, on the CPU, in its own process: the switch is read when
     Triton starts): each layout's indexing and dequantization (int4, int5, int6, int8) against

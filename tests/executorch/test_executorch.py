@@ -25,6 +25,14 @@ STEPS = decode_steps(CONFIG, 5, start=4)
 PREFILL = (torch.tensor([[3, 1, 4, 1]]), torch.arange(4))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def integration_for_this_module_only():
+    """The import above turns the ExecuTorch integration on; it is on for these tests, off after them."""
+    integration.install()
+    yield
+    integration.uninstall()
+
+
 def eager(inputs):
     model = build(CONFIG)
     with torch.no_grad():

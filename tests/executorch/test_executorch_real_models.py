@@ -17,6 +17,14 @@ from real_models import GEMMA4, gemma4_logits  # noqa: E402
 OPTIONS = {"kv_elide": {"min_bytes": "256B"}, "const_offload": {"min_bytes": "1KiB"}}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def integration_for_this_module_only():
+    """The import above turns the ExecuTorch integration on; it is on for these tests, off after them."""
+    integration.install()
+    yield
+    integration.uninstall()
+
+
 def lowered(folder, specs):
     model = GEMMA4.build()
     program = GEMMA4.export(model)

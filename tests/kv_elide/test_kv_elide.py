@@ -47,12 +47,14 @@ def stock(tmp_path_factory):
     return {"constants": package_constants(path), "outputs": run(torch._inductor.aoti_load_package(path))}
 
 
+@pytest.mark.compile
 def test_the_check_can_see_a_difference(eager):
     assert len({tuple(o.flatten().tolist()) for o in eager}) == len(STEPS)
     changed = build(CONFIG)  # the same model without the non-zero cache decodes differently
     assert not torch.allclose(run(changed)[0], eager[0])
 
 
+@pytest.mark.compile
 def test_kv_elide_export_equals_stock_and_eager(tmp_path, stock, eager):
     model = make_model()
     program = export_decoder(model)
@@ -114,6 +116,7 @@ class FreesCaches:
         return None
 
 
+@pytest.mark.compile
 def test_regression_emptied_caches_break_the_stock_clone(tmp_path, register):
     """Stock Inductor clones every buffer with as_strided: on a freed storage that is out of bounds."""
     register("frees", FreesCaches())
@@ -123,6 +126,7 @@ def test_regression_emptied_caches_break_the_stock_clone(tmp_path, register):
                                             inductor_configs=INDUCTOR_CONFIGS)
 
 
+@pytest.mark.compile
 def test_regression_stock_dedup_collapses_emptied_caches(tmp_path, register, stock, eager):
     """Freed storages all have data_ptr 0: without the core's pre_constant_dedup Inductor merges the caches."""
     register("frees", FreesCaches("clone_lifted_buffer", "serialize_constant"))
@@ -242,6 +246,7 @@ def package_files(path, *needles):
                 for info in archive.infolist() if any(needle in info.filename for needle in needles)}
 
 
+@pytest.mark.compile
 def test_pickle_weights_path_writes_the_stock_weight_files(tmp_path):
     """The TensorProperties/Weights path: every weight file and the config equal stock's.
 

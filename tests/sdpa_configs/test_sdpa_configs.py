@@ -306,6 +306,7 @@ def test_bad_input_gets_one_sentence(registered, tmp_path):
         VerdictCache(tmp_path / "bad.json")
 
 
+@pytest.mark.compile
 def test_the_executorch_kernels_need_a_gpu_to_be_checked(tmp_path, capsys):
     code = main(["sdpa-check", "--target", "rtx5090", "--kernel", "sdpa", "--cache", str(tmp_path / "v.json")])
     err = capsys.readouterr().err

@@ -1,0 +1,208 @@
+"""The one runner of the measurement suites: named `aoti-hooks bench` runs, one table each.
+
+    python3 bench/suite.py list
+    python3 bench/suite.py start NAME [--into DIR]                      # detached; returns at once
+    python3 bench/suite.py poll NAME [--into DIR] [--copy-to $OUT] [--seconds 560]
+    python3 bench/suite.py table NAME [--into DIR] [--results DIR]      # bench/results/NAME.md and NAME.json
+
+On the lent GPU machine, after ``source bench/gpu_setup.sh`` and ``export LD_PRELOAD=...``, one call
+runs ``start`` then ``poll --copy-to $OUT``: the suite runs detached, and the poll copies what exists
+(reports, logs; never artifacts) to ``$OUT`` every 15 s, so a machine given back mid-suite loses
+nothing already measured. ``start`` again resumes: a run whose ``report.json`` is complete is not run
+again. ``table`` turns the reports into the committed table (command, commit, machine, versions);
+the raw reports stay under ``--into`` (default ``/tmp/aoti-hooks-suites``), out of git.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+ALL = "kv_elide,chunked_dequant,sdpa_configs,const_offload"
+GEMMA4 = ["--model", "executorch:gemma4_31b", "--target", "rtx5090"]
+
+# name -> (what it shows, {run: aoti-hooks bench arguments}, environment of its runs)
+SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
+    "headline": ("ExecuTorch's Gemma 4 31B, 1 period @128k, int4, CudaBackend, one pass: stock, `low_memory_mode`, "
+                 "kv_elide + chunked_dequant, all four; the output check",
+                 {"gemma4": [*GEMMA4, "--backend-spec", "low_memory_mode=ON", "--plugins", "kv_elide,chunked_dequant",
+                             "--plugins", ALL, "--jobs", "4"]},
+                 {"TORCHINDUCTOR_COMPILE_THREADS": "4"}),
+    "two-pass": ("the same model in the two-pass mode (`autotune_at_compile_time=OFF`): stock and all four; the output check",
+                 {"gemma4": [*GEMMA4, "--common-spec", "autotune_at_compile_time=OFF", "--plugins", ALL, "--jobs", "2"]},
+                 {"TORCHINDUCTOR_COMPILE_THREADS": "8"}),
+    "slice": ("the Gemma 4 31B slice (1 layer @8k, bf16) through plain AOTI and through CudaBackend",
+              {"torch": ["--model", "demo:gemma4-31b-slice", "--layers", "1", "--ctx", "8192",
+                         "--plugins", "kv_elide,const_offload"],
+               "executorch": ["--model", "demo:gemma4-31b-slice", "--layers", "1", "--ctx", "8192",
+                              "--backend", "executorch", "--plugins", ALL, "--jobs", "2"]},
+              {"TORCHINDUCTOR_COMPILE_THREADS": "8"}),
+    "smoke": ("the built-in tiny decoder, stock and kv_elide: the runner itself, on any machine",
+              {"demo": ["--model", "demo:tiny", "--plugins", "kv_elide"]}, {}),
+}
+DEFAULT_INTO = "/tmp/aoti-hooks-suites"
+
+
+def folder(name: str, into: str) -> Path:
+    return Path(into) / name
+
+
+def complete(run_folder: Path) -> bool:
+    try:
+        return bool(json.loads((run_folder / "report.json").read_text()).get("complete"))
+    except (OSError, ValueError):
+        return False
+
+
+def command(args: list[str], out: Path) -> list[str]:
+    return [sys.executable, "-m", "aoti_hooks", "bench", *args, "--out", str(out)]
+
+
+def run_suite(name: str, into: str) -> int:
+    """Every run of suite ``name`` not yet complete, one after another; ``DONE`` says how it ended."""
+    _, runs, environment = SUITES[name]
+    base = folder(name, into)
+    failed = []
+    for run, args in runs.items():
+        out = base / run
+        if complete(out):
+            print(f"{run}: complete, not run again", flush=True)
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        with open(base / f"{run}.log", "w") as log:
+            done = subprocess.run(command(args, out), stdout=log, stderr=subprocess.STDOUT,
+                                  env={**os.environ, **environment}, cwd=ROOT)
+        if done.returncode not in (0, 3):  # 3: over a budget, a measured result
+            failed.append(f"{run} (exit {done.returncode}, log {run}.log)")
+    (base / "DONE").write_text("failed: " + ", ".join(failed) if failed else "ok")
+    return 1 if failed else 0
+
+
+def start(name: str, into: str) -> None:
+    base = folder(name, into)
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "DONE").unlink(missing_ok=True)
+    with open(base / "runner.log", "a") as log:
+        subprocess.Popen([sys.executable, __file__, "run", name, "--into", into], stdout=log, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+    print(f"suite {name} started in {base}; poll it: python3 bench/suite.py poll {name} --into {into}")
+
+
+def copy_out(name: str, into: str, copy_to: str) -> None:
+    """``copy_to/NAME.tgz``: the suite's folder without artifacts (packages, programs, weights)."""
+    skip = (".pt2", ".pte", ".ptd", ".so", ".pt", ".bin")
+    with tarfile.open(Path(copy_to) / f"{name}.tgz", "w:gz") as archive:
+        archive.add(folder(name, into), arcname=name, filter=lambda info: None if info.name.endswith(skip) else info)
+
+
+def poll(name: str, into: str, copy_to: str | None, seconds: float) -> int:
+    """Wait up to ``seconds`` for the suite, copying what exists to ``copy_to`` every 15 s and at the end."""
+    done = folder(name, into) / "DONE"
+    deadline = time.monotonic() + seconds
+    while not done.exists() and time.monotonic() < deadline:
+        if copy_to:
+            copy_out(name, into, copy_to)
+        time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
+    if copy_to:
+        copy_out(name, into, copy_to)
+    print(done.read_text() if done.exists() else f"suite {name} still running; poll again")
+    return 0 if done.exists() else 2
+
+
+def _versions() -> str:
+    found = []
+    for dist in ("torch", "triton", "executorch", "aoti-hooks"):
+        try:
+            from importlib import metadata
+
+            found.append(f"{dist} {metadata.version(dist)}")
+        except Exception:  # noqa: BLE001 - not installed here
+            pass
+    return ", ".join(found)
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return done.stdout.strip() or "unknown"
+
+
+def _gib(value) -> str:
+    return "-" if value is None else f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
+
+
+def table(name: str, into: str, results: Path = RESULTS) -> Path:
+    """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
+    what, runs, environment = SUITES[name]
+    rows, machine = [], None
+    for run in runs:
+        report = json.loads((folder(name, into) / run / "report.json").read_text())
+        machine = machine or report.get("device")
+        check = report.get("check") or {}
+        for measured in report["runs"]:
+            verdict = check.get(measured["variant"], {})
+            rows.append({"bench": run, "run": measured["variant"], "compile_s": measured.get("compile_s"),
+                         "peak_allocated": measured.get("peak_allocated"), "peak_reserved": measured.get("peak_reserved"),
+                         "nvml_process_peak": measured.get("nvml_process_peak"),
+                         "host_peak_rss": measured.get("host_peak_rss"),
+                         "tokens_equal_stock": verdict.get("tokens_equal_stock"),
+                         "caches_equal_stock": verdict.get("caches_equal_stock")})
+    commands = [shlex.join(["aoti-hooks", "bench", *args]) for args in runs.values()]
+    meta = {"suite": name, "what": what, "commands": commands, "environment": environment, "commit": _commit(),
+            "machine": f"{machine} on {platform.node()}", "versions": _versions()}
+    lines = [f"# Suite `{name}`: {what}", "",
+             f"Commit {meta['commit']}; {meta['versions']}; {meta['machine']}. Made by "
+             f"`python3 bench/suite.py start {name}`, which runs:", "", "```",
+             *(f"{' '.join(f'{k}={v}' for k, v in environment.items())} {line}".strip() for line in commands), "```", "",
+             "| bench | run | compile | peak allocated | reserved | NVML (process) | host peak RSS | tokens = stock | caches = stock |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    shown = {True: "yes", False: "NO", None: "-"}
+    for row in rows:
+        lines.append(f"| {row['bench']} | {row['run']} | {row['compile_s'] or '-'} s | {_gib(row['peak_allocated'])} | "
+                     f"{_gib(row['peak_reserved'])} | {_gib(row['nvml_process_peak'])} | {_gib(row['host_peak_rss'])} | "
+                     f"{shown[row['tokens_equal_stock']]} | {shown[row['caches_equal_stock']]} |")
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
+    path = results / f"{name}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="the measurement suites' one runner")
+    parser.add_argument("verb", choices=("list", "start", "run", "poll", "table"))
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("--into", default=DEFAULT_INTO, help=f"the suites' raw reports (default {DEFAULT_INTO})")
+    parser.add_argument("--copy-to", help="poll: copy the suite's reports and logs here every 15 s ($OUT)")
+    parser.add_argument("--seconds", type=float, default=560, help="poll: how long to wait at most (default 560)")
+    parser.add_argument("--results", default=str(RESULTS), help="table: where NAME.md and NAME.json go (bench/results)")
+    args = parser.parse_args(argv)
+    if args.verb == "list":
+        for name, (what, _, _) in SUITES.items():
+            print(f"{name:10} {what}")
+        return 0
+    if args.name not in SUITES:
+        print(f"suite.py: no suite {args.name!r}; the suites are: {', '.join(SUITES)}", file=sys.stderr)
+        return 2
+    if args.verb == "start":
+        start(args.name, args.into)
+        return 0
+    if args.verb == "run":
+        return run_suite(args.name, args.into)
+    if args.verb == "poll":
+        return poll(args.name, args.into, args.copy_to, args.seconds)
+    print(f"written: {table(args.name, args.into, Path(args.results))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

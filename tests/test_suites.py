@@ -1,0 +1,43 @@
+"""bench/suite.py, the one runner of the measurement suites, run for real on its CPU suite."""
+
+import json
+import pathlib
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SUITE = [sys.executable, str(ROOT / "bench" / "suite.py")]
+
+
+def suite(*args, **kwargs):
+    return subprocess.run([*SUITE, *map(str, args)], capture_output=True, text=True, cwd=ROOT, **kwargs)
+
+
+@pytest.mark.compile
+def test_a_suite_runs_detached_is_copied_out_resumes_and_makes_its_table(tmp_path):
+    into, out, results = tmp_path / "into", tmp_path / "out", tmp_path / "results"
+    out.mkdir()
+    assert suite("start", "smoke", "--into", into).returncode == 0  # returns at once; the suite runs detached
+    polled = suite("poll", "smoke", "--into", into, "--copy-to", out, "--seconds", 600)
+    assert polled.returncode == 0 and polled.stdout.strip() == "ok", polled.stdout + polled.stderr
+    with tarfile.open(out / "smoke.tgz") as archive:  # what a call brings back: reports and logs, no artifacts
+        names = archive.getnames()
+    assert "smoke/demo/report.json" in names and not [name for name in names if name.endswith((".pt2", ".so"))]
+    made = suite("table", "smoke", "--into", into, "--results", results)
+    assert made.returncode == 0, made.stderr
+    rows = json.loads((results / "smoke.json").read_text())["rows"]
+    assert [row["run"] for row in rows] == ["stock", "kv_elide"] and all(row["host_peak_rss"] > 0 for row in rows)
+    table = (results / "smoke.md").read_text()
+    assert "aoti-hooks bench --model demo:tiny --plugins kv_elide" in table and "| demo | kv_elide |" in table
+    # Started again (a machine that went mid-suite), a complete run is not run again.
+    assert suite("start", "smoke", "--into", into).returncode == 0
+    assert suite("poll", "smoke", "--into", into, "--seconds", 120).returncode == 0
+    assert "demo: complete, not run again" in (into / "smoke" / "runner.log").read_text()
+
+
+def test_an_unknown_suite_is_one_sentence():
+    done = suite("start", "headlines")
+    assert done.returncode == 2 and "no suite 'headlines'; the suites are: headline, two-pass" in done.stderr
