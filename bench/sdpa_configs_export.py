@@ -11,7 +11,7 @@ Variants (each in its own process, with its own Inductor cache):
   through ``aoti_hooks.aoti_compile_and_package``;
 - ``compiled-sdpa_configs``: the same model through ``torch.compile`` inside a session (the same
   hooks): its outputs are compared with eager, since AOTI CUDA packages do not load on the
-  GPU image we have (``bench/probe_loader.py``); the AOTI package is tried in a fresh process too.
+  GPU image we have (a one-layer probe, in git history); the AOTI package is tried in a fresh process too.
 
 For every variant the generated C++ wrapper's ``loadKernel(..., <shared bytes>, ...)`` lines
 give each baked Triton kernel's shared memory per block; the table lists the SDPA kernels'

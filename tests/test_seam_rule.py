@@ -19,16 +19,12 @@ ALLOWED = {
     # Public, documented entry points that live in a private-looking module.
     "torch._inductor.aoti_compile_and_package": "torch's documented AOTI entry point",
     "torch._inductor.aoti_load_package": "torch's documented AOTI loader",
-    # Diagnostic scripts that probe ExecuTorch's eager kernels; never imported by the library.
+    # A diagnostic script that probes ExecuTorch's eager kernels; never imported by the library.
     "bench/chunked_dequant_eager.py: executorch.backends.cuda.quantize_op_dispatch.int4_dispatch._DEQUANT_N_THRESHOLD":
         "measures ExecuTorch's fixed row chunking",
-    "bench/probe_int4_eager_calls.py: executorch.backends.cuda.quantize_op_dispatch.int4_dispatch._dequant_matmul":
-        "counts ExecuTorch's eager dequant calls",
     # The Inductor settings ExecuTorch's own gemma4_31b export.py sets, set as it sets them.
     "bench/real_models.py: torch._inductor.config.coordinate_descent_tuning": "as ExecuTorch's export.py",
     "bench/real_models.py: torch._inductor.config.aot_inductor.compile_wrapper_opt_level": "as ExecuTorch's export.py",
-    "bench/probe_int4_eager_calls.py: torch._C._len_torch_function_stack": "shows the mode stack in a probe",
-    "bench/probe_loader.py: torch._C._aoti.AOTIModelContainerRunnerCuda": "loads a package's .so directly to probe a crash",
 }
 
 

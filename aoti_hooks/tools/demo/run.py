@@ -151,7 +151,7 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
             if package is None:
                 raise
             # Seen on the H100 image (torch 2.11, CUDA 13): every AOTI CUDA package, even a
-            # one-layer Linear, segfaults on load (bench/probe_loader.py). Say so; keep going.
+            # one-layer Linear, segfaults on load (a one-layer probe, in git history). Say so; keep going.
             first = str(error).splitlines()[0]
             return {variant: {"steps": 0, "max_rel_error_vs_eager": None, "bitwise_equal_to_stock": None,
                               "constants_equal_to_stock": digests[variant] == digests["stock"],
