@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,10 +124,8 @@ def _versions() -> str:
     found = []
     for dist in ("torch", "triton", "executorch", "aoti-hooks"):
         try:
-            from importlib import metadata
-
             found.append(f"{dist} {metadata.version(dist)}")
-        except Exception:  # noqa: BLE001 - not installed here
+        except metadata.PackageNotFoundError:  # not installed here
             pass
     return ", ".join(found)
 

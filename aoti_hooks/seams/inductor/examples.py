@@ -21,7 +21,7 @@ import torch
 
 from ...core.active import current_session
 from ...core.errors import SeamError
-from .record import flagged, bind_lock, check_autotune_example, choosing_var, recall, remember, session_for, tuning_var
+from .record import bind_lock, check_autotune_example, choosing_var, flagged, recall, remember, session_for, tuning_var
 from .scheduled import written_constants
 
 _example_wrappers: dict[int, "weakref.ref"] = {}  # id -> wrapper codegen whose autotune block names examples

@@ -51,18 +51,10 @@ class Record:
     given: dict[int, "weakref.ref"] = field(default_factory=dict)
 
     def remember_given(self, tensor: torch.Tensor) -> None:
-        key = id(tensor)
-        given = self.given
-
-        def forget(ref, key=key):  # no lock: the collector may run this while the lock is held
-            if given.get(key) is ref:
-                given.pop(key, None)
-
-        given[key] = weakref.ref(tensor, forget)
+        remember(self.given, tensor)
 
     def is_given(self, tensor: Any) -> bool:
-        ref = self.given.get(id(tensor))
-        return ref is not None and ref() is tensor
+        return recall(self.given, id(tensor)) is tensor
 
 
 _records: "weakref.WeakKeyDictionary[Any, Record]" = weakref.WeakKeyDictionary()

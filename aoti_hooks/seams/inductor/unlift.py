@@ -11,7 +11,7 @@ from typing import Callable
 
 from ...core.active import current_session
 from ...core.errors import SeamError
-from .record import flagged, check_layout, keep_device, tuning_var, unlifting_var
+from .record import check_layout, flagged, keep_device, tuning_var, unlifting_var
 
 
 def _patched_unlift(original: Callable) -> Callable:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from aoti_hooks.plugin import ZEROS, Option, format_bytes, hookimpl, host_snapshot, parse_bool, parse_regex, parse_size
 
-from .selection import left_out, select_caches
+from .selection import caches_and_left_out
 
 NAME = "kv_elide"
 
@@ -31,9 +31,9 @@ REPLACES_BACKEND_SPECS = ("low_memory_mode",)
 @hookimpl
 def claim_tensors(candidates, options, session):
     pattern = options["pattern"] if options["pattern"].pattern else None
-    caches = select_caches(candidates, options["min_bytes"], pattern)
+    caches, left_out = caches_and_left_out(candidates, options["min_bytes"], pattern)
     session.report.set(NAME, "caches_found", len(caches))
-    for reason, skipped in left_out(candidates, options["min_bytes"], pattern).items():
+    for reason, skipped in left_out.items():
         why = (f"below min_bytes={format_bytes(options['min_bytes'])}" if reason == "min_bytes"
                else f"not matching pattern={options['pattern'].pattern!r}")
         total = format_bytes(sum(candidate.nbytes for candidate in skipped))

@@ -17,31 +17,33 @@ from typing import Sequence
 from aoti_hooks.plugin import BUFFER, Candidate, NON_PERSISTENT_BUFFER
 
 
+def left_out_by(candidate: Candidate, min_bytes: int, pattern: re.Pattern | None) -> str | None:
+    """Why a buffer the program writes, all zeros at export, is not elided: the option that left it out
+    (``min_bytes`` or ``pattern``); ``None`` when it is elided. Only caches are asked (`caches_and_left_out`)."""
+    if candidate.nbytes < min_bytes:
+        return "min_bytes"
+    if pattern is not None and not pattern.search(candidate.fqn):
+        return "pattern"
+    return None
+
+
+def caches_and_left_out(candidates: Sequence[Candidate], min_bytes: int,
+                        pattern: re.Pattern | None) -> tuple[list[Candidate], dict[str, list[Candidate]]]:
+    """The caches to elide, and the all-zero written buffers an option left out, by that option: a user
+    whose caches are small sees why none were found."""
+    caches: list[Candidate] = []
+    left_out: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        if candidate.kind not in (BUFFER, NON_PERSISTENT_BUFFER) or not candidate.written or not candidate.all_zeros:
+            continue
+        reason = left_out_by(candidate, min_bytes, pattern)
+        if reason is None:
+            caches.append(candidate)
+        else:
+            left_out.setdefault(reason, []).append(candidate)
+    return caches, left_out
+
+
 def select_caches(candidates: Sequence[Candidate], min_bytes: int, pattern: re.Pattern | None) -> list[Candidate]:
     """The candidates that are safe and worth eliding."""
-    return [
-        candidate for candidate in candidates
-        if candidate.kind in (BUFFER, NON_PERSISTENT_BUFFER)
-        and candidate.written
-        and candidate.nbytes >= min_bytes
-        and (pattern is None or pattern.search(candidate.fqn))
-        and candidate.all_zeros
-    ]
-
-
-def left_out(candidates: Sequence[Candidate], min_bytes: int, pattern: re.Pattern | None) -> dict[str, list[Candidate]]:
-    """Buffers that look like caches (written, all zeros) but were not elided, by the option that left
-    them out: ``min_bytes`` or ``pattern``. A user whose caches are small sees why none were found."""
-    found: dict[str, list[Candidate]] = {}
-    for candidate in candidates:
-        if candidate.kind not in (BUFFER, NON_PERSISTENT_BUFFER) or not candidate.written:
-            continue
-        if candidate.nbytes < min_bytes:
-            reason = "min_bytes"
-        elif pattern is not None and not pattern.search(candidate.fqn):
-            reason = "pattern"
-        else:
-            continue
-        if candidate.all_zeros:
-            found.setdefault(reason, []).append(candidate)
-    return found
+    return caches_and_left_out(candidates, min_bytes, pattern)[0]
