@@ -73,6 +73,8 @@ def run_suite(name: str, into: str) -> int:
     """Every run of suite ``name`` not yet complete, one after another; ``DONE`` says how it ended."""
     _, runs, environment = SUITES[name]
     base = folder(name, into)
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "machine.json").write_text(json.dumps(this_machine(), indent=1) + "\n")
     failed = []
     for run, args in runs.items():
         out = base / run
@@ -120,14 +122,22 @@ def poll(name: str, into: str, copy_to: str | None, seconds: float) -> int:
     return 0 if done.exists() else 2
 
 
-def _versions() -> str:
+def this_machine() -> dict:
+    """What the suite runs on, written by the measuring machine itself: the table is often made elsewhere."""
     found = []
     for dist in ("torch", "triton", "executorch", "aoti-hooks"):
         try:
             found.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:  # not installed here
+        except metadata.PackageNotFoundError:  # not installed there
             pass
-    return ", ".join(found)
+    try:
+        gpus = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                              text=True, timeout=60).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):  # no NVIDIA driver: a CPU machine
+        gpus = []
+    gpus = [gpu.strip() for gpu in gpus if gpu.strip()]
+    return {"gpus": ", ".join(gpus) or "no GPU", "cpus": os.cpu_count(), "host": platform.node(),
+            "python": platform.python_version(), "versions": ", ".join(found)}
 
 
 def _commit() -> str:
@@ -139,36 +149,56 @@ def _gib(value) -> str:
     return "-" if value is None else f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
 
 
+def _contents(run_folder: Path) -> dict:
+    """variant -> what its ExecuTorch lowering wrote (the .ptd's blobs by size and sha256, the weight table)."""
+    return {path.name.removesuffix(".contents.json"): json.loads(path.read_text())
+            for path in run_folder.glob("*.contents.json")}
+
+
 def table(name: str, into: str, results: Path = RESULTS) -> Path:
     """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
     what, runs, environment = SUITES[name]
-    rows, machine = [], None
+    rows = []
+    try:
+        machine = json.loads((folder(name, into) / "machine.json").read_text())
+    except (OSError, ValueError):
+        raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
+                         f"machine that measures: copy the whole suite folder here") from None
     for run in runs:
         report = json.loads((folder(name, into) / run / "report.json").read_text())
-        machine = machine or report.get("device")
         check = report.get("check") or {}
+        contents = _contents(folder(name, into) / run)
         for measured in report["runs"]:
             verdict = check.get(measured["variant"], {})
+            written = contents.get(measured["variant"])
             rows.append({"bench": run, "run": measured["variant"], "compile_s": measured.get("compile_s"),
                          "peak_allocated": measured.get("peak_allocated"), "peak_reserved": measured.get("peak_reserved"),
                          "nvml_process_peak": measured.get("nvml_process_peak"),
                          "host_peak_rss": measured.get("host_peak_rss"),
                          "tokens_equal_stock": verdict.get("tokens_equal_stock"),
-                         "caches_equal_stock": verdict.get("caches_equal_stock")})
+                         "caches_equal_stock": verdict.get("caches_equal_stock"),
+                         "artifact_equal_stock": None if written is None or "stock" not in contents
+                         else written == contents["stock"]})
     commands = [shlex.join(["aoti-hooks", "bench", *args]) for args in runs.values()]
     meta = {"suite": name, "what": what, "commands": commands, "environment": environment, "commit": _commit(),
-            "machine": f"{machine} on {platform.node()}", "versions": _versions()}
+            "machine": machine}
     lines = [f"# Suite `{name}`: {what}", "",
-             f"Commit {meta['commit']}; {meta['versions']}; {meta['machine']}. Made by "
+             f"Commit {meta['commit']}; {machine['versions']}; {machine['gpus']}, {machine['cpus']} CPUs, "
+             f"Python {machine['python']}. Made by "
              f"`python3 bench/suite.py start {name}`, which runs:", "", "```",
              *(f"{' '.join(f'{k}={v}' for k, v in environment.items())} {line}".strip() for line in commands), "```", "",
-             "| bench | run | compile | peak allocated | reserved | NVML (process) | host peak RSS | tokens = stock | caches = stock |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| bench | run | compile | peak allocated | reserved | NVML (process) | host peak RSS | tokens = stock "
+             "| caches = stock | .ptd and weight table = stock |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     shown = {True: "yes", False: "NO", None: "-"}
+    stock_compile = {row["bench"]: row["compile_s"] for row in rows if row["run"] == "stock"}
     for row in rows:
-        lines.append(f"| {row['bench']} | {row['run']} | {row['compile_s'] or '-'} s | {_gib(row['peak_allocated'])} | "
+        reference = stock_compile.get(row["bench"])
+        ratio = f" ({row['compile_s'] / reference:.2f}× stock)" if row["compile_s"] and reference else ""
+        lines.append(f"| {row['bench']} | {row['run']} | {row['compile_s'] or '-'} s{ratio} | {_gib(row['peak_allocated'])} | "
                      f"{_gib(row['peak_reserved'])} | {_gib(row['nvml_process_peak'])} | {_gib(row['host_peak_rss'])} | "
-                     f"{shown[row['tokens_equal_stock']]} | {shown[row['caches_equal_stock']]} |")
+                     f"{shown[row['tokens_equal_stock']]} | {shown[row['caches_equal_stock']]} | "
+                     f"{shown[row['artifact_equal_stock']]} |")
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     path = results / f"{name}.md"

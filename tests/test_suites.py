@@ -5,6 +5,7 @@ import pathlib
 import subprocess
 import sys
 import tarfile
+from importlib import metadata
 
 import pytest
 
@@ -25,17 +26,27 @@ def test_a_suite_runs_detached_is_copied_out_resumes_and_makes_its_table(tmp_pat
     assert polled.returncode == 0 and polled.stdout.strip() == "ok", polled.stdout + polled.stderr
     with tarfile.open(out / "smoke.tgz") as archive:  # what a call brings back: reports and logs, no artifacts
         names = archive.getnames()
-    assert "smoke/demo/report.json" in names and not [name for name in names if name.endswith((".pt2", ".so"))]
+    assert {"smoke/machine.json", "smoke/demo/report.json"} <= set(names) and not [name for name in names if name.endswith((".pt2", ".so"))]
     made = suite("table", "smoke", "--into", into, "--results", results)
     assert made.returncode == 0, made.stderr
     rows = json.loads((results / "smoke.json").read_text())["rows"]
     assert [row["run"] for row in rows] == ["stock", "kv_elide"] and all(row["host_peak_rss"] > 0 for row in rows)
     table = (results / "smoke.md").read_text()
     assert "aoti-hooks bench --model demo:tiny --plugins kv_elide" in table and "| demo | kv_elide |" in table
+    # The machine line is the measuring machine's own (written there by the runner), not the table maker's.
+    (into / "smoke" / "machine.json").write_text(json.dumps(
+        {"gpus": "NVIDIA H200", "cpus": 16, "host": "lent", "python": "3.12.3", "versions": "torch 2.11.0+cu130"}))
+    assert suite("table", "smoke", "--into", into, "--results", results).returncode == 0
+    assert "torch 2.11.0+cu130; NVIDIA H200, 16 CPUs, Python 3.12.3" in (results / "smoke.md").read_text()
+    (into / "smoke" / "machine.json").unlink()
+    missing = suite("table", "smoke", "--into", into, "--results", results)
+    assert missing.returncode == 1 and "machine.json is missing" in missing.stderr
     # Started again (a machine that went mid-suite), a complete run is not run again.
     assert suite("start", "smoke", "--into", into).returncode == 0
     assert suite("poll", "smoke", "--into", into, "--seconds", 120).returncode == 0
     assert "demo: complete, not run again" in (into / "smoke" / "runner.log").read_text()
+    assert suite("table", "smoke", "--into", into, "--results", results).returncode == 0
+    assert f"torch {metadata.version('torch')}" in (results / "smoke.md").read_text()
 
 
 def test_an_unknown_suite_is_one_sentence():
