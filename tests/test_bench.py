@@ -43,7 +43,7 @@ def test_bench_a_saved_program(tmp_path, capsys):
         phases = {sample[4] for sample in run["timeline"]}
         # Read from the compiling thread's stack every 20 ms: a tiny model's serialization can fall
         # between two samples when two compiles share two cores (each phase: the test below).
-        assert "lowering" in phases and phases <= {"lowering", "serialization", "move to device", "autotune", "other"}, phases
+        assert "lowering" in phases and phases <= {"lowering", "serialization", "packaging", "move to device", "autotune", "other"}, phases
         assert len(run["timeline"]) >= 10 and run["host_peak_rss"] >= max(sample[1] for sample in run["timeline"])
         assert run["package_bytes"] > 0 and run["weight_bytes"] == sum(
             t.numel() * t.element_size() for t in build(CONFIGS["tiny"]).parameters())
@@ -68,16 +68,27 @@ def test_the_timeline_marks_each_phase_by_the_functions_on_the_watched_threads_s
             def benchmark_all_configs():
                 sampler._sample()
 
-            def write_to_file():
+            class AotCodeCompiler:  # matched by its qualified name: a bare ``compile`` marks nothing
+                @staticmethod
+                def compile():
+                    sampler._sample()
+
+            def compile():
                 sampler._sample()
 
-            for phase in (move_to_device_pass, benchmark_all_configs, write_to_file):
+            def package_aoti():
+                sampler._sample()
+
+            for phase in (move_to_device_pass, benchmark_all_configs, AotCodeCompiler.compile, package_aoti):
                 phase()
+            compile()
 
         aoti_compile_and_package()
         sampler._sample()
     marked = [sample[4] for sample in sampler.samples[1:-1]]  # not the thread's first nor __exit__'s
-    assert marked == ["lowering", "move to device", "autotune", "serialization", "other"], marked
+    assert marked == ["lowering", "move to device", "autotune", "serialization", "packaging", "lowering", "other"], marked
+    assert set(sampler.phase_peaks) == {"other", "lowering", "move to device", "autotune", "serialization", "packaging"}
+    assert sampler.host_baseline > 0 and sampler.host_anonymous_peak <= sampler.host_peak
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -23,6 +23,7 @@ from typing import Any
 from ..core.errors import AotiHooksError
 from ..core.types import report_lines
 from ..core.text import did_you_mean, format_bytes, table
+from .demo.measure import host_line
 
 PHASE_COLOURS = {"move to device": "#c6dbef", "lowering": "#e5e5e5", "autotune": "#fdd0a2", "serialization": "#c7e9c0"}
 
@@ -306,6 +307,18 @@ def check_saved_program(path: str) -> None:
                              f"with torch.export.save(exported_program, PATH)")
 
 
+PHASE_ORDER = ("move to device", "lowering", "autotune", "serialization", "packaging", "to_executorch", "program write",
+               "other")
+
+
+def host_phase_table(runs: list[dict]) -> str:
+    """Host RSS peak of each run in each phase it was seen in."""
+    seen = [phase for phase in PHASE_ORDER if any(phase in run.get("host_phase_peaks", {}) for run in runs)]
+    rows = [[run["variant"], *(format_bytes(run["host_phase_peaks"][phase]) if phase in run.get("host_phase_peaks", {})
+                               else "-" for phase in seen)] for run in runs]
+    return table(["run", *seen], rows)
+
+
 def nvml_of(run: dict, jobs: int) -> int | None:
     """NVML's peak for a run: the whole device's when runs compiled one at a time, the process's own
     when several shared the GPU (the device figure then sums them)."""
@@ -366,6 +379,10 @@ def format_report(results: dict) -> str:
         lines += ["", "Incomplete: the bench stopped before every run finished; these are the runs it finished."]
     if not cuda:
         lines += ["", "No CUDA device: the figures are host memory only."]
+    measured = [run for run in results["runs"] if run.get("host_phase_peaks")]
+    if measured:
+        lines += ["", "Host memory (RSS), against the weights:", "", *(f"- {run['variant']}: {host_line(run)}" for run in measured),
+                  "", "Host RSS peak per phase of the compile:", "", "```", host_phase_table(measured), "```"]
     for run in results["runs"]:
         if run["report"]:
             lines += ["", f"{run['variant']}:", *(f"- {line}" for line in report_lines(run["report"]))]

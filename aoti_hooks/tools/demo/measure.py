@@ -14,6 +14,8 @@ import os
 import threading
 from dataclasses import dataclass
 
+from ...core.text import format_bytes
+
 
 class _NvmlMemory(ctypes.Structure):
     _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
@@ -64,29 +66,45 @@ def host_rss() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-# Phase of a compile, read from the function names on the compiling thread's stack (innermost
-# match wins); no private symbol is called, so stock and plugin runs are marked the same way.
+def host_anonymous() -> int | None:
+    """This process's anonymous resident memory (``RssAnon``): what must fit in RAM. The rest of
+    RSS is file pages (mapped artifacts, file-backed buffers) the kernel can write back and drop."""
+    try:
+        with open(f"/proc/{os.getpid()}/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # no /proc: not Linux
+        pass
+    return None
+
+
+# Phase of a compile, read from the qualified function names on the compiling thread's stack
+# (innermost match wins); no private symbol is called, so stock and plugin runs are marked the same way.
 PHASES = (
-    ("serialization", ("get_original_value_of_constant", "_to_bytes", "materialize", "write_to_file",
-                       "package_aoti", "_write_tensor_storage", "write_tensor_data_to_file")),
+    ("serialization", ("GraphLowering.get_original_value_of_constant", "_to_bytes", "CudaWeightCollector.materialize",
+                       "_write_tensor_storage", "AotCodeCompiler.compile")),
+    ("packaging", ("package_aoti", "write_file", "PT2ArchiveWriter.write_bytes")),
     ("autotune", ("benchmark_all_configs", "autotune_to_one_config", "generate_and_run_autotune_block",
                   "benchmark_gpu", "_should_pad", "autotune_select_algorithm")),
     ("move to device", ("move_to_device_pass", "move_program_to_device")),
+    ("program write", ("write_program", "write_to_file", "save_pte_program", "write_tensor_data_to_file")),
+    ("to_executorch", ("to_executorch", "EdgeProgramManager.to_executorch")),
     ("lowering", ("compile_fx", "aot_compile", "aoti_compile_and_package", "to_edge_transform_and_lower",
-                  "preprocess", "to_executorch")),
+                  "preprocess", "preprocess_multimethod")),
 )
+_MARKERS = {marker: phase for phase, markers in PHASES for marker in markers}
 
 
 def phase_of(frame) -> str:
     """The compile phase that ``frame`` (a thread's innermost frame) is in; ``other`` if none."""
-    names = []
-    while frame is not None:
-        names.append(frame.f_code.co_name)
+    while frame is not None:  # innermost first
+        code = frame.f_code
+        owner_and_name = ".".join(getattr(code, "co_qualname", code.co_name).split(".")[-2:])  # Class.method
+        phase = _MARKERS.get(owner_and_name) or _MARKERS.get(code.co_name)
+        if phase is not None:
+            return phase
         frame = frame.f_back
-    for name in names:  # innermost first
-        for phase, markers in PHASES:
-            if name in markers:
-                return phase
     return "other"
 
 
@@ -94,14 +112,17 @@ def phase_of(frame) -> str:
 class Sampler:
     """Samples host RSS and NVML used memory every ``interval`` seconds in a thread.
 
-    With ``timeline=True`` it also keeps every sample as ``(seconds, host RSS, NVML used,
-    CUDA allocated, phase, NVML used by this process)``, the phase read from the stack of the
-    thread that entered it.
+    It keeps the host peak overall, of anonymous memory, and per phase (the phase read from the
+    stack of the thread that entered it), and the RSS when it started (what the process held
+    before the compile). With ``timeline=True`` it also keeps every sample as ``(seconds, host
+    RSS, NVML used, CUDA allocated, phase, NVML used by this process)``.
     """
 
     interval: float = 0.02
     timeline: bool = False
     host_peak: int = 0
+    host_anonymous_peak: int | None = None
+    host_baseline: int = 0
     device_peak: int | None = None
     device_baseline: int | None = None
     process_peak: int | None = None  # NVML's figure for this process alone
@@ -111,6 +132,8 @@ class Sampler:
 
         self._nvml = Nvml()
         self.device_baseline = self._nvml.used()
+        self.host_baseline = host_rss()
+        self.phase_peaks: dict[str, int] = {}
         self.samples: list[tuple[float, int, int | None, int | None, str, int | None]] = []
         self._watched = threading.get_ident()
         self._start = time.perf_counter()
@@ -120,22 +143,27 @@ class Sampler:
         return self
 
     def _sample(self) -> None:
+        import sys
+
         rss, used, own = host_rss(), self._nvml.used(), self._nvml.used_by(os.getpid())
+        anonymous = host_anonymous()
         self.host_peak = max(self.host_peak, rss)
+        if anonymous is not None:
+            self.host_anonymous_peak = max(self.host_anonymous_peak or 0, anonymous)
         if used is not None:
             self.device_peak = max(self.device_peak or 0, used)
         if own is not None:
             self.process_peak = max(self.process_peak or 0, own)
+        phase = phase_of(sys._current_frames().get(self._watched))
+        self.phase_peaks[phase] = max(self.phase_peaks.get(phase, 0), rss)
         if self.timeline:
-            import sys
             import time
 
             allocated = None
             torch = sys.modules.get("torch")
             if torch is not None and torch.cuda.is_initialized():
                 allocated = torch.cuda.memory_allocated()
-            frame = sys._current_frames().get(self._watched)
-            self.samples.append((time.perf_counter() - self._start, rss, used, allocated, phase_of(frame), own))
+            self.samples.append((time.perf_counter() - self._start, rss, used, allocated, phase, own))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -184,3 +212,21 @@ def live_at_peak(snapshot: dict, top: int = 20) -> dict:
         "blocks": len(at_peak),
         "groups": [{"bytes": size, "blocks": count, "where": where} for where, (size, count) in ranked[:top]],
     }
+
+
+def host_line(run: dict) -> str:
+    """A run's host memory against its weights: the peak, what the compile added to what the process
+    held before it (the user's program), and the anonymous part (file pages can be dropped, these cannot)."""
+    weights = run.get("weight_bytes") or 0
+    peak, before = run["host_peak_rss"], run.get("host_baseline_rss")
+
+    def of_weights(value: int) -> str:
+        return f" ({value / weights:.2f}× weights)" if weights else ""
+
+    parts = [f"host peak {format_bytes(peak)}{of_weights(peak)}"]
+    if before:
+        parts.append(f"the compile added {format_bytes(max(0, peak - before))}{of_weights(max(0, peak - before))} "
+                     f"to the {format_bytes(before)} held before it")
+    if run.get("host_peak_anonymous") is not None:
+        parts.append(f"anonymous peak {format_bytes(run['host_peak_anonymous'])}{of_weights(run['host_peak_anonymous'])}")
+    return "; ".join(parts)

@@ -22,6 +22,7 @@ from ...core.types import report_lines
 from ...core.errors import AotiHooksError
 from ...core.text import did_you_mean, format_bytes, table
 from .loader import LIBSTDCXX
+from .measure import host_line
 from .model import CONFIGS
 
 LIBSTDCXX_HINT = ("if it died loading an AOTI CUDA package, this machine's libstdc++ symbols may be bound from another "
@@ -209,6 +210,9 @@ def format_demo(results: dict) -> str:
                  "(process start, model build, export, compile).")
     if results["check"]["stock"].get("note"):
         lines.append(results["check"]["stock"]["note"])
+    for run in runs:
+        if run.get("host_phase_peaks"):
+            lines.append(f"host, {','.join(run['plugins']) or 'stock'}: {host_line(run)}")
     for run in runs:
         lines += report_lines(run["report"])
     if len(runs) == 1:

@@ -62,6 +62,9 @@ def compile_one(spec: dict) -> dict:
         "compile_s": round(seconds, 2),
         "started_at": started_at,
         "host_peak_rss": sampler.host_peak,
+        "host_baseline_rss": sampler.host_baseline,  # held before the compile: the user's program and model
+        "host_peak_anonymous": sampler.host_anonymous_peak,
+        "host_phase_peaks": sampler.phase_peaks,
         "backend": spec.get("backend", "torch"),
         "backend_specs": spec.get("backend_specs", {}),
         "package_bytes": sum(size for size, _ in artifacts.values()),
