@@ -39,7 +39,7 @@ class Patch:
     def apply(self) -> Callable[[], None]:
         """Install; return the function that puts back exactly what was there."""
         raw = vars(self.owner).get(self.attribute, _MISSING)
-        current = getattr(self.owner, self.attribute)
+        current = getattr(self.owner, self.attribute, None)  # None: a module-level name that shadows a builtin
         setattr(self.owner, self.attribute, self.make(current))
 
         def undo() -> None:

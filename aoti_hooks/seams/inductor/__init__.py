@@ -8,7 +8,8 @@ While a session is active (`hold`) the patches route
   ``autotune_example``, choice and fusion benchmarks' examples to ``choice_example``;
 - `first_pass`: the two-pass compile's first pass to ``autotune_example`` and ``autotune_arguments``;
 - `configs`: traced ``triton.autotune`` calls to ``autotune_configs``, compiled configs to
-  ``compiled_configs``, Inductor's autotune cache keyed by what the plugins change.
+  ``compiled_configs``, Inductor's autotune cache keyed by what the plugins change;
+- `serialization`: the constants' gathering buffer and the package's file copies go through files.
 `symbols` names every private symbol (checked before anything is installed; ``aoti-hooks doctor``
 lists them); `record` holds what a session's answers are while Inductor uses them; `scheduled`
 reads what a scheduled graph's kernels read and write.
@@ -19,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..patching import Patch, PatchSet
-from . import configs, constants, examples, first_pass, unlift
+from . import configs, constants, examples, first_pass, serialization, unlift
 from .constants import as_constant
 from .examples import autotune_example
 from .record import HostBacked
@@ -34,7 +35,8 @@ __all__ = ["HostBacked", "PATCHES", "SUPPORTED_TORCH", "activate", "as_constant"
 # Read, not patched: the traced-call patch builds a call's own kernel wrapper with it.
 _READ_ONLY = {"torch._higher_order_ops.triton_kernel_wrap.TraceableTritonKernelWrapper.__init__"}
 MAKERS: dict[str, Callable[[Callable], Any]] = {
-    **constants.MAKERS, **unlift.MAKERS, **examples.MAKERS, **first_pass.MAKERS, **configs.MAKERS}
+    **constants.MAKERS, **unlift.MAKERS, **examples.MAKERS, **first_pass.MAKERS, **configs.MAKERS,
+    **serialization.MAKERS}
 
 
 def _build() -> list[Patch]:
@@ -44,12 +46,14 @@ def _build() -> list[Patch]:
         owner, attribute, _ = symbol.resolve()
         if symbol.label not in _READ_ONLY:
             patches.append(Patch(owner, attribute, MAKERS[symbol.label]))
+    patches += [Patch(owner, name, make) for owner, name, make in serialization.module_patches()]
     return patches
 
 
 def patched_attributes() -> list[tuple[Any, str]]:
     """(owner, attribute) of every patch, for tests that check restoration."""
-    return [symbol.resolve()[:2] for symbol in SYMBOLS if symbol.label not in _READ_ONLY]
+    return [*(symbol.resolve()[:2] for symbol in SYMBOLS if symbol.label not in _READ_ONLY),
+            *((owner, name) for owner, name, _ in serialization.module_patches())]
 
 
 PATCHES = PatchSet(_build, "Inductor patches (held by every active session)")

@@ -78,6 +78,7 @@ SYMBOLS = (
     Symbol("torch._inductor.runtime.autotune_cache", "AutotuneCache._prepare_key", ("filename",)),
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TritonHOPifier.call_triton_kernel",
            ("self", "variable", "args", "kwargs", "tx")),
+    Symbol("torch.export.pt2_archive._package", "PT2ArchiveWriter.write_file", ("self", "name", "file_path")),
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TraceableTritonKernelWrapper.__init__",
            ("self", "kernel", "kernel_idx", "grid")),
 )

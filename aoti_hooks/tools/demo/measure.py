@@ -123,6 +123,7 @@ class Sampler:
     host_peak: int = 0
     host_anonymous_peak: int | None = None
     host_baseline: int = 0
+    host_anonymous_baseline: int | None = None
     device_peak: int | None = None
     device_baseline: int | None = None
     process_peak: int | None = None  # NVML's figure for this process alone
@@ -132,7 +133,7 @@ class Sampler:
 
         self._nvml = Nvml()
         self.device_baseline = self._nvml.used()
-        self.host_baseline = host_rss()
+        self.host_baseline, self.host_anonymous_baseline = host_rss(), host_anonymous()
         self.phase_peaks: dict[str, int] = {}
         self.samples: list[tuple[float, int, int | None, int | None, str, int | None]] = []
         self._watched = threading.get_ident()
@@ -227,6 +228,8 @@ def host_line(run: dict) -> str:
     if before:
         parts.append(f"the compile added {format_bytes(max(0, peak - before))}{of_weights(max(0, peak - before))} "
                      f"to the {format_bytes(before)} held before it")
-    if run.get("host_peak_anonymous") is not None:
-        parts.append(f"anonymous peak {format_bytes(run['host_peak_anonymous'])}{of_weights(run['host_peak_anonymous'])}")
+    anonymous, anonymous_before = run.get("host_peak_anonymous"), run.get("host_anonymous_baseline")
+    if anonymous is not None and anonymous_before is not None:
+        added = max(0, anonymous - anonymous_before)
+        parts.append(f"anonymous memory (what cannot be paged out to a file) added {format_bytes(added)}{of_weights(added)}")
     return "; ".join(parts)

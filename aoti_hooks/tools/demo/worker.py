@@ -64,6 +64,7 @@ def compile_one(spec: dict) -> dict:
         "host_peak_rss": sampler.host_peak,
         "host_baseline_rss": sampler.host_baseline,  # held before the compile: the user's program and model
         "host_peak_anonymous": sampler.host_anonymous_peak,
+        "host_anonymous_baseline": sampler.host_anonymous_baseline,
         "host_phase_peaks": sampler.phase_peaks,
         "backend": spec.get("backend", "torch"),
         "backend_specs": spec.get("backend_specs", {}),

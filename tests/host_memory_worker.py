@@ -1,0 +1,65 @@
+"""One plain-AOTI compile of a Hugging Face Qwen3 built from a config, in its own process, measured.
+
+    python tests/host_memory_worker.py OUT.json PACKAGE.pt2 [session]
+
+Writes the weights' bytes, the host RSS and anonymous memory before and at the peak of the
+compile, the session's ``host`` report, a digest of the user's tensors before and after, the
+package's entries by SHA-256 and the logits of one decode step run from the package.
+"""
+
+import hashlib
+import json
+import sys
+import zipfile
+
+import torch
+
+import aoti_hooks
+from aoti_hooks.tools.demo.measure import Sampler
+
+
+def digest(tensors) -> str:
+    sha = hashlib.sha256()
+    for tensor in tensors:
+        sha.update(tensor.detach().contiguous().view(torch.uint8).numpy().tobytes())
+    return sha.hexdigest()
+
+
+def main(out: str, package: str, mode: str) -> None:
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
+
+    config = Qwen3Config(vocab_size=16384, hidden_size=512, intermediate_size=1536, num_hidden_layers=4,
+                         num_attention_heads=8, num_key_value_heads=4, head_dim=64, max_position_embeddings=256,
+                         tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(config).eval()
+    model.generation_config.cache_implementation = "static"
+    module = TorchExportableModuleForDecoderOnlyLM(model, batch_size=1, max_cache_len=256).eval()
+    with torch.no_grad():
+        program = module.export(input_ids=torch.tensor([[1]]), cache_position=torch.tensor([0]))
+    weights = list(model.parameters())
+    before = digest(weights)
+    report = {}
+    with Sampler() as sampler:
+        if mode == "session":
+            with aoti_hooks.session(["kv_elide"]) as session:
+                aoti_hooks.aoti_compile_and_package(program, package)
+            report = session.report.as_dict()
+        else:
+            torch._inductor.aoti_compile_and_package(program, package_path=package)
+    with zipfile.ZipFile(package) as archive:  # entries without the archive's own top folder
+        entries = {info.filename.split("/", 1)[1]: hashlib.sha256(archive.read(info)).hexdigest()
+                   for info in archive.infolist()}
+    runner = torch._inductor.aoti_load_package(package)
+    logits = runner(input_ids=torch.tensor([[5]]), cache_position=torch.tensor([0]))
+    json.dump({"weight_bytes": sum(t.numel() * t.element_size() for t in weights),
+               "rss_before": sampler.host_baseline, "rss_peak": sampler.host_peak,
+               "anonymous_before": sampler.host_anonymous_baseline, "anonymous_peak": sampler.host_anonymous_peak,
+               "report": report, "user_tensors_before": before, "user_tensors_after": digest(weights),
+               "entries": entries, "logits": hashlib.sha256(logits.contiguous().numpy().tobytes()).hexdigest()},
+              open(out, "w"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "stock")
