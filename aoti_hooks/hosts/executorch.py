@@ -14,9 +14,12 @@ lowered delegate keeps the backend's id, so the ``.pte`` runs on the stock runti
 
 from __future__ import annotations
 
+import copy
 import warnings
 from contextlib import ExitStack, contextmanager
 from typing import Any, Iterable
+
+import torch
 
 from ..core.errors import AotiHooksError
 from ..core.session import Session
@@ -48,7 +51,7 @@ def compile_specs(plugins: Iterable[str] | str, target: Any = None, **plugin_opt
 
 def install() -> None:
     """Turn the integration on: every ``AotiBackend`` reads this grammar from its methods' specs."""
-    seam.install(preprocess)
+    seam.install(preprocess, copy_for_preprocess)
 
 
 uninstall = seam.uninstall
@@ -91,6 +94,21 @@ def backend_specs(session: Session, cls: type, method: str, compile_specs) -> li
             continue
         kept.append(spec)
     return kept
+
+
+def copy_for_preprocess(cls, stock, edge_program, compile_specs):
+    """The program copy ExecuTorch makes per method before ``preprocess`` (the seam calls this).
+
+    Stock deep-copies every tensor unless CudaBackend's ``low_memory_mode`` is on: a weights-sized host
+    copy per method. A method whose specs name plugins gets ``low_memory_mode``'s copy instead — the
+    graph and its tables copied, the state dict's and constants' tensors shared — because its
+    preprocess only ever replaces those entries (moves, placement), never writes the tensors.
+    """
+    if not any(getattr(spec, "key", "").startswith(PREFIX) for spec in compile_specs):
+        return stock(cls, edge_program, compile_specs)
+    shared = {id(tensor): tensor for values in (edge_program.state_dict, edge_program.constants)
+              for tensor in values.values() if isinstance(tensor, torch.Tensor)}
+    return copy.deepcopy(edge_program, shared)
 
 
 def preprocess(cls, stock, edge_program, compile_specs):

@@ -2,7 +2,9 @@
 
 - `install` wraps ``AotiBackend.preprocess``, which every AOTI backend runs once per method
   partition (``CudaBackend`` reaches it through ``super()``, also from ``preprocess_multimethod``),
-  and calls back the host's preprocess (`aoti_hooks.hosts.executorch`) with the original body;
+  and calls back the host's preprocess (`aoti_hooks.hosts.executorch`) with the original body; and
+  the per-method program copy ExecuTorch makes before it (``copy_exported_program_for_preprocess``
+  of ``AotiBackend`` and of ``CudaBackend``, which has its own), calling back the host's copy;
 - `collector_patches`: CudaBackend's weight collector reads a host-built constant's bytes from
   its host copy (``HostBacked``) and its device from the constant;
 - ExecuTorch's private readers the plugins and tools use: its ``.pte`` reader, kernels and
@@ -81,7 +83,35 @@ def _integration_build() -> list[Patch]:
         _stock_preprocess = vars(backend)["preprocess"]
         return classmethod(_preprocess)
 
-    return [Patch(backend, "preprocess", wrap)]
+    return [Patch(backend, "preprocess", wrap),
+            *(Patch(owner, "copy_exported_program_for_preprocess", _wrap_copy) for owner in _copy_owners(backend))]
+
+
+def _copy_owners(backend: type) -> list[type]:
+    """``AotiBackend`` and the AOTI backends that define their own per-method copy (CudaBackend)."""
+    owners = [backend]
+    try:
+        from executorch.backends.cuda.cuda_backend import CudaBackend
+    except Exception:  # an ExecuTorch without the CUDA backend
+        return owners
+    if "copy_exported_program_for_preprocess" in vars(CudaBackend):
+        owners.append(CudaBackend)
+    return owners
+
+
+def _wrap_copy(current):
+    """``copy_exported_program_for_preprocess``, which ExecuTorch calls per method before ``preprocess``
+    with the method's full compile specs, routed to the host's ``copy`` callback with the original."""
+    if current is None:  # AotiBackend itself is no BackendDetails: its backends get BackendDetails' copy
+        from executorch.exir.backend.backend_details import BackendDetails
+
+        current = BackendDetails.copy_exported_program_for_preprocess
+    stock = current.__func__
+
+    def copy_exported_program_for_preprocess(cls, edge_program, compile_specs):
+        return _copy_callback(cls, stock, edge_program, compile_specs)
+
+    return classmethod(copy_exported_program_for_preprocess)
 
 
 # The integration's one patch: held from install() to uninstall() (ExecuTorch calls preprocess
@@ -89,15 +119,17 @@ def _integration_build() -> list[Patch]:
 INTEGRATION = PatchSet(_integration_build, "ExecuTorch AotiBackend.preprocess (aoti_hooks.executorch.install)")
 _stock_preprocess: Any = None
 _callback: Callable[..., Any] | None = None  # the host's preprocess, given by install()
+_copy_callback: Callable[..., Any] | None = None  # the host's per-method copy, given by install()
 
 
-def install(preprocess: Callable[..., Any]) -> None:
+def install(preprocess: Callable[..., Any], copy: Callable[..., Any]) -> None:
     """Route every ``AotiBackend.preprocess`` call to ``preprocess(cls, stock, edge_program, compile_specs)``,
-    where ``stock(cls, edge_program, compile_specs)`` is the original body (`aoti_hooks.hosts.executorch`
+    where ``stock(cls, edge_program, compile_specs)`` is the original body, and every per-method copy
+    (``copy_exported_program_for_preprocess``) to ``copy`` the same way (`aoti_hooks.hosts.executorch`
     gives the host's lifecycle here, so this seam never imports the layers above it)."""
-    global _callback
+    global _callback, _copy_callback
     with _lock:
-        _callback = preprocess
+        _callback, _copy_callback = preprocess, copy
         if not INTEGRATION.active:
             INTEGRATION.acquire()
 

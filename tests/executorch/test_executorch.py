@@ -238,3 +238,48 @@ def test_plugins_see_the_program_after_the_backend_passes(register, monkeypatch)
     with pytest.raises(AotiHooksError, match="seen; stop before compiling"):
         lower({"forward": program}, {"forward": [method_spec("forward"), *aoti_hooks.compile_specs(["see_program"])]})
     assert "triton::sdpa" in _SeeProgram.seen
+
+
+def state_digest(program) -> str:
+    sha = hashlib.sha256()
+    for name, tensor in sorted({**program.state_dict, **program.constants}.items()):
+        sha.update(name.encode() + tensor.detach().contiguous().view(torch.uint8).numpy().tobytes())
+    return sha.hexdigest()
+
+
+def test_a_method_with_plugins_shares_the_programs_tensors_instead_of_a_host_copy_per_method(tmp_path_factory):
+    """ExecuTorch copies each method's program before preprocess; with plugins named, the copy shares
+    the state dict's tensors (as CudaBackend's low_memory_mode does), and they are never written."""
+    program = export_decoder(build(CONFIG))
+    plugins = aoti_hooks.compile_specs(["kv_elide"], target="local", kv_elide=KV)
+    shared = AotiHooksCpuTestBackend.copy_exported_program_for_preprocess(program, [method_spec("forward"), *plugins])
+    copied = AotiHooksCpuTestBackend.copy_exported_program_for_preprocess(program, [method_spec("forward")])
+    assert shared is not program and shared.graph_module is not program.graph_module
+    assert all(shared.state_dict[name] is tensor for name, tensor in program.state_dict.items())
+    assert not any(copied.state_dict[name] is tensor for name, tensor in program.state_dict.items())
+    # Lowered for real, two methods with plugins: the user's tensors keep their values, outputs are eager's.
+    programs = {"prefill": torch.export.export(build(CONFIG), PREFILL), "forward": program}
+    before = {method: state_digest(each) for method, each in programs.items()}
+    specs = {method: [method_spec(method), *plugins] for method in programs}
+    pte, edge = lower(programs, specs)
+    assert {method: state_digest(each) for method, each in programs.items()} == before
+    folder = tmp_path_factory.mktemp("shared")
+    for method, inputs in (("prefill", [PREFILL]), ("forward", STEPS)):
+        _, so, weights = delegates(pte)[method]
+        runner = DelegateRunner(str(folder / method), so, weights, input_names(edge, method))
+        for got, want in zip(run(runner, inputs), eager(inputs)):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_the_integration_puts_the_per_method_copy_back():
+    from executorch.backends.aoti.aoti_backend import AotiBackend
+    from executorch.exir.backend.backend_details import BackendDetails
+
+    integration.uninstall()
+    try:
+        assert "copy_exported_program_for_preprocess" not in vars(AotiBackend)
+        assert AotiHooksCpuTestBackend.copy_exported_program_for_preprocess.__func__ is \
+            BackendDetails.copy_exported_program_for_preprocess.__func__
+    finally:
+        integration.install()
+    assert "copy_exported_program_for_preprocess" in vars(AotiBackend)
