@@ -27,6 +27,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's aoti_hooks, when run from it
+from aoti_hooks.tools.bench import PHASE_ORDER  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 ALL = "kv_elide,chunked_dequant,sdpa_configs,const_offload"
@@ -39,6 +42,11 @@ SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
                  {"gemma4": [*GEMMA4, "--backend-spec", "low_memory_mode=ON", "--plugins", "kv_elide,chunked_dequant",
                              "--plugins", ALL, "--jobs", "4"]},
                  {"TORCHINDUCTOR_COMPILE_THREADS": "4"}),
+    "host": ("ExecuTorch's Gemma 4 31B, 1 period @128k, int4, CudaBackend, one pass: stock, `low_memory_mode`, all four; "
+             "host memory per phase against the weights; the output check",
+             {"gemma4": [*GEMMA4, "--backend-spec", "low_memory_mode=ON", "--plugins", ALL, "--jobs", "3",
+                         "--check-steps", "2"]},
+             {"TORCHINDUCTOR_COMPILE_THREADS": "5"}),
     "two-pass": ("the same model in the two-pass mode (`autotune_at_compile_time=OFF`): stock and all four; the output check",
                  {"gemma4": [*GEMMA4, "--common-spec", "autotune_at_compile_time=OFF", "--plugins", ALL, "--jobs", "2"]},
                  {"TORCHINDUCTOR_COMPILE_THREADS": "8"}),
@@ -149,6 +157,18 @@ def _gib(value) -> str:
     return "-" if value is None else f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
 
 
+def _added(measured: dict, peak: str, before: str) -> int | None:
+    """What the compile added to the host memory the process held before it (older reports: None)."""
+    if measured.get(peak) is None or measured.get(before) is None:
+        return None
+    return max(0, measured[peak] - measured[before])
+
+
+def _of_weights(value, row: dict) -> str:
+    weights = row.get("weight_bytes")
+    return _gib(value) + (f" ({value / weights:.2f}×)" if value is not None and weights else "")
+
+
 def _contents(run_folder: Path) -> dict:
     """variant -> what its ExecuTorch lowering wrote (the .ptd's blobs by size and sha256, the weight table)."""
     return {path.name.removesuffix(".contents.json"): json.loads(path.read_text())
@@ -175,6 +195,10 @@ def table(name: str, into: str, results: Path = RESULTS) -> Path:
                          "peak_allocated": measured.get("peak_allocated"), "peak_reserved": measured.get("peak_reserved"),
                          "nvml_process_peak": measured.get("nvml_process_peak"),
                          "host_peak_rss": measured.get("host_peak_rss"),
+                         "host_added": _added(measured, "host_peak_rss", "host_baseline_rss"),
+                         "host_anonymous_added": _added(measured, "host_peak_anonymous", "host_anonymous_baseline"),
+                         "weight_bytes": measured.get("weight_bytes"),
+                         "host_phase_peaks": measured.get("host_phase_peaks"),
                          "tokens_equal_stock": verdict.get("tokens_equal_stock"),
                          "caches_equal_stock": verdict.get("caches_equal_stock"),
                          "artifact_equal_stock": None if written is None or "stock" not in contents
@@ -187,18 +211,27 @@ def table(name: str, into: str, results: Path = RESULTS) -> Path:
              f"Python {machine['python']}. Made by "
              f"`python3 bench/suite.py start {name}`, which runs:", "", "```",
              *(f"{' '.join(f'{k}={v}' for k, v in environment.items())} {line}".strip() for line in commands), "```", "",
-             "| bench | run | compile | peak allocated | reserved | NVML (process) | host peak RSS | tokens = stock "
-             "| caches = stock | .ptd and weight table = stock |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| bench | run | compile | peak allocated | reserved | NVML (process) | host peak RSS | host added by the compile "
+             "| anonymous added | tokens = stock | caches = stock | .ptd and weight table = stock |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     shown = {True: "yes", False: "NO", None: "-"}
     stock_compile = {row["bench"]: row["compile_s"] for row in rows if row["run"] == "stock"}
     for row in rows:
         reference = stock_compile.get(row["bench"])
         ratio = f" ({row['compile_s'] / reference:.2f}× stock)" if row["compile_s"] and reference else ""
         lines.append(f"| {row['bench']} | {row['run']} | {row['compile_s'] or '-'} s{ratio} | {_gib(row['peak_allocated'])} | "
-                     f"{_gib(row['peak_reserved'])} | {_gib(row['nvml_process_peak'])} | {_gib(row['host_peak_rss'])} | "
+                     f"{_gib(row['peak_reserved'])} | {_gib(row['nvml_process_peak'])} | "
+                     f"{_of_weights(row['host_peak_rss'], row)} | {_of_weights(row['host_added'], row)} | "
+                     f"{_of_weights(row['host_anonymous_added'], row)} | "
                      f"{shown[row['tokens_equal_stock']]} | {shown[row['caches_equal_stock']]} | "
                      f"{shown[row['artifact_equal_stock']]} |")
+    phased = [row for row in rows if row["host_phase_peaks"]]
+    if phased:
+        phases = [phase for phase in PHASE_ORDER if any(phase in row["host_phase_peaks"] for row in phased)]
+        lines += ["", "Host RSS peak in each phase of the compile (the phase read from the compiling thread's stack):", "",
+                  f"| bench | run | {' | '.join(phases)} |", "|---|---|" + "---|" * len(phases),
+                  *(f"| {row['bench']} | {row['run']} | "
+                    + " | ".join(_gib(row["host_phase_peaks"].get(phase)) for phase in phases) + " |" for row in phased)]
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     path = results / f"{name}.md"

@@ -26,6 +26,7 @@ import gc
 import json
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -225,13 +226,13 @@ def prepared_lowering(spec: dict):
         extra += aoti_hooks.compile_specs(plugins, target=spec.get("target") or "local", **spec.get("options", {}))
     folder = os.path.splitext(spec["package"])[0]
 
-    def lowering() -> tuple[dict, dict]:
+    def lowering() -> tuple[dict, Any]:
         specs = {method: [CudaBackend.generate_method_name_compile_spec(method), *extra] for method in programs}
         written = lower(programs, config, metadata, specs, folder)
         reports = integration.reports() if plugins else {}
         report = {f"{plugin} ({method})": entry for method in ("prefill", "decode") if method in reports
                   for plugin, entry in reports[method].as_dict().items()}
-        return report, described(written, contents_path(spec))
+        return report, lambda: described(written, contents_path(spec))  # read back after the sampling
 
     return lowering, weight_bytes, cache_bytes
 
