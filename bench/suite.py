@@ -47,6 +47,9 @@ SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
              {"gemma4": [*GEMMA4, "--backend-spec", "low_memory_mode=ON", "--plugins", ALL, "--jobs", "3",
                          "--check-steps", "2"]},
              {"TORCHINDUCTOR_COMPILE_THREADS": "5"}),
+    "host-cpu": ("plain AOTI on the CPU, the built-in decoder at `demo:gpu`'s widths (4 layers, ctx 2048, bf16): stock "
+                 "and kv_elide; host memory per phase against the weights",
+                 {"decoder": ["--model", "demo:gpu", "--layers", "4", "--ctx", "2048", "--plugins", "kv_elide"]}, {}),
     "two-pass": ("the same model in the two-pass mode (`autotune_at_compile_time=OFF`): stock and all four; the output check",
                  {"gemma4": [*GEMMA4, "--common-spec", "autotune_at_compile_time=OFF", "--plugins", ALL, "--jobs", "2"]},
                  {"TORCHINDUCTOR_COMPILE_THREADS": "8"}),
@@ -175,7 +178,7 @@ def _contents(run_folder: Path) -> dict:
             for path in run_folder.glob("*.contents.json")}
 
 
-def table(name: str, into: str, results: Path = RESULTS) -> Path:
+def table(name: str, into: str, results: Path = RESULTS, commit: str | None = None) -> Path:
     """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
     what, runs, environment = SUITES[name]
     rows = []
@@ -204,7 +207,7 @@ def table(name: str, into: str, results: Path = RESULTS) -> Path:
                          "artifact_equal_stock": None if written is None or "stock" not in contents
                          else written == contents["stock"]})
     commands = [shlex.join(["aoti-hooks", "bench", *args]) for args in runs.values()]
-    meta = {"suite": name, "what": what, "commands": commands, "environment": environment, "commit": _commit(),
+    meta = {"suite": name, "what": what, "commands": commands, "environment": environment, "commit": commit or _commit(),
             "machine": machine}
     lines = [f"# Suite `{name}`: {what}", "",
              f"Commit {meta['commit']}; {machine['versions']}; {machine['gpus']}, {machine['cpus']} CPUs, "
@@ -247,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copy-to", help="poll: copy the suite's reports and logs here every 15 s ($OUT)")
     parser.add_argument("--seconds", type=float, default=560, help="poll: how long to wait at most (default 560)")
     parser.add_argument("--results", default=str(RESULTS), help="table: where NAME.md and NAME.json go (bench/results)")
+    parser.add_argument("--commit", help="table: the commit whose wheels measured (default: this checkout's HEAD)")
     args = parser.parse_args(argv)
     if args.verb == "list":
         for name, (what, _, _) in SUITES.items():
@@ -262,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_suite(args.name, args.into)
     if args.verb == "poll":
         return poll(args.name, args.into, args.copy_to, args.seconds)
-    print(f"written: {table(args.name, args.into, Path(args.results))}")
+    print(f"written: {table(args.name, args.into, Path(args.results), args.commit)}")
     return 0
 
 

@@ -66,6 +66,11 @@ def test_demo_compares_stock_and_kv_elide_side_by_side(capsys, tmp_path):
         assert check["steps"] == 4 and check["max_rel_error_vs_eager"] < 1e-4
         assert check["bitwise_equal_to_stock"] and check["constants_equal_to_stock"]
     assert stock["compile_s"] > 0 and stock["host_peak_rss"] > 0 and stock["package_bytes"] > 0
+    from aoti_hooks.tools.demo.run import format_demo
+
+    host = [line for line in format_demo(results).splitlines() if line.startswith("host, ")]
+    assert [line.split(":")[0] for line in host] == ["host, stock", "host, kv_elide"]
+    assert all("× weights); the compile added" in line and "anonymous memory" in line for line in host), host
 
 
 def test_demo_rejects_a_malformed_option_before_compiling(capsys):
