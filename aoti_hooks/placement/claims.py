@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from ..core.errors import PluginError
+from ..core.text import format_bytes
 from ..core.hookspecs import hookimpl
 from ..core.registry import BUILT_IN
 from ..core.types import (BUFFER, CONSTANT, FILLS, NON_PERSISTENT_BUFFER, PARAMETER, ZEROS, Candidate, OnDisk,
@@ -168,7 +169,13 @@ def _place(session, claims, device: torch.device):
         if fill == ZEROS:
             values = host_zeros(nbytes)
         elif isinstance(fill, OnDisk):
-            values = host_file(source, fill.directory)
+            try:
+                values = host_file(source, fill.directory)
+            except OSError as error:  # no room (or no file) for it: the tensor stays as stock has it
+                why = f"no room for its {format_bytes(nbytes)} in {fill.directory} ({error.strerror or error})"
+                for candidate in group:
+                    report.append(NAME, "refused", {"fqn": candidate.fqn, "plugin": plugin, "reason": why})
+                continue
             report.add(plugin, "spilled_bytes", nbytes)
         else:
             values = host_copy(source)

@@ -64,7 +64,8 @@ def host_copy(storage: torch.UntypedStorage) -> torch.UntypedStorage:
 def host_file(storage: torch.UntypedStorage, directory: str) -> torch.UntypedStorage:
     """``storage``'s bytes in a memory-mapped file under ``directory``, not in host memory.
 
-    The file is unlinked at once (its space goes when the mapping does, also if the process dies).
+    The file is unlinked at once (its space goes when the mapping does, also if the process dies);
+    its space is reserved first, so a disk without room raises OSError instead of faulting a write.
     Each chunk is written through the shared mapping, flushed, and dropped from this process's
     pages: what stays is clean page cache the kernel can evict, and reading a value back (a
     serialization, an autotune run) faults its pages in from the file again.
@@ -75,7 +76,7 @@ def host_file(storage: torch.UntypedStorage, directory: str) -> torch.UntypedSto
     descriptor, path = tempfile.mkstemp(prefix="aoti-hooks-spill-", dir=directory)
     try:
         os.unlink(path)
-        os.ftruncate(descriptor, nbytes)
+        os.posix_fallocate(descriptor, 0, nbytes)  # the space up front: a full disk is an OSError here, never a fault later
         mapping = mmap.mmap(descriptor, nbytes)  # shared, read-write: written pages go to the file
     finally:
         os.close(descriptor)

@@ -165,3 +165,30 @@ def test_autotune_arguments_fill_the_true_values_for_one_run_only():
 def test_bad_input_one_sentence():
     with pytest.raises(AotiHooksError, match="bad value 'lots' for option 'min_bytes' of plugin 'const_offload'"):
         aoti_hooks.session(["const_offload"], const_offload={"min_bytes": "lots"})
+
+
+@pytest.mark.parametrize("stock", ["tiny"], indirect=True)
+def test_a_spill_folder_without_room_leaves_the_constants_alone_and_says_why(tmp_path, stock, monkeypatch):
+    """A full disk cannot be made here: ``posix_fallocate`` is made to fail as it does on one."""
+    import errno
+
+    from aoti_hooks.placement import storage
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(storage.os, "posix_fallocate", full)
+    folder = tmp_path / "spill"
+    folder.mkdir()
+    program = export_decoder(build(CONFIG))
+    with aoti_hooks.session(["const_offload"], const_offload={**OPTIONS, "spill": "disk",
+                                                               "spill_dir": str(folder)}) as session:
+        path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "full.pt2"), inductor_configs=INDUCTOR_CONFIGS)
+    refused = session.report.get("placement")["refused"]
+    assert refused and all(entry["plugin"] == "const_offload" and entry["reason"].startswith("no room for its ")
+                           and entry["reason"].endswith(f"in {folder} (No space left on device)") for entry in refused)
+    assert "tensors" not in session.report.get("placement") and "spilled_bytes" not in session.report.get("const_offload")
+    assert list(folder.iterdir()) == []
+    assert package_constants(path) == stock["constants"]
+    for got, want in zip(run(torch._inductor.aoti_load_package(path)), stock["outputs"]):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
