@@ -86,6 +86,11 @@ class Session:
             key: name for name, plugin in reversed(selected) for key in replaced_backend_specs(plugin)
         }
         self.report = Report()
+        self._start_compile_state()
+        self._selected, self._built_in = selected, registry.built_in()
+        self.hooks = Hooks(self, selected, self._built_in)
+
+    def _start_compile_state(self) -> None:
         # The program being compiled, once on its device (set before compile contexts are entered).
         self.program: Any = None
         # This compile's Inductor options (the caller's; in ExecuTorch, the backend's), read by the core's placement.
@@ -95,7 +100,22 @@ class Session:
         self.program_is_private = False
         self._state: dict[str, dict[str, Any]] = {}
         self._held: list[list[Callable[[], None]]] = []
-        self.hooks = Hooks(self, selected, registry.built_in())
+
+    def for_one_compile(self) -> "Session":
+        """A session with this one's plugins, options, target and report, and compile state of its own.
+
+        An active session covers an ExecuTorch method whose specs name no plugin through one of
+        these: each method's preprocess gets a private program and fresh plugin state (as a
+        method with its own specs does), and what the plugins did lands in this session's report.
+        """
+        child = Session.__new__(Session)
+        child.plugins, child.options, child.target = list(self.plugins), self.options, self.target
+        child.replaced_backend_specs = dict(self.replaced_backend_specs)
+        child.report = self.report
+        child._start_compile_state()
+        child._selected, child._built_in = self._selected, self._built_in
+        child.hooks = Hooks(child, self._selected, self._built_in)
+        return child
 
     def options_for(self, plugin: str) -> dict[str, Any]:
         """The resolved options of ``plugin`` (defaults filled in)."""

@@ -1,8 +1,10 @@
 """ExecuTorch host: plugins named in a method's compile specs run inside its AOTI backend's ``preprocess``.
 
 A method whose compile specs hold ``aoti_hooks.*`` keys (`aoti_hooks.core.specs`) lowers in a
-`Session` of its own, through the same lifecycle as plain AOTI (`lifecycle.compiling`); one
-without them runs the original code untouched. Inside the session the backend's own
+`Session` of its own, through the same lifecycle as plain AOTI (`lifecycle.compiling`). One
+without them, lowered inside an active ``aoti_hooks.session``, runs that session's plugins (a
+`Session.for_one_compile` of it: its plugins, options, target and report; a method's own specs
+always win over the active session); outside any session it runs the original code untouched. Inside the session the backend's own
 ``preprocess`` body runs against a stand-in for the backend class (ExecuTorch forbids
 subclassing a backend) that differs in three places: ``move_program_to_device`` asks the
 ``move_program_to_device`` hooks first, the compile options get the ``aoti_options`` hooks
@@ -22,6 +24,7 @@ from typing import Any, Iterable
 import torch
 
 from ..core.errors import AotiHooksError
+from ..core.active import current_session
 from ..core.session import Session
 from ..core.specs import PREFIX, compile_spec_pairs, session_from_compile_specs
 from ..core.types import Report
@@ -104,7 +107,7 @@ def copy_for_preprocess(cls, stock, edge_program, compile_specs):
     graph and its tables copied, the state dict's and constants' tensors shared — because its
     preprocess only ever replaces those entries (moves, placement), never writes the tensors.
     """
-    if not any(getattr(spec, "key", "").startswith(PREFIX) for spec in compile_specs):
+    if current_session() is None and not any(getattr(spec, "key", "").startswith(PREFIX) for spec in compile_specs):
         return stock(cls, edge_program, compile_specs)
     shared = {id(tensor): tensor for values in (edge_program.state_dict, edge_program.constants)
               for tensor in values.values() if isinstance(tensor, torch.Tensor)}
@@ -115,7 +118,10 @@ def preprocess(cls, stock, edge_program, compile_specs):
     """``AotiBackend.preprocess`` (the seam calls this): the stock body, in a session when the specs name plugins."""
     session = session_from_compile_specs(compile_specs)
     if session is None:
-        return stock(cls, edge_program, compile_specs)
+        active = current_session()  # a method naming no plugin, lowered inside an active session: it covers it
+        if active is None:
+            return stock(cls, edge_program, compile_specs)
+        session = active.for_one_compile()
     method = _method_name(compile_specs)
     specs = backend_specs(session, cls, method, compile_specs)
     with compiling(session, HOST, method), seam.collector_patches():

@@ -283,3 +283,26 @@ def test_the_integration_puts_the_per_method_copy_back():
     finally:
         integration.install()
     assert "copy_exported_program_for_preprocess" in vars(AotiBackend)
+
+
+def test_an_active_session_covers_a_method_that_names_no_plugin_and_a_methods_own_specs_win(tmp_path_factory, stock):
+    """An exporter that builds its own specs (transformers, optimum, ExecuTorch's export.py) is covered by
+    ``with aoti_hooks.session(...)``: its plain methods run the session's plugins; a method naming
+    plugins in its specs runs those instead."""
+    specs = {"prefill": [method_spec("prefill"), *aoti_hooks.compile_specs(["const_offload"], target="local",
+                                                                           const_offload={"min_bytes": "1KiB"})],
+             "forward": [method_spec("forward"), LOW_MEMORY]}
+    with aoti_hooks.session(["kv_elide"], kv_elide=KV) as session:
+        with pytest.warns(UserWarning, match="kv_elide' replaces AotiHooksCpuTestBackend's low_memory_mode=ON"):
+            result = lowered(tmp_path_factory, "covered", specs, methods=("prefill", "forward"))
+    covered = session.report.as_dict()
+    assert covered["kv_elide"]["tensors_claimed"] == 2 * CONFIG.layers  # forward's caches, through the session
+    assert covered["kv_elide"]["replaced_low_memory_mode"] == "ON" and "const_offload" not in covered
+    own = integration.reports()["prefill"].as_dict()  # prefill's own specs: const_offload alone
+    assert own["const_offload"]["tensors_claimed"] > 0 and "kv_elide" not in own
+    assert [set(seen) for seen in result["seen"]] == [{"method_name"}, {"method_name"}]
+    assert digest(result["delegates"]["forward"][2]) == digest(stock["delegates"]["forward"][2])
+    for got, want in zip(run(result["runners"]["forward"], STEPS), run(stock["runners"]["forward"], STEPS)):
+        assert torch.equal(got, want)
+    for got, want in zip(run(result["runners"]["prefill"], [PREFILL]), eager([PREFILL])):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
