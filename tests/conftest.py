@@ -38,7 +38,7 @@ def register():
 
 # Test modules whose every test compiles an AOTI program or lowers through ExecuTorch; in other
 # modules such tests carry @pytest.mark.compile themselves. `pytest -m "not compile"` is the fast tier.
-COMPILING = ("test_compile.py", "test_packaging.py", "test_host_memory.py", "models/", "executorch/", "const_offload/", "gpu/")
+COMPILING = ("test_compile.py", "test_packaging.py", "test_host_memory.py", "test_run.py", "models/", "executorch/", "const_offload/", "gpu/")
 
 
 def pytest_collection_modifyitems(config, items):

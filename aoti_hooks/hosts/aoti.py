@@ -1,6 +1,7 @@
 """Plain-AOTI host: ``aoti_compile_and_package(ep, plugins=[...])``.
 
-With no plugins and no active session this is exactly ``torch._inductor.aoti_compile_and_package``.
+With no plugins and no active session this is exactly ``torch._inductor.aoti_compile_and_package``;
+torch's own function called inside a session comes here too (`seams.inductor.entry`).
 Otherwise, in the session (`lifecycle.compiling`): move the program with
 ``move_program_to_device``, merge ``aoti_options``, enter every ``compile_context``, and compile.
 """
@@ -15,6 +16,7 @@ import torch
 from ..core.errors import AotiHooksError
 from ..core.registry import plugin_names
 from ..core.session import Session, check_keywords, current_session
+from ..seams import inductor
 from .lifecycle import compiling, enter_compile_contexts, move_program, resolve_device
 
 HOST = "aoti"
@@ -30,9 +32,13 @@ def compile_in_session(session: Session, program, package_path=None, inductor_co
         session.program = program
         configs = session.hooks.aoti_options(dict(session.compile_options))
         enter_compile_contexts(session, stack)
-        return torch._inductor.aoti_compile_and_package(
-            program, package_path=package_path, inductor_configs=configs
-        )
+        with inductor.host_call():  # torch's own function, not routed back here
+            return torch._inductor.aoti_compile_and_package(
+                program, package_path=package_path, inductor_configs=configs
+            )
+
+
+inductor.route(compile_in_session)  # torch's own call inside a session compiles here
 
 
 def aoti_compile_and_package(

@@ -1,4 +1,4 @@
-"""The ``aoti-hooks`` command: ``list``, ``doctor``, ``demo``, ``bench``, and what plugins add (``register_commands``)."""
+"""The ``aoti-hooks`` command: ``list``, ``doctor``, ``demo``, ``bench``, ``run``, and what plugins add (``register_commands``)."""
 
 from __future__ import annotations
 
@@ -86,18 +86,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import json
 
     from .demo.run import format_demo, run_demo
-    from ..core.session import Session
 
-    named, plugins = _plugins_to_run(args.plugins)
-    options = _option_pairs("demo", args.option, named)
-    if options is None:
+    checked = _session_arguments("demo", args)
+    if checked is None:
         return 2
-    _check_target(args.target)
-    Session(plugins, target=args.target, options={k: v for k, v in options.items() if k in plugins})  # fail early
+    plugins, options = checked
     results = run_demo(args.config, plugins, args.ctx, args.layers, args.steps, args.out, quiet=args.json,
                        options=options, target=args.target, keep=args.keep)
     print(json.dumps(results, indent=2) if args.json else format_demo(results))
     return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import format_reports, run_command
+
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        raise AotiHooksError("run needs the command after --, e.g. aoti-hooks run --plugins kv_elide -- python export.py")
+    checked = _session_arguments("run", args)
+    if checked is None:
+        return 2
+    plugins, options = checked
+    status, reports = run_command(command, plugins, options, args.target, args.report)
+    print(format_reports(reports), file=sys.stderr)
+    return status
+
+
+def _session_arguments(command: str, args: argparse.Namespace) -> tuple[list[str], dict] | None:
+    """(plugins that run, options) from ``--plugins``, ``--option`` and ``--target``, checked by building
+    their session before anything compiles; None after a message about a malformed option."""
+    from ..core.session import Session
+
+    named, plugins = _plugins_to_run(args.plugins)
+    options = _option_pairs(command, args.option, named)
+    if options is None:
+        return None
+    _check_target(args.target)
+    Session(plugins, target=args.target, options={k: v for k, v in options.items() if k in plugins})
+    return plugins, options
 
 
 def _option_pairs(command: str, items: list[str], plugins: list[str]) -> dict[str, dict[str, str]] | None:
@@ -221,6 +247,16 @@ def main(argv: list[str] | None = None) -> int:
                        help="compile up to N runs at once, each in its own process (default 1). Peaks stay each "
                             "run's own (allocator, NVML's per-process figure, RSS); compile times are not comparable")
     bench.set_defaults(run=cmd_bench)
+    running = commands.add_parser("run", help="run a command (python export.py ...) with every AOTI compile in it in a "
+                                              "session: no edit to the script")
+    running.add_argument("--plugins", default="kv_elide", help="comma-separated plugin names (default kv_elide)")
+    running.add_argument("--option", action="append", default=[], metavar="PLUGIN.OPTION=VALUE",
+                         help="a plugin option, e.g. kv_elide.min_bytes=4MiB (repeatable)")
+    running.add_argument("--target", help="the GPU to export for: rtx4090, rtx5090, a100, h100, local (default), "
+                                          "or smem=<bytes>,mem=<size>")
+    running.add_argument("--report", metavar="FILE", help="write each Python process's report here, one JSON line each")
+    running.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command, after --")
+    running.set_defaults(run=cmd_run)
     argv = sys.argv[1:] if argv is None else list(argv)
     quiet_third_party_logs()
     with one_line_warnings():

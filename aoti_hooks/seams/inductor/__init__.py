@@ -9,7 +9,8 @@ While a session is active (`hold`) the patches route
 - `first_pass`: the two-pass compile's first pass to ``autotune_example`` and ``autotune_arguments``;
 - `configs`: traced ``triton.autotune`` calls to ``autotune_configs``, compiled configs to
   ``compiled_configs``, Inductor's autotune cache keyed by what the plugins change;
-- `serialization`: the constants' gathering buffer and the package's file copies go through files.
+- `serialization`: the constants' gathering buffer and the package's file copies go through files;
+- `entry`: torch's own ``aoti_compile_and_package`` called inside a session goes to the plain-AOTI host.
 `symbols` names every private symbol (checked before anything is installed; ``aoti-hooks doctor``
 lists them); `record` holds what a session's answers are while Inductor uses them; `scheduled`
 reads what a scheduled graph's kernels read and write.
@@ -20,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..patching import Patch, PatchSet
-from . import configs, constants, examples, first_pass, serialization, unlift
+from . import configs, constants, entry, examples, first_pass, serialization, unlift
 from .constants import as_constant
 from .examples import autotune_example
 from .record import HostBacked
@@ -28,7 +29,9 @@ from .scheduled import extern_read_constants, written_constants
 from .symbols import (SUPPORTED_TORCH, SYMBOLS, check, check_torch_version, config_patch, config_value,
                       constant_values_read_at_compile_time)
 
-__all__ = ["HostBacked", "PATCHES", "SUPPORTED_TORCH", "activate", "as_constant", "autotune_example", "check",
+from .entry import host_call, route
+
+__all__ = ["HostBacked", "PATCHES", "host_call", "route", "SUPPORTED_TORCH", "activate", "as_constant", "autotune_example", "check",
            "config_patch", "config_value", "constant_values_read_at_compile_time", "deactivate",
            "extern_read_constants", "hold", "patched_attributes", "written_constants"]
 
@@ -36,7 +39,7 @@ __all__ = ["HostBacked", "PATCHES", "SUPPORTED_TORCH", "activate", "as_constant"
 _READ_ONLY = {"torch._higher_order_ops.triton_kernel_wrap.TraceableTritonKernelWrapper.__init__"}
 MAKERS: dict[str, Callable[[Callable], Any]] = {
     **constants.MAKERS, **unlift.MAKERS, **examples.MAKERS, **first_pass.MAKERS, **configs.MAKERS,
-    **serialization.MAKERS}
+    **serialization.MAKERS, **entry.MAKERS}
 
 
 def _build() -> list[Patch]:

@@ -79,6 +79,8 @@ SYMBOLS = (
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TritonHOPifier.call_triton_kernel",
            ("self", "variable", "args", "kwargs", "tx")),
     Symbol("torch.export.pt2_archive._package", "PT2ArchiveWriter.write_file", ("self", "name", "file_path")),
+    Symbol("torch._inductor", "aoti_compile_and_package",
+           ("exported_program", "_deprecated_unused_args", "_deprecated_unused_kwargs", "package_path", "inductor_configs")),
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TraceableTritonKernelWrapper.__init__",
            ("self", "kernel", "kernel_idx", "grid")),
 )
