@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # (its module fixtures compile once). 2 matches CI's cores: 16 min there against 29 in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: dev ready torch executorch test test-fast wheels doctor demo
+.PHONY: dev ready torch executorch test test-fast test-torch-next wheels doctor demo
 
 ready:  ## install what dev installs unless it is all there already (a few seconds when it is)
 	@$(PY) -c "import torch, aoti_hooks, aoti_hooks_kv_elide, aoti_hooks_chunked_dequant, aoti_hooks_sdpa_configs, aoti_hooks_const_offload, executorch.exir, transformers, pytest, xdist; assert torch.__version__.startswith('$(TORCH_VERSION)')" >/dev/null 2>&1 \
@@ -43,6 +43,22 @@ test: ready  ## the whole suite, CPU only: real AOTI compiles (installs first wh
 
 test-fast: ready  ## every test that compiles no AOTI program (-m "not compile"), well under a minute
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not compile"
+
+# The next torch: its seams and real compiles, in a venv of its own (torch 2.14.1 on PyPI is a CUDA build,
+# about 5.5 GB; it runs on the CPU). ExecuTorch 1.5.1 is built against torch 2.13, so its tests stay there.
+TORCH_NEXT := 2.14.1
+NEXT_VENV ?= .venv-torch-$(TORCH_NEXT)
+NEXT_TESTS := tests/test_import_graph.py tests/test_seams.py tests/test_compile.py tests/test_placement.py \
+	tests/test_host_memory.py tests/test_run.py tests/kv_elide tests/const_offload
+
+test-torch-next:  ## the seams and the real compiles (ours and Hugging Face's models) on torch $(TORCH_NEXT), in $(NEXT_VENV)
+	test -x $(NEXT_VENV)/bin/python || $(PY) -m venv $(NEXT_VENV)
+	$(NEXT_VENV)/bin/python -m pip install -q "pip>=24"
+	$(NEXT_VENV)/bin/python -m pip install -q torch==$(TORCH_NEXT) "pluggy>=1.5" numpy "pytest>=7" "pytest-xdist>=3" \
+		transformers==5.24.0 "hatchling>=1.20" editables
+	$(NEXT_VENV)/bin/python -m pip install -q --no-build-isolation --no-deps -e . $(addprefix -e ,$(PLUGINS))
+	$(NEXT_VENV)/bin/python -m aoti_hooks doctor
+	$(NEXT_VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -p no:cacheprovider $(NEXT_TESTS)
 
 wheels:  ## the five wheels into $(DIST)/ (installs their build backend, hatchling, when it is missing)
 	@$(PY) -c "import hatchling" >/dev/null 2>&1 || $(PY) -m pip install -q "hatchling>=1.20"
