@@ -27,8 +27,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's aoti_hooks, when run from it
-from aoti_hooks.tools.bench import PHASE_ORDER  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's aoti_hooks, for `table`
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -160,13 +159,6 @@ def _gib(value) -> str:
     return "-" if value is None else f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
 
 
-def _added(measured: dict, peak: str, before: str) -> int | None:
-    """What the compile added to the host memory the process held before it (older reports: None)."""
-    if measured.get(peak) is None or measured.get(before) is None:
-        return None
-    return max(0, measured[peak] - measured[before])
-
-
 def _of_weights(value, row: dict) -> str:
     weights = row.get("weight_bytes")
     return _gib(value) + (f" ({value / weights:.2f}×)" if value is not None and weights else "")
@@ -180,6 +172,9 @@ def _contents(run_folder: Path) -> dict:
 
 def table(name: str, into: str, results: Path = RESULTS, commit: str | None = None) -> Path:
     """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
+    from aoti_hooks.tools.bench import PHASE_ORDER  # imports torch: only the table needs it
+    from aoti_hooks.tools.demo.measure import host_added
+
     what, runs, environment = SUITES[name]
     rows = []
     try:
@@ -194,12 +189,12 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         for measured in report["runs"]:
             verdict = check.get(measured["variant"], {})
             written = contents.get(measured["variant"])
+            added, anonymous_added = host_added(measured)
             rows.append({"bench": run, "run": measured["variant"], "compile_s": measured.get("compile_s"),
                          "peak_allocated": measured.get("peak_allocated"), "peak_reserved": measured.get("peak_reserved"),
                          "nvml_process_peak": measured.get("nvml_process_peak"),
                          "host_peak_rss": measured.get("host_peak_rss"),
-                         "host_added": _added(measured, "host_peak_rss", "host_baseline_rss"),
-                         "host_anonymous_added": _added(measured, "host_peak_anonymous", "host_anonymous_baseline"),
+                         "host_added": added, "host_anonymous_added": anonymous_added,
                          "weight_bytes": measured.get("weight_bytes"),
                          "host_phase_peaks": measured.get("host_phase_peaks"),
                          "tokens_equal_stock": verdict.get("tokens_equal_stock"),
@@ -207,12 +202,12 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                          "artifact_equal_stock": None if written is None or "stock" not in contents
                          else written == contents["stock"]})
     commands = [shlex.join(["aoti-hooks", "bench", *args]) for args in runs.values()]
-    meta = {"suite": name, "what": what, "commands": commands, "environment": environment, "commit": commit or _commit(),
-            "machine": machine}
+    meta = {"suite": name, "what": what, "command": f"python3 bench/suite.py start {name}", "commands": commands,
+            "environment": environment, "commit": commit or _commit(), "machine": machine}
     lines = [f"# Suite `{name}`: {what}", "",
              f"Commit {meta['commit']}; {machine['versions']}; {machine['gpus']}, {machine['cpus']} CPUs, "
              f"Python {machine['python']}. Made by "
-             f"`python3 bench/suite.py start {name}`, which runs:", "", "```",
+             f"`{meta['command']}`, which runs:", "", "```",
              *(f"{' '.join(f'{k}={v}' for k, v in environment.items())} {line}".strip() for line in commands), "```", "",
              "| bench | run | compile | peak allocated | reserved | NVML (process) | host peak RSS | host added by the compile "
              "| anonymous added | tokens = stock | caches = stock | .ptd and weight table = stock |",

@@ -8,6 +8,7 @@ removes every patch that was installed for it.
 
 from __future__ import annotations
 
+import copy
 import threading
 import warnings
 from typing import Any, Callable, Iterable
@@ -108,13 +109,9 @@ class Session:
         these: each method's preprocess gets a private program and fresh plugin state (as a
         method with its own specs does), and what the plugins did lands in this session's report.
         """
-        child = Session.__new__(Session)
-        child.plugins, child.options, child.target = list(self.plugins), self.options, self.target
-        child.replaced_backend_specs = dict(self.replaced_backend_specs)
-        child.report = self.report
+        child = copy.copy(self)  # plugins, options, target, report: shared
         child._start_compile_state()
-        child._selected, child._built_in = self._selected, self._built_in
-        child.hooks = Hooks(child, self._selected, self._built_in)
+        child.hooks = Hooks(child, self._selected, self._built_in)  # bound to the child's state
         return child
 
     def options_for(self, plugin: str) -> dict[str, Any]:

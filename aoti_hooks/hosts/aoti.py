@@ -27,7 +27,6 @@ def compile_in_session(session: Session, program, package_path=None, inductor_co
     with compiling(session, HOST, str(package_path or "<package>")), ExitStack() as stack:
         device = resolve_device(session.target, program)
         session.compile_options = dict(inductor_configs or {})
-        session.program_is_private = False  # the user's program: never moved in place
         program = move_program(session, program, device)
         session.program = program
         configs = session.hooks.aoti_options(dict(session.compile_options))

@@ -8,7 +8,8 @@ host, on top of the user's own copy of the weights. In a session:
 
 - the gathering buffer is a shared mapping of an unlinked temporary file (`FileBuffer`): its pages
   are file pages the kernel writes back and drops under pressure, and its slices are views;
-- a file the package copies in is mapped and handed to the archive writer by address.
+- a file the package copies in is mapped (a private, read-only use of its pages) and handed to the
+  archive writer as a storage.
 
 The bytes written are the same. A buffer the disk cannot hold (``posix_fallocate`` fails) stays in
 memory, and the session's report says so (`host` entries).
@@ -17,6 +18,7 @@ memory, and the session's report says so (`host` entries).
 from __future__ import annotations
 
 import builtins
+import functools
 import inspect
 import mmap
 import os
@@ -80,8 +82,10 @@ def _patched_write_file(original: Callable) -> Callable:
     return write_file
 
 
+@functools.lru_cache(maxsize=None)
 def gathers_constants_in_a_bytearray() -> bool:
-    """Whether this torch's AOTI gathers the constants into one ``bytearray(total_size)`` (torch 2.12+)."""
+    """Whether this torch's AOTI gathers the constants into one ``bytearray(total_size)`` (torch 2.12+);
+    read from its source once per process (the patches are built at every first session)."""
     from torch._inductor.codecache import AotCodeCompiler
 
     try:

@@ -26,7 +26,7 @@ import gc
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Callable
 
 import torch
 
@@ -226,7 +226,7 @@ def prepared_lowering(spec: dict):
         extra += aoti_hooks.compile_specs(plugins, target=spec.get("target") or "local", **spec.get("options", {}))
     folder = os.path.splitext(spec["package"])[0]
 
-    def lowering() -> tuple[dict, Any]:
+    def lowering() -> tuple[dict, Callable[[], dict]]:
         specs = {method: [CudaBackend.generate_method_name_compile_spec(method), *extra] for method in programs}
         written = lower(programs, config, metadata, specs, folder)
         reports = integration.reports() if plugins else {}

@@ -215,21 +215,32 @@ def live_at_peak(snapshot: dict, top: int = 20) -> dict:
     }
 
 
+def host_added(run: dict) -> tuple[int | None, int | None]:
+    """What a run's compile added to the host RSS, and to its anonymous part, over what the process
+    held before it; None where the run's result does not say (older results, no /proc)."""
+
+    def added(peak: str, before: str) -> int | None:
+        if not run.get(before) or run.get(peak) is None:
+            return None
+        return max(0, run[peak] - run[before])
+
+    return added("host_peak_rss", "host_baseline_rss"), added("host_peak_anonymous", "host_anonymous_baseline")
+
+
 def host_line(run: dict) -> str:
     """A run's host memory against its weights: the peak, what the compile added to what the process
     held before it (the user's program), and the anonymous part (file pages can be dropped, these cannot)."""
     weights = run.get("weight_bytes") or 0
-    peak, before = run["host_peak_rss"], run.get("host_baseline_rss")
+    added, anonymous_added = host_added(run)
 
     def of_weights(value: int) -> str:
         return f" ({value / weights:.2f}× weights)" if weights else ""
 
-    parts = [f"host peak {format_bytes(peak)}{of_weights(peak)}"]
-    if before:
-        parts.append(f"the compile added {format_bytes(max(0, peak - before))}{of_weights(max(0, peak - before))} "
-                     f"to the {format_bytes(before)} held before it")
-    anonymous, anonymous_before = run.get("host_peak_anonymous"), run.get("host_anonymous_baseline")
-    if anonymous is not None and anonymous_before is not None:
-        added = max(0, anonymous - anonymous_before)
-        parts.append(f"anonymous memory (what cannot be paged out to a file) added {format_bytes(added)}{of_weights(added)}")
+    parts = [f"host peak {format_bytes(run['host_peak_rss'])}{of_weights(run['host_peak_rss'])}"]
+    if added is not None:
+        parts.append(f"the compile added {format_bytes(added)}{of_weights(added)} "
+                     f"to the {format_bytes(run['host_baseline_rss'])} held before it")
+    if anonymous_added is not None:
+        parts.append(f"anonymous memory (what cannot be paged out to a file) added "
+                     f"{format_bytes(anonymous_added)}{of_weights(anonymous_added)}")
     return "; ".join(parts)
