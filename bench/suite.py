@@ -41,14 +41,20 @@ SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
                  {"gemma4": [*GEMMA4, "--backend-spec", "low_memory_mode=ON", "--plugins", "kv_elide,chunked_dequant",
                              "--plugins", ALL, "--jobs", "4"]},
                  {"TORCHINDUCTOR_COMPILE_THREADS": "4"}),
-    "host": ("ExecuTorch's Gemma 4 31B, 1 period @128k, int4, CudaBackend, one pass: stock, `low_memory_mode`, all four; "
-             "host memory per phase against the weights; the output check",
-             {"gemma4": [*GEMMA4, "--backend-spec", "low_memory_mode=ON", "--plugins", ALL, "--jobs", "3",
-                         "--check-steps", "2"]},
-             {"TORCHINDUCTOR_COMPILE_THREADS": "5"}),
-    "host-cpu": ("plain AOTI on the CPU, the built-in decoder at `demo:gpu`'s widths (4 layers, ctx 2048, bf16): stock "
-                 "and kv_elide; host memory per phase against the weights",
-                 {"decoder": ["--model", "demo:gpu", "--layers", "4", "--ctx", "2048", "--plugins", "kv_elide"]}, {}),
+    "host": ("ExecuTorch's Gemma 4 31B, 1 period @128k, int4, CudaBackend, one pass: stock, `low_memory_mode`, all four, "
+             "all four with `const_offload.spill=disk`; then a Hugging Face Qwen3 at Qwen3-0.6B's dimensions (ctx 16k, "
+             "bf16) through plain AOTI on the GPU, stock and all four; host memory per phase against the weights, what "
+             "held it at the peak; the output check",
+             {"gemma4": [*GEMMA4, "--backend-spec", "low_memory_mode=ON", "--plugins", ALL,
+                         "--plugins", f"{ALL},const_offload.spill=disk,const_offload.spill_dir=/tmp",
+                         "--jobs", "4", "--check-steps", "2"],
+              "qwen3": ["--model", "hf:qwen3", "--ctx", "16384", "--plugins", ALL]},
+             {"TORCHINDUCTOR_COMPILE_THREADS": "4"}),
+    "host-cpu": ("plain AOTI on the CPU: the built-in decoder at `demo:gpu`'s widths (4 layers, ctx 2048, bf16) and a "
+                 "Hugging Face Qwen3 at Qwen3-0.6B's widths (4 layers, ctx 2048, bf16), stock and kv_elide; host "
+                 "memory per phase against the weights, what held it at the peak",
+                 {"decoder": ["--model", "demo:gpu", "--layers", "4", "--ctx", "2048", "--plugins", "kv_elide"],
+                  "qwen3": ["--model", "hf:qwen3", "--layers", "4", "--ctx", "2048", "--plugins", "kv_elide"]}, {}),
     "two-pass": ("the same model in the two-pass mode (`autotune_at_compile_time=OFF`): stock and all four; the output check",
                  {"gemma4": [*GEMMA4, "--common-spec", "autotune_at_compile_time=OFF", "--plugins", ALL, "--jobs", "2"]},
                  {"TORCHINDUCTOR_COMPILE_THREADS": "8"}),
@@ -79,9 +85,10 @@ def command(args: list[str], out: Path) -> list[str]:
     return [sys.executable, "-m", "aoti_hooks", "bench", *args, "--out", str(out)]
 
 
-def run_suite(name: str, into: str) -> int:
-    """Every run of suite ``name`` not yet complete, one after another; ``DONE`` says how it ended."""
+def run_suite(name: str, into: str, only: list[str] | None = None) -> int:
+    """Every run of suite ``name`` (or those in ``only``) not yet complete, one after another; ``DONE`` says how it ended."""
     _, runs, environment = SUITES[name]
+    runs = {run: args for run, args in runs.items() if not only or run in only}
     base = folder(name, into)
     base.mkdir(parents=True, exist_ok=True)
     (base / "machine.json").write_text(json.dumps(this_machine(), indent=1) + "\n")
@@ -101,12 +108,13 @@ def run_suite(name: str, into: str) -> int:
     return 1 if failed else 0
 
 
-def start(name: str, into: str) -> None:
+def start(name: str, into: str, only: list[str] | None = None) -> None:
     base = folder(name, into)
     base.mkdir(parents=True, exist_ok=True)
     (base / "DONE").unlink(missing_ok=True)
     with open(base / "runner.log", "a") as log:
-        subprocess.Popen([sys.executable, __file__, "run", name, "--into", into], stdout=log, stderr=subprocess.STDOUT,
+        subprocess.Popen([sys.executable, __file__, "run", name, "--into", into, *(["--only", ",".join(only)] if only else [])],
+                         stdout=log, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
     print(f"suite {name} started in {base}; poll it: python3 bench/suite.py poll {name} --into {into}")
 
@@ -172,7 +180,7 @@ def _contents(run_folder: Path) -> dict:
 
 def table(name: str, into: str, results: Path = RESULTS, commit: str | None = None) -> Path:
     """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
-    from aoti_hooks.tools.bench import PHASE_ORDER  # imports torch: only the table needs it
+    from aoti_hooks.tools.bench import PHASE_ORDER, census_rows  # imports torch: only the table needs it
     from aoti_hooks.tools.demo.measure import host_added
 
     what, runs, environment = SUITES[name]
@@ -182,8 +190,11 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     except (OSError, ValueError):
         raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
                          f"machine that measures: copy the whole suite folder here") from None
+    censuses = []
     for run in runs:
         report = json.loads((folder(name, into) / run / "report.json").read_text())
+        header, found = census_rows(report["runs"])
+        censuses += [[run, *row] for row in found]
         check = report.get("check") or {}
         contents = _contents(folder(name, into) / run)
         for measured in report["runs"]:
@@ -194,6 +205,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                          "peak_allocated": measured.get("peak_allocated"), "peak_reserved": measured.get("peak_reserved"),
                          "nvml_process_peak": measured.get("nvml_process_peak"),
                          "host_peak_rss": measured.get("host_peak_rss"),
+                         "host_peak_anonymous": measured.get("host_peak_anonymous"),
                          "host_added": added, "host_anonymous_added": anonymous_added,
                          "weight_bytes": measured.get("weight_bytes"),
                          "host_phase_peaks": measured.get("host_phase_peaks"),
@@ -210,8 +222,8 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
              f"`{meta['command']}`, which runs:", "", "```",
              *(f"{' '.join(f'{k}={v}' for k, v in environment.items())} {line}".strip() for line in commands), "```", "",
              "| bench | run | compile | peak allocated | reserved | NVML (process) | host peak RSS | host added by the compile "
-             "| anonymous added | tokens = stock | caches = stock | .ptd and weight table = stock |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| anonymous peak | anonymous added | tokens = stock | caches = stock | .ptd and weight table = stock |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     shown = {True: "yes", False: "NO", None: "-"}
     stock_compile = {row["bench"]: row["compile_s"] for row in rows if row["run"] == "stock"}
     for row in rows:
@@ -220,7 +232,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         lines.append(f"| {row['bench']} | {row['run']} | {row['compile_s'] or '-'} s{ratio} | {_gib(row['peak_allocated'])} | "
                      f"{_gib(row['peak_reserved'])} | {_gib(row['nvml_process_peak'])} | "
                      f"{_of_weights(row['host_peak_rss'], row)} | {_of_weights(row['host_added'], row)} | "
-                     f"{_of_weights(row['host_anonymous_added'], row)} | "
+                     f"{_of_weights(row['host_peak_anonymous'], row)} | {_of_weights(row['host_anonymous_added'], row)} | "
                      f"{shown[row['tokens_equal_stock']]} | {shown[row['caches_equal_stock']]} | "
                      f"{shown[row['artifact_equal_stock']]} |")
     phased = [row for row in rows if row["host_phase_peaks"]]
@@ -230,6 +242,13 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                   f"| bench | run | {' | '.join(phases)} |", "|---|---|" + "---|" * len(phases),
                   *(f"| {row['bench']} | {row['run']} | "
                     + " | ".join(_gib(row["host_phase_peaks"].get(phase)) for phase in phases) + " |" for row in phased)]
+    if censuses:
+        lines += ["", "What held the host memory at the census nearest each run's peak: CPU tensor storages by holder "
+                      "(each storage once), bytes objects of 1 MiB or more, and the anonymous memory no Python object "
+                      "accounts for (C++ allocations, libraries, free lists). Storages mapped from files count with "
+                      "their holder but are file pages:", "",
+                  "| bench | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|",
+                  *("| " + " | ".join(row) + " |" for row in censuses)]
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     path = results / f"{name}.md"
@@ -246,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=560, help="poll: how long to wait at most (default 560)")
     parser.add_argument("--results", default=str(RESULTS), help="table: where NAME.md and NAME.json go (bench/results)")
     parser.add_argument("--commit", help="table: the commit whose wheels measured (default: this checkout's HEAD)")
+    parser.add_argument("--only", help="start, run: these runs of the suite only (comma-separated), e.g. gemma4")
     args = parser.parse_args(argv)
     if args.verb == "list":
         for name, (what, _, _) in SUITES.items():
@@ -254,11 +274,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.name not in SUITES:
         print(f"suite.py: no suite {args.name!r}; the suites are: {', '.join(SUITES)}", file=sys.stderr)
         return 2
+    only = args.only.split(",") if args.only else None
+    unknown = sorted(set(only or []) - set(SUITES[args.name][1]))
+    if unknown:
+        print(f"suite.py: suite {args.name} has no run {unknown[0]!r}; its runs are: {', '.join(SUITES[args.name][1])}",
+              file=sys.stderr)
+        return 2
     if args.verb == "start":
-        start(args.name, args.into)
+        start(args.name, args.into, only)
         return 0
     if args.verb == "run":
-        return run_suite(args.name, args.into)
+        return run_suite(args.name, args.into, only)
     if args.verb == "poll":
         return poll(args.name, args.into, args.copy_to, args.seconds)
     print(f"written: {table(args.name, args.into, Path(args.results), args.commit)}")

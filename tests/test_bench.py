@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from aoti_hooks.tools.bench import over_budget
+from aoti_hooks.tools.demo.census import GROUPS
 from aoti_hooks.tools.cli import main
 from aoti_hooks.core.text import format_bytes
 from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
@@ -48,6 +49,11 @@ def test_bench_a_saved_program(tmp_path, capsys):
         assert run["package_bytes"] > 0 and run["weight_bytes"] == sum(
             t.numel() * t.element_size() for t in build(CONFIGS["tiny"]).parameters())
     assert "kv_elide: caches_found=6, tensors_claimed=6" in (out / "report.md").read_text()
+    for run in report["runs"]:  # the program's tensors were loaded before the compile: the census finds them there
+        census = run["host_census"]
+        assert census["groups"]["held before the compile"] >= run["weight_bytes"] > 0, census
+        assert census["rss"] <= run["host_peak_rss"] and set(census["groups"]) == set(GROUPS)
+    assert "What held the host memory at the census nearest each run's peak" in (out / "report.md").read_text()
     pytest.importorskip("matplotlib")
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -120,6 +126,9 @@ def test_the_timeline_marks_each_phase_by_the_functions_on_the_watched_threads_s
     (["bench", "--model", "executorch:gemma4_31b", "--lm-head", "int4"], "--lm-head changes the demo decoder"),
     (["bench", "--model", "demo:tiny", "--plugins", "kv_elide", "--option", "chunked_dequant.max_transient=1MiB"],
      "--option 'chunked_dequant.max_transient=1MiB' must look like <plugin>.<option>=<value> for a plugin in --plugins"),
+    (["bench", "--model", "demo:tiny", "--plugins", "kv_elide,chunked_dequant.max_transient=1MiB"],
+     "--plugins item 'chunked_dequant.max_transient=1MiB' must look like <plugin>.<option>=<value> for a plugin in --plugins (kv_elide)"),
+    (["bench", "--model", "demo:tiny", "--plugins", "kv_elide,kv_elide.min_bytes=lots"], "min_bytes"),
 ])
 def test_bench_refuses_bad_input_in_one_sentence(argv, message, capsys):
     if any("executorch" in arg or arg in ("--max-gpu-peak", "--peak-breakdown") for arg in argv) and torch.cuda.is_available():
@@ -152,6 +161,18 @@ def test_each_plugins_list_is_a_run_with_its_own_options():
     assert [run["backend_specs"] for run in runs] == [
         {"autotune_at_compile_time": "OFF"}, {"autotune_at_compile_time": "OFF", "low_memory_mode": "ON"},
         {"autotune_at_compile_time": "OFF"}, {"autotune_at_compile_time": "OFF"}]
+
+
+def test_a_runs_own_options_override_the_common_ones_and_name_the_run():
+    from aoti_hooks.tools.bench import variants
+
+    runs = variants([["kv_elide", "const_offload"], ["kv_elide", "const_offload"]], {},
+                    {"kv_elide": {"min_bytes": "1KiB"}}, None,
+                    [{}, {"const_offload": {"spill": "disk"}, "kv_elide": {"min_bytes": "2KiB"}}])
+    assert [run["variant"] for run in runs] == [
+        "stock", "kv_elide,const_offload", "kv_elide,const_offload (const_offload.spill=disk,kv_elide.min_bytes=2KiB)"]
+    assert runs[1]["options"] == {"kv_elide": {"min_bytes": "1KiB"}}
+    assert runs[2]["options"] == {"kv_elide": {"min_bytes": "2KiB"}, "const_offload": {"spill": "disk"}}
 
 
 def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_failures(tmp_path, monkeypatch):
@@ -348,3 +369,40 @@ def test_without_matplotlib_the_report_and_stdout_agree_there_is_no_timeline(tmp
                          "p.pt2", None, True, 0, 1)
     report = (tmp_path / "report.md").read_text()
     assert results["timeline_png"] is None and bench.NO_TIMELINE in report and "timeline.png (samples" not in report
+
+
+def test_the_census_counts_resident_bytes_by_holder_and_file_pages_apart(tmp_path):
+    """Real storages: a written one counts its size, a mapping of zeros never written counts nothing,
+    one mapped from a file counts its pages as file pages; one held before is told apart."""
+    from aoti_hooks.placement.storage import host_zeros, whole
+    from aoti_hooks.tools.demo.census import census, storage_keys
+
+    held = torch.ones(8 << 20, dtype=torch.uint8)
+    before = storage_keys()
+    written = torch.ones(16 << 20, dtype=torch.uint8)
+    zeros = whole(host_zeros(64 << 20))
+    torch.save({"mapped": torch.ones(32 << 20, dtype=torch.uint8)}, tmp_path / "mapped.pt")
+    mapped = torch.load(tmp_path / "mapped.pt", mmap=True)["mapped"]
+    assert int(mapped[:: 4096].sum()) == (32 << 20) // 4096  # every page read
+    taken = census(before, anonymous=None)
+    groups = taken["groups"]
+    assert groups["held before the compile"] >= held.numel()
+    new_bytes = written.numel() + mapped.numel()
+    assert new_bytes <= groups["new, other tensors"] < new_bytes + (8 << 20), groups  # not the 64 MiB of zeros
+    assert mapped.numel() <= groups["file pages"] < mapped.numel() + (4 << 20)
+    assert [item["bytes"] for item in taken["largest_new"][:2]] == [32 << 20, 16 << 20]
+    assert zeros.numel() == 64 << 20
+
+
+def test_a_census_that_fails_leaves_the_sampling_running(monkeypatch):
+    from aoti_hooks.tools.demo import census, measure
+
+    def broken(*args):
+        raise AttributeError("'ExportedProgram' object has no attribute '_state_dict'")
+
+    with measure.Sampler(census=True) as sampler:
+        monkeypatch.setattr(census, "census", broken)
+        sampler._census_step = 0  # every sample takes one
+        time.sleep(0.2)
+        assert sampler._thread.is_alive()
+    assert "AttributeError" in sampler.host_census["failed"]

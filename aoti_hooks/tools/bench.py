@@ -29,18 +29,21 @@ PHASE_COLOURS = {"move to device": "#c6dbef", "lowering": "#e5e5e5", "autotune":
 
 
 def variants(plugin_lists: list[list[str]], backend_specs: dict[str, str], options: dict,
-             common_specs: dict[str, str] | None = None) -> list[dict]:
+             common_specs: dict[str, str] | None = None, run_options: list[dict] | None = None) -> list[dict]:
     """stock, stock with the backend's own specs (if any), and one run per plugin list.
 
-    Each run gets the options of the plugins in its own list, and every run ``common_specs``.
+    Each run gets the options of the plugins in its own list, those of ``run_options`` (one dict per
+    list, named in the run's label) over them, and every run ``common_specs``.
     """
     runs = [{"variant": "stock", "plugins": [], "backend_specs": {}, "options": {}}]
     if backend_specs:
         label = ",".join(f"{key}={value}" for key, value in backend_specs.items())
         runs.append({"variant": f"stock ({label})", "plugins": [], "backend_specs": backend_specs, "options": {}})
-    for plugins in plugin_lists:
-        runs.append({"variant": ",".join(plugins), "plugins": plugins, "backend_specs": {},
-                     "options": {name: given for name, given in options.items() if name in plugins}})
+    for plugins, own in zip(plugin_lists, run_options or [{}] * len(plugin_lists)):
+        merged = {name: {**options.get(name, {}), **own.get(name, {})} for name in plugins}
+        label = ",".join(f"{name}.{key}={value}" for name, given in own.items() for key, value in given.items())
+        runs.append({"variant": ",".join(plugins) + (f" ({label})" if label else ""), "plugins": plugins,
+                     "backend_specs": {}, "options": {name: given for name, given in merged.items() if given}})
     for run in runs:
         run["backend_specs"] = {**(common_specs or {}), **run["backend_specs"]}
     return runs
@@ -53,10 +56,11 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
               common_specs: dict[str, str] | None = None, target: str | None = None, keep: bool = False,
               weights: str | None = None, check_steps: int | None = None, max_gpu_peak: int | None = None,
               max_host_peak: int | None = None, jobs: int = 1, peak_breakdown: bool = False,
-              inductor: dict[str, str] | None = None) -> dict:
+              inductor: dict[str, str] | None = None, run_options: list[dict] | None = None) -> dict:
     import torch
 
     from .demo import et_gemma4
+    from .demo.hf import MODELS as HF_MODELS
     from .demo.model import CONFIGS
 
     if (program is None) == (model is None):
@@ -91,10 +95,16 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
             raise AotiHooksError("--ctx must be at least 16 for the prefill method (chunks of 5 or more tokens)")
         base.update(model=model, layers=layers or et_gemma4.PERIOD, ctx=ctx or et_gemma4.Shape.ctx,
                     weights=weights or "int4")
+    elif model is not None and model.startswith("hf:") and model[3:] in HF_MODELS:
+        if lm_head is not None or periods is not None:
+            raise AotiHooksError(f"--lm-head and --periods change the demo decoder; {model} is transformers' own model")
+        if layers is not None and layers < 1:
+            raise AotiHooksError("--layers needs N >= 1")
+        base.update(hf=model[3:], ctx=ctx, layers=layers)
     elif model is not None:
         kind, _, config = model.partition(":")
         if kind != "demo" or config not in CONFIGS:
-            choices = [f"demo:{name}" for name in CONFIGS] + [et_gemma4.MODEL]
+            choices = [f"demo:{name}" for name in CONFIGS] + [f"hf:{name}" for name in HF_MODELS] + [et_gemma4.MODEL]
             hint = did_you_mean(config, CONFIGS, prefix="demo:") if kind == "demo" else did_you_mean(model, choices)
             raise AotiHooksError(f"unknown model {model!r}{hint}; choose one of "
                                  + ", ".join(choices))
@@ -137,7 +147,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     work = Path(tempfile.mkdtemp(prefix="aoti-hooks-bench-work-"))  # caches and artifacts, not results
     try:
         results = _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program,
-                       lm_head, quiet, 4 if check_steps is None else check_steps, jobs)
+                       lm_head, quiet, 4 if check_steps is None else check_steps, jobs, run_options)
     finally:
         if keep:
             print(f"packages, caches and logs kept in {work}", file=sys.stderr)
@@ -172,12 +182,12 @@ def peak_line(run: dict) -> str:
 
 
 def _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program, lm_head,
-         quiet, check_steps, jobs=1) -> dict:
+         quiet, check_steps, jobs=1, run_options=None) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from .demo.run import Progress, run_in_worker
 
-    planned = variants(plugin_lists, backend_specs or {}, options or {}, common_specs)
+    planned = variants(plugin_lists, backend_specs or {}, options or {}, common_specs, run_options)
     if base.get("model"):  # ExecuTorch's own model: its seeded weights once, for every variant
         base["weights_file"] = str(work / "weights.pt")
         with Progress(f"making {base['weights']} weights for {base['model']} ({base['layers']} layers)", quiet):
@@ -319,6 +329,22 @@ def host_phase_table(runs: list[dict]) -> str:
     return table(["run", *seen], rows)
 
 
+def census_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """What held the host memory at each run's census nearest its peak (`demo.census`): a header and rows."""
+    from .demo.census import GROUPS
+
+    rows = []
+    for run in runs:
+        taken = run.get("host_census")
+        if not taken:
+            continue
+        largest = "; ".join(f"{format_bytes(item['bytes'])} {item['dtype']}{item['shape']} held by {item['held_by']}"
+                            for item in taken["largest_new"][:2]) or "-"
+        rows.append([run["variant"], f"{format_bytes(taken['rss'])} ({taken['phase']})",
+                     *(format_bytes(taken["groups"][group]) for group in GROUPS), largest])
+    return ["run", "census at RSS (phase)", *GROUPS, "largest new"], rows
+
+
 def nvml_of(run: dict, jobs: int) -> int | None:
     """NVML's peak for a run: the whole device's when runs compiled one at a time, the process's own
     when several shared the GPU (the device figure then sums them)."""
@@ -383,6 +409,11 @@ def format_report(results: dict) -> str:
     if measured:
         lines += ["", "Host memory (RSS), against the weights:", "", *(f"- {run['variant']}: {host_line(run)}" for run in measured),
                   "", "Host RSS peak per phase of the compile:", "", "```", host_phase_table(measured), "```"]
+    header, rows = census_rows(results["runs"])
+    if rows:
+        lines += ["", "What held the host memory at the census nearest each run's peak (CPU tensor storages by "
+                      "holder, bytes objects, and the anonymous memory no Python object accounts for):", "", "```",
+                  table(header, rows), "```"]
     for run in results["runs"]:
         if run["report"]:
             lines += ["", f"{run['variant']}:", *(f"- {line}" for line in report_lines(run["report"]))]

@@ -126,14 +126,15 @@ def _session_arguments(command: str, args: argparse.Namespace) -> tuple[list[str
     return plugins, options
 
 
-def _option_pairs(command: str, items: list[str], plugins: list[str]) -> dict[str, dict[str, str]] | None:
+def _option_pairs(command: str, items: list[str], plugins: list[str],
+                  flag: str = "--option") -> dict[str, dict[str, str]] | None:
     """``plugin.option=value`` items as per-plugin option dicts; None (after a message) when malformed."""
     options: dict[str, dict[str, str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         plugin, dot, option = key.partition(".")
         if not sep or not dot or plugin not in plugins:
-            print(f"aoti-hooks {command}: --option {item!r} must look like <plugin>.<option>=<value> for a plugin "
+            print(f"aoti-hooks {command}: {flag} {item!r} must look like <plugin>.<option>=<value> for a plugin "
                   f"in --plugins ({', '.join(plugins) or 'none'})", file=sys.stderr)
             return None
         options.setdefault(plugin, {})[option] = value
@@ -144,14 +145,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import NO_TIMELINE, run_bench
     from ..core.session import Session
 
-    runs = [_plugins_to_run(given) for given in args.plugins or ["kv_elide"]]
+    given = [item.split(",") for item in args.plugins or ["kv_elide"]]  # a run's own options are its PLUGIN.OPTION=VALUE items
+    runs = [_plugins_to_run(",".join(item for item in items if "=" not in item)) for items in given]
     plugins = list(dict.fromkeys(name for named, _ in runs for name in named))
     plugin_lists = [running for _, running in runs]
     if not all(plugin_lists):
         raise AotiHooksError(f"{DISABLE_ENV}: every plugin of a --plugins run is disabled; unset it or name others")
     running = list(dict.fromkeys(name for names in plugin_lists for name in names))
     options = _option_pairs("bench", args.option, plugins)
-    if options is None:
+    run_options = [_option_pairs("bench", [item.strip() for item in items if "=" in item], named, "--plugins item")
+                   for items, (named, _) in zip(given, runs)]
+    if options is None or None in run_options:
         return 2
     backend_specs, common_specs, inductor = {}, {}, {}
     for flag, items, found in (("--backend-spec", args.backend_spec, backend_specs),
@@ -166,12 +170,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 return 2
             found[key] = value
     _check_target(args.target)
-    Session(running, target=args.target, options={k: v for k, v in options.items() if k in running})  # fail early
+    for names, own in zip(plugin_lists, run_options):  # fail early, each run with the options it will get
+        merged = {name: {**options.get(name, {}), **own.get(name, {})} for name in names}
+        Session(names, target=args.target, options={name: given for name, given in merged.items() if given})
     results = run_bench(args.program, args.model, plugin_lists, args.backend, args.out, options, backend_specs,
                         args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
                         common_specs=common_specs, target=args.target, keep=args.keep, weights=args.weights,
                         check_steps=args.check_steps, max_gpu_peak=args.max_gpu_peak, max_host_peak=args.max_host_peak,
-                        jobs=args.jobs, peak_breakdown=args.peak_breakdown, inductor=inductor)
+                        jobs=args.jobs, peak_breakdown=args.peak_breakdown, inductor=inductor, run_options=run_options)
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
@@ -209,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--model", help="a built-in model instead: demo:cpu, demo:gpu, demo:gemma4-31b-slice, ..., or "
                                        "executorch:gemma4_31b (ExecuTorch's own, real dimensions, lowered as its export.py does)")
     bench.add_argument("--plugins", action="append",
-                       help="comma-separated plugin names, one run (default kv_elide); repeat for more runs")
+                       help="comma-separated plugin names, one run (default kv_elide); repeat for more runs. "
+                            "PLUGIN.OPTION=VALUE items among the names are options of that run only, e.g. "
+                            "kv_elide,const_offload,const_offload.spill=disk")
     bench.add_argument("--backend", choices=("torch", "executorch"),
                        help="torch (default): aoti_compile_and_package; executorch: CudaBackend + CudaPartitioner "
                             "(the only one for executorch: models)")

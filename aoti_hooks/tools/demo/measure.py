@@ -108,6 +108,9 @@ def phase_of(frame) -> str:
     return "other"
 
 
+CENSUS_STEP = 0.05
+
+
 @dataclass
 class Sampler:
     """Samples host RSS and NVML used memory every ``interval`` seconds in a thread.
@@ -115,7 +118,10 @@ class Sampler:
     It keeps the host peak overall, of anonymous memory, and per phase (the phase read from the
     stack of the thread that entered it), and the RSS when it started (what the process held
     before the compile). With ``timeline=True`` it also keeps every sample as ``(seconds, host
-    RSS, NVML used, CUDA allocated, phase, NVML used by this process)``.
+    RSS, NVML used, CUDA allocated, phase, NVML used by this process)``. With ``census=True`` it
+    takes a `census.census` of what holds the host memory when it starts and each time RSS climbs
+    a step (``CENSUS_STEP`` of what was held before, 256 MiB at least) above the last one: the
+    latest, ``host_census``, is the one nearest the peak, and says the RSS it was taken at.
     """
 
     interval: float = 0.02
@@ -127,6 +133,8 @@ class Sampler:
     device_peak: int | None = None
     device_baseline: int | None = None
     process_peak: int | None = None  # NVML's figure for this process alone
+    census: bool = False
+    host_census: dict | None = None
 
     def __enter__(self) -> "Sampler":
         import time
@@ -137,6 +145,13 @@ class Sampler:
         self.phase_peaks: dict[str, int] = {}
         self.samples: list[tuple[float, int, int | None, int | None, str, int | None]] = []
         self._watched = threading.get_ident()
+        if self.census:
+            from .census import census, storage_keys
+
+            self._held_before = storage_keys()
+            self._census_step = max(256 << 20, int(self.host_baseline * CENSUS_STEP))
+            self.host_census = {"rss": self.host_baseline, "phase": "before the compile",
+                                **census(self._held_before, self.host_anonymous_baseline)}
         self._start = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -157,6 +172,14 @@ class Sampler:
             self.process_peak = max(self.process_peak or 0, own)
         phase = phase_of(sys._current_frames().get(self._watched))
         self.phase_peaks[phase] = max(self.phase_peaks.get(phase, 0), rss)
+        if self.census and rss >= self.host_census["rss"] + self._census_step:
+            from .census import census
+
+            try:
+                self.host_census = {"rss": rss, "phase": phase, **census(self._held_before, anonymous)}
+            except Exception as error:  # a census must never stop the sampling (the peaks are the measurement)
+                self.host_census = {**self.host_census, "rss": rss, "phase": phase,
+                                    "failed": f"{type(error).__name__}: {error}"}
         if self.timeline:
             import time
 

@@ -49,7 +49,7 @@ def compile_one(spec: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
     if spec.get("peak_breakdown"):
         allocator.record_history()
-    with Sampler(timeline=bool(spec.get("timeline"))) as sampler:
+    with Sampler(timeline=bool(spec.get("timeline")), census=True) as sampler:
         started_at = time.time()  # wall clock: when runs compile side by side, which overlapped
         start = time.perf_counter()
         report, artifacts = lowering()
@@ -68,6 +68,7 @@ def compile_one(spec: dict) -> dict:
         "host_peak_anonymous": sampler.host_anonymous_peak,
         "host_anonymous_baseline": sampler.host_anonymous_baseline,
         "host_phase_peaks": sampler.phase_peaks,
+        "host_census": sampler.host_census,
         "backend": spec.get("backend", "torch"),
         "backend_specs": spec.get("backend_specs", {}),
         "package_bytes": sum(size for size, _ in artifacts.values()),
@@ -98,10 +99,16 @@ def _prepared_compile(spec: dict, device: torch.device):
     import aoti_hooks
     from aoti_hooks.core.target import parse_target
 
+    cache_bytes = None
     if spec.get("program"):  # a torch.export.save file
         config = None
         program = torch.export.load(spec["program"])
         weight_bytes = sum(map(tensor_bytes, program.parameters()))
+    elif spec.get("hf"):  # transformers' own model, built from a config
+        from .hf import exported
+
+        config = None
+        program, weight_bytes, cache_bytes = exported(spec["hf"], spec.get("layers"), spec.get("ctx"))
     else:
         config = config_of(spec)
         model = build(config)
@@ -136,7 +143,7 @@ def _prepared_compile(spec: dict, device: torch.device):
             path = torch._inductor.aoti_compile_and_package(program, package_path=spec["package"], inductor_configs=configs)
         return report, lambda: {os.path.basename(path): file_digest(path)}
 
-    return lowering, weight_bytes, config.cache_bytes() if config is not None else None
+    return lowering, weight_bytes, config.cache_bytes() if config is not None else cache_bytes
 
 
 def lower_executorch(spec: dict, program) -> tuple[dict, Callable[[], dict]]:

@@ -1,0 +1,50 @@
+"""Hugging Face models built from a config (nothing downloaded), exported as transformers exports
+them for AOTI: ``bench --model hf:<name>``.
+
+The model is transformers' own code at a real model's dimensions with seeded random weights in
+bf16, its static cache ``ctx`` long, exported by ``TorchExportableModuleForDecoderOnlyLM`` (the
+module transformers' AOTI/ExecuTorch exporters build): a program no one here wrote.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# name -> the config's dimensions; ``qwen3`` is Qwen3-0.6B's, ``qwen3-small`` a CPU test's size
+MODELS = {
+    "qwen3": dict(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+                  num_attention_heads=16, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True),
+    "qwen3-small": dict(vocab_size=16384, hidden_size=512, intermediate_size=1536, num_hidden_layers=4,
+                        num_attention_heads=8, num_key_value_heads=4, head_dim=64, tie_word_embeddings=False),
+}
+DEFAULT_CTX = 4096
+
+
+def exported(name: str, layers: int | None = None, ctx: int | None = None, seed: int = 0):
+    """``(program, weight bytes, cache bytes)``: Hugging Face model ``name`` exported for one decode step."""
+    try:
+        from transformers import Qwen3Config, Qwen3ForCausalLM
+        from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
+    except ImportError:
+        from ...core.errors import AotiHooksError
+
+        raise AotiHooksError("--model hf:... builds a Hugging Face model and needs transformers: "
+                             "pip install transformers") from None
+    ctx = ctx or DEFAULT_CTX
+    dims = {**MODELS[name], **({"num_hidden_layers": layers} if layers else {})}
+    config = Qwen3Config(**dims, max_position_embeddings=max(ctx, 256))
+    torch.manual_seed(seed)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)  # built in bf16: no fp32 copy of the weights on the way
+    try:
+        model = Qwen3ForCausalLM(config).eval()
+    finally:
+        torch.set_default_dtype(default)
+    model.generation_config.cache_implementation = "static"
+    module = TorchExportableModuleForDecoderOnlyLM(model, batch_size=1, max_cache_len=ctx).eval()
+    with torch.no_grad():
+        program = module.export(input_ids=torch.tensor([[1]]), cache_position=torch.tensor([0]))
+    unique = {id(t): t for t in model.parameters()}  # a tied embedding/lm_head once
+    weight_bytes = sum(t.numel() * t.element_size() for t in unique.values())
+    cache_bytes = sum(t.numel() * t.element_size() for n, t in program.named_buffers() if "cache" in n)
+    return program, weight_bytes, cache_bytes
