@@ -340,8 +340,11 @@ def census_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
             continue
         largest = "; ".join(f"{format_bytes(item['bytes'])} {item['dtype']}{item['shape']} held by {item['held_by']}"
                             for item in taken["largest_new"][:2]) or "-"
+        if taken.get("failed"):
+            largest = f"a census at {format_bytes(taken['rss'])} failed ({taken['failed']}); this is an earlier one"
         rows.append([run["variant"], f"{format_bytes(taken['rss'])} ({taken['phase']})",
-                     *(format_bytes(taken["groups"][group]) for group in GROUPS), largest])
+                     *(format_bytes(taken["groups"][group]) if group in taken["groups"] else "-" for group in GROUPS),
+                     largest])
     return ["run", "census at RSS (phase)", *GROUPS, "largest new"], rows
 
 
