@@ -1,10 +1,14 @@
 """One plain-AOTI compile of a Hugging Face Qwen3 built from a config, in its own process, measured.
 
-    python tests/host_memory_worker.py OUT.json PACKAGE.pt2 [session]
+    python tests/host_memory_worker.py OUT.json PACKAGE.pt2 [stock|session|session-mmap]
 
 Writes the weights' bytes, the host RSS and anonymous memory before and at the peak of the
 compile, the session's ``host`` report, a digest of the user's tensors before and after, the
-package's entries by SHA-256 and the logits of one decode step run from the package.
+package's entries by SHA-256 and the logits of one decode step run from the package. With
+``session-mmap`` the weights are saved to a safetensors file and loaded back memory-mapped
+(``safetensors.torch.load_file``, assigned to the model) before the export, as a user loading a
+checkpoint has them; the result then says which parameters are still backed by that file after
+the compile.
 """
 
 import hashlib
@@ -25,6 +29,20 @@ def digest(tensors) -> str:
     return sha.hexdigest()
 
 
+def file_backed(tensors, path: str) -> int:
+    """How many of ``tensors`` lie in a mapping of the file at ``path`` (read from /proc/self/maps)."""
+    import os
+
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) >= 6 and os.path.realpath(fields[5]) == os.path.realpath(path):
+                start, end = (int(part, 16) for part in fields[0].split("-"))
+                ranges.append((start, end))
+    return sum(any(start <= t.data_ptr() < end for start, end in ranges) for t in tensors)
+
+
 def main(out: str, package: str, mode: str) -> None:
     from transformers import Qwen3Config, Qwen3ForCausalLM
     from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
@@ -34,6 +52,13 @@ def main(out: str, package: str, mode: str) -> None:
                          tie_word_embeddings=False)
     torch.manual_seed(0)
     model = Qwen3ForCausalLM(config).eval()
+    checkpoint = None
+    if mode == "session-mmap":
+        from safetensors.torch import load_file, save_file
+
+        checkpoint = out + ".safetensors"
+        save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()}, checkpoint)
+        model.load_state_dict(load_file(checkpoint), assign=True)
     model.generation_config.cache_implementation = "static"
     module = TorchExportableModuleForDecoderOnlyLM(model, batch_size=1, max_cache_len=256).eval()
     with torch.no_grad():
@@ -42,7 +67,7 @@ def main(out: str, package: str, mode: str) -> None:
     before = digest(weights)
     report = {}
     with Sampler() as sampler:
-        if mode == "session":
+        if mode.startswith("session"):
             with aoti_hooks.session(["kv_elide"]) as session:
                 aoti_hooks.aoti_compile_and_package(program, package)
             report = session.report.as_dict()
@@ -54,6 +79,7 @@ def main(out: str, package: str, mode: str) -> None:
     runner = torch._inductor.aoti_load_package(package)
     logits = runner(input_ids=torch.tensor([[5]]), cache_position=torch.tensor([0]))
     json.dump({"weight_bytes": sum(t.numel() * t.element_size() for t in weights),
+               "parameters": len(weights), "file_backed_parameters": file_backed(weights, checkpoint) if checkpoint else None,
                "rss_before": sampler.host_baseline, "rss_peak": sampler.host_peak,
                "anonymous_before": sampler.host_anonymous_baseline, "anonymous_peak": sampler.host_anonymous_peak,
                "report": report, "user_tensors_before": before, "user_tensors_after": digest(weights),

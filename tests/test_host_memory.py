@@ -22,13 +22,13 @@ pytest.importorskip("transformers")
 def measured(tmp_path_factory):
     folder = tmp_path_factory.mktemp("host")
     cache = folder / "cache"  # one path for both (AOTI builds it into the library), emptied in between
-    for mode in ("stock", "session"):
+    for mode in ("stock", "session", "session-mmap"):
         shutil.rmtree(cache, ignore_errors=True)
         done = subprocess.run(
             [sys.executable, str(HERE / "host_memory_worker.py"), str(folder / f"{mode}.json"), str(folder / f"{mode}.pt2"), mode],
             env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, f"{mode}: {(done.stdout + done.stderr)[-3000:]}"
-    return {mode: json.loads((folder / f"{mode}.json").read_text()) for mode in ("stock", "session")}
+    return {mode: json.loads((folder / f"{mode}.json").read_text()) for mode in ("stock", "session", "session-mmap")}
 
 
 def added(run: dict, kind: str) -> float:
@@ -60,6 +60,18 @@ def test_the_package_and_the_users_tensors_are_stocks(measured):
     stock, ours = measured["stock"], measured["session"]
     assert ours["logits"] == stock["logits"]
     assert ours["user_tensors_after"] == ours["user_tensors_before"] == stock["user_tensors_before"]
+
+
+def test_weights_loaded_memory_mapped_stay_in_their_file_through_the_compile(measured):
+    """safetensors maps the checkpoint: a session reads those pages, it does not copy them."""
+    stock, mapped = measured["stock"], measured["session-mmap"]
+    weights = mapped["weight_bytes"]
+    assert mapped["file_backed_parameters"] == mapped["parameters"] > 0  # still the checkpoint's pages after the compile
+    assert mapped["anonymous_before"] < stock["anonymous_before"] - 0.5 * weights  # the weights are file pages here
+    assert added(mapped, "anonymous") <= 0.5, mapped
+    assert by_kind(mapped["entries"]) == by_kind(stock["entries"])
+    assert mapped["logits"] == stock["logits"]
+    assert mapped["user_tensors_after"] == mapped["user_tensors_before"] == stock["user_tensors_before"]
 
 
 def test_a_disk_without_room_for_the_buffer_keeps_it_in_memory_and_says_so(monkeypatch):
