@@ -151,7 +151,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     plugin_lists = [running for _, running in runs]
     if not all(plugin_lists):
         raise AotiHooksError(f"{DISABLE_ENV}: every plugin of a --plugins run is disabled; unset it or name others")
-    running = list(dict.fromkeys(name for names in plugin_lists for name in names))
     options = _option_pairs("bench", args.option, plugins)
     run_options = [_option_pairs("bench", [item.strip() for item in items if "=" in item], named, "--plugins item")
                    for items, (named, _) in zip(given, runs)]
