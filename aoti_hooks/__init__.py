@@ -14,12 +14,13 @@ from .core.session import Report, Session, current_session, session, while_activ
 from .core.specs import compile_spec_pairs, parse_compile_specs
 from .core.target import Target, parse_target
 from .hosts.aoti import aoti_compile_and_package
-from .hosts.executorch import compile_specs
+from .hosts.executorch import compile_specs, cover_loaded_backends as _cover_loaded_executorch
 from . import placement as _placement
 from .seams import inductor as _inductor
 
 plugin_registry.register_built_in(BUILT_IN, _placement)
 while_active(_inductor.hold)
+while_active(_cover_loaded_executorch)
 
 __version__ = "0.1.0"
 

@@ -17,9 +17,10 @@ lowered delegate keeps the backend's id, so the ``.pte`` runs on the stock runti
 from __future__ import annotations
 
 import copy
+import sys
 import warnings
 from contextlib import ExitStack, contextmanager
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -32,6 +33,7 @@ from ..seams import executorch as seam
 from .lifecycle import compiling, enter_compile_contexts, history, indexed_device
 
 HOST = "executorch"
+_AOTI_BACKEND_MODULE = "executorch.backends.aoti.aoti_backend"
 
 
 def compile_specs(plugins: Iterable[str] | str, target: Any = None, **plugin_options: dict) -> list:
@@ -59,6 +61,21 @@ def install() -> None:
 
 uninstall = seam.uninstall
 installed = seam.installed
+
+
+def cover_loaded_backends() -> Callable[[], None]:
+    """On entering a session (``while_active``): turn the integration on when ExecuTorch's AOTI
+    backend is already imported, so that ``with aoti_hooks.session(...): exporter.export(...)`` covers
+    an exporter that builds its own specs without ``import aoti_hooks.executorch`` first. A backend
+    imported only inside the session needs that import (ExecuTorch is not imported for a session
+    that may never use it). The integration stays on afterwards, as after the import."""
+    if _AOTI_BACKEND_MODULE in sys.modules and not installed():
+        install()
+    return _nothing_to_release
+
+
+def _nothing_to_release() -> None:
+    pass
 
 
 def reports() -> dict[str, Report]:
