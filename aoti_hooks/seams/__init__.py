@@ -16,3 +16,9 @@
 Every module that relies on a private symbol has a ``check()`` that ``aoti-hooks doctor`` runs;
 patches check their symbols before installing anything and are removed when their last holder lets go.
 """
+
+# The torch releases every seam's symbols were checked against, and where: ``aoti-hooks doctor``
+# names them. torch 2.12 was never installed here; torch 2.15.0 was not checked, because this
+# project's machines refuse its wheel.
+CHECKED_TORCH = {"2.11.0": "the lent H200's torch: the GPU suites", "2.13.0": "CI: the whole suite",
+                 "2.14.1": "CI: the seams and the real compiles (make test-torch-next)"}

@@ -39,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
         with stderr_to():  # third-party import noise (torchao's "Failed to load", deprecations) stays out
             import torch
 
+        from ..seams import CHECKED_TORCH
+
+        release = torch.__version__.split("+")[0]
+        print(f"            seams checked against torch {', '.join(CHECKED_TORCH)}"
+              + ("" if release in CHECKED_TORCH else f"; not against this {release}: the checks below are what holds"))
         if torch.cuda.is_available():
             print(f"cuda        visible: {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})")
         else:
