@@ -16,10 +16,11 @@ from .core.target import Target, parse_target
 from .hosts.aoti import aoti_compile_and_package
 from .hosts.executorch import compile_specs, cover_loaded_backends as _cover_loaded_executorch
 from . import placement as _placement
-from .seams import inductor as _inductor
+from .seams import inductor as _inductor, shared_memory as _shared_memory
 
 plugin_registry.register_built_in(BUILT_IN, _placement)
 while_active(_inductor.hold)
+while_active(_shared_memory.hold)
 while_active(_cover_loaded_executorch)
 
 __version__ = "0.1.0"

@@ -7,6 +7,7 @@
 - `export`: copies ``ExportedProgram`` state, reads what a program's graph writes and calls;
 - `ops`: op schemas and kernel overrides in the dispatcher;
 - `triton`: Triton autotuner objects (configs, forced configs, compiled shared memory);
+- `shared_memory`: a session's target shared memory as Triton's limit for the kernels its compile loads;
 - `allocator`: the CUDA caching allocator's history (bench and demo breakdowns);
 - `tensors`: a CUDA tensor over a storage too small for its layout (placement's views, built without growing);
 - `aoti_runner`: torch's AOTI runner, to run one ExecuTorch delegate with the constants its `.ptd` holds;

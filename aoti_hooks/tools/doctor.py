@@ -51,10 +51,10 @@ def run(args: argparse.Namespace) -> int:
     except Exception as error:  # a broken torch is exactly what doctor must report
         print(f"torch       BROKEN: {error}")
         return 1
-    from ..seams import allocator, aoti_runner, export, inductor, ops, tensors, triton
+    from ..seams import allocator, aoti_runner, export, inductor, ops, shared_memory, tensors, triton
 
     checks = [("Inductor seam", inductor.check()), ("Operator seam", ops.check()),
-              ("Export seam", export.check()), ("Triton seam", triton.check())]
+              ("Export seam", export.check()), ("Triton seam", triton.check() + shared_memory.check())]
     if torch.cuda.is_available():
         checks.append(("Allocator seam", allocator.check()))
         checks.append(("AOTI runner seam", aoti_runner.check()))

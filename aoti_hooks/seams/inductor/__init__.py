@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..patching import Patch, PatchSet
-from . import configs, constants, entry, examples, first_pass, serialization, unlift
+from . import configs, constants, entry, examples, first_pass, serialization, threads, unlift
 from .constants import as_constant
 from .examples import autotune_example
 from .record import HostBacked
@@ -49,14 +49,15 @@ def _build() -> list[Patch]:
         owner, attribute, _ = symbol.resolve()
         if symbol.label not in _READ_ONLY:
             patches.append(Patch(owner, attribute, MAKERS[symbol.label]))
-    patches += [Patch(owner, name, make) for owner, name, make in serialization.module_patches()]
+    patches += [Patch(owner, name, make) for owner, name, make in
+                (*serialization.module_patches(), *threads.module_patches())]
     return patches
 
 
 def patched_attributes() -> list[tuple[Any, str]]:
     """(owner, attribute) of every patch, for tests that check restoration."""
     return [*(symbol.resolve()[:2] for symbol in SYMBOLS if symbol.label not in _READ_ONLY),
-            *((owner, name) for owner, name, _ in serialization.module_patches())]
+            *((owner, name) for owner, name, _ in (*serialization.module_patches(), *threads.module_patches()))]
 
 
 PATCHES = PatchSet(_build, "Inductor patches (held by every active session)")

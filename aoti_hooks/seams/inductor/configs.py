@@ -85,7 +85,7 @@ def _patched_prepare_key(original: Callable) -> Callable:
 
     The cache keeps each Triton kernel's autotune winner under its source's hash (and
     ``torch.compiler.config.cache_key_tag``). Configs a plugin drops after compiling them
-    (sdpa_configs' shared-memory fit) are not in the source, so without this a stock winner
+    (sdpa_configs' shared-memory fit, the target's cap) are not in the source, so without this a stock winner
     cached on this GPU would be baked by a later compile for a smaller target, and a plugin's
     winner by a later stock compile. Keyed per session (the calling context), so a stock
     compile in another thread keeps its own key.
@@ -95,6 +95,8 @@ def _patched_prepare_key(original: Callable) -> Callable:
         key = original(filename)
         session = current_session()
         salt = session.hooks.generated_code_key() if session is not None else None
+        if not salt and session is not None and session.target.smem is not None:
+            salt = f"target_smem={session.target.smem}"  # winners chosen under the target's cap (seams.shared_memory)
         if not salt:
             return key
         return hashlib.sha256(f"{key}:{salt}".encode()).hexdigest()
