@@ -74,7 +74,8 @@ def test_demo_compares_stock_and_kv_elide_side_by_side(capsys, tmp_path):
 
     host = [line for line in format_demo(results).splitlines() if line.startswith("host, ")]
     assert [line.split(":")[0] for line in host] == ["host, stock", "host, kv_elide"]
-    assert all("× weights); the compile added" in line and "anonymous memory" in line for line in host), host
+    assert all("× weights); the compile added" in line and "anonymous memory (what cannot be paged out to a file) peaked at" in line
+               and "of it added" in line for line in host), host
 
 
 def test_demo_rejects_a_malformed_option_before_compiling(capsys):

@@ -264,6 +264,7 @@ def host_line(run: dict) -> str:
         parts.append(f"the compile added {format_bytes(added)}{of_weights(added)} "
                      f"to the {format_bytes(run['host_baseline_rss'])} held before it")
     if anonymous_added is not None:
-        parts.append(f"anonymous memory (what cannot be paged out to a file) added "
-                     f"{format_bytes(anonymous_added)}{of_weights(anonymous_added)}")
+        parts.append(f"anonymous memory (what cannot be paged out to a file) peaked at "
+                     f"{format_bytes(run['host_peak_anonymous'])}{of_weights(run['host_peak_anonymous'])}, "
+                     f"{format_bytes(anonymous_added)}{of_weights(anonymous_added)} of it added")
     return "; ".join(parts)
