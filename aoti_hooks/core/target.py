@@ -25,6 +25,10 @@ PROFILES: dict[str, tuple[int, int]] = {
 }
 
 
+# The SM (compute capability x 10) of each profile's GPU: what code it runs (`aoti-hooks inspect`).
+SM: dict[str, int] = {"rtx4090": 89, "rtx5090": 120, "a100": 80, "h100": 90}
+
+
 def _local() -> Target:
     import torch
 

@@ -97,6 +97,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .kernels import run
+
+    return run(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .run import format_reports, run_command
 
@@ -264,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     running.add_argument("--report", metavar="FILE", help="write each Python process's report here, one JSON line each")
     running.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command, after --")
     running.set_defaults(run=cmd_run)
+    inspecting = commands.add_parser("inspect", help="the GPU kernels an AOTI package bakes (shared memory, threads, "
+                                                     "architecture) and whether they launch on a target; no GPU needed")
+    inspecting.add_argument("artifact", help="a .pt2 package (aoti_compile_and_package's)")
+    inspecting.add_argument("--target", help="rtx4090, rtx5090, a100, h100, or smem=<bytes>,mem=<size>: exit 1 when a "
+                                             "kernel does not launch there")
+    inspecting.add_argument("--json", action="store_true", help="print the kernels and the verdict as JSON")
+    inspecting.set_defaults(run=cmd_inspect)
     argv = sys.argv[1:] if argv is None else list(argv)
     quiet_third_party_logs()
     with one_line_warnings():

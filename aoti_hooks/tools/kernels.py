@@ -1,0 +1,139 @@
+"""``aoti-hooks inspect PACKAGE.pt2 [--target X] [--json]``: the GPU kernels a package bakes, and whether they launch on X.
+
+It reads the package, with no GPU and no torch:
+- each wrapper's ``launchKernel(kernel, grid_0, grid_1, grid_2, <warps>, <shared bytes>, ...)``
+  gives a kernel's threads and the dynamic shared memory it is launched with;
+- each ``.cubin`` member's ELF header gives the architecture its code was built for;
+- a library's embedded CUDA images give theirs, for kernels built into the ``.so``.
+
+A kernel launches on a target when its shared memory fits the target's (`core.target.PROFILES`)
+and a cubin's architecture runs there: the same major version and a minor version no higher than
+the target's (``sm_80`` code runs on ``sm_86``; ``sm_90`` code does not run on ``sm_120``).
+A package compiled for the CPU bakes no GPU kernel: its list is empty.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import sys
+import zipfile
+from dataclasses import asdict, dataclass
+
+EM_CUDA = 190
+_LAUNCH = re.compile(r"launchKernel\(\s*([\w.]+)\s*,\s*grid_0\s*,\s*grid_1\s*,\s*grid_2\s*,\s*(\d+)\s*,\s*(\d+)\s*,")
+_ELF_MAGIC = b"\x7fELF"
+
+
+@dataclass
+class Kernel:
+    name: str
+    shared_bytes: int
+    threads: int
+    launches_on_target: bool | None = None
+    why_not: str | None = None
+
+
+def cuda_arch(elf: bytes) -> int | None:
+    """The SM a CUDA ELF image (a cubin) was built for, e.g. 90 or 120; None if it is not one.
+
+    Up to ``sm_90`` the low byte of ``e_flags`` holds it; from ``sm_100`` on, bits 8-23
+    (``0x5a055a`` is sm_90, ``0x6007802`` sm_120, as ``cuobjdump --dump-elf`` reads them).
+    """
+    if len(elf) < 52 or elf[:4] != _ELF_MAGIC or elf[4] != 2:  # 64-bit ELF only
+        return None
+    endian = "<" if elf[5] == 1 else ">"
+    (machine,) = struct.unpack_from(endian + "H", elf, 18)
+    if machine != EM_CUDA:
+        return None
+    (flags,) = struct.unpack_from(endian + "I", elf, 48)
+    low, wide = flags & 0xFF, (flags >> 8) & 0xFFFF
+    return wide if low < 10 and wide >= 100 else low
+
+
+def embedded_arches(library: bytes) -> list[int]:
+    """The SMs of the CUDA ELF images embedded in a library (kernels built into a ``.so``)."""
+    found, start = set(), library.find(_ELF_MAGIC, 1)
+    while start != -1:
+        arch = cuda_arch(library[start:start + 64])
+        if arch is not None:
+            found.add(arch)
+        start = library.find(_ELF_MAGIC, start + 1)
+    return sorted(found)
+
+
+def runs_on(built: int, target: int) -> bool:
+    """Whether code built for SM ``built`` runs on an SM ``target`` GPU (same major, minor not above)."""
+    return built // 10 == target // 10 and built % 10 <= target % 10
+
+
+def read_package(path: str) -> dict:
+    """The kernels, cubin architectures and embedded architectures of a ``.pt2`` package."""
+    kernels: dict[str, Kernel] = {}
+    arches: dict[str, int] = {}
+    embedded: set[int] = set()
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            name = info.filename
+            if name.endswith(".cpp"):
+                text = archive.read(info).decode("utf-8", "replace")
+                for variable, warps, shared in _LAUNCH.findall(text):
+                    kernel = variable.rsplit(".", 1)[-1]
+                    kernels[kernel] = Kernel(kernel, int(shared), int(warps) * 32)
+            elif name.endswith(".cubin"):
+                arch = cuda_arch(archive.read(info))
+                if arch is not None:
+                    arches[name.rsplit("/", 1)[-1]] = arch
+            elif name.endswith(".so"):
+                embedded.update(embedded_arches(archive.read(info)))
+    return {"kernels": list(kernels.values()), "cubin_arches": arches, "embedded_arches": sorted(embedded)}
+
+
+def verdict(found: dict, smem: int | None, sm: int | None) -> list[str]:
+    """Mark each kernel against the target; one sentence per thing that does not launch there."""
+    problems = []
+    for kernel in found["kernels"]:
+        if smem is not None:
+            kernel.launches_on_target = kernel.shared_bytes <= smem
+            if not kernel.launches_on_target:
+                kernel.why_not = f"needs {kernel.shared_bytes} B of shared memory, the target allows {smem} B"
+                problems.append(f"{kernel.name} {kernel.why_not}")
+    if sm is not None:
+        built = sorted({*found["cubin_arches"].values(), *found["embedded_arches"]})
+        problems += [f"code built for sm_{arch} does not run on sm_{sm}" for arch in built if not runs_on(arch, sm)]
+    return problems
+
+
+def run(args) -> int:
+    from ..core.target import PROFILES, SM, parse_target
+
+    if not zipfile.is_zipfile(args.artifact):
+        print(f"aoti-hooks inspect: {args.artifact!r} is not an AOTI package (.pt2); give the file "
+              f"aoti_compile_and_package wrote", file=sys.stderr)
+        return 2
+    found = read_package(args.artifact)
+    smem = sm = None
+    if args.target:
+        target = parse_target(args.target)
+        smem, sm = target.smem, SM.get(target.name)
+        if args.target not in PROFILES and smem is None:
+            print("aoti-hooks inspect: --target needs a GPU profile or smem=<bytes>; 'local' names no GPU here",
+                  file=sys.stderr)
+            return 2
+    problems = verdict(found, smem, sm)
+    if args.json:
+        print(json.dumps({**found, "kernels": [asdict(k) for k in found["kernels"]], "target": args.target,
+                          "problems": problems}, indent=1))
+    else:
+        print(f"{args.artifact}: {len(found['kernels'])} GPU kernel(s)")
+        for kernel in found["kernels"]:
+            mark = "" if kernel.launches_on_target is None else ("  ok" if kernel.launches_on_target else "  NO")
+            print(f"  {kernel.name}: {kernel.shared_bytes} B shared, {kernel.threads} threads{mark}")
+        arches = sorted({*found["cubin_arches"].values(), *found["embedded_arches"]})
+        print("  built for: " + (", ".join(f"sm_{arch}" for arch in arches) or "no CUDA binary found"))
+        if args.target:
+            print(f"on {args.target}: " + ("every kernel launches" if not problems else "does not launch"))
+            for problem in problems:
+                print(f"  - {problem}")
+    return 1 if problems else 0
