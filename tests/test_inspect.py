@@ -85,10 +85,10 @@ def test_an_explicit_shared_memory_target_checks_shared_memory_only(cuda_package
 
 
 def test_inspect_refuses_what_is_not_a_package_in_one_sentence(tmp_path, capsys):
-    bad = tmp_path / "model.pte"
+    bad = tmp_path / "model.bin"
     bad.write_bytes(b"not a zip")
     assert main(["inspect", str(bad)]) == 2
-    assert "is not an AOTI package (.pt2)" in capsys.readouterr().err
+    assert "is neither an AOTI package (.pt2) nor an ExecuTorch program (.pte)" in capsys.readouterr().err
 
 
 @pytest.mark.compile

@@ -270,9 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     running.add_argument("--report", metavar="FILE", help="write each Python process's report here, one JSON line each")
     running.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command, after --")
     running.set_defaults(run=cmd_run)
-    inspecting = commands.add_parser("inspect", help="the GPU kernels an AOTI package bakes (shared memory, threads, "
-                                                     "architecture) and whether they launch on a target; no GPU needed")
-    inspecting.add_argument("artifact", help="a .pt2 package (aoti_compile_and_package's)")
+    inspecting = commands.add_parser("inspect", help="the GPU kernels an AOTI package or ExecuTorch program bakes "
+                                                     "(shared memory, threads, architecture) and whether they launch on "
+                                                     "a target; no GPU needed")
+    inspecting.add_argument("artifact", help="a .pt2 package (aoti_compile_and_package's) or a .pte")
     inspecting.add_argument("--target", help="rtx4090, rtx5090, a100, h100, or smem=<bytes>,mem=<size>: exit 1 when a "
                                              "kernel does not launch there")
     inspecting.add_argument("--json", action="store_true", help="print the kernels and the verdict as JSON")

@@ -1,6 +1,6 @@
-"""``aoti-hooks inspect PACKAGE.pt2 [--target X] [--json]``: the GPU kernels a package bakes, and whether they launch on X.
+"""``aoti-hooks inspect ARTIFACT [--target X] [--json]``: the GPU kernels an artifact bakes, and whether they launch on X.
 
-It reads the package, with no GPU and no torch:
+It reads a ``.pt2`` package, with no GPU and no torch:
 - each wrapper's ``launchKernel(kernel, grid_0, grid_1, grid_2, <warps>, <shared bytes>, ...)``
   gives a kernel's threads and the dynamic shared memory it is launched with;
 - each ``.cubin`` member's ELF header gives the architecture its code was built for;
@@ -10,11 +10,16 @@ A kernel launches on a target when its shared memory fits the target's (`core.ta
 and a cubin's architecture runs there: the same major version and a minor version no higher than
 the target's (``sm_80`` code runs on ``sm_86``; ``sm_90`` code does not run on ``sm_120``).
 A package compiled for the CPU bakes no GPU kernel: its list is empty.
+
+An ExecuTorch ``.pte`` holds each AOTI delegate's library in its named data: the architectures of
+the CUDA images built into it are read; its kernels' launch shared memory is compiled into the
+library and is not readable, which the output says.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import sys
@@ -90,6 +95,20 @@ def read_package(path: str) -> dict:
     return {"kernels": list(kernels.values()), "cubin_arches": arches, "embedded_arches": sorted(embedded)}
 
 
+def read_program(path: str) -> dict:
+    """The architectures of the CUDA images in the AOTI delegates' libraries of an ExecuTorch ``.pte``."""
+    from .demo.artifacts import named_blobs
+
+    embedded: set[int] = set()
+    libraries = 0
+    for blob in named_blobs([path]).values():
+        if blob.startswith(_ELF_MAGIC):
+            libraries += 1
+            embedded.update(embedded_arches(blob))
+    return {"kernels": [], "kernels_readable": False, "libraries": libraries, "cubin_arches": {},
+            "embedded_arches": sorted(embedded)}
+
+
 def verdict(found: dict, smem: int | None, sm: int | None) -> list[str]:
     """Mark each kernel against the target; one sentence per thing that does not launch there."""
     problems = []
@@ -108,11 +127,19 @@ def verdict(found: dict, smem: int | None, sm: int | None) -> list[str]:
 def run(args) -> int:
     from ..core.target import PROFILES, SM, parse_target
 
-    if not zipfile.is_zipfile(args.artifact):
-        print(f"aoti-hooks inspect: {args.artifact!r} is not an AOTI package (.pt2); give the file "
-              f"aoti_compile_and_package wrote", file=sys.stderr)
+    if args.artifact.endswith(".pte") and os.path.isfile(args.artifact):
+        try:
+            found = read_program(args.artifact)
+        except ImportError:
+            print("aoti-hooks inspect: reading a .pte needs ExecuTorch: pip install \"aoti-hooks[executorch]\"",
+                  file=sys.stderr)
+            return 2
+    elif zipfile.is_zipfile(args.artifact):
+        found = read_package(args.artifact)
+    else:
+        print(f"aoti-hooks inspect: {args.artifact!r} is neither an AOTI package (.pt2) nor an ExecuTorch "
+              f"program (.pte); give the file aoti_compile_and_package or to_executorch wrote", file=sys.stderr)
         return 2
-    found = read_package(args.artifact)
     smem = sm = None
     if args.target:
         target = parse_target(args.target)
@@ -126,14 +153,20 @@ def run(args) -> int:
         print(json.dumps({**found, "kernels": [asdict(k) for k in found["kernels"]], "target": args.target,
                           "problems": problems}, indent=1))
     else:
-        print(f"{args.artifact}: {len(found['kernels'])} GPU kernel(s)")
+        if found.get("kernels_readable", True):
+            print(f"{args.artifact}: {len(found['kernels'])} GPU kernel(s)")
+        else:
+            print(f"{args.artifact}: {found['libraries']} delegate librar{'y' if found['libraries'] == 1 else 'ies'}; "
+                  f"their kernels' shared memory is compiled in and not readable")
         for kernel in found["kernels"]:
             mark = "" if kernel.launches_on_target is None else ("  ok" if kernel.launches_on_target else "  NO")
             print(f"  {kernel.name}: {kernel.shared_bytes} B shared, {kernel.threads} threads{mark}")
         arches = sorted({*found["cubin_arches"].values(), *found["embedded_arches"]})
         print("  built for: " + (", ".join(f"sm_{arch}" for arch in arches) or "no CUDA binary found"))
         if args.target:
-            print(f"on {args.target}: " + ("every kernel launches" if not problems else "does not launch"))
+            fine = ("every kernel launches" if found.get("kernels_readable", True)
+                    else "its code is for this architecture (shared memory cannot be checked from a .pte)")
+            print(f"on {args.target}: " + (fine if not problems else "does not launch"))
             for problem in problems:
                 print(f"  - {problem}")
     return 1 if problems else 0

@@ -105,3 +105,18 @@ def test_a_session_imports_no_executorch_a_process_has_not_imported():
             "assert not any(name.startswith('executorch') for name in sys.modules), 'executorch imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_inspect_reads_the_delegate_libraries_of_a_pte(cpu_backend_in_transformers, tmp_path, capsys):
+    """A .pte from transformers' exporter through the CPU AotiBackend: one delegate library, no CUDA image in it."""
+    from transformers.exporters import ExecutorchConfig, ExecutorchExporter
+
+    from aoti_hooks.tools.cli import main
+
+    path = tmp_path / "model.pte"
+    path.write_bytes(ExecutorchExporter().export(qwen3(), dict(INPUTS),
+                                                 config=ExecutorchConfig(backend=cpu_backend_in_transformers)).program.buffer)
+    assert main(["inspect", str(path), "--target", "rtx5090"]) == 0
+    out = capsys.readouterr().out
+    assert "1 delegate library; their kernels' shared memory is compiled in and not readable" in out
+    assert "no CUDA binary found" in out and "shared memory cannot be checked from a .pte" in out
