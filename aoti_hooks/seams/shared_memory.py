@@ -27,10 +27,9 @@ _MAX_SHARED = "triton.compiler.compiler.max_shared_mem"
 _INIT_HANDLES = "triton.compiler.compiler.CompiledKernel._init_handles"
 
 
-def session_smem() -> int | None:
-    """The shared-memory bytes the calling context's session targets, or None (no session, no cap)."""
-    session = current_session()
-    target = getattr(session, "target", None)
+def session_smem(session: Any = None) -> int | None:
+    """The shared-memory bytes ``session`` (default: the calling context's) targets, or None (no cap)."""
+    target = getattr(session or current_session(), "target", None)
     return getattr(target, "smem", None)
 
 
@@ -49,12 +48,13 @@ def _counted_init_handles(original: Callable[[Any], Any], local_limit: Callable[
             return original(self)
         except Exception as error:
             session = current_session()
-            shared = getattr(getattr(self, "metadata", None), "shared", None)
-            cap = session_smem()
-            if session is not None and cap is not None and shared is not None and cap < shared \
-                    and type(error).__name__ == "OutOfResources" and "shared memory" in str(error) \
-                    and shared <= _local_or_none(local_limit):
-                name = getattr(getattr(self, "metadata", None), "name", None) or getattr(self, "name", "?")
+            cap = session_smem(session)
+            metadata = getattr(self, "metadata", None)
+            shared = getattr(metadata, "shared", None)
+            refused_for_target = (cap is not None and shared is not None and cap < shared <= _local_limit(local_limit)
+                                  and type(error).__name__ == "OutOfResources" and "shared memory" in str(error))
+            if refused_for_target:
+                name = getattr(metadata, "name", None) or getattr(self, "name", "?")
                 session.report.add(REPORT, "kernels_over_target_smem", 1)
                 session.report.append(REPORT, "refused_for_target_smem", f"{name} ({shared} B > {cap} B)")
             raise
@@ -62,7 +62,7 @@ def _counted_init_handles(original: Callable[[Any], Any], local_limit: Callable[
     return _init_handles
 
 
-def _local_or_none(local_limit: Callable[[Any], int]) -> float:
+def _local_limit(local_limit: Callable[[Any], int]) -> float:
     """The local GPU's limit, or infinity where it cannot be read (then the target is the reason)."""
     try:
         from triton.runtime.driver import driver

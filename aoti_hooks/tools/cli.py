@@ -148,7 +148,7 @@ def _option_pairs(command: str, items: list[str], plugins: list[str],
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import NO_TIMELINE, run_bench
+    from .bench import NO_TIMELINE, run_bench, variants
     from ..core.session import Session
 
     given = [item.split(",") for item in args.plugins or ["kv_elide"]]  # a run's own options are its PLUGIN.OPTION=VALUE items
@@ -175,9 +175,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 return 2
             found[key] = value
     _check_target(args.target)
-    for names, own in zip(plugin_lists, run_options):  # fail early, each run with the options it will get
-        merged = {name: {**options.get(name, {}), **own.get(name, {})} for name in names}
-        Session(names, target=args.target, options={name: given for name, given in merged.items() if given})
+    for run in variants(plugin_lists, {}, options, None, run_options)[1:]:  # fail early, each run as it will run
+        Session(run["plugins"], target=args.target, options=run["options"])
     results = run_bench(args.program, args.model, plugin_lists, args.backend, args.out, options, backend_specs,
                         args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
                         common_specs=common_specs, target=args.target, keep=args.keep, weights=args.weights,

@@ -49,15 +49,19 @@ def _build() -> list[Patch]:
         owner, attribute, _ = symbol.resolve()
         if symbol.label not in _READ_ONLY:
             patches.append(Patch(owner, attribute, MAKERS[symbol.label]))
-    patches += [Patch(owner, name, make) for owner, name, make in
-                (*serialization.module_patches(), *threads.module_patches())]
+    patches += [Patch(owner, name, make) for owner, name, make in _module_patches()]
     return patches
+
+
+def _module_patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
+    """The module-level names the seam shadows (serialization's ``bytearray``, Inductor's thread pool)."""
+    return [*serialization.module_patches(), *threads.module_patches()]
 
 
 def patched_attributes() -> list[tuple[Any, str]]:
     """(owner, attribute) of every patch, for tests that check restoration."""
     return [*(symbol.resolve()[:2] for symbol in SYMBOLS if symbol.label not in _READ_ONLY),
-            *((owner, name) for owner, name, _ in (*serialization.module_patches(), *threads.module_patches()))]
+            *((owner, name) for owner, name, _ in _module_patches())]
 
 
 PATCHES = PatchSet(_build, "Inductor patches (held by every active session)")
