@@ -392,6 +392,8 @@ def test_the_census_counts_resident_bytes_by_holder_and_file_pages_apart(tmp_pat
     assert mapped.numel() <= groups["file pages"] < mapped.numel() + (4 << 20)
     assert [item["bytes"] for item in taken["largest_new"][:2]] == [32 << 20, 16 << 20]
     assert zeros.numel() == 64 << 20
+    by_file = {item["path"]: item["bytes"] for item in taken["file_pages_by_file"]}
+    assert (32 << 20) <= by_file[str(tmp_path / "mapped.pt")] < (32 << 20) + (4 << 20)  # named: whose file pages
 
 
 def test_a_census_that_fails_leaves_the_sampling_running(monkeypatch):

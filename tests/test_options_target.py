@@ -61,6 +61,23 @@ def test_target_profiles_local_and_explicit():
     assert parse_target(None).name == "local" and parse_target("local").name == "local"
 
 
+def test_a_target_names_the_architecture_its_code_is_built_for():
+    assert [parse_target(name).sm for name in ("rtx4090", "rtx5090", "a100", "h100")] == [89, 120, 80, 90]
+    sized = parse_target("rtx5090,sm=90")  # a 5090's sizes, code for the sm_90 GPU that measures
+    assert (sized.smem, sized.sm, sized.ptx, sized.name) == (101_376, 90, False, "rtx5090,sm=90")
+    assert parse_target("a100,code=ptx").ptx and parse_target("a100,code=ptx").sm == 80
+    assert parse_target("smem=49152,sm=8.6").sm == 86 and parse_target("smem=49152,sm=sm_75").sm == 75
+    assert parse_target("smem=101376,mem=32GiB").sm is None  # no architecture: the compiling GPU's
+    assert parse_target("rtx5090,sm=local").sm is None and parse_target("rtx5090,sm=local").smem == 101_376
+
+
+@pytest.mark.parametrize("bad, says", [("rtx5090,smem=1", "after a profile"), ("a100,code=sass", "code=cubin"),
+                                       ("smem=1024,code=ptx", "add sm="), ("smem=1024,sm=9000", "no CUDA architecture")])
+def test_bad_architectures_are_one_sentence(bad, says):
+    with pytest.raises(AotiHooksError, match=says):
+        parse_target(bad)
+
+
 @pytest.mark.parametrize("bad", ["rtx9999", "smem=lots", "mem=1GiB,mem=2GiB", "speed=fast"])
 def test_bad_targets_say_what_is_accepted(bad):
     with pytest.raises(AotiHooksError, match="target"):

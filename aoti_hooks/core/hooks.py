@@ -243,7 +243,8 @@ class Hooks:
         session = self._session
         options = ";".join(f"{name}={sorted(session.options.get(name, {}).items())!r}" for name in plugins)
         target = session.target
-        return f"aoti_hooks[{options}] target={target.name},smem={target.smem},mem={target.mem}"
+        return (f"aoti_hooks[{options}] target={target.name},smem={target.smem},mem={target.mem},sm={target.sm},"
+                f"ptx={target.ptx}")
 
     # --- the hooks, in lifecycle order -----------------------------------------------------------
 

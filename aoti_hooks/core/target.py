@@ -1,10 +1,15 @@
-"""The GPU an export is made for: shared memory per block, memory, and the device to compile on.
+"""The GPU an export is made for: shared memory per block, memory, architecture, and the device to compile on.
 
 Profiles name real cards; ``local`` asks the visible GPU (or means the CPU when there is
-none); ``smem=<bytes>,mem=<size>[,device=<device>]`` spells a target out.
+none); ``smem=<bytes>,mem=<size>[,sm=<SM>][,device=<device>]`` spells a target out. A profile
+takes ``sm=`` and ``code=`` after it: ``rtx5090,sm=local`` sizes for a 5090 but builds for the
+GPU that compiles (to run the artifact there), ``a100,code=ptx`` bakes PTX for sm_80 that the driver builds
+on load (an A100, or any later GPU).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from .errors import AotiHooksError
 from .options import parse_size
@@ -25,8 +30,11 @@ PROFILES: dict[str, tuple[int, int]] = {
 }
 
 
-# The SM (compute capability x 10) of each profile's GPU: what code it runs (`aoti-hooks inspect`).
+# The SM (compute capability x 10) of each profile's GPU: what code it runs.
 SM: dict[str, int] = {"rtx4090": 89, "rtx5090": 120, "a100": 80, "h100": 90}
+
+CODES = ("cubin", "ptx")
+_SPELLED = "'smem=<bytes>,mem=<size>[,sm=<SM>|local][,code=cubin|ptx][,device=cuda:0]'"
 
 
 def _local() -> Target:
@@ -36,8 +44,41 @@ def _local() -> Target:
         index = torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
         smem = getattr(props, "shared_memory_per_block_optin", None)
-        return Target("local", smem, props.total_memory, None)
+        return Target("local", smem, props.total_memory, None, props.major * 10 + props.minor)
     return Target("local", None, None, None)
+
+
+def _sm(text: str, value: str) -> int:
+    """``90``, ``9.0`` or ``sm_90`` as 90 (``local``, the compiling GPU's, is None before this)."""
+    spelled = value.strip().lower().removeprefix("sm_")
+    try:
+        sm = round(float(spelled) * 10) if "." in spelled else int(spelled)
+    except ValueError:
+        sm = 0
+    if not 30 <= sm <= 200:
+        raise AotiHooksError(f"bad target {text!r}: sm={value} is no CUDA architecture; give it as 90, 9.0 or sm_90")
+    return sm
+
+
+def _fields(text: str, parts: list[str], allowed: tuple[str, ...]) -> dict[str, str] | None:
+    fields: dict[str, str] = {}
+    for part in parts:
+        key, sep, val = part.partition("=")
+        if not sep or key not in allowed or key in fields:
+            return None
+        fields[key] = val.strip()
+    return fields
+
+
+def _with_code(text: str, target: Target, fields: dict[str, str]) -> Target:
+    """``target`` with the ``sm=`` and ``code=`` that ``fields`` give."""
+    sm = target.sm if "sm" not in fields else None if fields["sm"] == "local" else _sm(text, fields["sm"])
+    code = fields.get("code", "cubin")
+    if code not in CODES:
+        raise AotiHooksError(f"bad target {text!r}: code={code}; use code=cubin (the default) or code=ptx")
+    if code == "ptx" and sm is None:
+        raise AotiHooksError(f"bad target {text!r}: code=ptx builds PTX for an architecture; add sm=<SM> (e.g. sm=80)")
+    return dataclasses.replace(target, name=text, sm=sm, ptx=code == "ptx")
 
 
 def parse_target(value) -> Target:
@@ -50,22 +91,21 @@ def parse_target(value) -> Target:
         text = str(decoded(value, "the target")).strip()
     except ValueError as error:
         raise AotiHooksError(str(error)) from None
-    if text in PROFILES:
-        smem, mem = PROFILES[text]
-        return Target(text, smem, mem, "cuda")
+    head, *rest = [part.strip() for part in text.split(",") if part.strip()] or [""]
+    if head in PROFILES:
+        fields = _fields(text, rest, ("sm", "code"))
+        if fields is None:
+            raise AotiHooksError(f"bad target {text!r}: after a profile give only sm=<SM> and code=cubin|ptx "
+                                 f"(e.g. {head},sm=90)")
+        smem, mem = PROFILES[head]
+        return _with_code(text, Target(head, smem, mem, "cuda", SM[head]), fields)
     if text == "local":
         return _local()
-    fields: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, val = part.partition("=")
-        if not sep or key not in ("smem", "mem", "device") or key in fields:
-            fields = {}
-            break
-        fields[key] = val.strip()
+    fields = _fields(text, [head, *rest], ("smem", "mem", "device", "sm", "code")) or {}
     if "smem" not in fields and "mem" not in fields:
         raise AotiHooksError(
-            f"unknown target {text!r}{did_you_mean(text, [*PROFILES, 'local'])}: use one of "
-            f"{', '.join([*PROFILES, 'local'])} or spell it out as 'smem=<bytes>,mem=<size>[,device=cuda:0]'"
+            f"unknown target {text!r}{did_you_mean(head, [*PROFILES, 'local'])}: use one of "
+            f"{', '.join([*PROFILES, 'local'])} or spell it out as {_SPELLED}"
         )
     try:
         smem = parse_size(fields["smem"]) if "smem" in fields else None
@@ -79,4 +119,4 @@ def parse_target(value) -> Target:
     if device is not None and device.partition(":")[0] not in DATA_DEVICES:
         raise AotiHooksError(f"bad target {text!r}: device={device} cannot hold the program's data; "
                              f"use one of {', '.join(DATA_DEVICES)} (e.g. device=cuda:0)")
-    return Target(text, smem, mem, device)
+    return _with_code(text, Target(text, smem, mem, device), fields)

@@ -84,15 +84,20 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Target:
-    """What plugins size things for (``smem``, ``mem``) and where the compile runs (``device``).
+    """What plugins size things for (``smem``, ``mem``), where the compile runs (``device``), and
+    what code the baked GPU kernels are built as (``sm``, ``ptx``).
 
-    ``device`` None means: the device the program already lives on.
+    ``device`` None means: the device the program already lives on. ``sm`` None means: the
+    architecture of the GPU that compiles. ``ptx`` bakes each Triton kernel's PTX for ``sm``
+    instead of its cubin: the driver builds it on load, on that SM or any later one.
     """
 
     name: str
     smem: int | None
     mem: int | None
     device: str | None
+    sm: int | None = None
+    ptx: bool = False
 
 
 # --- what plugins did ------------------------------------------------------------------------

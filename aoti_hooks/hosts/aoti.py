@@ -29,7 +29,7 @@ def compile_in_session(session: Session, program, package_path=None, inductor_co
         session.compile_options = dict(inductor_configs or {})
         program = move_program(session, program, device)
         session.program = program
-        configs = session.hooks.aoti_options(dict(session.compile_options))
+        configs = inductor.target_compile_options(session.target, session.hooks.aoti_options(dict(session.compile_options)))
         enter_compile_contexts(session, stack)
         with inductor.host_call():  # torch's own function, not routed back here
             return torch._inductor.aoti_compile_and_package(

@@ -29,7 +29,7 @@ from ..core.active import current_session
 from ..core.session import Session
 from ..core.specs import PREFIX, compile_spec_pairs, session_from_compile_specs
 from ..core.types import Report
-from ..seams import executorch as seam
+from ..seams import executorch as seam, inductor
 from .lifecycle import compiling, enter_compile_contexts, history, indexed_device
 
 HOST = "executorch"
@@ -175,6 +175,7 @@ class SessionBackend:
 
     def get_aoti_compile_options(self, compile_specs):
         options = self._session.hooks.aoti_options(self._cls.get_aoti_compile_options(compile_specs))
+        options = inductor.target_compile_options(self._session.target, options)
         self._session.compile_options = dict(options)  # preprocess asks before it moves: placement reads them
         return options
 

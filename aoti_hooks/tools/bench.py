@@ -216,6 +216,9 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
             except BaseException:
                 failed.set()
                 raise
+        from .kernels import artifact_summary
+
+        result["artifact"] = artifact_summary(spec["package"], base.get("target") if run["plugins"] else None)
         with lock:
             done[index] = result
             print(peak_line(result), flush=True)
@@ -257,10 +260,17 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
 
     from .demo.run import StepFailed, run_in_worker
 
+    from .kernels import not_runnable_here
+
     def saved(name):
         return work / f"{name}.outputs.pt"
 
+    not_here = not_runnable_here(base.get("target"))
+    with_plugins = {f"run{index}" for index, run in enumerate(planned) if run.get("plugins")}
+
     def one(name):  # each in its own process; they share the GPU, not a process
+        if not_here and name in with_plugins:
+            return f"not run here: {not_here}"
         spec = {**base, "steps": steps, "logits": str(saved(name)),
                 "folder": None if name == "eager" else str(work / name)}  # a run's lowering folder
         try:
@@ -340,12 +350,14 @@ def census_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
             continue
         largest = "; ".join(f"{format_bytes(item['bytes'])} {item['dtype']}{item['shape']} held by {item['held_by']}"
                             for item in taken["largest_new"][:2]) or "-"
+        files = "; ".join(f"{format_bytes(item['bytes'])} {os.path.basename(item['path'])}"
+                          for item in taken.get("file_pages_by_file", [])[:3]) or "-"
         if taken.get("failed"):
             largest = f"a census at {format_bytes(taken['rss'])} failed ({taken['failed']}); this is an earlier one"
         rows.append([run["variant"], f"{format_bytes(taken['rss'])} ({taken['phase']})",
                      *(format_bytes(taken["groups"][group]) if group in taken["groups"] else "-" for group in GROUPS),
-                     largest])
-    return ["run", "census at RSS (phase)", *GROUPS, "largest new"], rows
+                     largest, files])
+    return ["run", "census at RSS (phase)", *GROUPS, "largest new", "files with resident pages"], rows
 
 
 def nvml_of(run: dict, jobs: int) -> int | None:
@@ -420,6 +432,10 @@ def format_report(results: dict) -> str:
     for run in results["runs"]:
         if run["report"]:
             lines += ["", f"{run['variant']}:", *(f"- {line}" for line in report_lines(run["report"]))]
+    artifacts = [(run["variant"], run["artifact"]) for run in results["runs"] if run.get("artifact")]
+    if any(found["kernels"] or found["built_for"] for _, found in artifacts):
+        lines += ["", "GPU code in each artifact (`aoti-hooks inspect`; runs with plugins against the target):", "",
+                  *(f"- {variant}: {artifact_line(found)}" for variant, found in artifacts)]
     for run in results["runs"]:
         breakdown = run.get("peak_breakdown")
         if breakdown:
@@ -433,6 +449,15 @@ def format_report(results: dict) -> str:
                         for group in breakdown["groups"]), "```"]
     lines += ["", timeline_line(results)]
     return "\n".join(lines)
+
+
+def artifact_line(found: dict) -> str:
+    """``12 kernels, up to 101376 B shared; built for sm_120; launches on the target`` (or its problems)."""
+    kernels = (f"{found['kernels']} kernels, up to {found['max_shared_bytes']} B shared" if found["kernels_readable"]
+               else "kernels' shared memory compiled in (not readable)")
+    verdict = ("; ".join(found["problems"][:3]) + (f" (+{len(found['problems']) - 3} more)" if len(found["problems"]) > 3
+                                                    else "")) if found["problems"] else "nothing against the target"
+    return f"{kernels}; built for {', '.join(found['built_for']) or 'no CUDA binary'}; {verdict}"
 
 
 NO_TIMELINE = 'no timeline.png (matplotlib is not installed: pip install "aoti-hooks[bench]")'

@@ -3,7 +3,8 @@
 It reads a ``.pt2`` package, with no GPU and no torch:
 - each wrapper's ``launchKernel(kernel, grid_0, grid_1, grid_2, <warps>, <shared bytes>, ...)``
   gives a kernel's threads and the dynamic shared memory it is launched with;
-- each ``.cubin`` member's ELF header gives the architecture its code was built for;
+- each ``.cubin`` member's ELF header gives the architecture its code was built for (a member
+  baked as PTX, ``code=ptx``, gives its ``.target``: the driver builds it on load);
 - a library's embedded CUDA images give theirs, for kernels built into the ``.so``.
 
 A kernel launches on a target when its shared memory fits the target's (`core.target.PROFILES`)
@@ -57,6 +58,29 @@ def cuda_arch(elf: bytes) -> int | None:
     return wide if low < 10 and wide >= 100 else low
 
 
+_PTX_TARGET = re.compile(rb"^\s*\.target\s+sm_(\d+)(a?)", re.MULTILINE)
+
+
+def ptx_target(text: bytes) -> tuple[int, bool] | None:
+    """``(SM, architecture-specific)`` a PTX text targets (a kernel baked as PTX, ``code=ptx``):
+    ``.target sm_80`` is ``(80, False)``, ``sm_90a`` ``(90, True)``; None if it is not PTX."""
+    if b".version" not in text[:4096]:
+        return None
+    found = _PTX_TARGET.search(text[:65536])
+    return (int(found.group(1)), bool(found.group(2))) if found else None
+
+
+def ptx_arch(text: bytes) -> int | None:
+    """The SM a PTX text targets, or None."""
+    found = ptx_target(text)
+    return found[0] if found else None
+
+
+def ptx_runs_on(built: int, specific: bool, target: int) -> bool:
+    """The driver builds PTX for SM ``built`` on that SM or a later one; ``sm_90a``-style PTX on that SM only."""
+    return target == built if specific else target >= built
+
+
 def embedded_arches(library: bytes) -> list[int]:
     """The SMs of the CUDA ELF images embedded in a library (kernels built into a ``.so``)."""
     found, start = set(), library.find(_ELF_MAGIC, 1)
@@ -73,10 +97,28 @@ def runs_on(built: int, target: int) -> bool:
     return built // 10 == target // 10 and built % 10 <= target % 10
 
 
+def not_runnable_here(target_text: str | None) -> str | None:
+    """Why an artifact a session built for ``target_text`` cannot run on this machine's GPU, or None.
+
+    Triton's PTX for sm_90 and later is architecture-specific (``sm_90a``, ``sm_120a``)."""
+    if not target_text:
+        return None
+    from ..core.target import parse_target
+    from ..seams.inductor.arch import local_sm
+
+    target, local = parse_target(target_text), local_sm()
+    if target.sm is None or local is None:
+        return None
+    fine = ptx_runs_on(target.sm, target.sm >= 90, local) if target.ptx else runs_on(target.sm, local)
+    return None if fine else (f"its kernels are built for sm_{target.sm} and this GPU is sm_{local}; "
+                              f"--target {target_text.split(',')[0]},sm=local builds them for this GPU")
+
+
 def read_package(path: str) -> dict:
     """The kernels, cubin architectures and embedded architectures of a ``.pt2`` package."""
     kernels: dict[str, Kernel] = {}
     arches: dict[str, int] = {}
+    ptx: dict[str, str] = {}
     embedded: set[int] = set()
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
@@ -87,12 +129,16 @@ def read_package(path: str) -> dict:
                     kernel = variable.rsplit(".", 1)[-1]
                     kernels[kernel] = Kernel(kernel, int(shared), int(warps) * 32)
             elif name.endswith(".cubin"):
-                arch = cuda_arch(archive.read(info))
+                binary = archive.read(info)
+                arch, as_ptx = cuda_arch(binary), ptx_target(binary)
                 if arch is not None:
                     arches[name.rsplit("/", 1)[-1]] = arch
+                elif as_ptx is not None:  # baked as PTX (code=ptx): built by the driver on load
+                    ptx[name.rsplit("/", 1)[-1]] = f"sm_{as_ptx[0]}{'a' if as_ptx[1] else ''}"
             elif name.endswith(".so"):
                 embedded.update(embedded_arches(archive.read(info)))
-    return {"kernels": list(kernels.values()), "cubin_arches": arches, "embedded_arches": sorted(embedded)}
+    return {"kernels": list(kernels.values()), "cubin_arches": arches, "ptx_targets": ptx,
+            "embedded_arches": sorted(embedded)}
 
 
 def read_program(path: str) -> dict:
@@ -121,11 +167,39 @@ def verdict(found: dict, smem: int | None, sm: int | None) -> list[str]:
     if sm is not None:
         built = sorted({*found["cubin_arches"].values(), *found["embedded_arches"]})
         problems += [f"code built for sm_{arch} does not run on sm_{sm}" for arch in built if not runs_on(arch, sm)]
+        for spelled in sorted(set(found.get("ptx_targets", {}).values())):
+            arch, specific = int(spelled[3:].rstrip("a")), spelled.endswith("a")
+            if not ptx_runs_on(arch, specific, sm):
+                problems.append(f"PTX for {spelled} is not built by the driver on sm_{sm}")
     return problems
 
 
+def artifact_summary(package: str, target_text: str | None) -> dict | None:
+    """What `run` would say of the artifact a compile wrote (a ``.pt2`` at ``package``, or the ``.pte``
+    in the folder of its name), for bench's report; None when there is none."""
+    from ..core.target import parse_target
+
+    folder = os.path.splitext(package)[0]
+    programs = sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                      if name.endswith(".pte")) if os.path.isdir(folder) else []
+    if os.path.isfile(package) and zipfile.is_zipfile(package):
+        found = read_package(package)
+    elif programs:
+        found = read_program(programs[0])
+    else:
+        return None
+    target = parse_target(target_text) if target_text else None
+    problems = verdict(found, target.smem, target.sm) if target is not None else []
+    shared = [kernel.shared_bytes for kernel in found["kernels"]]
+    return {"kernels": len(shared), "kernels_readable": found.get("kernels_readable", True),
+            "max_shared_bytes": max(shared, default=None),
+            "built_for": sorted({*(f"sm_{arch}" for arch in (*found["cubin_arches"].values(), *found["embedded_arches"])),
+                                 *(f"PTX {spelled}" for spelled in found.get("ptx_targets", {}).values())}),
+            "problems": problems}
+
+
 def run(args) -> int:
-    from ..core.target import PROFILES, SM, parse_target
+    from ..core.target import PROFILES, parse_target
 
     if args.artifact.endswith(".pte") and os.path.isfile(args.artifact):
         try:
@@ -143,8 +217,8 @@ def run(args) -> int:
     smem = sm = None
     if args.target:
         target = parse_target(args.target)
-        smem, sm = target.smem, SM.get(target.name)
-        if args.target not in PROFILES and smem is None:
+        smem, sm = target.smem, target.sm
+        if args.target.split(",")[0] not in PROFILES and smem is None:
             print("aoti-hooks inspect: --target needs a GPU profile or smem=<bytes>; 'local' names no GPU here",
                   file=sys.stderr)
             return 2
@@ -162,7 +236,9 @@ def run(args) -> int:
             mark = "" if kernel.launches_on_target is None else ("  ok" if kernel.launches_on_target else "  NO")
             print(f"  {kernel.name}: {kernel.shared_bytes} B shared, {kernel.threads} threads{mark}")
         arches = sorted({*found["cubin_arches"].values(), *found["embedded_arches"]})
-        print("  built for: " + (", ".join(f"sm_{arch}" for arch in arches) or "no CUDA binary found"))
+        built = [f"sm_{arch}" for arch in arches] + [f"PTX for {spelled}" for spelled in
+                                                     sorted(set(found.get("ptx_targets", {}).values()))]
+        print("  built for: " + (", ".join(built) or "no CUDA binary found"))
         if args.target:
             fine = ("every kernel launches" if found.get("kernels_readable", True)
                     else "its code is for this architecture (shared memory cannot be checked from a .pte)")

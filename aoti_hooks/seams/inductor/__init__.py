@@ -10,7 +10,8 @@ While a session is active (`hold`) the patches route
 - `configs`: traced ``triton.autotune`` calls to ``autotune_configs``, compiled configs to
   ``compiled_configs``, Inductor's autotune cache keyed by what the plugins change;
 - `serialization`: the constants' gathering buffer and the package's file copies go through files;
-- `entry`: torch's own ``aoti_compile_and_package`` called inside a session goes to the plain-AOTI host.
+- `entry`: torch's own ``aoti_compile_and_package`` called inside a session goes to the plain-AOTI host;
+- `arch`: the baked Triton kernels are built for the session's target architecture.
 `symbols` names every private symbol (checked before anything is installed; ``aoti-hooks doctor``
 lists them); `record` holds what a session's answers are while Inductor uses them; `scheduled`
 reads what a scheduled graph's kernels read and write.
@@ -21,25 +22,24 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..patching import Patch, PatchSet
-from . import configs, constants, entry, examples, first_pass, serialization, threads, unlift
+from . import arch, configs, constants, entry, examples, first_pass, serialization, threads, unlift
 from .constants import as_constant
 from .examples import autotune_example
 from .record import HostBacked
 from .scheduled import extern_read_constants, written_constants
-from .symbols import (SUPPORTED_TORCH, SYMBOLS, check, check_torch_version, config_patch, config_value,
+from .arch import compile_options as target_compile_options
+from .symbols import (_READ_ONLY, SUPPORTED_TORCH, SYMBOLS, check, check_torch_version, config_patch, config_value,
                       constant_values_read_at_compile_time)
 
 from .entry import host_call, route
 
 __all__ = ["HostBacked", "PATCHES", "host_call", "route", "SUPPORTED_TORCH", "activate", "as_constant", "autotune_example", "check",
            "config_patch", "config_value", "constant_values_read_at_compile_time", "deactivate",
-           "extern_read_constants", "hold", "patched_attributes", "written_constants"]
+           "extern_read_constants", "hold", "target_compile_options", "patched_attributes", "written_constants"]
 
-# Read, not patched: the traced-call patch builds a call's own kernel wrapper with it.
-_READ_ONLY = {"torch._higher_order_ops.triton_kernel_wrap.TraceableTritonKernelWrapper.__init__"}
 MAKERS: dict[str, Callable[[Callable], Any]] = {
     **constants.MAKERS, **unlift.MAKERS, **examples.MAKERS, **first_pass.MAKERS, **configs.MAKERS,
-    **serialization.MAKERS, **entry.MAKERS}
+    **serialization.MAKERS, **entry.MAKERS, **arch.MAKERS}
 
 
 def _build() -> list[Patch]:

@@ -83,9 +83,16 @@ SYMBOLS = (
            ("exported_program", "_deprecated_unused_args", "_deprecated_unused_kwargs", "package_path", "inductor_configs")),
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TraceableTritonKernelWrapper.__init__",
            ("self", "kernel", "kernel_idx", "grid")),
+    Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner.save_gpu_kernel", ("self", "stream", "launcher")),
+    Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._create_compile_meta", ("self", "cfg")),
+    Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._create_compile_options",
+           ("self", "cfg", "compile_meta")),
 )
-# Read, not patched: the traced-call patch builds a call's own kernel wrapper with it.
-_READ_ONLY = {"torch._higher_order_ops.triton_kernel_wrap.TraceableTritonKernelWrapper.__init__"}
+# Read, not patched: the traced-call patch builds a call's own kernel wrapper with them; the target
+# build (`arch`) compiles a winner's config with them.
+_READ_ONLY = {"torch._higher_order_ops.triton_kernel_wrap.TraceableTritonKernelWrapper.__init__",
+              "torch._inductor.runtime.triton_heuristics.CachingAutotuner._create_compile_meta",
+              "torch._inductor.runtime.triton_heuristics.CachingAutotuner._create_compile_options"}
 
 
 def check_torch_version() -> None:

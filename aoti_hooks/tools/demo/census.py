@@ -18,7 +18,8 @@ bytes ``/proc/self/smaps`` gives (a mapping of zeros never written, as placement
 nothing until written; a storage mapped from a file, such as ``torch.load(mmap=True)``,
 safetensors or a spill file, counts its resident file pages, also given apart as ``file pages``).
 A storage inside a shared heap mapping counts its whole size. The largest new storages are listed
-with the type names of what refers to them.
+with the type names of what refers to them, and the files whose pages are resident (all of them,
+not only storages' files: libraries, artifacts) with their resident bytes.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def _cpu_storages(objects) -> dict[int, tuple[int, object]]:
     return found
 
 
-def _mappings() -> list[tuple[int, int, int, int]]:
-    """``(start, end, resident bytes, anonymous bytes)`` of this process's mappings, sorted; empty without /proc."""
+def _mappings() -> list[tuple[int, int, int, int, str]]:
+    """``(start, end, resident bytes, anonymous bytes, path)`` of this process's mappings, sorted; empty
+    without /proc. ``path`` is the mapped file's, or ``[heap]``-style names, or empty."""
     found, current = [], None
     try:
         with open("/proc/self/smaps") as smaps:
@@ -64,7 +66,8 @@ def _mappings() -> list[tuple[int, int, int, int]]:
                 head = line.split(None, 1)[0]
                 if "-" in head and not head.endswith(":"):
                     start, end = (int(part, 16) for part in head.split("-"))
-                    current = [start, end, 0, 0]
+                    fields = line.split(None, 5)
+                    current = [start, end, 0, 0, fields[5].strip() if len(fields) > 5 else ""]
                     found.append(current)
                 elif head == "Rss:" and current is not None:
                     current[2] = int(line.split()[1]) * 1024
@@ -79,11 +82,23 @@ def _resident(pointer: int, nbytes: int, mappings, starts) -> tuple[int, int]:
     """``(resident, of which file pages)`` of the storage at ``pointer``: its own mapping's, or its size."""
     index = bisect.bisect_right(starts, pointer) - 1
     if index >= 0:
-        start, end, resident, anonymous = mappings[index]
+        start, end, resident, anonymous, _ = mappings[index]
         if start <= pointer and pointer + nbytes <= end and end - start <= nbytes + OWN_MAPPING_SLACK:
             resident = min(resident, nbytes)  # the mapping's few extra pages are the allocator's, not the storage's
             return resident, min(resident, max(0, resident - anonymous))
     return nbytes, 0
+
+
+def file_pages_by_file(mappings, top: int = 5) -> list[dict]:
+    """The ``top`` files whose pages this process holds resident, by bytes (all their mappings together):
+    libraries, memory-mapped weights, spill files, artifacts. The kernel can drop these pages
+    (written back first when dirty); they are in RSS but not in the anonymous figure."""
+    by_path: dict[str, int] = {}
+    for _, _, resident, anonymous, path in mappings:
+        if path.startswith("/") and resident > anonymous:
+            by_path[path] = by_path.get(path, 0) + resident - anonymous
+    largest = sorted(by_path.items(), key=lambda item: -item[1])[:top]
+    return [{"path": path, "bytes": nbytes} for path, nbytes in largest]
 
 
 def storage_keys() -> set[int]:
@@ -150,4 +165,4 @@ def census(before: set[int], anonymous: int | None, top: int = 5) -> dict:
     largest = [{"bytes": nbytes, "shape": list(tensor.shape), "dtype": str(tensor.dtype).replace("torch.", ""),
                 "held_by": _holders(tensor, skip)} for nbytes, tensor in new[:top]]
     del objects, storages, new
-    return {"groups": groups, "largest_new": largest}
+    return {"groups": groups, "largest_new": largest, "file_pages_by_file": file_pages_by_file(mappings)}

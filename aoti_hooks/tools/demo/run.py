@@ -83,16 +83,17 @@ def run_in_worker(command: str, spec: dict, folder: Path, name: str, env: dict) 
 
 def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | None, steps: int,
              out: str | None, quiet: bool, options: dict | None = None, target: str | None = None,
-             keep: bool = False) -> dict:
+             keep: bool = False, inductor: dict | None = None) -> dict:
     """Stock, then ``plugins`` (none: stock alone); the artifacts stay in ``out`` (or, with ``keep``, in
-    the temporary folder), else the temporary folder is removed."""
+    the temporary folder), else the temporary folder is removed. ``inductor``: Inductor options of
+    both compiles (``max_autotune``, for a script that measures matmul templates)."""
     if config not in CONFIGS:
         raise AotiHooksError(f"unknown demo config {config!r}{did_you_mean(config, CONFIGS)}; "
                              f"choose one of {', '.join(CONFIGS)}")
     folder = Path(out or tempfile.mkdtemp(prefix="aoti-hooks-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        results = _run_demo(folder, config, plugins, ctx, layers, steps, quiet, options, target)
+        results = _run_demo(folder, config, plugins, ctx, layers, steps, quiet, options, target, inductor or {})
     except BaseException:
         if not quiet:
             print(f"artifacts and logs of the failed run: {folder}", file=sys.stderr)
@@ -103,13 +104,14 @@ def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | Non
     return results
 
 
-def _run_demo(folder: Path, config: str, plugins: list[str], ctx, layers, steps, quiet, options, target) -> dict:
+def _run_demo(folder: Path, config: str, plugins: list[str], ctx, layers, steps, quiet, options, target,
+              inductor) -> dict:
     base = {"config": config, "ctx": ctx, "layers": layers, "target": target,
             # Weights as a blob beside the .so, the layout ExecuTorch's AOTI backends write;
             # it keeps multi-GB constants out of the shared library.
             "inductor_configs": {"aot_inductor.precompile_headers": False,
                                  "aot_inductor.package_constants_in_so": False,
-                                 "aot_inductor.package_constants_on_disk_format": "binary_blob"}}
+                                 "aot_inductor.package_constants_on_disk_format": "binary_blob", **inductor}}
     results = {"config": CONFIGS[config].with_(ctx=ctx, layers=layers).__dict__, "folder": str(folder), "runs": []}
     packages = {}
     for variant, names in (("stock", []), ("plugins", plugins))[: 2 if plugins else 1]:
@@ -142,9 +144,14 @@ def constants_digest(package: str) -> str:
 def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
     import torch
 
+    from ..kernels import not_runnable_here
+
     digests = {variant: constants_digest(path) for variant, path in packages.items()}
+    not_here = {variant: not_runnable_here(base.get("target")) for variant in packages if variant != "stock"}
     logits = {}
     for variant, package in [("eager", None), *packages.items()]:
+        if not_here.get(variant):
+            continue
         spec = {**base, "package": package, "steps": steps, "logits": str(folder / f"{variant}.logits.pt")}
         try:
             run_in_worker("outputs", spec, folder, f"outputs-{variant}", dict(os.environ))
@@ -161,6 +168,11 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
         logits[variant] = torch.load(spec["logits"])
     check = {}
     for variant in packages:
+        if not_here.get(variant):
+            check[variant] = {"steps": 0, "max_rel_error_vs_eager": None, "bitwise_equal_to_stock": None,
+                              "constants_equal_to_stock": digests[variant] == digests["stock"],
+                              "note": f"not run here: {not_here[variant]}"}
+            continue
         errors = [float((got - want).abs().max() / want.abs().max().clamp_min(1e-12))
                   for got, want in zip(logits[variant], logits["eager"])]
         check[variant] = {"steps": steps, "max_rel_error_vs_eager": max(errors),
@@ -208,8 +220,9 @@ def format_demo(results: dict) -> str:
                  f"{results['check']['stock']['steps']} decode steps checked; {where}")
     lines.append("compile (AOTI call) is the compile alone; the progress lines' times are each whole step "
                  "(process start, model build, export, compile).")
-    if results["check"]["stock"].get("note"):
-        lines.append(results["check"]["stock"]["note"])
+    for variant, check in results["check"].items():
+        if check.get("note") and (variant == "stock" or check["note"] != results["check"]["stock"].get("note")):
+            lines.append(check["note"] if variant == "stock" else f"{variant}: {check['note']}")
     for run in runs:
         if run.get("host_phase_peaks"):
             lines.append(f"host, {','.join(run['plugins']) or 'stock'}: {host_line(run)}")

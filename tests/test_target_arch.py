@@ -1,0 +1,110 @@
+"""A session's target architecture is what the baked Triton kernels are built for.
+
+No GPU here, so no Inductor compile bakes a CUDA kernel on this machine. The test drives the real
+baking step (``CachingAutotuner.save_gpu_kernel`` writing ``CudaKernelParamCache``) on a real
+Triton kernel, compiled by the real Triton for an H100 (sm_90) as Inductor's autotuner would have
+left it; the autotuner's device properties are a stand-in for that H100 (it says so below). What
+lands in the cache is read back as the artifact's cubin is read (`tools.kernels.cuda_arch`).
+"""
+
+from types import SimpleNamespace
+
+import pytest
+
+import aoti_hooks
+from aoti_hooks.core.errors import AotiHooksError
+from aoti_hooks.tools.kernels import cuda_arch, ptx_arch
+
+triton = pytest.importorskip("triton")
+tl = triton.language
+pytest.importorskip("triton.backends.nvidia")
+
+from torch._inductor.codecache import CudaKernelParamCache  # noqa: E402
+from torch._inductor.runtime.hints import DeviceProperties  # noqa: E402
+from torch._inductor.runtime.triton_heuristics import CachingAutotuner  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+
+@triton.jit
+def add_kernel(x, y, out, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    tl.store(out + offsets, tl.load(x + offsets, mask=mask) + tl.load(y + offsets, mask=mask), mask=mask)
+
+
+SIGNATURE = {"x": "*fp32", "y": "*fp32", "out": "*fp32", "n": "i32", "BLOCK": "constexpr"}
+
+
+def _h100_props():
+    """A stand-in for an H100's properties (no GPU here to ask): the local GPU of the compile."""
+    fields = DeviceProperties._fields
+    values = dict(type="cuda", index=0, multi_processor_count=132, cc=90, major=9, regs_per_multiprocessor=65536,
+                  max_threads_per_multi_processor=2048, warp_size=32)
+    return DeviceProperties(**{name: values.get(name) for name in fields})
+
+
+def _baked(name: str, target=None) -> dict:
+    """Bake ``add_kernel`` as Inductor does after autotuning on the H100, in a session for ``target``."""
+    meta = {"signature": SIGNATURE, "device": _h100_props(), "constants": {}, "configs": [{}]}
+    config = triton.Config({"BLOCK": 1024}, num_warps=4, num_stages=1)
+    autotuner = CachingAutotuner(add_kernel, meta, [config], None, [], False, None,
+                                 inductor_meta={"kernel_name": name})
+    local = triton.compile(ASTSource(add_kernel, SIGNATURE, {"BLOCK": 1024}, {}),
+                           target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+    launcher = SimpleNamespace(bin=local, config=config, def_args=["x", "y", "out", "n"],
+                               call_args=["x", "y", "out", "n"], global_scratch=None, profile_scratch=None)
+    if target is None:
+        autotuner.save_gpu_kernel(None, launcher)
+        return {"params": CudaKernelParamCache.get(name)}
+    with aoti_hooks.session(["kv_elide"], target=target) as session:
+        autotuner.save_gpu_kernel(None, launcher)
+    return {"params": CudaKernelParamCache.get(name), "report": session.report.get("target")}
+
+
+def _binary(params) -> bytes:
+    with open(params["cubin_path"], "rb") as file:
+        return file.read()
+
+
+def test_stock_bakes_the_local_gpus_code():
+    assert cuda_arch(_binary(_baked("triton_poi_stock_0")["params"])) == 90
+
+
+def test_a_target_of_another_architecture_bakes_its_cubin():
+    found = _baked("triton_poi_rtx5090_0", "rtx5090")
+    assert cuda_arch(_binary(found["params"])) == 120
+    assert found["params"]["shared_mem"] <= 101_376
+    assert found["report"] == {"kernels_built_as_cubin_for_sm_120": 1}
+    assert cuda_arch(_binary(_baked("triton_poi_rtx4090_0", "rtx4090")["params"])) == 89
+
+
+def test_the_same_architecture_keeps_the_local_build():
+    found = _baked("triton_poi_h100_0", "h100")
+    assert cuda_arch(_binary(found["params"])) == 90
+    assert found["report"] == {}
+    assert cuda_arch(_binary(_baked("triton_poi_sized_0", "rtx5090,sm=90")["params"])) == 90
+
+
+def test_code_ptx_bakes_ptx_the_driver_builds_on_load():
+    found = _baked("triton_poi_a100_ptx_0", "a100,code=ptx")
+    binary = _binary(found["params"])
+    assert binary.endswith(b"\0") and cuda_arch(binary) is None
+    assert ptx_arch(binary) == 80
+    assert found["report"] == {"kernels_built_as_ptx_for_sm_80": 1}
+
+
+def test_an_architecture_triton_cannot_build_for_is_refused_in_one_sentence():
+    with pytest.raises(AotiHooksError) as caught:
+        _baked("triton_poi_sm_35_0", "smem=49152,sm=35")
+    message = str(caught.value)
+    assert "cannot build kernel triton_poi_sm_35_0 for sm_35" in message and "\n" not in message
+
+
+def test_the_compile_names_the_target_architecture_for_fatbins(monkeypatch):
+    from aoti_hooks.seams.inductor import arch, target_compile_options
+
+    monkeypatch.setattr(arch, "local_sm", lambda: 90)  # the H100 stand-in again
+    assert target_compile_options(aoti_hooks.parse_target("rtx5090"), {"a": 1}) == {"a": 1, "cuda.arch": "120"}
+    assert target_compile_options(aoti_hooks.parse_target("h100"), {"a": 1}) == {"a": 1}
+    assert target_compile_options(aoti_hooks.parse_target("smem=101376"), {}) == {}
