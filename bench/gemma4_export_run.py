@@ -5,7 +5,8 @@
 A tiny random checkpoint in the format ``export.py --prequantized`` reads (ExecuTorch's own test
 fixture writes it: 6 layers, one period of sliding and full attention, int4) is exported twice,
 each in its own process: ``python -m executorch.examples.models.gemma4_31b.export`` as is, and the
-same command after ``aoti-hooks run --plugins ... --report R --``. The script builds its compile
+same command after ``aoti-hooks run --plugins ... --report R --`` (both through `LAUNCH`, which works
+around the torchtune import that stops the script as shipped). The script builds its compile
 specs in code, so no ``aoti_hooks.*`` spec reaches it: only ``run`` can. Each process's host peak
 RSS and GPU memory (NVML, per process) are sampled; the ``.ptd`` blobs and the ``.pte`` size are
 compared; ``run``'s reports are kept. ``DIR/gemma4_export_run.json`` holds it all.
@@ -27,6 +28,14 @@ sys.path.insert(0, str(ROOT))
 
 PLUGINS = "kv_elide,chunked_dequant,sdpa_configs,const_offload"
 MODULE = "executorch.examples.models.gemma4_31b.export"
+# ``python -m MODULE ARGS``, after importing the CUDA source transformations the way bench does: the
+# package ``executorch.extension.llm.modules`` imports torchtune, whose only release (0.6.1) does not
+# import with torchao 0.18, so ``export.py`` as shipped in executorch 1.5.1 stops there on any machine
+# without a torchtune that imports. The script itself runs unedited.
+LAUNCH = ("import runpy, sys; from aoti_hooks.seams.executorch import import_skipping_package_init; "
+          "import_skipping_package_init('examples.models.gemma4_31b.cuda_source_transformations', "
+          f"'extension.llm.modules'); sys.argv = [{MODULE!r}, *sys.argv[1:]]; "
+          f"runpy.run_module({MODULE!r}, run_name='__main__', alter_sys=True)")
 
 
 def sampled(command: list[str], log: Path) -> dict:
@@ -87,6 +96,13 @@ def contents(folder: Path) -> dict:
     return {"pte_bytes": pte[0].stat().st_size if pte else None, "ptd_blobs": blobs}
 
 
+def _json_or_none(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
@@ -97,7 +113,7 @@ def main() -> int:
     checkpoint = out / "checkpoint"
     subprocess.run([sys.executable, "-c", "from executorch.examples.models.gemma4_31b.tests.test_pipeline import "
                     f"save_checkpoint; save_checkpoint({str(checkpoint)!r})"], check=True, cwd=ROOT)
-    script = ["-m", MODULE, "--prequantized", str(checkpoint), "--max-seq-len", str(args.max_seq_len)]
+    script = ["-c", LAUNCH, "--prequantized", str(checkpoint), "--max-seq-len", str(args.max_seq_len)]
     runs = {}
     for name, prefix in (("stock", [sys.executable]),
                          ("run", [sys.executable, "-m", "aoti_hooks", "run", "--plugins", PLUGINS,
@@ -109,7 +125,7 @@ def main() -> int:
     result = {"command": f"python3 bench/gemma4_export_run.py --out {out} --max-seq-len {args.max_seq_len}",
               "plugins": PLUGINS, "runs": runs,
               "ptd_equal": bool(stock["ptd_blobs"]) and stock["ptd_blobs"] == ours["ptd_blobs"],
-              "reports": json.loads((out / "reports.json").read_text()) if (out / "reports.json").exists() else None}
+              "reports": _json_or_none(out / "reports.json")}
     (out / "gemma4_export_run.json").write_text(json.dumps(result, indent=1))
     print("ptd blobs equal:", result["ptd_equal"])
     return 0 if runs["stock"]["exit"] == 0 and runs["run"]["exit"] == 0 else 1

@@ -7,6 +7,7 @@ left it; the autotuner's device properties are a stand-in for that H100 (it says
 lands in the cache is read back as the artifact's cubin is read (`tools.kernels.cuda_arch`).
 """
 
+import copy
 from types import SimpleNamespace
 
 import pytest
@@ -44,12 +45,17 @@ def _h100_props():
     return DeviceProperties(**{name: values.get(name) for name in fields})
 
 
-def _baked(name: str, target=None) -> dict:
-    """Bake ``add_kernel`` as Inductor does after autotuning on the H100, in a session for ``target``."""
+def _baked(name: str, target=None, from_a_worker: bool = False) -> dict:
+    """Bake ``add_kernel`` as Inductor does after autotuning on the H100, in a session for ``target``.
+    ``from_a_worker``: compiled in a compile worker, as Inductor's parallel compile does: the
+    autotuner came back pickled without its function and reloads it from the kernel's source."""
     meta = {"signature": SIGNATURE, "device": _h100_props(), "constants": {}, "configs": [{}]}
     config = triton.Config({"BLOCK": 1024}, num_warps=4, num_stages=1)
-    autotuner = CachingAutotuner(add_kernel, meta, [config], None, [], False, None,
+    autotuner = CachingAutotuner(copy.copy(add_kernel), meta, [config], None, [], False, None,
                                  inductor_meta={"kernel_name": name})
+    if from_a_worker:
+        autotuner.prepare_for_pickle()  # what the worker strips before sending it back
+        autotuner._reload_kernel = lambda: SimpleNamespace(fn=add_kernel)  # stands for reloading the source
     local = triton.compile(ASTSource(add_kernel, SIGNATURE, {"BLOCK": 1024}, {}),
                            target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
     launcher = SimpleNamespace(bin=local, config=config, def_args=["x", "y", "out", "n"],
@@ -77,6 +83,11 @@ def test_a_target_of_another_architecture_bakes_its_cubin():
     assert found["params"]["shared_mem"] <= 101_376
     assert found["report"] == {"kernels_built_as_cubin_for_sm_120": 1}
     assert cuda_arch(_binary(_baked("triton_poi_rtx4090_0", "rtx4090")["params"])) == 89
+
+
+def test_a_kernel_compiled_in_a_worker_process_is_built_for_the_target_too():
+    found = _baked("triton_poi_worker_0", "rtx5090", from_a_worker=True)
+    assert cuda_arch(_binary(found["params"])) == 120
 
 
 def test_the_same_architecture_keeps_the_local_build():

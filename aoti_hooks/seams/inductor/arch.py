@@ -70,8 +70,11 @@ def build_for_target(autotuner, launcher, sm: int, smem: int | None, ptx: bool):
     from triton.compiler import ASTSource
 
     name = autotuner.inductor_meta.get("kernel_name") or getattr(autotuner.fn, "__name__", "a Triton kernel")
+    fn = autotuner.fn
+    if getattr(fn, "fn", None) is None and callable(getattr(autotuner, "_reload_kernel", None)):
+        fn = autotuner._reload_kernel().fn  # compiled in a worker process: its function stayed there
     meta = autotuner._create_compile_meta(launcher.config)
-    source = ASTSource(autotuner.fn, meta["signature"], meta["constants"], meta["configs"][0])
+    source = ASTSource(fn, meta["signature"], meta["constants"], meta["configs"][0])
     options = autotuner._create_compile_options(launcher.config, meta)
     warp_size = getattr(autotuner.device_props, "warp_size_or_default", None) or 32
     try:
