@@ -408,3 +408,20 @@ def test_a_census_that_fails_leaves_the_sampling_running(monkeypatch):
         time.sleep(0.2)
         assert sampler._thread.is_alive()
     assert "AttributeError" in sampler.host_census["failed"]
+
+
+def test_shared_memory_is_memory_that_must_fit_and_the_census_names_it():
+    """A ``MAP_SHARED | MAP_ANONYMOUS`` mapping (``/dev/zero (deleted)`` in smaps) is shmem: not in
+    ``RssAnon``, not a file the kernel can drop. It counts with the anonymous memory."""
+    import mmap
+
+    from aoti_hooks.tools.demo.census import _mappings, file_pages_by_file
+    from aoti_hooks.tools.demo.measure import host_anonymous
+
+    before = host_anonymous()
+    shared = mmap.mmap(-1, 64 << 20)  # Python's default flags: shared and anonymous
+    shared.write(b"\1" * (64 << 20))
+    assert host_anonymous() - before >= 60 << 20
+    named = [item for item in file_pages_by_file(_mappings(), top=50) if item["path"].startswith("/dev/zero")]
+    assert named and named[0]["shared_memory"] and named[0]["bytes"] >= 60 << 20
+    shared.close()

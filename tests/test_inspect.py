@@ -19,6 +19,10 @@ from aoti_hooks.tools.kernels import cuda_arch, embedded_arches, runs_on
 # e_flags of real cubins per SM (cuobjdump --dump-elf)
 E_FLAGS = {70: 0x460546, 75: 0x4B054B, 80: 0x500550, 86: 0x560556, 89: 0x590559, 90: 0x5A055A,
            100: 0x6006402, 103: 0x6006702, 110: 0x6006E02, 120: 0x6007802, 121: 0x6007902}
+# The newer form (the SM in bits 8-15, flags in the low byte; sm_120 above is one): a reading of the low
+# byte alone took the lent H200's sm_90 cubins for "sm_4" and its sm_120 ones for "sm_10". These two
+# are that form with those low bytes, reconstructed from the misreadings, not copied from a dump.
+NEWER_E_FLAGS = {90: 0x5A04, 120: 0x780A}
 
 
 def cubin_header(flags: int, machine: int = 190) -> bytes:
@@ -49,6 +53,8 @@ def cuda_package(tmp_path):
 @pytest.mark.parametrize("sm", E_FLAGS)
 def test_the_architecture_is_read_from_a_cubins_header(sm):
     assert cuda_arch(cubin_header(E_FLAGS[sm])) == sm
+    if sm in NEWER_E_FLAGS:
+        assert cuda_arch(cubin_header(NEWER_E_FLAGS[sm])) == sm
     assert cuda_arch(cubin_header(E_FLAGS[sm], machine=62)) is None  # an x86-64 ELF is no cubin
 
 

@@ -351,6 +351,8 @@ def census_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
         largest = "; ".join(f"{format_bytes(item['bytes'])} {item['dtype']}{item['shape']} held by {item['held_by']}"
                             for item in taken["largest_new"][:2]) or "-"
         files = "; ".join(f"{format_bytes(item['bytes'])} {os.path.basename(item['path'])}"
+                          + (" (shared memory)" if item.get("shared_memory") or item["path"].startswith("/dev/zero")
+                             else "")
                           for item in taken.get("file_pages_by_file", [])[:3]) or "-"
         if taken.get("failed"):
             largest = f"a census at {format_bytes(taken['rss'])} failed ({taken['failed']}); this is an earlier one"

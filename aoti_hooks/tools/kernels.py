@@ -44,8 +44,9 @@ class Kernel:
 def cuda_arch(elf: bytes) -> int | None:
     """The SM a CUDA ELF image (a cubin) was built for, e.g. 90 or 120; None if it is not one.
 
-    Up to ``sm_90`` the low byte of ``e_flags`` holds it; from ``sm_100`` on, bits 8-23
-    (``0x5a055a`` is sm_90, ``0x6007802`` sm_120, as ``cuobjdump --dump-elf`` reads them).
+    Older ptxas writes it in the low byte of ``e_flags`` and again above it (``0x5a055a`` is sm_90);
+    newer ptxas writes it in bits 8-15 alone, with flags in the low byte: ``0x6007802`` is sm_120,
+    and the CUDA 13 ptxas on the lent H200 wrote sm_90 with a low byte of 4 and sm_120 with 10.
     """
     if len(elf) < 52 or elf[:4] != _ELF_MAGIC or elf[4] != 2:  # 64-bit ELF only
         return None
@@ -55,7 +56,7 @@ def cuda_arch(elf: bytes) -> int | None:
         return None
     (flags,) = struct.unpack_from(endian + "I", elf, 48)
     low, wide = flags & 0xFF, (flags >> 8) & 0xFFFF
-    return wide if low < 10 and wide >= 100 else low
+    return wide if 30 <= wide <= 255 else low
 
 
 _PTX_TARGET = re.compile(rb"^\s*\.target\s+sm_(\d+)(a?)", re.MULTILINE)

@@ -89,16 +89,21 @@ def _resident(pointer: int, nbytes: int, mappings, starts) -> tuple[int, int]:
     return nbytes, 0
 
 
+SHARED_MEMORY = ("/dev/zero", "/dev/shm/", "/memfd:", "/SYSV")  # shmem: swap-backed, not file pages
+
+
 def file_pages_by_file(mappings, top: int = 5) -> list[dict]:
-    """The ``top`` files whose pages this process holds resident, by bytes (all their mappings together):
-    libraries, memory-mapped weights, spill files, artifacts. The kernel can drop these pages
-    (written back first when dirty); they are in RSS but not in the anonymous figure."""
+    """The ``top`` files whose pages this process holds resident beyond anonymous ones, by bytes
+    (all their mappings together): libraries, memory-mapped weights, spill files, artifacts, whose
+    pages the kernel can drop (written back first when dirty), and shared memory (``shared_memory``
+    True: a ``/dev/zero`` mapping made ``MAP_SHARED | MAP_ANONYMOUS``, ``/dev/shm``, a memfd), which
+    only swap can take, as anonymous memory."""
     by_path: dict[str, int] = {}
     for _, _, resident, anonymous, path in mappings:
         if path.startswith("/") and resident > anonymous:
             by_path[path] = by_path.get(path, 0) + resident - anonymous
     largest = sorted(by_path.items(), key=lambda item: -item[1])[:top]
-    return [{"path": path, "bytes": nbytes} for path, nbytes in largest]
+    return [{"path": path, "bytes": nbytes, "shared_memory": path.startswith(SHARED_MEMORY)} for path, nbytes in largest]
 
 
 def storage_keys() -> set[int]:

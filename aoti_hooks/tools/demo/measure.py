@@ -67,16 +67,19 @@ def host_rss() -> int:
 
 
 def host_anonymous() -> int | None:
-    """This process's anonymous resident memory (``RssAnon``): what must fit in RAM. The rest of
-    RSS is file pages (mapped artifacts, file-backed buffers) the kernel can write back and drop."""
+    """What of this process's RSS must fit in RAM: anonymous pages (``RssAnon``) and shared memory
+    (``RssShmem``: ``/dev/zero`` and ``/dev/shm`` mappings, memfds), which only swap can take. The
+    rest of RSS is file pages (libraries, mapped artifacts, file-backed buffers) the kernel can write
+    back and drop."""
+    found = {}
     try:
         with open(f"/proc/{os.getpid()}/status") as status:
             for line in status:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith(("RssAnon:", "RssShmem:")):
+                    found[line.split(":")[0]] = int(line.split()[1]) * 1024
     except OSError:  # no /proc: not Linux
         pass
-    return None
+    return sum(found.values()) if "RssAnon" in found else None
 
 
 # Phase of a compile, read from the qualified function names on the compiling thread's stack
