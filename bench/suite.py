@@ -61,6 +61,18 @@ SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
                 {"gemma4": ["--model", "executorch:gemma4_31b", "--target", "rtx5090", "--plugins", ALL,
                             "--jobs", "2", "--check-steps", "0"]},
                 {"TORCHINDUCTOR_COMPILE_THREADS": "4"}),
+    "scale": ("at full size under a GPU memory limit: Llama 3 8B's dimensions (transformers' Llama from a config, "
+              "bf16, 15 GiB, ctx 8192) through plain AOTI, stock uncapped and kv_elide + chunked_dequant + "
+              "const_offload under 8 GiB and 2 GiB; ExecuTorch's Gemma 4 31B at 1, 2 and 4 periods @128k, int4, "
+              "CudaBackend, stock, `low_memory_mode` and all four under 25% of the weights",
+              {"llama8b-8g": ["--model", "hf:llama3-8b", "--ctx", "8192", "--plugins",
+                              "kv_elide,chunked_dequant,const_offload", "--gpu-memory-limit", "8GiB"],
+               "llama8b-2g": ["--model", "hf:llama3-8b", "--ctx", "8192", "--plugins",
+                              "kv_elide,chunked_dequant,const_offload", "--gpu-memory-limit", "2GiB"],
+               **{f"gemma4-p{n}": [*GEMMA4, "--periods", str(n), "--backend-spec", "low_memory_mode=ON",
+                                   "--plugins", ALL, "--gpu-memory-limit", "25%", "--jobs", "3", "--check-steps", "0"]
+                  for n in (1, 2, 4)}},
+              {"TORCHINDUCTOR_COMPILE_THREADS": "4"}),
     "two-pass": ("the same model in the two-pass mode (`autotune_at_compile_time=OFF`): stock and all four; the output check",
                  {"gemma4": [*GEMMA4, "--common-spec", "autotune_at_compile_time=OFF", "--plugins", ALL, "--jobs", "2"]},
                  {"TORCHINDUCTOR_COMPILE_THREADS": "8"}),

@@ -109,6 +109,8 @@ def test_the_timeline_marks_each_phase_by_the_functions_on_the_watched_threads_s
     (["bench", "--model", "demo:tiny", "--plugins", "no_such"], "unknown plugin 'no_such'"),
     (["bench", "--model", "demo:tiny", "--backend", "executorch"], "needs a CUDA GPU"),
     (["bench", "--model", "demo:tiny", "--max-gpu-peak", "8GiB"], "--max-gpu-peak needs a CUDA GPU to measure"),
+    (["bench", "--model", "demo:tiny", "--gpu-memory-limit", "2GiB"], "--gpu-memory-limit caps what a run may allocate"),
+    (["demo", "--config", "tiny", "--gpu-memory-limit", "2GiB"], "--gpu-memory-limit caps what the compile may allocate"),
     (["bench", "--model", "demo:tiny", "--common-spec", "autotune_at_compile_time"], "--common-spec 'autotune_at_compile_time' must look like <key>=<value>"),
     (["bench", "--model", "demo:tiny", "--common-spec", "a=b"], "--common-spec sets ExecuTorch compile specs"),
     (["bench", "missing.pt2", "--lm-head", "int4"], "--lm-head changes a built-in model"),
@@ -425,3 +427,47 @@ def test_shared_memory_is_memory_that_must_fit_and_the_census_names_it():
     named = [item for item in file_pages_by_file(_mappings(), top=50) if item["path"].startswith("/dev/zero")]
     assert named and named[0]["shared_memory"] and named[0]["bytes"] >= 60 << 20
     shared.close()
+
+
+def test_a_run_that_does_not_fit_its_gpu_memory_limit_is_a_measured_result():
+    """The worker tells an out-of-memory error (as Inductor wraps it) from other failures; the report
+    and the exit status say which run did not fit. No GPU here: the error is raised, not met."""
+    from aoti_hooks.tools import bench
+    from aoti_hooks.tools.demo.worker import out_of_memory
+
+    try:
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore text")
+        except torch.OutOfMemoryError as inner:
+            raise RuntimeError("LoweringException: wrapped") from inner
+    except RuntimeError as wrapped:
+        assert out_of_memory(wrapped) == "CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert out_of_memory(ValueError("a bug")) is None
+
+    def run(variant, fits):
+        return {"variant": variant, "plugins": [] if variant == "stock" else ["kv_elide"], "compile_s": 1.0,
+                "host_peak_rss": 1, "peak_allocated": 1, "peak_reserved": 1, "nvml_peak": 1, "package_bytes": 1,
+                "weight_bytes": 1, "artifacts": {}, "report": {},
+                **({} if fits is None else {"gpu_memory_limit": 2**30, "fits": fits, "cuda_context_bytes": 500 << 20,
+                                            "did_not_fit": None if fits else "CUDA out of memory"})}
+
+    runs = [run("stock", None), run("kv_elide", False)]
+    assert bench.over_budget(runs, None, None) == [
+        "kv_elide: did not fit in 1.00 GiB of GPU memory (CUDA out of memory)"]
+    text = bench.format_report({"device": "cuda:0", "backend": "torch", "model": None, "program": "p.pt2", "runs": runs})
+    assert "- kv_elide: did not fit (CUDA out of memory); CUDA context 500.0 MiB" in text
+    assert bench.over_budget([run("stock", None), run("kv_elide", True)], None, None) == []
+
+
+def test_a_hugging_face_llama_is_built_from_a_config_at_the_dimensions_named():
+    """``hf:llama3-8b``'s builder, at a CPU test's size: transformers' own Llama in bf16, exported."""
+    pytest.importorskip("transformers")
+    from aoti_hooks.tools.demo.hf import MODELS, exported
+
+    program, weight_bytes, cache_bytes = exported("llama3-small", ctx=64)
+    d = MODELS["llama3-small"]
+    hidden, kv = d["hidden_size"], d["num_key_value_heads"] * d["hidden_size"] // d["num_attention_heads"]
+    per_layer = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * d["intermediate_size"] + 2 * hidden
+    assert weight_bytes == 2 * (2 * d["vocab_size"] * hidden + d["num_hidden_layers"] * per_layer + hidden)
+    assert cache_bytes == 2 * d["num_hidden_layers"] * 2 * 64 * kv  # keys and values, ctx 64, bf16
+    assert any(name.endswith("layers.1.mlp.gate_proj.weight") for name in program.state_dict)

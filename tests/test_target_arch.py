@@ -37,6 +37,15 @@ def add_kernel(x, y, out, n, BLOCK: tl.constexpr):
 SIGNATURE = {"x": "*fp32", "y": "*fp32", "out": "*fp32", "n": "i32", "BLOCK": "constexpr"}
 
 
+@pytest.fixture(autouse=True)
+def _param_cache_restored():
+    """The kernels baked here leave Inductor's process-wide kernel table as it was."""
+    before = dict(CudaKernelParamCache.cache)
+    yield
+    CudaKernelParamCache.cache.clear()
+    CudaKernelParamCache.cache.update(before)
+
+
 def _h100_props():
     """A stand-in for an H100's properties (no GPU here to ask): the local GPU of the compile."""
     fields = DeviceProperties._fields

@@ -56,7 +56,8 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
               common_specs: dict[str, str] | None = None, target: str | None = None, keep: bool = False,
               weights: str | None = None, check_steps: int | None = None, max_gpu_peak: int | None = None,
               max_host_peak: int | None = None, jobs: int = 1, peak_breakdown: bool = False,
-              inductor: dict[str, str] | None = None, run_options: list[dict] | None = None) -> dict:
+              inductor: dict[str, str] | None = None, run_options: list[dict] | None = None,
+              gpu_memory_limit: int | float | None = None) -> dict:
     import torch
 
     from .demo import et_gemma4
@@ -132,6 +133,13 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
         from ..seams.inductor import config_value
 
         base["inductor"] = {key: config_value(key, value) for key, value in inductor.items()}
+    if gpu_memory_limit is not None:
+        if not torch.cuda.is_available():
+            raise AotiHooksError("--gpu-memory-limit caps what a run may allocate on a CUDA GPU; this machine has "
+                                 "none (gate the host with --max-host-peak)")
+        if gpu_memory_limit <= 0:
+            raise AotiHooksError("--gpu-memory-limit needs a size above 0, e.g. 8GiB, or a share of the weights, e.g. 25%")
+        base["gpu_memory_limit"] = gpu_memory_limit
     if max_gpu_peak is not None and not torch.cuda.is_available():
         raise AotiHooksError("--max-gpu-peak needs a CUDA GPU to measure; on this machine gate on --max-host-peak")
     if peak_breakdown:
@@ -166,6 +174,9 @@ def over_budget(runs: list[dict], max_gpu_peak: int | None, max_host_peak: int |
     for run in runs:
         if not run["plugins"]:
             continue
+        if run.get("fits") is False:
+            found.append(f"{run['variant']}: did not fit in {format_bytes(run['gpu_memory_limit'])} of GPU memory "
+                         f"({run['did_not_fit']})")
         for label, key, limit in (("peak allocated", "peak_allocated", max_gpu_peak),
                                   ("host peak", "host_peak_rss", max_host_peak)):
             if limit is not None and run.get(key) is not None and run[key] > limit:
@@ -176,7 +187,7 @@ def over_budget(runs: list[dict], max_gpu_peak: int | None, max_host_peak: int |
 
 def peak_line(run: dict) -> str:
     """One machine-readable line per run: ``aoti-hooks-peak {"run": ..., "peak_allocated": bytes, ...}``."""
-    keys = ("peak_allocated", "peak_reserved", "nvml_peak", "nvml_process_peak", "host_peak_rss", "compile_s")
+    keys = ("peak_allocated", "peak_reserved", "nvml_peak", "nvml_process_peak", "host_peak_rss", "compile_s", "fits")
     return "aoti-hooks-peak " + json.dumps({"run": run["variant"], "plugins": run["plugins"],
                                             **{key: run.get(key) for key in keys}})
 
@@ -415,6 +426,13 @@ def format_report(results: dict) -> str:
                            if results["budgets"][key] is not None)
         verdict = [f"- over: {line}" for line in results["over_budget"]] or ["- every run with plugins is within it"]
         lines += ["", f"Budget for runs with plugins: {limits}", *verdict]
+    limited = [run for run in results["runs"] if run.get("gpu_memory_limit")]
+    if limited:
+        lines += ["", f"GPU memory limit for runs with plugins: {format_bytes(limited[0]['gpu_memory_limit'])} through the "
+                      f"caching allocator (stock runs uncapped, the baseline); the CUDA context is not in it:", "",
+                  *(f"- {run['variant']}: " + ("fits" if run["fits"] else f"did not fit ({run['did_not_fit']})")
+                    + (f"; CUDA context {format_bytes(run['cuda_context_bytes'])}" if run.get("cuda_context_bytes") else "")
+                    for run in limited)]
     if jobs > 1:
         lines += ["", f"Compiled up to {jobs} runs at once, each in its own process: peaks are each run's own "
                       f"(allocator; NVML's per-process figure; RSS); compile times are not comparable with one at a time."]

@@ -92,7 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     plugins, options = checked
     results = run_demo(args.config, plugins, args.ctx, args.layers, args.steps, args.out, quiet=args.json,
-                       options=options, target=args.target, keep=args.keep)
+                       options=options, target=args.target, keep=args.keep, gpu_memory_limit=args.gpu_memory_limit)
     print(json.dumps(results, indent=2) if args.json else format_demo(results))
     return 0
 
@@ -181,7 +181,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         args.ctx, args.layers, periods=args.periods, lm_head=args.lm_head,
                         common_specs=common_specs, target=args.target, keep=args.keep, weights=args.weights,
                         check_steps=args.check_steps, max_gpu_peak=args.max_gpu_peak, max_host_peak=args.max_host_peak,
-                        jobs=args.jobs, peak_breakdown=args.peak_breakdown, inductor=inductor, run_options=run_options)
+                        jobs=args.jobs, peak_breakdown=args.peak_breakdown, inductor=inductor, run_options=run_options,
+                        gpu_memory_limit=args.gpu_memory_limit)
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
@@ -208,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                                        "or smem=<bytes>,mem=<size>[,sm=<SM>]; after a profile: ,sm=local (its sizes, this GPU's code) "
                                        "or ,code=ptx")
     demo.add_argument("--layers", type=int, help="number of decoder layers")
+    demo.add_argument("--gpu-memory-limit", type=_limit, metavar="SIZE|N%",
+                      help="the compile with plugins may allocate at most SIZE (or N%% of the weights) on the GPU "
+                           "(stock uncapped)")
     demo.add_argument("--option", action="append", default=[], metavar="PLUGIN.OPTION=VALUE",
                       help="a plugin option, e.g. kv_elide.min_bytes=4MiB (repeatable)")
     demo.add_argument("--steps", type=int, default=4, help="decode steps to check against eager (default 4)")
@@ -252,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--keep", action="store_true", help="keep the compiles' packages and logs (default: removed)")
     bench.add_argument("--max-gpu-peak", type=_size, metavar="SIZE",
                        help="exit 3 when a run with plugins allocates more than SIZE on the GPU (e.g. 8GiB): a CI gate")
+    bench.add_argument("--gpu-memory-limit", type=_limit, metavar="SIZE|N%",
+                       help="each run with plugins may allocate at most SIZE (or N%% of its weights) on the GPU (the "
+                            "caching allocator's per-process fraction; the CUDA context apart): a run that does not fit "
+                            "is reported as such and exits 3, stock runs uncapped")
     bench.add_argument("--max-host-peak", type=_size, metavar="SIZE",
                        help="exit 3 when a run with plugins peaks above SIZE of host memory (RSS)")
     bench.add_argument("--peak-breakdown", action="store_true",
@@ -302,6 +310,19 @@ def _size(text: str) -> int:
         return parse_size(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+
+
+def _limit(text: str) -> int | float:
+    """A size (``8GiB``), or a share of the run's weights (``25%``) as a float."""
+    if text.strip().endswith("%"):
+        try:
+            share = float(text.strip()[:-1]) / 100
+        except ValueError:
+            share = 0.0
+        if not 0 < share <= 10:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a share of the weights above 0%, e.g. 25%")
+        return share
+    return _size(text)
 
 
 def _count(text: str) -> int:

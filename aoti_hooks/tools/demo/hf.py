@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import torch
 
-# name -> the config's dimensions; ``qwen3`` is Qwen3-0.6B's, ``qwen3-small`` a CPU test's size
+# name -> the config's dimensions; ``qwen3`` is Qwen3-0.6B's, ``llama3-8b`` Llama 3 8B's (15 GiB in
+# bf16), the ``-small`` ones a CPU test's size. ``family`` picks transformers' model class.
 MODELS = {
-    "qwen3": dict(vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
+    "qwen3": dict(family="qwen3", vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28,
                   num_attention_heads=16, num_key_value_heads=8, head_dim=128, tie_word_embeddings=True),
-    "qwen3-small": dict(vocab_size=16384, hidden_size=512, intermediate_size=1536, num_hidden_layers=4,
+    "qwen3-small": dict(family="qwen3", vocab_size=16384, hidden_size=512, intermediate_size=1536, num_hidden_layers=4,
                         num_attention_heads=8, num_key_value_heads=4, head_dim=64, tie_word_embeddings=False),
+    "llama3-8b": dict(family="llama", vocab_size=128256, hidden_size=4096, intermediate_size=14336,
+                      num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, rope_theta=500000.0,
+                      tie_word_embeddings=False),
+    "llama3-small": dict(family="llama", vocab_size=8192, hidden_size=512, intermediate_size=1792,
+                         num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2, rope_theta=500000.0,
+                         tie_word_embeddings=False),
 }
 DEFAULT_CTX = 4096
 
@@ -23,7 +30,7 @@ DEFAULT_CTX = 4096
 def exported(name: str, layers: int | None = None, ctx: int | None = None, seed: int = 0):
     """``(program, weight bytes, cache bytes)``: Hugging Face model ``name`` exported for one decode step."""
     try:
-        from transformers import Qwen3Config, Qwen3ForCausalLM
+        from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
         from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
     except ImportError:
         from ...core.errors import AotiHooksError
@@ -31,13 +38,16 @@ def exported(name: str, layers: int | None = None, ctx: int | None = None, seed:
         raise AotiHooksError("--model hf:... builds a Hugging Face model and needs transformers: "
                              "pip install transformers") from None
     ctx = ctx or DEFAULT_CTX
-    dims = {**MODELS[name], **({"num_hidden_layers": layers} if layers else {})}
-    config = Qwen3Config(**dims, max_position_embeddings=max(ctx, 256))
+    family = MODELS[name]["family"]
+    dims = {key: value for key, value in MODELS[name].items() if key != "family"}
+    dims.update({"num_hidden_layers": layers} if layers else {})
+    config_class, model_class = {"qwen3": (Qwen3Config, Qwen3ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}[family]
+    config = config_class(**dims, max_position_embeddings=max(ctx, 256))
     torch.manual_seed(seed)
     default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)  # built in bf16: no fp32 copy of the weights on the way
+    torch.set_default_dtype(torch.bfloat16)  # built in bf16: no fp32 copy of the weights on the way (15 GiB for 8B)
     try:
-        model = Qwen3ForCausalLM(config).eval()
+        model = model_class(config).eval()
     finally:
         torch.set_default_dtype(default)
     model.generation_config.cache_implementation = "static"

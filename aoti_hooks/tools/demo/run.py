@@ -83,17 +83,25 @@ def run_in_worker(command: str, spec: dict, folder: Path, name: str, env: dict) 
 
 def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | None, steps: int,
              out: str | None, quiet: bool, options: dict | None = None, target: str | None = None,
-             keep: bool = False, inductor: dict | None = None) -> dict:
+             keep: bool = False, inductor: dict | None = None, gpu_memory_limit: int | None = None) -> dict:
     """Stock, then ``plugins`` (none: stock alone); the artifacts stay in ``out`` (or, with ``keep``, in
     the temporary folder), else the temporary folder is removed. ``inductor``: Inductor options of
-    both compiles (``max_autotune``, for a script that measures matmul templates)."""
+    both compiles (``max_autotune``, for a script that measures matmul templates). ``gpu_memory_limit``:
+    what the compile with plugins may allocate on the GPU (stock stays uncapped, the baseline)."""
     if config not in CONFIGS:
         raise AotiHooksError(f"unknown demo config {config!r}{did_you_mean(config, CONFIGS)}; "
                              f"choose one of {', '.join(CONFIGS)}")
     folder = Path(out or tempfile.mkdtemp(prefix="aoti-hooks-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        results = _run_demo(folder, config, plugins, ctx, layers, steps, quiet, options, target, inductor or {})
+        if gpu_memory_limit is not None:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise AotiHooksError("--gpu-memory-limit caps what the compile may allocate on a CUDA GPU; this "
+                                     "machine has none")
+        results = _run_demo(folder, config, plugins, ctx, layers, steps, quiet, options, target, inductor or {},
+                            gpu_memory_limit)
     except BaseException:
         if not quiet:
             print(f"artifacts and logs of the failed run: {folder}", file=sys.stderr)
@@ -105,8 +113,8 @@ def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | Non
 
 
 def _run_demo(folder: Path, config: str, plugins: list[str], ctx, layers, steps, quiet, options, target,
-              inductor) -> dict:
-    base = {"config": config, "ctx": ctx, "layers": layers, "target": target,
+              inductor, gpu_memory_limit=None) -> dict:
+    base = {"config": config, "ctx": ctx, "layers": layers, "target": target, "gpu_memory_limit": gpu_memory_limit,
             # Weights as a blob beside the .so, the layout ExecuTorch's AOTI backends write;
             # it keeps multi-GB constants out of the shared library.
             "inductor_configs": {"aot_inductor.precompile_headers": False,
@@ -121,9 +129,16 @@ def _run_demo(folder: Path, config: str, plugins: list[str], ctx, layers, steps,
         label = f"compiling {variant}" + (f" ({','.join(names)})" if names else "")
         with Progress(label, quiet):
             results["runs"].append(run_in_worker("compile", spec, folder, f"compile-{variant}", env))
-        packages[variant] = spec["package"]
+        if results["runs"][-1].get("fits") is not False:
+            packages[variant] = spec["package"]
     with Progress(f"checking {steps} decode steps: eager and each package in its own process", quiet):
         results["check"] = check_outputs(base, packages, steps, folder)
+    for run in results["runs"]:
+        if run.get("fits") is False:  # no package: nothing to run or compare
+            results["check"][run["variant"]] = {"steps": 0, "max_rel_error_vs_eager": None, "bitwise_equal_to_stock": None,
+                                                "constants_equal_to_stock": None,
+                                                "note": f"did not fit in {format_bytes(run['gpu_memory_limit'])} of GPU "
+                                                        f"memory: {run['did_not_fit']}"}
     return results
 
 
@@ -209,7 +224,7 @@ def format_demo(results: dict) -> str:
         same = check.get("bitwise_equal_to_stock")
         row += [format_bytes(run["package_bytes"]), "not run" if error is None else f"{error:.2e}",
                 "not run" if same is None else ("yes" if same else "NO"),
-                "yes" if check["constants_equal_to_stock"] else "NO"]
+                {True: "yes", False: "NO", None: "-"}[check["constants_equal_to_stock"]]]
         rows.append(row)
     lines = [table(header, rows)]
     first = runs[0]

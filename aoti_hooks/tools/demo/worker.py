@@ -30,6 +30,27 @@ from .artifacts import contents_path, described, file_digest, tensor_bytes, writ
 from .measure import Sampler, live_at_peak
 from .model import CONFIGS, build, decode_steps, export_decoder
 
+def out_of_memory(error: BaseException) -> str | None:
+    """The first line of the out-of-memory error ``error`` is or wraps (Inductor wraps what its
+    compile raises), or None when it is some other failure."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower():
+            return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def cuda_context_bytes(device: torch.device) -> int | None:
+    """What the driver charges this process before the compile beyond what torch's allocator holds:
+    the CUDA context (kernels, libraries), which no allocator limit covers."""
+    from .measure import Nvml
+
+    used = Nvml(device.index or 0).used_by(os.getpid())
+    return None if used is None else max(0, used - torch.cuda.memory_reserved(device))
+
+
 def config_of(spec: dict):
     return CONFIGS[spec["config"]].with_(ctx=spec.get("ctx"), layers=spec.get("layers"))
 
@@ -44,15 +65,30 @@ def compile_one(spec: dict) -> dict:
         lowering, weight_bytes, cache_bytes = et_gemma4.prepared_lowering(spec)
     else:
         lowering, weight_bytes, cache_bytes = _prepared_compile(spec, device)
+    limit = spec.get("gpu_memory_limit") if spec["plugins"] else None  # stock is the uncapped baseline
+    if isinstance(limit, float):  # a share of the weights (``25%`` on the command line)
+        limit = int(limit * weight_bytes)
+    context = None
     if device.type == "cuda":
         torch.cuda.init()
         torch.cuda.reset_peak_memory_stats()
+        context = cuda_context_bytes(device)
+        if limit:
+            total = torch.cuda.get_device_properties(device).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, limit / total), device)
     if spec.get("peak_breakdown"):
         allocator.record_history()
+    did_not_fit = None
     with Sampler(timeline=bool(spec.get("timeline")), census=True) as sampler:
         started_at = time.time()  # wall clock: when runs compile side by side, which overlapped
         start = time.perf_counter()
-        report, artifacts = lowering()
+        try:
+            report, artifacts = lowering()
+        except Exception as error:
+            did_not_fit = out_of_memory(error) if limit else None
+            if did_not_fit is None:
+                raise
+            report, artifacts = {}, dict
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
@@ -77,8 +113,11 @@ def compile_one(spec: dict) -> dict:
         "cache_bytes": cache_bytes,
         "report": report,
     }
+    if limit:
+        result.update(gpu_memory_limit=limit, fits=did_not_fit is None, did_not_fit=did_not_fit)
     if device.type == "cuda":
         result.update(
+            cuda_context_bytes=context,
             peak_allocated=torch.cuda.max_memory_allocated(device),
             peak_reserved=torch.cuda.max_memory_reserved(device),
             nvml_peak=sampler.device_peak,
