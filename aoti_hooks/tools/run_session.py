@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import importlib.abc
 import importlib.util
 import json
 import os
@@ -14,8 +15,10 @@ from ..core.errors import AotiHooksError
 def enter_from_environment() -> None:
     """Enter the session ``AOTI_HOOKS_RUN`` describes; at exit, append its report to the report file.
 
-    ExecuTorch's integration is turned on when ExecuTorch is installed, so its methods are covered
-    too. A bad description stops the process with one sentence, before the script runs.
+    ExecuTorch's integration is turned on when the process imports ExecuTorch's AOTI backend
+    (`_ExecuTorchIntegration`), so its methods are covered too; a process that never does (Inductor's
+    compile workers, a plain-AOTI script) imports no ExecuTorch. A bad description stops the process
+    with one sentence, before the script runs.
     """
     import aoti_hooks
 
@@ -26,7 +29,7 @@ def enter_from_environment() -> None:
     except AotiHooksError as error:
         sys.exit(f"aoti-hooks run: {error}")
     if importlib.util.find_spec("executorch") is not None:
-        import aoti_hooks.executorch  # noqa: F401  (turns the integration on)
+        sys.meta_path.insert(0, _ExecuTorchIntegration())
     session.__enter__()
     compiles_before = _compiles()
 
@@ -41,6 +44,30 @@ def enter_from_environment() -> None:
             handle.write(json.dumps(entry, default=str) + "\n")
 
     atexit.register(leave)
+
+
+class _ExecuTorchIntegration(importlib.abc.MetaPathFinder):
+    """Turns ExecuTorch's integration on right after the process imports ExecuTorch's AOTI backend
+    module, whoever imports it: the module loads as it would, then ``aoti_hooks.executorch`` runs."""
+
+    MODULE = "executorch.backends.aoti.aoti_backend"
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.MODULE:
+            return None
+        sys.meta_path.remove(self)  # once; and the search below goes to the finders that load it
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        loader = spec.loader
+        load = loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            import aoti_hooks.executorch  # noqa: F401  (turns the integration on)
+
+        loader.exec_module = exec_module
+        return spec
 
 
 def _compiles() -> int:

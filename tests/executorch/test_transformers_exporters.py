@@ -107,6 +107,25 @@ def test_a_session_imports_no_executorch_a_process_has_not_imported():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_aoti_hooks_run_turns_the_integration_on_when_the_script_imports_executorchs_backend():
+    """Under ``aoti-hooks run``, a script that imports ExecuTorch's AOTI backend gets the integration
+    (its ``preprocess`` goes through the seam) and one that never does imports no ExecuTorch."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\n"
+             "if sys.argv[1] == 'import':\n"
+             "    from executorch.backends.aoti.aoti_backend import AotiBackend\n"
+             "    from aoti_hooks.seams import executorch as seam\n"
+             "    assert seam.installed(), 'the integration is off'\n"
+             "else:\n"
+             "    assert not any(name.startswith('executorch') for name in sys.modules), 'executorch imported'\n")
+    for mode in ("import", "none"):
+        done = subprocess.run([sys.executable, "-m", "aoti_hooks", "run", "--plugins", "kv_elide", "--",
+                               sys.executable, "-c", probe, mode], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (mode, done.stderr[-2000:])
+
+
 def test_inspect_reads_the_delegate_libraries_of_a_pte(cpu_backend_in_transformers, tmp_path, capsys):
     """A .pte from transformers' exporter through the CPU AotiBackend: one delegate library, no CUDA image in it."""
     from transformers.exporters import ExecutorchConfig, ExecutorchExporter

@@ -37,7 +37,8 @@ def out_of_memory(error: BaseException) -> str | None:
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         if isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower():
-            return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            return first.split(" GPU 0 has a total capacity")[0][:300]  # torch's advice on fragmentation follows
         error = error.__cause__ or error.__context__
     return None
 
