@@ -128,3 +128,36 @@ def test_the_compile_names_the_target_architecture_for_fatbins(monkeypatch):
     assert target_compile_options(aoti_hooks.parse_target("rtx5090"), {"a": 1}) == {"a": 1, "cuda.arch": "120"}
     assert target_compile_options(aoti_hooks.parse_target("h100"), {"a": 1}) == {"a": 1}
     assert target_compile_options(aoti_hooks.parse_target("smem=101376"), {}) == {}
+
+
+@pytest.mark.parametrize("target, sm", [("rtx5090", 120), ("a100", 80)])
+def test_inspect_reads_a_baked_kernels_registers_as_cuobjdump_does(target, sm, tmp_path, capsys):
+    """The registers per thread in a real cubin's ``.nv.info``, against NVIDIA's own reader (Triton ships
+    ``cuobjdump``), and in ``inspect``'s listing of a package holding that cubin."""
+    import os
+    import re
+    import subprocess
+    import zipfile
+
+    from aoti_hooks.tools.cli import main
+    from aoti_hooks.tools.kernels import cubin_registers
+
+    name = f"triton_poi_regs_{sm}_0"
+    binary = _binary(_baked(name, target)["params"])
+    registers = cubin_registers(binary)
+    assert set(registers) == {"add_kernel"} and registers["add_kernel"] > 0
+    cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    if os.path.exists(cuobjdump):
+        (tmp_path / "k.cubin").write_bytes(binary)
+        listed = subprocess.run([cuobjdump, "--dump-resource-usage", str(tmp_path / "k.cubin")],
+                                capture_output=True, text=True).stdout
+        assert [int(n) for n in re.findall(r"REG:(\d+)", listed)] == [registers["add_kernel"]]
+    package = tmp_path / "p.pt2"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("model/data/aotinductor/model/c.wrapper.cpp",
+                         "launchKernel(kernels_.add_kernel, grid_0, grid_1, grid_2, 4, 0, kernel_args_, stream_);\n")
+        archive.writestr("model/data/aotinductor/model/c.cubin", binary)
+    assert main(["inspect", str(package), "--target", target]) == 0
+    out = capsys.readouterr().out
+    assert f"add_kernel: 0 B shared, 128 threads, {registers['add_kernel']} registers  ok" in out
+    assert f"built for: sm_{sm}" in out

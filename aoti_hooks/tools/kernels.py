@@ -3,7 +3,8 @@
 It reads a ``.pt2`` package, with no GPU and no torch:
 - each wrapper's ``launchKernel(kernel, grid_0, grid_1, grid_2, <warps>, <shared bytes>, ...)``
   gives a kernel's threads and the dynamic shared memory it is launched with;
-- each ``.cubin`` member's ELF header gives the architecture its code was built for (a member
+- each ``.cubin`` member's ELF header gives the architecture its code was built for, and its
+  ``.nv.info`` attributes each function's registers per thread (a member
   baked as PTX, ``code=ptx``, gives its ``.target``: the driver builds it on load);
 - a library's embedded CUDA images give theirs, for kernels built into the ``.so``.
 
@@ -39,6 +40,7 @@ class Kernel:
     threads: int
     launches_on_target: bool | None = None
     why_not: str | None = None
+    registers: int | None = None  # per thread, where a cubin of the package says
 
 
 def cuda_arch(elf: bytes) -> int | None:
@@ -57,6 +59,45 @@ def cuda_arch(elf: bytes) -> int | None:
     (flags,) = struct.unpack_from(endian + "I", elf, 48)
     low, wide = flags & 0xFF, (flags >> 8) & 0xFFFF
     return wide if 30 <= wide <= 255 else low
+
+
+_EIATTR_REGCOUNT, _EIFMT_SVAL = 0x2F, 0x04
+
+
+def cubin_registers(elf: bytes) -> dict[str, int]:
+    """``{function: registers per thread}`` from a cubin's ``.nv.info`` attributes (``EIATTR_REGCOUNT``:
+    a symbol index and a count, what ``cuobjdump --dump-resource-usage`` prints as ``REG``); empty
+    when ``elf`` is not a 64-bit little-endian cubin or holds none."""
+    if cuda_arch(elf) is None or elf[5] != 1:
+        return {}
+    try:
+        (shoff,) = struct.unpack_from("<Q", elf, 0x28)
+        entry, count, names_index = struct.unpack_from("<HHH", elf, 0x3A)
+        sections = [struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * entry) for i in range(count)]
+
+        def text(table: int, at: int) -> str:
+            start = sections[table][4] + at
+            return elf[start:elf.index(b"\0", start)].decode("utf-8", "replace")
+
+        counts: dict[int, int] = {}
+        symbols: list[str] = []
+        for section in sections:
+            name, kind, offset, size, link = text(names_index, section[0]), section[1], section[4], section[5], section[6]
+            if kind == 2:  # SHT_SYMTAB: 24-byte entries, names in the section it links
+                symbols = [text(link, struct.unpack_from("<I", elf, offset + i)[0]) for i in range(0, size, 24)]
+            elif name.startswith(".nv.info"):
+                at = offset
+                while at + 4 <= offset + size:
+                    form, attribute, value = struct.unpack_from("<BBH", elf, at)
+                    at += 4
+                    if form == _EIFMT_SVAL:
+                        if attribute == _EIATTR_REGCOUNT and value == 8:
+                            symbol, registers = struct.unpack_from("<II", elf, at)
+                            counts[symbol] = registers
+                        at += value
+        return {symbols[index]: registers for index, registers in counts.items() if index < len(symbols)}
+    except (struct.error, ValueError, IndexError):  # a truncated or unusual image: nothing readable
+        return {}
 
 
 _PTX_TARGET = re.compile(rb"^\s*\.target\s+sm_(\d+)(a?)", re.MULTILINE)
@@ -120,6 +161,7 @@ def read_package(path: str) -> dict:
     kernels: dict[str, Kernel] = {}
     arches: dict[str, int] = {}
     ptx: dict[str, str] = {}
+    registers: dict[str, int] = {}
     embedded: set[int] = set()
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
@@ -132,12 +174,15 @@ def read_package(path: str) -> dict:
             elif name.endswith(".cubin"):
                 binary = archive.read(info)
                 arch, as_ptx = cuda_arch(binary), ptx_target(binary)
+                registers.update(cubin_registers(binary))
                 if arch is not None:
                     arches[name.rsplit("/", 1)[-1]] = arch
                 elif as_ptx is not None:  # baked as PTX (code=ptx): built by the driver on load
                     ptx[name.rsplit("/", 1)[-1]] = f"sm_{as_ptx[0]}{'a' if as_ptx[1] else ''}"
             elif name.endswith(".so"):
                 embedded.update(embedded_arches(archive.read(info)))
+    for kernel in kernels.values():
+        kernel.registers = registers.get(kernel.name)
     return {"kernels": list(kernels.values()), "cubin_arches": arches, "ptx_targets": ptx,
             "embedded_arches": sorted(embedded)}
 
@@ -235,7 +280,8 @@ def run(args) -> int:
                   f"their kernels' shared memory is compiled in and not readable")
         for kernel in found["kernels"]:
             mark = "" if kernel.launches_on_target is None else ("  ok" if kernel.launches_on_target else "  NO")
-            print(f"  {kernel.name}: {kernel.shared_bytes} B shared, {kernel.threads} threads{mark}")
+            regs = f", {kernel.registers} registers" if kernel.registers is not None else ""
+            print(f"  {kernel.name}: {kernel.shared_bytes} B shared, {kernel.threads} threads{regs}{mark}")
         arches = sorted({*found["cubin_arches"].values(), *found["embedded_arches"]})
         built = [f"sm_{arch}" for arch in arches] + [f"PTX for {spelled}" for spelled in
                                                      sorted(set(found.get("ptx_targets", {}).values()))]
