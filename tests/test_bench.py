@@ -121,7 +121,7 @@ def test_the_timeline_marks_each_phase_by_the_functions_on_the_watched_threads_s
     (["bench", "--model", "executorch:gemma4_31b", "--backend", "torch"], "leave out --backend or give --backend executorch"),
     (["bench", "--model", "executorch:gemma4", "--layers", "2"], "(did you mean 'executorch:gemma4_31b'?)"),
     (["bench", "--model", "demo:tiny", "--weights", "bf16"], "--weights chooses the int4 or bf16 weights of --model executorch:gemma4_31b"),
-    (["bench", "--model", "demo:tiny", "--check-steps", "2"], "--check-steps chooses the decode steps checked"),
+    (["bench", "--model", "demo:tiny", "--check-steps", "2"], "--check-steps checks decode steps of --model executorch:gemma4_31b or hf:<name>"),
     (["bench", "--model", "executorch:gemma4_31b", "--check-steps", "-1"], "--check-steps must be 0"),
     (["bench", "--model", "executorch:gemma4_31b", "--periods", "0"], "--periods needs N >= 1"),
     (["bench", "--model", "executorch:gemma4_31b", "--ctx", "8"], "--ctx must be at least 16"),
@@ -471,3 +471,18 @@ def test_a_hugging_face_llama_is_built_from_a_config_at_the_dimensions_named():
     assert weight_bytes == 2 * (2 * d["vocab_size"] * hidden + d["num_hidden_layers"] * per_layer + hidden)
     assert cache_bytes == 2 * d["num_hidden_layers"] * 2 * 64 * kv  # keys and values, ctx 64, bf16
     assert any(name.endswith("layers.1.mlp.gate_proj.weight") for name in program.state_dict)
+
+
+@pytest.mark.compile
+def test_bench_checks_a_hugging_face_models_decode_steps_against_stock_and_eager(tmp_path, capsys):
+    """transformers' own Llama from a config, compiled stock and with kv_elide by bench; each package runs
+    three decode calls in its own process (the caches carried from call to call) against eager."""
+    pytest.importorskip("transformers")
+    from aoti_hooks.tools.cli import main
+
+    assert main(["bench", "--model", "hf:llama3-small", "--layers", "1", "--ctx", "64", "--plugins", "kv_elide",
+                 "--option", "kv_elide.min_bytes=1KiB", "--check-steps", "3", "--out", str(tmp_path)]) == 0
+    check = json.loads((tmp_path / "report.json").read_text())["check"]
+    assert check["kv_elide"]["steps"] == 3 and check["kv_elide"]["logits_equal_stock"] is True
+    assert check["stock"]["logits_max_abs_vs_eager"] < 0.05  # bf16: compiled and eager round apart, slightly
+    assert "logits max abs vs eager" in capsys.readouterr().out

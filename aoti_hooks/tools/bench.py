@@ -74,10 +74,12 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
                                  f"leave out --backend or give --backend executorch")
         backend = "executorch"
     backend = backend or "torch"
-    for flag, given, wanted in (("--weights", weights, "int4 or bf16 weights"),
-                                ("--check-steps", check_steps, "decode steps checked against eager")):
-        if given is not None and not executorch_model:
-            raise AotiHooksError(f"{flag} chooses the {wanted} of --model {et_gemma4.MODEL}; it does not apply here")
+    hf_model = model is not None and model.startswith("hf:")
+    if weights is not None and not executorch_model:
+        raise AotiHooksError(f"--weights chooses the int4 or bf16 weights of --model {et_gemma4.MODEL}; it does not apply here")
+    if check_steps is not None and not (executorch_model or hf_model):
+        raise AotiHooksError(f"--check-steps checks decode steps of --model {et_gemma4.MODEL} or hf:<name> against "
+                             f"eager; it does not apply here")
     if jobs < 1:
         raise AotiHooksError("--jobs must be 1 (one compile at a time) or more")
     if check_steps is not None and check_steps < 0:
@@ -240,6 +242,10 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # each compile is its own process either way
         for future in [pool.submit(compile_run, index) for index in range(len(planned))]:
             future.result()  # a failure: the runs still running finish into the report, then it raises
+    if base.get("hf") and check_steps:
+        with Progress(f"checking {check_steps} decode steps: eager and each variant's package, each in its own "
+                      f"process", quiet):
+            results["check"] = check_package_outputs(base, planned, work, folder, check_steps)
     if base.get("model") and check_steps:
         with Progress(f"checking a prefill and {check_steps} decode steps: eager and each variant's delegates, "
                       f"each in its own process, side by side", quiet):
@@ -257,6 +263,49 @@ def _write_report(results: dict, folder: Path) -> None:
 
 
 CHECKS_AT_ONCE = 3  # output checks side by side: each holds the model on the host and on the GPU
+
+
+def check_package_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:
+    """Eager and each variant's package over ``steps`` decode calls, each in its own process: the
+    logits' largest difference from eager and from stock, and whether they equal stock's bit for bit.
+    A variant that did not fit its GPU memory limit, or whose code cannot run here, says so."""
+    import torch
+
+    from .demo.run import StepFailed, run_in_worker
+    from .kernels import not_runnable_here
+
+    not_here = not_runnable_here(base.get("target"))
+    logits, check = {}, {}
+    for name, run in [("eager", None), *((f"run{index}", run) for index, run in enumerate(planned))]:
+        variant = "eager" if run is None else run["variant"]
+        if run is not None and run.get("plugins") and not_here:
+            check[variant] = {"error": f"not run here: {not_here}"}
+            continue
+        package = work / f"{name}.pt2"
+        if run is not None and not package.exists():
+            check[variant] = {"error": "no package (the compile did not finish, or did not fit)"}
+            continue
+        spec = {**base, "steps": steps, "logits": str(work / f"{name}.logits.pt"),
+                "package": None if run is None else str(package)}
+        try:
+            run_in_worker("outputs", spec, folder, f"outputs-{name}", dict(os.environ))
+        except StepFailed as error:
+            check[variant] = {"error": str(error).splitlines()[0]}
+            continue
+        logits[variant] = torch.load(spec["logits"])
+    eager, stock = logits.get("eager"), logits.get("stock")
+
+    def largest(a, b):
+        return None if a is None or b is None else max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+    for run in planned:
+        got = logits.get(run["variant"])
+        if got is not None:
+            check[run["variant"]] = {"steps": len(got), "logits_max_abs_vs_eager": largest(got, eager),
+                                     "logits_max_abs_vs_stock": largest(got, stock),
+                                     "logits_equal_stock": None if stock is None else
+                                     all(torch.equal(x, y) for x, y in zip(got, stock))}
+    return check
 
 
 def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:
@@ -408,7 +457,19 @@ def format_report(results: dict) -> str:
         source += f" ({shape['layers']} layers, ctx {shape['ctx']}" + (f", {shape['weights']})" if shape.get("weights") else ")")
     lines = [f"# aoti-hooks bench: {source}, backend {results['backend']}, on {results['device']}", "",
              "```", table(header, rows), "```"]
-    if results.get("check"):
+    if results.get("check") and any("logits_equal_stock" in entry for entry in results["check"].values()):
+        def number(value):
+            return "-" if value is None else f"{value:.3g}"
+
+        checked = [[variant, str(entry["steps"]), number(entry["logits_max_abs_vs_eager"]),
+                    number(entry["logits_max_abs_vs_stock"]), _yes(entry["logits_equal_stock"])]
+                   for variant, entry in results["check"].items() if "error" not in entry]
+        lines += ["", "Outputs: each variant's package, loaded by torch's AOTI runner in its own process, over the same "
+                      "decode calls as eager (seeded tokens, each call writing the caches the next reads):", "", "```",
+                  table(["run", "calls", "logits max abs vs eager", "vs stock", "= stock"], checked), "```",
+                  *(f"- {variant}: not checked: {entry['error']}" for variant, entry in results["check"].items()
+                    if "error" in entry)]
+    elif results.get("check"):
         failed = {variant: entry["error"] for variant, entry in results["check"].items() if "error" in entry}
         checked = [[variant, str(entry["steps"]), _yes(entry["tokens_equal_eager"]), _yes(entry["tokens_equal_stock"]),
                     f"{entry['caches_compared']}/{entry['caches_of_eager']}",

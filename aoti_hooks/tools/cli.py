@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--weights", choices=("int4", "bf16"),
                        help="--model executorch:gemma4_31b: int4 as its export quantizes (default) or bf16")
     bench.add_argument("--check-steps", type=int,
-                       help="--model executorch:gemma4_31b: decode steps checked against eager on the GPU (default 4; 0: none)")
+                       help="--model executorch:gemma4_31b or hf:<name>: decode steps checked against eager (default 4; 0: none)")
     bench.add_argument("--common-spec", action="append", default=[], metavar="KEY=VALUE",
                        help="an ExecuTorch compile spec given to every run, e.g. autotune_at_compile_time=OFF")
     bench.add_argument("--inductor", action="append", default=[], metavar="KEY=VALUE",

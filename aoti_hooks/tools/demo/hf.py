@@ -58,3 +58,12 @@ def exported(name: str, layers: int | None = None, ctx: int | None = None, seed:
     weight_bytes = sum(t.numel() * t.element_size() for t in unique.values())
     cache_bytes = sum(t.numel() * t.element_size() for n, t in program.named_buffers() if "cache" in n)
     return program, weight_bytes, cache_bytes
+
+
+def decode_inputs(name: str, steps: int, seed: int = 1) -> list[dict]:
+    """``steps`` decode calls of model ``name``: seeded tokens at positions 0, 1, ... (keyword inputs, as
+    ``TorchExportableModuleForDecoderOnlyLM`` exports them)."""
+    generator = torch.Generator().manual_seed(seed)
+    vocab = MODELS[name]["vocab_size"]
+    return [{"input_ids": torch.randint(0, vocab, (1, 1), generator=generator), "cache_position": torch.tensor([step])}
+            for step in range(steps)]

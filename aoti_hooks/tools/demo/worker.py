@@ -207,8 +207,30 @@ def lower_executorch(spec: dict, program) -> tuple[dict, Callable[[], dict]]:
 
 
 @torch.no_grad()
+def hf_outputs(spec: dict) -> dict:
+    """Decode ``steps`` of Hugging Face model ``spec["hf"]`` with eager (its exported program) or with a
+    package; save the logits. Each call writes the caches the next one reads, as generation does."""
+    from .hf import decode_inputs, exported
+
+    device = device_of(spec)
+    if spec.get("package"):
+        runner = torch._inductor.aoti_load_package(spec["package"])
+    else:
+        from torch.export.passes import move_to_device_pass
+
+        program, _, _ = exported(spec["hf"], spec.get("layers"), spec.get("ctx"))
+        runner = move_to_device_pass(program, device).module() if device.type != "cpu" else program.module()
+    with torch.no_grad():
+        logits = [runner(**{key: value.to(device) for key, value in inputs.items()}).float().cpu()
+                  for inputs in decode_inputs(spec["hf"], spec.get("steps", 4))]
+    torch.save(logits, spec["logits"])
+    return {"steps": len(logits)}
+
+
 def outputs(spec: dict) -> dict:
     """Decode ``steps`` with eager (no ``package``) or with a package; save the logits."""
+    if spec.get("hf"):
+        return hf_outputs(spec)
     config, device = config_of(spec), device_of(spec)
     steps = decode_steps(config, spec.get("steps", 4), start=spec.get("start", 0))
     if spec.get("package"):
