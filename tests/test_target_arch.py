@@ -161,3 +161,14 @@ def test_inspect_reads_a_baked_kernels_registers_as_cuobjdump_does(target, sm, t
     out = capsys.readouterr().out
     assert f"add_kernel: 0 B shared, 128 threads, {registers['add_kernel']} registers  ok" in out
     assert f"built for: sm_{sm}" in out
+
+
+def test_kernels_built_into_a_library_are_listed_with_their_architecture_and_registers():
+    """A delegate library of a .pte embeds its cubins (ExecuTorch's CudaBackend builds them in): two real
+    ones, for sm_120 and sm_80, inside a stand-in library's bytes, read back with their functions."""
+    from aoti_hooks.tools.kernels import cubin_registers, embedded_images
+
+    five = _binary(_baked("triton_poi_lib_120_0", "rtx5090")["params"])
+    hundred = _binary(_baked("triton_poi_lib_80_0", "a100")["params"])
+    library = b"\x7fELF host library" + bytes(4000) + five + bytes(123) + hundred + bytes(50)
+    assert embedded_images(library) == [(120, cubin_registers(five)), (80, cubin_registers(hundred))]

@@ -535,7 +535,7 @@ def format_report(results: dict) -> str:
 def artifact_line(found: dict) -> str:
     """``12 kernels, up to 101376 B shared; built for sm_120; launches on the target`` (or its problems)."""
     kernels = (f"{found['kernels']} kernels, up to {found['max_shared_bytes']} B shared" if found["kernels_readable"]
-               else "kernels' shared memory compiled in (not readable)")
+               else f"{found['kernels']} kernels, their shared memory compiled in (not readable)")
     verdict = ("; ".join(found["problems"][:3]) + (f" (+{len(found['problems']) - 3} more)" if len(found["problems"]) > 3
                                                     else "")) if found["problems"] else "nothing against the target"
     return f"{kernels}; built for {', '.join(found['built_for']) or 'no CUDA binary'}; {verdict}"

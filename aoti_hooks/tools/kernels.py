@@ -13,8 +13,8 @@ and a cubin's architecture runs there: the same major version and a minor versio
 the target's (``sm_80`` code runs on ``sm_86``; ``sm_90`` code does not run on ``sm_120``).
 A package compiled for the CPU bakes no GPU kernel: its list is empty.
 
-An ExecuTorch ``.pte`` holds each AOTI delegate's library in its named data: the architectures of
-the CUDA images built into it are read; its kernels' launch shared memory is compiled into the
+An ExecuTorch ``.pte`` holds each AOTI delegate's library in its named data: the CUDA images built
+into it give each kernel's architecture and registers; its launch shared memory is compiled into the
 library and is not readable, which the output says.
 """
 
@@ -36,11 +36,12 @@ _ELF_MAGIC = b"\x7fELF"
 @dataclass
 class Kernel:
     name: str
-    shared_bytes: int
-    threads: int
+    shared_bytes: int | None  # None: compiled into a library (a .pte's delegates), not readable
+    threads: int | None
     launches_on_target: bool | None = None
     why_not: str | None = None
     registers: int | None = None  # per thread, where a cubin of the package says
+    arch: int | None = None  # the SM of the image holding it, where read from a library
 
 
 def cuda_arch(elf: bytes) -> int | None:
@@ -68,7 +69,7 @@ def cubin_registers(elf: bytes) -> dict[str, int]:
     """``{function: registers per thread}`` from a cubin's ``.nv.info`` attributes (``EIATTR_REGCOUNT``:
     a symbol index and a count, what ``cuobjdump --dump-resource-usage`` prints as ``REG``); empty
     when ``elf`` is not a 64-bit little-endian cubin or holds none."""
-    if cuda_arch(elf) is None or elf[5] != 1:
+    if cuda_arch(bytes(elf[:64])) is None or elf[5] != 1:
         return {}
     try:
         (shoff,) = struct.unpack_from("<Q", elf, 0x28)
@@ -77,7 +78,7 @@ def cubin_registers(elf: bytes) -> dict[str, int]:
 
         def text(table: int, at: int) -> str:
             start = sections[table][4] + at
-            return elf[start:elf.index(b"\0", start)].decode("utf-8", "replace")
+            return bytes(elf[start:start + 4096]).split(b"\0", 1)[0].decode("utf-8", "replace")
 
         counts: dict[int, int] = {}
         symbols: list[str] = []
@@ -123,15 +124,21 @@ def ptx_runs_on(built: int, specific: bool, target: int) -> bool:
     return target == built if specific else target >= built
 
 
-def embedded_arches(library: bytes) -> list[int]:
-    """The SMs of the CUDA ELF images embedded in a library (kernels built into a ``.so``)."""
-    found, start = set(), library.find(_ELF_MAGIC, 1)
+def embedded_images(library: bytes) -> list[tuple[int, dict[str, int]]]:
+    """``(SM, {function: registers})`` of each CUDA ELF image embedded in a library (kernels built
+    into a ``.so``, alone or inside a fatbin)."""
+    found, start, view = [], library.find(_ELF_MAGIC, 1), memoryview(library)
     while start != -1:
         arch = cuda_arch(library[start:start + 64])
         if arch is not None:
-            found.add(arch)
+            found.append((arch, cubin_registers(view[start:])))
         start = library.find(_ELF_MAGIC, start + 1)
-    return sorted(found)
+    return found
+
+
+def embedded_arches(library: bytes) -> list[int]:
+    """The SMs of the CUDA ELF images embedded in a library."""
+    return sorted({arch for arch, _ in embedded_images(library)})
 
 
 def runs_on(built: int, target: int) -> bool:
@@ -188,16 +195,20 @@ def read_package(path: str) -> dict:
 
 
 def read_program(path: str) -> dict:
-    """The architectures of the CUDA images in the AOTI delegates' libraries of an ExecuTorch ``.pte``."""
+    """The GPU kernels of the AOTI delegates' libraries of an ExecuTorch ``.pte``: each CUDA image's
+    architecture and its functions' registers (their launch shared memory is compiled in)."""
     from .demo.artifacts import named_blobs
 
     embedded: set[int] = set()
+    kernels: list[Kernel] = []
     libraries = 0
     for blob in named_blobs([path]).values():
         if blob.startswith(_ELF_MAGIC):
             libraries += 1
-            embedded.update(embedded_arches(blob))
-    return {"kernels": [], "kernels_readable": False, "libraries": libraries, "cubin_arches": {},
+            for arch, registers in embedded_images(blob):
+                embedded.add(arch)
+                kernels += [Kernel(name, None, None, registers=count, arch=arch) for name, count in sorted(registers.items())]
+    return {"kernels": kernels, "kernels_readable": False, "libraries": libraries, "cubin_arches": {},
             "embedded_arches": sorted(embedded)}
 
 
@@ -205,7 +216,7 @@ def verdict(found: dict, smem: int | None, sm: int | None) -> list[str]:
     """Mark each kernel against the target; one sentence per thing that does not launch there."""
     problems = []
     for kernel in found["kernels"]:
-        if smem is not None:
+        if smem is not None and kernel.shared_bytes is not None:
             kernel.launches_on_target = kernel.shared_bytes <= smem
             if not kernel.launches_on_target:
                 kernel.why_not = f"needs {kernel.shared_bytes} B of shared memory, the target allows {smem} B"
@@ -236,8 +247,8 @@ def artifact_summary(package: str, target_text: str | None) -> dict | None:
         return None
     target = parse_target(target_text) if target_text else None
     problems = verdict(found, target.smem, target.sm) if target is not None else []
-    shared = [kernel.shared_bytes for kernel in found["kernels"]]
-    return {"kernels": len(shared), "kernels_readable": found.get("kernels_readable", True),
+    shared = [kernel.shared_bytes for kernel in found["kernels"] if kernel.shared_bytes is not None]
+    return {"kernels": len(found["kernels"]), "kernels_readable": found.get("kernels_readable", True),
             "max_shared_bytes": max(shared, default=None),
             "built_for": sorted({*(f"sm_{arch}" for arch in (*found["cubin_arches"].values(), *found["embedded_arches"])),
                                  *(f"PTX {spelled}" for spelled in found.get("ptx_targets", {}).values())}),
@@ -276,12 +287,15 @@ def run(args) -> int:
         if found.get("kernels_readable", True):
             print(f"{args.artifact}: {len(found['kernels'])} GPU kernel(s)")
         else:
-            print(f"{args.artifact}: {found['libraries']} delegate librar{'y' if found['libraries'] == 1 else 'ies'}; "
-                  f"their kernels' shared memory is compiled in and not readable")
+            print(f"{args.artifact}: {found['libraries']} delegate librar{'y' if found['libraries'] == 1 else 'ies'}, "
+                  f"{len(found['kernels'])} GPU kernel(s); their launch shared memory is compiled in and not readable")
         for kernel in found["kernels"]:
             mark = "" if kernel.launches_on_target is None else ("  ok" if kernel.launches_on_target else "  NO")
-            regs = f", {kernel.registers} registers" if kernel.registers is not None else ""
-            print(f"  {kernel.name}: {kernel.shared_bytes} B shared, {kernel.threads} threads{regs}{mark}")
+            parts = [f"{kernel.shared_bytes} B shared" if kernel.shared_bytes is not None else None,
+                     f"{kernel.threads} threads" if kernel.threads is not None else None,
+                     f"{kernel.registers} registers" if kernel.registers is not None else None,
+                     f"sm_{kernel.arch}" if kernel.arch is not None else None]
+            print(f"  {kernel.name}: {', '.join(part for part in parts if part)}{mark}")
         arches = sorted({*found["cubin_arches"].values(), *found["embedded_arches"]})
         built = [f"sm_{arch}" for arch in arches] + [f"PTX for {spelled}" for spelled in
                                                      sorted(set(found.get("ptx_targets", {}).values()))]

@@ -137,5 +137,5 @@ def test_inspect_reads_the_delegate_libraries_of_a_pte(cpu_backend_in_transforme
                                                  config=ExecutorchConfig(backend=cpu_backend_in_transformers)).program.buffer)
     assert main(["inspect", str(path), "--target", "rtx5090"]) == 0
     out = capsys.readouterr().out
-    assert "1 delegate library; their kernels' shared memory is compiled in and not readable" in out
+    assert "1 delegate library, 0 GPU kernel(s); their launch shared memory is compiled in and not readable" in out
     assert "no CUDA binary found" in out and "shared memory cannot be checked from a .pte" in out
