@@ -60,6 +60,25 @@ def package_constants(package_path: str, device: str = "cpu") -> dict[str, bytes
         return {name: tensor_bytes(tensor.cpu()) for name, tensor in constants.items()}
 
 
+def package_code(package_path: str) -> dict[str, object]:
+    """What a package's code is, apart from names and comments: per kind of member (``wrapper.cpp``,
+    ``kernel.cpp``, ``wrapper.so``, ...), the C++ sources without blank and ``//`` comment lines (which
+    record build paths and commands, and whether this process had precompiled headers) and the
+    other members' sizes."""
+    found: dict[str, object] = {}
+    with zipfile.ZipFile(package_path) as archive:
+        for info in archive.infolist():
+            kind = info.filename.rsplit("/", 1)[-1].split(".", 1)[-1] if "/aotinductor/" in info.filename else None
+            if kind is None:
+                continue
+            if kind.endswith(".cpp"):
+                lines = archive.read(info).decode("utf-8", "replace").splitlines()
+                found[kind] = [line for line in lines if line.strip() and not line.lstrip().startswith("//")]
+            else:
+                found[kind] = info.file_size
+    return found
+
+
 def tensor_bytes(tensor: torch.Tensor) -> bytes:
     """Raw bytes of a CPU tensor (no NumPy needed)."""
     tensor = tensor.contiguous()
