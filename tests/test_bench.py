@@ -476,13 +476,13 @@ def test_a_hugging_face_llama_is_built_from_a_config_at_the_dimensions_named():
 @pytest.mark.compile
 def test_bench_checks_a_hugging_face_models_decode_steps_against_stock_and_eager(tmp_path, capsys):
     """transformers' own Llama from a config, compiled stock and with kv_elide by bench; each package runs
-    three decode calls in its own process (the caches carried from call to call) against eager."""
+    two decode calls in its own process (the caches carried from call to call) against eager."""
     pytest.importorskip("transformers")
     from aoti_hooks.tools.cli import main
 
     assert main(["bench", "--model", "hf:llama3-small", "--layers", "1", "--ctx", "64", "--plugins", "kv_elide",
-                 "--option", "kv_elide.min_bytes=1KiB", "--check-steps", "3", "--out", str(tmp_path)]) == 0
+                 "--option", "kv_elide.min_bytes=1KiB", "--check-steps", "2", "--jobs", "2", "--out", str(tmp_path)]) == 0
     check = json.loads((tmp_path / "report.json").read_text())["check"]
-    assert check["kv_elide"]["steps"] == 3 and check["kv_elide"]["logits_equal_stock"] is True
+    assert check["kv_elide"]["steps"] == 2 and check["kv_elide"]["logits_equal_stock"] is True
     assert check["stock"]["logits_max_abs_vs_eager"] < 0.05  # bf16: compiled and eager round apart, slightly
     assert "logits max abs vs eager" in capsys.readouterr().out
