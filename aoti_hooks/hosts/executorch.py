@@ -33,7 +33,7 @@ from ..seams import executorch as seam, inductor
 from .lifecycle import compiling, enter_compile_contexts, history, indexed_device
 
 HOST = "executorch"
-_AOTI_BACKEND_MODULE = "executorch.backends.aoti.aoti_backend"
+AOTI_BACKEND_MODULE = "executorch.backends.aoti.aoti_backend"
 
 
 def compile_specs(plugins: Iterable[str] | str, target: Any = None, **plugin_options: dict) -> list:
@@ -69,7 +69,7 @@ def cover_loaded_backends() -> Callable[[], None]:
     an exporter that builds its own specs without ``import aoti_hooks.executorch`` first. A backend
     imported only inside the session needs that import (ExecuTorch is not imported for a session
     that may never use it). The integration stays on afterwards, as after the import."""
-    if _AOTI_BACKEND_MODULE in sys.modules and not installed():
+    if AOTI_BACKEND_MODULE in sys.modules and not installed():
         install()
     return _nothing_to_release
 

@@ -319,7 +319,6 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
     import torch
 
     from .demo.run import StepFailed, run_in_worker
-
     from .kernels import not_runnable_here
 
     def saved(name):

@@ -192,6 +192,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 3 if results["over_budget"] else 0
 
 
+TARGET_HELP = ("the GPU to export for: rtx4090, rtx5090, a100, h100, local (default), or smem=<bytes>,mem=<size>[,sm=<SM>]; "
+               "after a profile: ,sm=local (its sizes, this GPU's code) or ,code=ptx")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aoti-hooks", description="Plugins for AOTInductor exports that fit your GPU.")
     parser.add_argument("--version", action="version", version=f"aoti-hooks {doctor.version('aoti-hooks') or '(checkout)'}")
@@ -205,9 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--config", default="cpu", help="cpu (default), gpu, tiny, gemma4-31b-slice, tiny-alternating")
     demo.add_argument("--plugins", default="kv_elide", help="comma-separated plugin names (default kv_elide)")
     demo.add_argument("--ctx", type=_count, help="context length (size of the KV caches), e.g. 16384 or 128k")
-    demo.add_argument("--target", help="the GPU to export for: rtx4090, rtx5090, a100, h100, local (default), "
-                                       "or smem=<bytes>,mem=<size>[,sm=<SM>]; after a profile: ,sm=local (its sizes, this GPU's code) "
-                                       "or ,code=ptx")
+    demo.add_argument("--target", help=TARGET_HELP)
     demo.add_argument("--layers", type=int, help="number of decoder layers")
     demo.add_argument("--gpu-memory-limit", type=_limit, metavar="SIZE|N%",
                       help="the compile with plugins may allocate at most SIZE (or N%% of the weights) on the GPU "
@@ -235,9 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--option", action="append", default=[], metavar="PLUGIN.OPTION=VALUE",
                        help="a plugin option, e.g. kv_elide.min_bytes=4MiB (repeatable)")
     bench.add_argument("--ctx", type=_count, help="--model only: context length, e.g. 16384 or 128k")
-    bench.add_argument("--target", help="the GPU to export for: rtx4090, rtx5090, a100, h100, local (default), "
-                                        "or smem=<bytes>,mem=<size>[,sm=<SM>]; after a profile: ,sm=local (its sizes, this GPU's code) "
-                                       "or ,code=ptx")
+    bench.add_argument("--target", help=TARGET_HELP)
     bench.add_argument("--layers", type=int, help="--model only: number of layers")
     bench.add_argument("--periods", type=int, help="--model demo:gemma4-31b-slice or executorch:gemma4_31b: periods of "
                                                    "5 sliding + 1 full layer")
@@ -274,9 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     running.add_argument("--plugins", default="kv_elide", help="comma-separated plugin names (default kv_elide)")
     running.add_argument("--option", action="append", default=[], metavar="PLUGIN.OPTION=VALUE",
                          help="a plugin option, e.g. kv_elide.min_bytes=4MiB (repeatable)")
-    running.add_argument("--target", help="the GPU to export for: rtx4090, rtx5090, a100, h100, local (default), "
-                                          "or smem=<bytes>,mem=<size>[,sm=<SM>]; after a profile: ,sm=local (its sizes, this GPU's code) "
-                                       "or ,code=ptx")
+    running.add_argument("--target", help=TARGET_HELP)
     running.add_argument("--report", metavar="FILE", help="write each Python process's report here, one JSON line each")
     running.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command, after --")
     running.set_defaults(run=cmd_run)

@@ -29,7 +29,9 @@ def enter_from_environment() -> None:
     except AotiHooksError as error:
         sys.exit(f"aoti-hooks run: {error}")
     if importlib.util.find_spec("executorch") is not None:
-        sys.meta_path.insert(0, _ExecuTorchIntegration())
+        from ..hosts.executorch import AOTI_BACKEND_MODULE
+
+        sys.meta_path.insert(0, _ExecuTorchIntegration(AOTI_BACKEND_MODULE))
     session.__enter__()
     compiles_before = _compiles()
 
@@ -50,10 +52,11 @@ class _ExecuTorchIntegration(importlib.abc.MetaPathFinder):
     """Turns ExecuTorch's integration on right after the process imports ExecuTorch's AOTI backend
     module, whoever imports it: the module loads as it would, then ``aoti_hooks.executorch`` runs."""
 
-    MODULE = "executorch.backends.aoti.aoti_backend"
+    def __init__(self, module: str):
+        self.module = module
 
     def find_spec(self, name, path=None, target=None):
-        if name != self.MODULE:
+        if name != self.module:
             return None
         sys.meta_path.remove(self)  # once; and the search below goes to the finders that load it
         spec = importlib.util.find_spec(name)

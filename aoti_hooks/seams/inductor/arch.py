@@ -18,8 +18,7 @@ from typing import Any, Callable
 
 from ...core.active import current_session
 from ...core.errors import AotiHooksError
-
-REPORT = "target"
+from ..shared_memory import REPORT  # the report's name for what the target changed
 
 
 def local_sm() -> int | None:

@@ -162,10 +162,10 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
     from ..kernels import not_runnable_here
 
     digests = {variant: constants_digest(path) for variant, path in packages.items()}
-    not_here = {variant: not_runnable_here(base.get("target")) for variant in packages if variant != "stock"}
+    not_here = not_runnable_here(base.get("target"))  # stock is built for this GPU; the plugins' package for the target
     logits = {}
     for variant, package in [("eager", None), *packages.items()]:
-        if not_here.get(variant):
+        if not_here and variant not in ("eager", "stock"):
             continue
         spec = {**base, "package": package, "steps": steps, "logits": str(folder / f"{variant}.logits.pt")}
         try:
@@ -183,10 +183,10 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
         logits[variant] = torch.load(spec["logits"])
     check = {}
     for variant in packages:
-        if not_here.get(variant):
+        if not_here and variant != "stock":
             check[variant] = {"steps": 0, "max_rel_error_vs_eager": None, "bitwise_equal_to_stock": None,
                               "constants_equal_to_stock": digests[variant] == digests["stock"],
-                              "note": f"not run here: {not_here[variant]}"}
+                              "note": f"not run here: {not_here}"}
             continue
         errors = [float((got - want).abs().max() / want.abs().max().clamp_min(1e-12))
                   for got, want in zip(logits[variant], logits["eager"])]
