@@ -52,9 +52,11 @@ NEXT_TESTS := tests/test_import_graph.py tests/test_seams.py tests/test_target_s
 	tests/test_host_memory.py tests/test_run.py tests/kv_elide tests/const_offload
 
 test-torch-next:  ## the seams and the real compiles (ours and Hugging Face's models) on torch $(TORCH_NEXT), in $(NEXT_VENV)
+	@test -x $(NEXT_VENV)/bin/python || $(PY) -c "import shutil, sys; free = shutil.disk_usage('.').free / 2**30; \
+		sys.exit(0 if free >= 8 else f'test-torch-next: the torch $(TORCH_NEXT) venv needs about 8 GiB of disk here and {free:.1f} GiB is free; free some, or set NEXT_VENV to a folder on a larger disk')"
 	test -x $(NEXT_VENV)/bin/python || $(PY) -m venv $(NEXT_VENV)
 	$(NEXT_VENV)/bin/python -m pip install -q "pip>=24"
-	$(NEXT_VENV)/bin/python -m pip install -q torch==$(TORCH_NEXT) "pluggy>=1.5" numpy "pytest>=7" "pytest-xdist>=3" \
+	$(NEXT_VENV)/bin/python -m pip install -q --no-cache-dir torch==$(TORCH_NEXT) "pluggy>=1.5" numpy "pytest>=7" "pytest-xdist>=3" \
 		transformers==5.24.0 "hatchling>=1.20" editables
 	$(NEXT_VENV)/bin/python -m pip install -q --no-build-isolation --no-deps -e . $(addprefix -e ,$(PLUGINS))
 	$(NEXT_VENV)/bin/python -m aoti_hooks doctor

@@ -2,9 +2,13 @@
 
 import os
 import pathlib
+import shutil
 import tempfile
 
+# Compiles leave hundreds of MB of Inductor cache and packages per test run: the run's folder is
+# removed when the process that made it ends its run (xdist workers make theirs inside it).
 _RUN_DIR = tempfile.mkdtemp(prefix="aoti-hooks-tests-")
+_RUN_DIR_OWNER = os.getpid()
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(_RUN_DIR, "inductor")
 os.environ["TMPDIR"] = os.path.join(_RUN_DIR, "tmp")
 os.makedirs(os.environ["TMPDIR"], exist_ok=True)
@@ -19,6 +23,12 @@ from aoti_hooks.core import registry  # noqa: E402
 from aoti_hooks.core.output import quiet_third_party_logs  # noqa: E402
 
 quiet_third_party_logs()
+
+
+def pytest_unconfigure(config):
+    """Remove this run's folder unless AOTI_HOOKS_KEEP_TEST_FILES is set (to look at a failed compile)."""
+    if os.getpid() == _RUN_DIR_OWNER and not os.environ.get("AOTI_HOOKS_KEEP_TEST_FILES"):
+        shutil.rmtree(_RUN_DIR, ignore_errors=True)
 
 
 @pytest.fixture
