@@ -66,9 +66,11 @@ SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
               "const_offload under 8 GiB and 2 GiB; ExecuTorch's Gemma 4 31B at 1, 2 and 4 periods @128k, int4, "
               "CudaBackend, stock, `low_memory_mode` and all four under 25% of the weights",
               {"llama8b-8g": ["--model", "hf:llama3-8b", "--ctx", "8192", "--plugins",
-                              "kv_elide,chunked_dequant,const_offload", "--gpu-memory-limit", "8GiB"],
+                              "kv_elide,chunked_dequant,const_offload", "--gpu-memory-limit", "8GiB",
+                              "--check-steps", "4"],
                "llama8b-2g": ["--model", "hf:llama3-8b", "--ctx", "8192", "--plugins",
-                              "kv_elide,chunked_dequant,const_offload", "--gpu-memory-limit", "2GiB"],
+                              "kv_elide,chunked_dequant,const_offload", "--gpu-memory-limit", "2GiB",
+                              "--check-steps", "4"],
                **{f"gemma4-p{n}": [*GEMMA4, "--periods", str(n), "--backend-spec", "low_memory_mode=ON",
                                    "--plugins", ALL, "--gpu-memory-limit", "25%", "--jobs", "3", "--check-steps", "0"]
                   for n in (1, 2, 4)}},
@@ -198,7 +200,7 @@ def _contents(run_folder: Path) -> dict:
 
 def table(name: str, into: str, results: Path = RESULTS, commit: str | None = None) -> Path:
     """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
-    from aoti_hooks.tools.bench import PHASE_ORDER, census_rows  # imports torch: only the table needs it
+    from aoti_hooks.tools.bench import PHASE_ORDER, census_rows, shared_memory_line  # imports torch: only the table needs it
     from aoti_hooks.tools.demo.measure import host_added
 
     what, runs, environment = SUITES[name]
@@ -208,13 +210,15 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     except (OSError, ValueError):
         raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
                          f"machine that measures: copy the whole suite folder here") from None
-    censuses = []
+    censuses, shared = [], []
     for run in runs:
         report = json.loads((folder(name, into) / run / "report.json").read_text())
         header, found = census_rows(report["runs"])
         censuses += [[run, *row] for row in found]
         check = report.get("check") or {}
         contents = _contents(folder(name, into) / run)
+        shared += [f"- {run}, {measured['variant']}: {line}" for measured in report["runs"]
+                   if (line := shared_memory_line(measured))]
         for measured in report["runs"]:
             verdict = check.get(measured["variant"], {})
             written = contents.get(measured["variant"])
@@ -267,6 +271,9 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                       "their holder but are file pages:", "",
                   "| bench | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|",
                   *("| " + " | ".join(row) + " |" for row in censuses)]
+    if shared:
+        lines += ["", "Shared memory, which no file takes and no Python object shows (CUDA maps pinned host memory "
+                      "shared):", "", *shared]
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     path = results / f"{name}.md"

@@ -429,6 +429,33 @@ def test_shared_memory_is_memory_that_must_fit_and_the_census_names_it():
     shared.close()
 
 
+def test_the_sampler_names_the_code_that_made_shared_memory_and_the_report_says_it():
+    """Pinned host memory (CUDA maps it ``MAP_SHARED`` from ``/dev/zero``) is RSS no Python object shows:
+    the sampler keeps where the threads were when shared memory first grew 256 MiB past the start."""
+    import mmap
+
+    from aoti_hooks.tools.bench import shared_memory_line
+    from aoti_hooks.tools.demo.measure import SHARED_GROWTH, Sampler
+
+    def pin_like_cuda(nbytes):
+        mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        mapping.write(b"\1" * nbytes)
+        time.sleep(0.3)  # held while the sampler looks
+        return mapping
+
+    with Sampler(interval=0.01) as sampler:
+        mapping = pin_like_cuda(SHARED_GROWTH + (32 << 20))
+    mapping.close()
+    growth = sampler.shared_growth
+    assert growth is not None and growth["bytes"] >= SHARED_GROWTH
+    assert any("pin_like_cuda" in stack for stack in growth["stacks"])
+    run = {"host_shared_peak": sampler.host_shared_peak, "host_shared_baseline": sampler.host_shared_baseline,
+           "host_shared_growth": growth, "pinned_peak": None}
+    line = shared_memory_line(run)
+    assert line.startswith("shared memory (pinned host memory, /dev/shm) peaked at") and "pin_like_cuda" in line
+    assert shared_memory_line({**run, "host_shared_peak": sampler.host_shared_baseline}) is None
+
+
 def test_a_run_that_does_not_fit_its_gpu_memory_limit_is_a_measured_result():
     """The worker tells an out-of-memory error (as Inductor wraps it) from other failures; the report
     and the exit status say which run did not fit. No GPU here: the error is raised, not met."""

@@ -421,6 +421,25 @@ def census_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     return ["run", "census at RSS (phase)", *GROUPS, "largest new", "files with resident pages"], rows
 
 
+def shared_memory_line(run: dict) -> str | None:
+    """Where a run's shared memory went, when it grew ``SHARED_GROWTH`` past its start: pinned host
+    memory (CUDA maps it shared) is RSS that no file can take and no Python object shows."""
+    from .demo.measure import SHARED_GROWTH
+
+    peak, start = run.get("host_shared_peak"), run.get("host_shared_baseline") or 0
+    if peak is None or peak < start + SHARED_GROWTH:
+        return None
+    parts = [f"shared memory (pinned host memory, /dev/shm) peaked at {format_bytes(peak)}, "
+             f"{format_bytes(start)} at the start"]
+    if run.get("pinned_peak") is not None:
+        parts.append(f"torch's pinned-memory allocator held at most {format_bytes(run['pinned_peak'])}")
+    growth = run.get("host_shared_growth")
+    if growth:
+        parts.append(f"it passed {format_bytes(start + SHARED_GROWTH)} in {growth['phase']}, where the threads were: "
+                     + (" | ".join(growth["stacks"]) or "(no Python frame)"))
+    return "; ".join(parts)
+
+
 def nvml_of(run: dict, jobs: int) -> int | None:
     """NVML's peak for a run: the whole device's when runs compiled one at a time, the process's own
     when several shared the GPU (the device figure then sums them)."""
@@ -509,6 +528,8 @@ def format_report(results: dict) -> str:
         lines += ["", "What held the host memory at the census nearest each run's peak (CPU tensor storages by "
                       "holder, bytes objects, and the anonymous memory no Python object accounts for):", "", "```",
                   table(header, rows), "```"]
+    shared = [(run["variant"], shared_memory_line(run)) for run in results["runs"]]
+    lines += [f"- {variant}: {line}" for variant, line in shared if line]
     for run in results["runs"]:
         if run["report"]:
             lines += ["", f"{run['variant']}:", *(f"- {line}" for line in report_lines(run["report"]))]

@@ -66,20 +66,55 @@ def host_rss() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _status_bytes(*fields: str) -> dict[str, int]:
+    """``fields`` of this process's ``/proc/self/status`` in bytes; empty without /proc (not Linux)."""
+    found = {}
+    try:
+        with open(f"/proc/{os.getpid()}/status") as status:
+            for line in status:
+                if line.startswith(tuple(f"{field}:" for field in fields)):
+                    found[line.split(":")[0]] = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return found
+
+
 def host_anonymous() -> int | None:
     """What of this process's RSS must fit in RAM: anonymous pages (``RssAnon``) and shared memory
     (``RssShmem``: ``/dev/zero`` and ``/dev/shm`` mappings, memfds), which only swap can take. The
     rest of RSS is file pages (libraries, mapped artifacts, file-backed buffers) the kernel can write
     back and drop."""
-    found = {}
-    try:
-        with open(f"/proc/{os.getpid()}/status") as status:
-            for line in status:
-                if line.startswith(("RssAnon:", "RssShmem:")):
-                    found[line.split(":")[0]] = int(line.split()[1]) * 1024
-    except OSError:  # no /proc: not Linux
-        pass
+    found = _status_bytes("RssAnon", "RssShmem")
     return sum(found.values()) if "RssAnon" in found else None
+
+
+def host_shared() -> int | None:
+    """This process's resident shared memory (``RssShmem``). CUDA's pinned host memory
+    (``cudaHostAlloc``, torch's ``pin_memory``) is mapped shared from ``/dev/zero``, so it lands here."""
+    return _status_bytes("RssShmem").get("RssShmem")
+
+
+SHARED_GROWTH = 256 << 20  # shared memory this far above the start names the code that made it
+
+
+def python_stacks(skip: set[int]) -> list[str]:
+    """Each thread's innermost Python frames outside the standard library, except threads ``skip``:
+    where the process is now (a thread waiting in the standard library alone is left out)."""
+    import sys
+    import sysconfig
+    import traceback
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    stacks = []
+    for ident, frame in sys._current_frames().items():
+        if ident in skip:
+            continue
+        frames = traceback.extract_stack(frame)[::-1]
+        outside = [f"{os.path.basename(entry.filename)}:{entry.lineno} {entry.name}" for entry in frames
+                   if not entry.filename.startswith(stdlib) or "site-packages" in entry.filename]
+        if outside:
+            stacks.append(" <- ".join(outside[:6]))
+    return stacks
 
 
 # Phase of a compile, read from the qualified function names on the compiling thread's stack
@@ -138,6 +173,9 @@ class Sampler:
     process_peak: int | None = None  # NVML's figure for this process alone
     census: bool = False
     host_census: dict | None = None
+    host_shared_baseline: int | None = None
+    host_shared_peak: int | None = None
+    shared_growth: dict | None = None  # where shared memory first grew SHARED_GROWTH past the start: phase, stacks
 
     def __enter__(self) -> "Sampler":
         import time
@@ -145,6 +183,7 @@ class Sampler:
         self._nvml = Nvml()
         self.device_baseline = self._nvml.used()
         self.host_baseline, self.host_anonymous_baseline = host_rss(), host_anonymous()
+        self.host_shared_baseline = host_shared()
         self.phase_peaks: dict[str, int] = {}
         self.samples: list[tuple[float, int, int | None, int | None, str, int | None]] = []
         self._watched = threading.get_ident()
@@ -175,6 +214,12 @@ class Sampler:
             self.process_peak = max(self.process_peak or 0, own)
         phase = phase_of(sys._current_frames().get(self._watched))
         self.phase_peaks[phase] = max(self.phase_peaks.get(phase, 0), rss)
+        shared = host_shared()
+        if shared is not None:
+            self.host_shared_peak = max(self.host_shared_peak or 0, shared)
+            if self.shared_growth is None and shared >= (self.host_shared_baseline or 0) + SHARED_GROWTH:
+                self.shared_growth = {"bytes": shared, "phase": phase,
+                                      "stacks": python_stacks({threading.get_ident()})}
         if self.census and rss >= self.host_census["rss"] + self._census_step:
             from .census import census
 

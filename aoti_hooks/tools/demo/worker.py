@@ -106,6 +106,9 @@ def compile_one(spec: dict) -> dict:
         "host_anonymous_baseline": sampler.host_anonymous_baseline,
         "host_phase_peaks": sampler.phase_peaks,
         "host_census": sampler.host_census,
+        "host_shared_peak": sampler.host_shared_peak,  # pinned host memory and /dev/shm: RSS no file takes
+        "host_shared_baseline": sampler.host_shared_baseline,
+        "host_shared_growth": sampler.shared_growth,
         "backend": spec.get("backend", "torch"),
         "backend_specs": spec.get("backend_specs", {}),
         "package_bytes": sum(size for size, _ in artifacts.values()),
@@ -124,6 +127,7 @@ def compile_one(spec: dict) -> dict:
             nvml_peak=sampler.device_peak,
             nvml_baseline=sampler.device_baseline,
             nvml_process_peak=sampler.process_peak,
+            pinned_peak=pinned_peak(),
         )
     if spec.get("timeline"):
         result["timeline"] = sampler.samples
@@ -131,6 +135,15 @@ def compile_one(spec: dict) -> dict:
         result["peak_breakdown"] = live_at_peak(allocator.take_history())
         result["peak_breakdown"]["allocator_peak"] = result.get("peak_allocated")  # the replay misses what its history dropped
     return result
+
+
+def pinned_peak() -> int | None:
+    """The most pinned host memory torch's host allocator held (``pin_memory``, non-blocking copies
+    to the host); None where this torch does not say."""
+    try:
+        return torch.cuda.host_memory_stats().get("allocated_bytes.peak")
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def _prepared_compile(spec: dict, device: torch.device):
