@@ -397,7 +397,8 @@ def test_the_tile_kernels_compute_what_executorchs_implementations_do(executorch
     pytest.importorskip("triton")
     folder = os.path.dirname(__file__)
     done = subprocess.run([sys.executable, "-c", INTERPRETED, folder], capture_output=True, text=True,
-                          env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.path.dirname(folder)})
+                          env={**os.environ, "TRITON_INTERPRET": "1",
+                               "PYTHONPATH": os.pathsep.join(filter(None, (os.path.dirname(folder), os.environ.get("PYTHONPATH"))))})
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, done.stderr[-3000:]
     found = json.loads(lines[-1][7:])
