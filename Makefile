@@ -46,6 +46,8 @@ test-fast: ready  ## every test that compiles no AOTI program (-m "not compile")
 
 # The next torch: its seams and real compiles, in a venv of its own (torch 2.14.1 on PyPI is a CUDA build,
 # about 5.5 GB; it runs on the CPU). ExecuTorch 1.5.1 is built against torch 2.13, so its tests stay there.
+# Another release: make test-torch-next TORCH_NEXT=2.15.0 (where a pip config caps torch's version, run it
+# with PIP_CONFIG_FILE=/dev/null).
 TORCH_NEXT := 2.14.1
 NEXT_VENV ?= .venv-torch-$(TORCH_NEXT)
 NEXT_TESTS := tests/test_import_graph.py tests/test_seams.py tests/test_target_smem.py tests/test_target_arch.py tests/test_compile.py tests/test_placement.py \

@@ -181,7 +181,6 @@ def worker_decode(args, work: Path) -> dict:
 
 
 def worker_gemma4(args, work: Path) -> dict:
-    import torch
     import torch._inductor.config as inductor_config
     from executorch.backends.cuda.cuda_backend import CudaBackend
     from executorch.backends.cuda.cuda_partitioner import CudaPartitioner

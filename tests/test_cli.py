@@ -31,8 +31,8 @@ def test_doctor_passes_on_a_supported_torch(capsys):
     assert cli.main(["doctor"]) == 0
     out = capsys.readouterr().out
     assert "torch " in out and "all checks passed" in out
-    assert "seams checked against torch 2.11.0, 2.13.0, 2.14.1" in out
-    assert ("not against this" in out) == (torch.__version__.split("+")[0] not in ("2.11.0", "2.13.0", "2.14.1"))
+    assert "seams checked against torch 2.11.0, 2.13.0, 2.14.1, 2.15.0" in out
+    assert ("not against this" in out) == (torch.__version__.split("+")[0] not in ("2.11.0", "2.13.0", "2.14.1", "2.15.0"))
     assert "OK      torch._inductor.graph.GraphLowering.get_original_value_of_constant" in out
 
 

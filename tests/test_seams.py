@@ -140,7 +140,7 @@ def test_a_missing_symbol_fails_the_session_start_and_installs_nothing(register,
     register("one", Marker(1.0))
     before = {key: value for key, value in snapshot().items() if key[1] != "clone_preserve_strides"}
     monkeypatch.delattr(compile_fx, "clone_preserve_strides")
-    with pytest.raises(SeamError, match=r"torch._inductor.compile_fx.clone_preserve_strides is missing .*torch 2.11 through 2.14"):
+    with pytest.raises(SeamError, match=r"torch._inductor.compile_fx.clone_preserve_strides is missing .*torch 2.11 through 2.15"):
         with aoti_hooks.session(["one"]):
             pass
     assert not inductor.PATCHES.active
@@ -157,7 +157,7 @@ def test_a_changed_signature_is_named(monkeypatch):
 
 def test_an_unsupported_torch_version_is_refused(monkeypatch):
     monkeypatch.setattr(torch, "__version__", "2.10.0")
-    with pytest.raises(SeamError, match="torch 2.10.0 is not supported; aoti-hooks supports torch 2.11 through 2.14"):
+    with pytest.raises(SeamError, match="torch 2.10.0 is not supported; aoti-hooks supports torch 2.11 through 2.15"):
         with aoti_hooks.session([]):
             pass
 

@@ -1,7 +1,6 @@
 """kv_elide on real CPU compiles: same outputs and constants as stock, user tensors untouched,
 and the two stock failure modes of emptied caches kept as regression tests."""
 
-import types
 
 import pytest
 import torch

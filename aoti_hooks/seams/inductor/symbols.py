@@ -14,8 +14,8 @@ import torch
 
 from ...core.errors import SeamError
 
-SUPPORTED_TORCH = "torch 2.11 through 2.14"
-_MIN, _MAX = (2, 11), (2, 14)
+SUPPORTED_TORCH = "torch 2.11 through 2.15"
+_MIN, _MAX = (2, 11), (2, 15)
 
 
 @dataclass(frozen=True)
