@@ -200,7 +200,8 @@ def _contents(run_folder: Path) -> dict:
 
 def table(name: str, into: str, results: Path = RESULTS, commit: str | None = None) -> Path:
     """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
-    from aoti_hooks.tools.bench import PHASE_ORDER, census_rows, shared_memory_line  # imports torch: only the table needs it
+    from aoti_hooks.tools.bench import (PHASE_ORDER, census_rows, phase_time_rows,  # imports torch: only the table needs it
+                                        shared_memory_line)
     from aoti_hooks.tools.demo.measure import host_added
 
     what, runs, environment = SUITES[name]
@@ -210,11 +211,13 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     except (OSError, ValueError):
         raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
                          f"machine that measures: copy the whole suite folder here") from None
-    censuses, shared = [], []
+    censuses, shared, timings = [], [], []
     for run in runs:
         report = json.loads((folder(name, into) / run / "report.json").read_text())
         header, found = census_rows(report["runs"])
         censuses += [[run, *row] for row in found]
+        time_header, found = phase_time_rows(report["runs"])
+        timings += [(time_header, [run, *row]) for row in found]
         check = report.get("check") or {}
         contents = _contents(folder(name, into) / run)
         shared += [f"- {run}, {measured['variant']}: {line}" for measured in report["runs"]
@@ -271,6 +274,11 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                       "their holder but are file pages:", "",
                   "| bench | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|",
                   *("| " + " | ".join(row) + " |" for row in censuses)]
+    for time_header in dict.fromkeys(tuple(header) for header, _ in timings):  # one table per set of phases
+        lines += ["", "Seconds of each compile per phase (read from the compiling thread's stack), and of them in the "
+                      "plugins' hooks:", "", "| bench | " + " | ".join(time_header) + " |",
+                  "|---" * (len(time_header) + 1) + "|",
+                  *("| " + " | ".join(row) + " |" for header, row in timings if tuple(header) == time_header)]
     if shared:
         lines += ["", "Shared memory, which no file takes and no Python object shows (CUDA maps pinned host memory "
                       "shared):", "", *shared]

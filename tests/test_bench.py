@@ -48,6 +48,10 @@ def test_bench_a_saved_program(tmp_path, capsys):
         assert len(run["timeline"]) >= 10 and run["host_peak_rss"] >= max(sample[1] for sample in run["timeline"])
         assert run["package_bytes"] > 0 and run["weight_bytes"] == sum(
             t.numel() * t.element_size() for t in build(CONFIGS["tiny"]).parameters())
+        seconds = sum(run["phase_seconds"].values())  # every sampled moment of the compile goes to one phase
+        assert "lowering" in run["phase_seconds"] and abs(seconds - run["compile_s"]) <= 0.1 * run["compile_s"] + 0.5
+    assert ours["report"]["time"]["kv_elide.claim_tensors_s"] >= 0  # the seconds in each plugin's hooks
+    assert "Seconds of each compile per phase" in (out / "report.md").read_text()
     assert "kv_elide: caches_found=6, tensors_claimed=6" in (out / "report.md").read_text()
     for run in report["runs"]:  # the program's tensors were loaded before the compile: the census finds them there
         census = run["host_census"]

@@ -108,6 +108,9 @@ def test_every_hook_runs_in_a_real_compile_and_the_artifact_is_stock(stock, tmp_
     assert {c[1] for c in recorder.calls if c[0] == "serialize_constant"} == set(stock["constants"]) == {"w", "c0", "c1"}
     report = session.report.as_dict()
     assert report.pop("recorder") == {"compiles": 1}
+    hook_time = report.pop("time")  # seconds in each plugin's hooks (`core.hooks.TIME`)
+    assert {"recorder.move_program_to_device_s", "recorder.serialize_constant_s"} <= set(hook_time)
+    assert all(isinstance(seconds, float) and seconds >= 0 for seconds in hook_time.values())
     # the package mapped its library in instead of reading it (`seams.inductor.serialization`)
     assert report == {"host": {"package_files_mapped_bytes": report["host"]["package_files_mapped_bytes"]}}
     assert 1 << 20 <= report["host"]["package_files_mapped_bytes"] <= Path(path).stat().st_size

@@ -1,4 +1,5 @@
 import pathlib
+import time
 
 import pytest
 
@@ -212,6 +213,35 @@ def test_autotune_arguments_wrappers_nest_and_see_errors(register):
     register("bad", Wrap(log, "bad", fail_after=True))
     with pytest.raises(PluginError, match="plugin 'bad' failed in hook 'autotune_arguments'"):
         aoti_hooks.session(["bad"]).hooks.autotune_arguments((), lambda: 1)
+
+
+class Slow:
+    """A plugin whose hooks take known time: 50 ms in serialize_constant, 30 ms around the run it wraps."""
+
+    @hookimpl
+    def serialize_constant(self, name, tensor):
+        time.sleep(0.05)
+
+    @hookimpl(wrapper=True)
+    def autotune_arguments(self, args):
+        time.sleep(0.03)
+        return (yield)
+
+
+def test_the_report_keeps_the_seconds_spent_in_each_plugins_hooks_without_what_a_wrapper_wraps(register):
+    import torch
+
+    register("slow", Slow())
+    session = aoti_hooks.session(["slow"])
+    session.hooks.serialize_constant("w", torch.zeros(1))
+    session.hooks.serialize_constant("v", torch.zeros(1))
+    assert session.hooks.autotune_arguments((), lambda: time.sleep(0.2) or 7) == 7
+    spent = session.report.get("time")
+    assert 0.1 <= spent["slow.serialize_constant_s"] < 0.2  # two calls
+    assert 0.03 <= spent["slow.autotune_arguments_s"] < 0.15  # the 0.2 s run it wraps is not its time
+    assert "placement.autotune_arguments_s" in spent  # the built-in plugin is timed like any other
+    line = next(line for line in str(session.report).splitlines() if line.startswith("time: "))
+    assert "slow.serialize_constant_s=0.1" in line and "placement" not in line  # under 5 ms: in the dict only
 
 
 class PlainAutotune:

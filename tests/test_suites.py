@@ -33,6 +33,7 @@ def test_a_suite_runs_detached_is_copied_out_resumes_and_makes_its_table(tmp_pat
     assert [row["run"] for row in rows] == ["stock", "kv_elide"] and all(row["host_peak_rss"] > 0 for row in rows)
     table = (results / "smoke.md").read_text()
     assert "aoti-hooks bench --model demo:tiny --plugins kv_elide" in table and "| demo | kv_elide |" in table
+    assert "Seconds of each compile per phase" in table and "lowering |" in table and "in plugins' hooks |" in table
     # The machine line is the measuring machine's own (written there by the runner), not the table maker's.
     (into / "smoke" / "machine.json").write_text(json.dumps(
         {"gpus": "NVIDIA H200", "cpus": 16, "host": "lent", "python": "3.12.3", "versions": "torch 2.11.0+cu130"}))

@@ -14,6 +14,9 @@ The command-line hooks (`hookspecs.CLI_HOOKS`) run through the same machinery ov
 installed plugin (`installed_hooks`); there a plugin that raises is named in one warning and
 skipped, so it costs only its own command or check.
 
+Each session's report keeps the wall time spent in each plugin's hook functions (`TIME`): where a
+compile with plugins spends its extra time. A wrapper's time leaves out what it wraps.
+
 ``AOTI_HOOKS_TRACE=1`` logs every hook call (plugin, arguments in brief, answer) to the
 ``aoti_hooks.trace`` logger on stderr: hooks fire deep inside torch, where a debugger rarely helps.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import time
 import types
 import warnings
 from contextlib import AbstractContextManager
@@ -38,6 +42,7 @@ from .types import SessionView
 TRACE_ENV = "AOTI_HOOKS_TRACE"
 _trace = logging.getLogger("aoti_hooks.trace")
 _OWN = ("options", "state")  # arguments each plugin gets its own of
+TIME = "time"  # the report's name for the seconds spent in each plugin's hooks: ``{plugin}.{hook}_s``
 
 
 def tracing() -> bool:
@@ -88,9 +93,9 @@ def _failed(plugin: str, hook: str, error: BaseException, raising: bool) -> None
 
 
 def _bind_function(plugin: str, hook: str, function: Callable, own: Callable[[], dict], raising: bool,
-                   all_results: bool, wrapper: bool) -> Callable:
+                   all_results: bool, wrapper: bool, spent: Callable[[str, str, float], None] | None = None) -> Callable:
     """``function`` as pluggy calls it: without ``options``/``state`` (supplied from ``own()``), its
-    failures named, an all-results answer tagged with ``plugin``."""
+    failures named, an all-results answer tagged with ``plugin``, its wall time given to ``spent``."""
     parameters = [p for p in inspect.signature(function).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
     wanted = [p.name for p in parameters]
@@ -108,12 +113,21 @@ def _bind_function(plugin: str, hook: str, function: Callable, own: Callable[[],
                               if key not in ("session", *_OWN))
             _trace.warning("%s.%s(%s) -> %s", plugin, hook, shown, brief(answer))
 
+    def timed(step: Callable[[], Any]) -> Any:
+        if spent is None:
+            return step()
+        start = time.perf_counter()
+        try:
+            return step()
+        finally:
+            spent(plugin, hook, time.perf_counter() - start)
+
     if wrapper:
         def bound(*args):
             kwargs = arguments(args)
             try:
                 gen = function(**kwargs)
-                next(gen)
+                timed(lambda: next(gen))
             except StopIteration:
                 _failed(plugin, hook, RuntimeError("the wrapper did not yield"), raising)
                 return (yield)
@@ -125,7 +139,7 @@ def _bind_function(plugin: str, hook: str, function: Callable, own: Callable[[],
                 result = yield
             except BaseException as inner:
                 try:
-                    gen.throw(inner)
+                    timed(lambda thrown=inner: gen.throw(thrown))
                 except StopIteration as stop:
                     return stop.value
                 except BaseException as error:
@@ -134,7 +148,7 @@ def _bind_function(plugin: str, hook: str, function: Callable, own: Callable[[],
                     _failed(plugin, hook, error, True)
                 _failed(plugin, hook, RuntimeError("the wrapper yielded twice"), True)
             try:
-                gen.send(result)
+                timed(lambda: gen.send(result))
             except StopIteration as stop:
                 return stop.value
             except Exception as error:
@@ -144,7 +158,7 @@ def _bind_function(plugin: str, hook: str, function: Callable, own: Callable[[],
         def bound(*args):
             kwargs = arguments(args)
             try:
-                answer = function(**kwargs)
+                answer = timed(lambda: function(**kwargs))
             except Exception as error:
                 _failed(plugin, hook, error, raising)
                 return None
@@ -166,7 +180,8 @@ def _named(names: list[str], call: Callable, wrapper: bool, name: str) -> Callab
     return scope[name]
 
 
-def bound(name: str, plugin: Any, own: Callable[[], dict], pm: pluggy.PluginManager, raising: bool = True) -> Any:
+def bound(name: str, plugin: Any, own: Callable[[], dict], pm: pluggy.PluginManager, raising: bool = True,
+          spent: Callable[[str, str, float], None] | None = None) -> Any:
     """A copy of ``plugin`` holding its hook implementations bound to ``own()`` (its options and state)."""
     copy = types.SimpleNamespace()
     for attribute in dir(plugin):
@@ -176,16 +191,17 @@ def bound(name: str, plugin: Any, own: Callable[[], dict], pm: pluggy.PluginMana
             continue
         hook = opts.get("specname") or attribute
         wrapper = bool(opts.get("wrapper") or opts.get("hookwrapper"))
-        made = _bind_function(name, hook, function, own, raising, _is_all_results(pm, hook), wrapper)
+        made = _bind_function(name, hook, function, own, raising, _is_all_results(pm, hook), wrapper, spent)
         setattr(made, f"{hookspecs.PROJECT}_impl", dict(opts))
         setattr(copy, attribute, made)
     return copy
 
 
-def register(pm: pluggy.PluginManager, name: str, plugin: Any, own: Callable[[], dict], raising: bool = True) -> None:
+def register(pm: pluggy.PluginManager, name: str, plugin: Any, own: Callable[[], dict], raising: bool = True,
+             spent: Callable[[str, str, float], None] | None = None) -> None:
     """Register ``plugin`` under ``name``; a plugin that does not fit the contract is one sentence."""
     try:
-        pm.register(bound(name, plugin, own, pm, raising), name=name)
+        pm.register(bound(name, plugin, own, pm, raising, spent), name=name)
         pm.check_pending()
     except Exception as error:  # pluggy's PluginValidationError and friends
         if pm.has_plugin(name):
@@ -211,7 +227,10 @@ class Hooks:
         # pluggy calls the last registered first: register backwards to call in named order. A
         # built-in plugin is a plugin like any other (its tryfirst/trylast marks place it).
         for name, plugin in [*reversed(selected), *built_in]:
-            register(self._pm, name, plugin, lambda name=name: self._own(name))
+            register(self._pm, name, plugin, lambda name=name: self._own(name), spent=self._spent)
+
+    def _spent(self, plugin: str, hook: str, seconds: float) -> None:
+        self._session.report.add(TIME, f"{plugin}.{hook}_s", seconds)
 
     def _own(self, plugin: str) -> dict[str, Any]:
         return {"options": self._session.options.get(plugin, {}), "state": self._session.state(plugin)}

@@ -107,12 +107,19 @@ def report_lines(entries: dict[str, dict[str, Any]]) -> list[str]:
     def shown(key: str, value: Any) -> Any:
         if isinstance(value, list):  # itemized entries (placed tensors): the line keeps the count
             return len(value)
+        if key.endswith("_s") and isinstance(value, float):  # seconds
+            return round(value, 2)
         return format_bytes(value) if key.endswith("bytes") and isinstance(value, int) else value
 
-    return [
-        f"{plugin}: " + ", ".join(f"{key}={shown(key, value)}" for key, value in entry.items())
-        for plugin, entry in entries.items()
-    ]
+    def worth_a_line(key: str, value: Any) -> bool:  # seconds under 5 ms stay in the dict only
+        return not (key.endswith("_s") and isinstance(value, float) and value < 0.005)
+
+    lines = []
+    for plugin, entry in entries.items():
+        items = [f"{key}={shown(key, value)}" for key, value in entry.items() if worth_a_line(key, value)]
+        if items or not entry:
+            lines.append(f"{plugin}: " + ", ".join(items))
+    return lines
 
 
 class Report:

@@ -398,6 +398,20 @@ def host_phase_table(runs: list[dict]) -> str:
     return table(["run", *seen], rows)
 
 
+def phase_time_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Seconds of each run's compile in each phase (read from the compiling thread's stack), and in
+    the plugins' hooks (the report's `time`, all plugins together): where a run with plugins spends
+    its extra time. A header and rows; no rows for results without the phase times."""
+    from ..core.hooks import TIME
+
+    timed = [run for run in runs if run.get("phase_seconds")]
+    seen = [phase for phase in PHASE_ORDER if any(phase in run["phase_seconds"] for run in timed)]
+    rows = [[run["variant"], *(f"{run['phase_seconds'][phase]:.1f}" if phase in run["phase_seconds"] else "-"
+                               for phase in seen),
+             f"{sum(run.get('report', {}).get(TIME, {}).values()):.1f}"] for run in timed]
+    return ["run", *seen, "in plugins' hooks"], rows
+
+
 def census_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     """What held the host memory at each run's census nearest its peak (`demo.census`): a header and rows."""
     from .demo.census import GROUPS
@@ -523,6 +537,10 @@ def format_report(results: dict) -> str:
     if measured:
         lines += ["", "Host memory (RSS), against the weights:", "", *(f"- {run['variant']}: {host_line(run)}" for run in measured),
                   "", "Host RSS peak per phase of the compile:", "", "```", host_phase_table(measured), "```"]
+    header, rows = phase_time_rows(results["runs"])
+    if rows:
+        lines += ["", "Seconds of each compile per phase, and of them in the plugins' hooks (each hook's in the "
+                      "report's `time` line):", "", "```", table(header, rows), "```"]
     header, rows = census_rows(results["runs"])
     if rows:
         lines += ["", "What held the host memory at the census nearest each run's peak (CPU tensor storages by "

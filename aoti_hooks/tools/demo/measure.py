@@ -154,7 +154,8 @@ class Sampler:
     """Samples host RSS and NVML used memory every ``interval`` seconds in a thread.
 
     It keeps the host peak overall, of anonymous memory, and per phase (the phase read from the
-    stack of the thread that entered it), and the RSS when it started (what the process held
+    stack of the thread that entered it), the seconds spent in each phase (the time since the last
+    sample goes to the phase this one finds), and the RSS when it started (what the process held
     before the compile). With ``timeline=True`` it also keeps every sample as ``(seconds, host
     RSS, NVML used, CUDA allocated, phase, NVML used by this process)``. With ``census=True`` it
     takes a `census.census` of what holds the host memory when it starts and each time RSS climbs
@@ -185,6 +186,7 @@ class Sampler:
         self.host_baseline, self.host_anonymous_baseline = host_rss(), host_anonymous()
         self.host_shared_baseline = host_shared()
         self.phase_peaks: dict[str, int] = {}
+        self.phase_seconds: dict[str, float] = {}
         self.samples: list[tuple[float, int, int | None, int | None, str, int | None]] = []
         self._watched = threading.get_ident()
         if self.census:
@@ -194,7 +196,7 @@ class Sampler:
             self._census_step = max(256 << 20, int(self.host_baseline * CENSUS_STEP))
             self.host_census = {"rss": self.host_baseline, "phase": "before the compile",
                                 **census(self._held_before, self.host_anonymous_baseline)}
-        self._start = time.perf_counter()
+        self._start = self._last = time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -202,7 +204,9 @@ class Sampler:
 
     def _sample(self) -> None:
         import sys
+        import time
 
+        now = time.perf_counter()
         rss, used, own = host_rss(), self._nvml.used(), self._nvml.used_by(os.getpid())
         anonymous = host_anonymous()
         self.host_peak = max(self.host_peak, rss)
@@ -214,6 +218,8 @@ class Sampler:
             self.process_peak = max(self.process_peak or 0, own)
         phase = phase_of(sys._current_frames().get(self._watched))
         self.phase_peaks[phase] = max(self.phase_peaks.get(phase, 0), rss)
+        self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + now - self._last
+        self._last = now
         shared = host_shared()
         if shared is not None:
             self.host_shared_peak = max(self.host_shared_peak or 0, shared)
@@ -229,8 +235,6 @@ class Sampler:
                 self.host_census = {**self.host_census, "rss": rss, "phase": phase,
                                     "failed": f"{type(error).__name__}: {error}"}
         if self.timeline:
-            import time
-
             allocated = None
             torch = sys.modules.get("torch")
             if torch is not None and torch.cuda.is_initialized():

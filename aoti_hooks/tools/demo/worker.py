@@ -105,6 +105,7 @@ def compile_one(spec: dict) -> dict:
         "host_peak_anonymous": sampler.host_anonymous_peak,
         "host_anonymous_baseline": sampler.host_anonymous_baseline,
         "host_phase_peaks": sampler.phase_peaks,
+        "phase_seconds": {phase: round(seconds, 2) for phase, seconds in sampler.phase_seconds.items()},
         "host_census": sampler.host_census,
         "host_shared_peak": sampler.host_shared_peak,  # pinned host memory and /dev/shm: RSS no file takes
         "host_shared_baseline": sampler.host_shared_baseline,
