@@ -200,8 +200,8 @@ def _contents(run_folder: Path) -> dict:
 
 def table(name: str, into: str, results: Path = RESULTS, commit: str | None = None) -> Path:
     """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
-    from aoti_hooks.tools.bench import (PHASE_ORDER, census_rows, phase_time_rows,  # imports torch: only the table needs it
-                                        shared_memory_line)
+    from aoti_hooks.tools.bench import (PHASE_ORDER, SHARED_MEMORY_HEADING, census_rows,  # imports torch: only the
+                                        phase_time_rows, shared_memory_line)  # table needs it
     from aoti_hooks.tools.demo.measure import host_added
 
     what, runs, environment = SUITES[name]
@@ -280,8 +280,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                   "|---" * (len(time_header) + 1) + "|",
                   *("| " + " | ".join(row) + " |" for header, row in timings if tuple(header) == time_header)]
     if shared:
-        lines += ["", "Shared memory, which no file takes and no Python object shows (CUDA maps pinned host memory "
-                      "shared):", "", *shared]
+        lines += ["", SHARED_MEMORY_HEADING, "", *shared]
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     path = results / f"{name}.md"

@@ -14,7 +14,7 @@ import pytest
 
 import aoti_hooks
 from aoti_hooks.core.errors import AotiHooksError
-from aoti_hooks.tools.kernels import cuda_arch, ptx_arch
+from aoti_hooks.tools.kernels import cuda_arch, ptx_target
 
 triton = pytest.importorskip("triton")
 tl = triton.language
@@ -110,7 +110,7 @@ def test_code_ptx_bakes_ptx_the_driver_builds_on_load():
     found = _baked("triton_poi_a100_ptx_0", "a100,code=ptx")
     binary = _binary(found["params"])
     assert binary.endswith(b"\0") and cuda_arch(binary) is None
-    assert ptx_arch(binary) == 80
+    assert ptx_target(binary) == (80, False)
     assert found["report"] == {"kernels_built_as_ptx_for_sm_80": 1}
 
 

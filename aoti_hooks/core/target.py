@@ -60,7 +60,8 @@ def _sm(text: str, value: str) -> int:
     return sm
 
 
-def _fields(text: str, parts: list[str], allowed: tuple[str, ...]) -> dict[str, str] | None:
+def _fields(parts: list[str], allowed: tuple[str, ...]) -> dict[str, str] | None:
+    """``key=value`` parts as a dict, or None when one is not ``key=value``, not ``allowed`` or given twice."""
     fields: dict[str, str] = {}
     for part in parts:
         key, sep, val = part.partition("=")
@@ -93,7 +94,7 @@ def parse_target(value) -> Target:
         raise AotiHooksError(str(error)) from None
     head, *rest = [part.strip() for part in text.split(",") if part.strip()] or [""]
     if head in PROFILES:
-        fields = _fields(text, rest, ("sm", "code"))
+        fields = _fields(rest, ("sm", "code"))
         if fields is None:
             raise AotiHooksError(f"bad target {text!r}: after a profile give only sm=<SM> and code=cubin|ptx "
                                  f"(e.g. {head},sm=90)")
@@ -101,7 +102,7 @@ def parse_target(value) -> Target:
         return _with_code(text, Target(head, smem, mem, "cuda", SM[head]), fields)
     if text == "local":
         return _local()
-    fields = _fields(text, [head, *rest], ("smem", "mem", "device", "sm", "code")) or {}
+    fields = _fields([head, *rest], ("smem", "mem", "device", "sm", "code")) or {}
     if "smem" not in fields and "mem" not in fields:
         raise AotiHooksError(
             f"unknown target {text!r}{did_you_mean(head, [*PROFILES, 'local'])}: use one of "

@@ -435,6 +435,10 @@ def census_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     return ["run", "census at RSS (phase)", *GROUPS, "largest new", "files with resident pages"], rows
 
 
+SHARED_MEMORY_HEADING = ("Shared memory, which no file takes and no Python object shows (CUDA maps pinned host memory "
+                         "shared):")
+
+
 def shared_memory_line(run: dict) -> str | None:
     """Where a run's shared memory went, when it grew ``SHARED_GROWTH`` past its start: pinned host
     memory (CUDA maps it shared) is RSS that no file can take and no Python object shows."""
@@ -546,8 +550,9 @@ def format_report(results: dict) -> str:
         lines += ["", "What held the host memory at the census nearest each run's peak (CPU tensor storages by "
                       "holder, bytes objects, and the anonymous memory no Python object accounts for):", "", "```",
                   table(header, rows), "```"]
-    shared = [(run["variant"], shared_memory_line(run)) for run in results["runs"]]
-    lines += [f"- {variant}: {line}" for variant, line in shared if line]
+    shared = [f"- {run['variant']}: {line}" for run in results["runs"] if (line := shared_memory_line(run))]
+    if shared:
+        lines += ["", SHARED_MEMORY_HEADING, "", *shared]
     for run in results["runs"]:
         if run["report"]:
             lines += ["", f"{run['variant']}:", *(f"- {line}" for line in report_lines(run["report"]))]

@@ -113,12 +113,6 @@ def ptx_target(text: bytes) -> tuple[int, bool] | None:
     return (int(found.group(1)), bool(found.group(2))) if found else None
 
 
-def ptx_arch(text: bytes) -> int | None:
-    """The SM a PTX text targets, or None."""
-    found = ptx_target(text)
-    return found[0] if found else None
-
-
 def ptx_runs_on(built: int, specific: bool, target: int) -> bool:
     """The driver builds PTX for SM ``built`` on that SM or a later one; ``sm_90a``-style PTX on that SM only."""
     return target == built if specific else target >= built

@@ -79,19 +79,19 @@ def _status_bytes(*fields: str) -> dict[str, int]:
     return found
 
 
-def host_anonymous() -> int | None:
-    """What of this process's RSS must fit in RAM: anonymous pages (``RssAnon``) and shared memory
-    (``RssShmem``: ``/dev/zero`` and ``/dev/shm`` mappings, memfds), which only swap can take. The
-    rest of RSS is file pages (libraries, mapped artifacts, file-backed buffers) the kernel can write
-    back and drop."""
+def host_anonymous_and_shared() -> tuple[int | None, int | None]:
+    """What of this process's RSS must fit in RAM, and the shared part of it, from one read of
+    ``/proc/self/status``: anonymous pages (``RssAnon``) and shared memory (``RssShmem``: ``/dev/zero``
+    and ``/dev/shm`` mappings, memfds; CUDA's pinned host memory, ``cudaHostAlloc`` and torch's
+    ``pin_memory``, is mapped shared from ``/dev/zero``), which only swap can take. The rest of RSS is
+    file pages (libraries, mapped artifacts, file-backed buffers) the kernel can write back and drop."""
     found = _status_bytes("RssAnon", "RssShmem")
-    return sum(found.values()) if "RssAnon" in found else None
+    return (sum(found.values()) if "RssAnon" in found else None), found.get("RssShmem")
 
 
-def host_shared() -> int | None:
-    """This process's resident shared memory (``RssShmem``). CUDA's pinned host memory
-    (``cudaHostAlloc``, torch's ``pin_memory``) is mapped shared from ``/dev/zero``, so it lands here."""
-    return _status_bytes("RssShmem").get("RssShmem")
+def host_anonymous() -> int | None:
+    """What of this process's RSS must fit in RAM (`host_anonymous_and_shared`)."""
+    return host_anonymous_and_shared()[0]
 
 
 SHARED_GROWTH = 256 << 20  # shared memory this far above the start names the code that made it
@@ -183,8 +183,8 @@ class Sampler:
 
         self._nvml = Nvml()
         self.device_baseline = self._nvml.used()
-        self.host_baseline, self.host_anonymous_baseline = host_rss(), host_anonymous()
-        self.host_shared_baseline = host_shared()
+        self.host_baseline = host_rss()
+        self.host_anonymous_baseline, self.host_shared_baseline = host_anonymous_and_shared()
         self.phase_peaks: dict[str, int] = {}
         self.phase_seconds: dict[str, float] = {}
         self.samples: list[tuple[float, int, int | None, int | None, str, int | None]] = []
@@ -208,7 +208,7 @@ class Sampler:
 
         now = time.perf_counter()
         rss, used, own = host_rss(), self._nvml.used(), self._nvml.used_by(os.getpid())
-        anonymous = host_anonymous()
+        anonymous, shared = host_anonymous_and_shared()
         self.host_peak = max(self.host_peak, rss)
         if anonymous is not None:
             self.host_anonymous_peak = max(self.host_anonymous_peak or 0, anonymous)
@@ -220,7 +220,6 @@ class Sampler:
         self.phase_peaks[phase] = max(self.phase_peaks.get(phase, 0), rss)
         self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + now - self._last
         self._last = now
-        shared = host_shared()
         if shared is not None:
             self.host_shared_peak = max(self.host_shared_peak or 0, shared)
             if self.shared_growth is None and shared >= (self.host_shared_baseline or 0) + SHARED_GROWTH:

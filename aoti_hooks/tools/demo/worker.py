@@ -30,6 +30,7 @@ from .artifacts import contents_path, described, file_digest, tensor_bytes, writ
 from .measure import Sampler, live_at_peak
 from .model import CONFIGS, build, decode_steps, export_decoder
 
+
 def out_of_memory(error: BaseException) -> str | None:
     """The first line of the out-of-memory error ``error`` is or wraps (Inductor wraps what its
     compile raises), or None when it is some other failure."""
@@ -234,13 +235,13 @@ def hf_outputs(spec: dict) -> dict:
 
         program, _, _ = exported(spec["hf"], spec.get("layers"), spec.get("ctx"))
         runner = move_to_device_pass(program, device).module() if device.type != "cpu" else program.module()
-    with torch.no_grad():
-        logits = [runner(**{key: value.to(device) for key, value in inputs.items()}).float().cpu()
-                  for inputs in decode_inputs(spec["hf"], spec.get("steps", 4))]
+    logits = [runner(**{key: value.to(device) for key, value in inputs.items()}).float().cpu()
+              for inputs in decode_inputs(spec["hf"], spec.get("steps", 4))]
     torch.save(logits, spec["logits"])
     return {"steps": len(logits)}
 
 
+@torch.no_grad()
 def outputs(spec: dict) -> dict:
     """Decode ``steps`` with eager (no ``package``) or with a package; save the logits."""
     if spec.get("hf"):
