@@ -62,3 +62,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def cpu_as_gpu(monkeypatch):
+    """The CPU stands in for a GPU in placement: placed tensors get empty storages filled per run, as on a
+    GPU (on the CPU they are otherwise views of their host values). No GPU exists here; tests/gpu runs it there."""
+    from aoti_hooks.placement import claims
+
+    monkeypatch.setattr(claims, "HOST_BACKED", ())

@@ -58,3 +58,21 @@ def test_run_without_a_command_or_with_a_bad_plugin_is_one_sentence():
     assert done.returncode == 2 and "unknown plugin 'kv_elid'" in done.stderr and "Traceback" not in done.stderr
     done = aoti_hooks_command("run", "--", "no-such-program-here")
     assert done.returncode != 0 and "'no-such-program-here' was not found" in done.stderr
+
+
+def test_a_compile_that_failed_is_reported_as_failed_with_the_commands_status(tmp_path):
+    """The compile fails at once (an option torch does not know) and the script dies of it."""
+    script = tmp_path / "export.py"
+    script.write_text(textwrap.dedent("""
+        import torch
+        from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
+        program = export_decoder(build(CONFIGS["tiny"]))
+        torch._inductor.aoti_compile_and_package(program, inductor_configs={"no_such_option_here": 1})
+    """))
+    done = aoti_hooks_command("run", "--plugins", "kv_elide", "--", sys.executable, str(script))
+    assert done.returncode == 1
+    said = done.stderr[done.stderr.index("aoti-hooks run: process"):].splitlines()
+    assert said[0].endswith(f"({script}): 0 compile(s), 1 failed")
+    assert said[1].startswith("  failed: <package>: ") and "no_such_option_here" in said[1]
+    assert said[-1] == "aoti-hooks run: the command exited with status 1"
+    assert "no AOTI compile ran" not in done.stderr

@@ -73,8 +73,9 @@ def claim_tensors(
     Returns: ``{fqn: fill}`` or ``None``; fill ``"zeros"`` (the values are all zeros; the core
     checks), ``"host"`` (the values stay in host memory) or ``OnDisk(directory)`` (the
     values in a memory-mapped file under ``directory``, not in host memory). A claimed tensor is placed on the
-    device with its storage freed, with every alias of its storage; the core answers the
-    per-tensor hooks for it. A claim the core cannot honour is refused with a reason, never raised.
+    device with its storage freed (on the CPU, over its host values), with every alias of its storage; the
+    core answers the per-tensor hooks for it. A claim the core cannot honour, or one a compile-time reader
+    would read (docs/placement.md), is refused with a reason, never raised.
     Combined: all results, in plugin order; the first claim on a storage wins (the report says so).
     """
 

@@ -18,10 +18,12 @@ import torch
 from ..core.errors import AotiHooksError, PluginError
 from ..core.session import Session
 from ..core.types import Report, Target
+from ..seams import inductor
 from ..seams.export import moved_copy
 
 _lock = threading.Lock()
 _history: list[tuple[str, str, Report]] = []  # (host, what was compiled, its report), in order
+_failures: list[tuple[str, str, str]] = []  # (host, what was compiled, the first line of its error), in order
 
 
 def program_device(program: "torch.export.ExportedProgram") -> torch.device:
@@ -94,13 +96,17 @@ def compiling(session: Session, host: str, name: str) -> Iterator[Session]:
     """``session`` active around one compile by ``host`` of ``name`` (a package path, a method).
 
     An error of ours wrapped by torch or ExecuTorch comes out as itself; after a compile that
-    succeeded, ``(host, name, report)`` joins the process's history (`history`).
+    succeeded, ``(host, name, report)`` joins the process's history (`history`), and after one that
+    failed, ``(host, name, first line of the error)`` joins its failures (`failures`).
     """
     try:
-        with session:
+        with session, inductor.host_call():  # torch's entry points called inside run as stock's, in this session
             yield session
     except Exception as error:
         ours = ours_inside(error)
+        shown = ours if ours is not None else error
+        with _lock:
+            _failures.append((host, name, first_line(shown)))
         if ours is None or ours is error:
             raise
         raise ours from ours.__cause__
@@ -112,3 +118,16 @@ def history(host: str | None = None) -> list[tuple[str, Report]]:
     """``(name, report)`` of every compile with plugins in this process (of ``host`` only, when given), in order."""
     with _lock:
         return [(name, report) for who, name, report in _history if host is None or who == host]
+
+
+def failures() -> list[tuple[str, str]]:
+    """``(name, first line of its error)`` of every compile with plugins that failed in this process, in order."""
+    with _lock:
+        return [(name, line) for _, name, line in _failures]
+
+
+def first_line(error: BaseException) -> str:
+    """``Type: the first line of the message`` (a long one cut at 300 characters)."""
+    lines = str(error).strip().splitlines()
+    line = lines[0] if lines else ""
+    return f"{type(error).__name__}: {line[:300]}" if line else type(error).__name__

@@ -5,12 +5,12 @@ values on the host or in a file) and `standins` (autotune examples that cost no 
 pluggy reads the hook implementations this module holds, so it registers as one plugin.
 """
 
-from .claims import (NAME, Placed, autotune_arguments, candidates, clone_lifted_buffer, move_program_to_device, placed,
-                     pre_constant_dedup, refusal, serialize_constant)
+from .claims import (NAME, Placed, autotune_arguments, candidates, clone_lifted_buffer, compile_context,
+                     move_program_to_device, placed, pre_constant_dedup, refusal, serialize_constant)
 from .standins import SCRATCH, autotune_example, choice_example, clone_autotune_argument, stand_in_block
 
 __all__ = ["NAME", "Placed", "SCRATCH", "autotune_arguments", "autotune_example", "candidates", "choice_example",
-           "clone_autotune_argument", "clone_lifted_buffer", "move_program_to_device", "placed", "pre_constant_dedup",
+           "clone_autotune_argument", "clone_lifted_buffer", "compile_context", "move_program_to_device", "placed", "pre_constant_dedup",
            "refusal", "serialize_constant", "stand_in_block"]
 
 # Deprecated for one release: the contract's types lived here; plugins import them from aoti_hooks.plugin.

@@ -22,22 +22,27 @@ session's placement state, is all the state a placed tensor has.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
-from ..core.errors import PluginError
+from ..core.errors import AotiHooksError, PluginError
 from ..core.text import format_bytes
 from ..core.hookspecs import hookimpl
 from ..core.registry import BUILT_IN
 from ..core.types import (BUFFER, CONSTANT, FILLS, NON_PERSISTENT_BUFFER, PARAMETER, ZEROS, Candidate, OnDisk,
                           fill_kind, storage_key)
 from ..seams.export import moved_copy, written_inputs
-from ..seams.inductor import constant_values_read_at_compile_time
+from ..seams.inductor import empty_storage_reader, read_while_lowering, readers_of_every_constant
+from ..seams.inductor.readers import LOWERING
 from ..seams.tensors import view_without_growing
 from .storage import host_copy, host_file, host_zeros, view_of, whole
 
 NAME = BUILT_IN  # "placement": registered in every session, never named in a plugin list
+# Devices whose placed tensors are views of their host values (nothing to save by freeing them there, and
+# every compile-time reader then reads real values). Tests empty this to stand the CPU in for a GPU.
+HOST_BACKED = ("cpu",)
 def refusal(tensor: torch.Tensor) -> str | None:
     """Why ``tensor`` cannot be placed with freed storage, or None when it can."""
     if type(tensor) not in (torch.Tensor, torch.nn.Parameter):
@@ -91,14 +96,25 @@ def candidates(program) -> list[Candidate]:
 
 @dataclass
 class Placed:
-    """One claimed storage: freed on the device between runs; its values on the host."""
+    """One claimed storage: freed on the device between runs, its values on the host; on the CPU,
+    the host values themselves (every reader there reads real values)."""
 
     plugin: str
     fill: str
-    storage: torch.UntypedStorage  # on the target device; 0 bytes except during one run
+    storage: torch.UntypedStorage  # on the target device; 0 bytes except during one run (the host values on the CPU)
     nbytes: int
     host: torch.UntypedStorage  # the values: an anonymous zero mapping, the host copy, or a file mapping
+    fqns: tuple[str, ...] = ()  # every name the program gives this storage
     runs: int = 0  # runs holding the device bytes now: a Triton run nests inside the first pass's run
+
+    @property
+    def host_backed(self) -> bool:
+        return self.storage is self.host
+
+    @property
+    def empty(self) -> bool:
+        """The device storage holds no bytes now: a reader would meet nothing."""
+        return not self.host_backed and self.storage.nbytes() < self.nbytes
 
     def host_view(self, like: torch.Tensor) -> torch.Tensor:
         """The values of ``like`` (a tensor over this storage), on the host."""
@@ -106,6 +122,8 @@ class Placed:
 
     def fill_device(self) -> None:
         """Give the device storage its bytes (zeros, or copied from the host)."""
+        if self.host_backed:
+            return
         self.storage.resize_(self.nbytes)
         if self.fill == ZEROS:
             whole(self.storage).zero_()
@@ -113,7 +131,8 @@ class Placed:
             whole(self.storage).copy_(whole(self.host))
 
     def free_device(self) -> None:
-        self.storage.resize_(0)
+        if not self.host_backed:
+            self.storage.resize_(0)
 
 
 def _placed_storages(session) -> dict[int, Placed]:
@@ -128,7 +147,7 @@ def placed(session, tensor) -> Placed | None:
 def _merge_claims(session, program, found: list[Candidate], device) -> dict[int, tuple[str, str, list[Candidate]]]:
     """storage key -> (plugin, fill, candidates on that storage), after refusals and overrules."""
     by_fqn = {candidate.fqn: candidate for candidate in found}
-    read_while_compiling = constant_values_read_at_compile_time(session.compile_options)
+    every_constant_read = readers_of_every_constant(session.compile_options)
     claims: dict[int, tuple[str, str, list[Candidate]]] = {}
     report = session.report
     for plugin, answer in session.hooks.claim_tensors(program, found):
@@ -140,11 +159,15 @@ def _merge_claims(session, program, found: list[Candidate], device) -> dict[int,
             if fill_kind(fill) is None:
                 raise PluginError(plugin, "claim_tensors", ValueError(
                     f"claimed {fqn!r} with fill {fill!r}; the fills are {', '.join(FILLS)} and OnDisk(directory)"))
-            reason = read_while_compiling.get(fill_kind(fill)) or refusal(candidate.tensor)
+            reader, reason = _left_out(candidate, every_constant_read, device)
+            if reason is None:
+                reason = refusal(candidate.tensor)
             if reason is None and fill == ZEROS and not candidate.all_zeros:
                 reason = "its values are not all zeros"
             if reason is not None:
                 report.append(NAME, "refused", {"fqn": fqn, "plugin": plugin, "reason": reason})
+                if reader is not None:
+                    report.add(NAME, f"left_out_for_{reader}")
                 continue
             key = storage_key(candidate.tensor)
             if key in claims:
@@ -155,6 +178,19 @@ def _merge_claims(session, program, found: list[Candidate], device) -> dict[int,
             group = [candidate, *(by_fqn[alias] for alias in candidate.aliases)]
             claims[key] = (plugin, fill, group)
     return claims
+
+
+def _left_out(candidate: Candidate, every_constant_read: dict[str, str], device: torch.device):
+    """``(reader, why)`` when a compile-time reader of values would meet ``candidate`` placed, else (None, None).
+
+    On the CPU no reader would: a placed tensor there is a view of its values (`HOST_BACKED`).
+    """
+    if device.type in HOST_BACKED:
+        return None, None
+    for reader, why in every_constant_read.items():
+        return reader, why
+    why = read_while_lowering(candidate.tensor)
+    return (LOWERING, why) if why is not None else (None, None)
 
 
 def _place(session, claims, device: torch.device):
@@ -179,10 +215,14 @@ def _place(session, claims, device: torch.device):
             report.add(plugin, "spilled_bytes", nbytes)
         else:
             values = host_copy(source)
-        entry = Placed(plugin, fill_kind(fill), storage, nbytes, values)
+        if device.type in HOST_BACKED:  # the values themselves: nothing to save by freeing, every reader reads them
+            storage = values
+        entry = Placed(plugin, fill_kind(fill), storage, nbytes, values, tuple(candidate.fqn for candidate in group))
         for candidate in group:
             view = view_without_growing(storage, candidate.tensor)
-            if view is None:  # not CUDA, or torch cannot: set_ grows the storage to fit, for a moment
+            if entry.host_backed:
+                view = view_of(storage, candidate.tensor)
+            elif view is None:  # not CUDA, or torch cannot: set_ grows the storage to fit, for a moment
                 view = view_of(storage, candidate.tensor)
                 storage.resize_(0)
                 if device.type == "cuda":
@@ -261,3 +301,32 @@ def autotune_arguments(args, session):
                 if not entry.runs:
                     entry.free_device()
             session.report.add(NAME, "autotune_materializations", len(filled))
+
+
+@hookimpl
+def compile_context(session):
+    """Around the compile: a reader that met a placed tensor's empty storage becomes one sentence naming both."""
+    return _empty_reads_named(session)
+
+
+@contextmanager
+def _empty_reads_named(session):
+    try:
+        yield
+    except AotiHooksError:
+        raise
+    except Exception as error:
+        def is_empty_placed(value) -> bool:
+            entry = placed(session, value) if isinstance(value, torch.Tensor) else None
+            return entry is not None and entry.empty
+
+        found = empty_storage_reader(error, is_empty_placed)
+        if found is None:
+            raise
+        tensor, reader = found
+        entry = placed(session, tensor)
+        raise AotiHooksError(
+            f"{reader} read the values of {entry.fqns[0] if entry.fqns else 'a placed tensor'} while compiling, "
+            f"and {entry.plugin} keeps that tensor off the device until the artifact is written; leave it to the "
+            f"compile (raise {entry.plugin}'s min_bytes past its {format_bytes(entry.nbytes)}, or run without "
+            f"{entry.plugin}) and report this reader to aoti-hooks") from error

@@ -114,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     plugins, options = checked
     status, reports = run_command(command, plugins, options, args.target, args.report)
-    print(format_reports(reports), file=sys.stderr)
+    print(format_reports(reports, status), file=sys.stderr)
     return status
 
 

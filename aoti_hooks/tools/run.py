@@ -42,20 +42,27 @@ def run_command(command: list[str], plugins: list[str], options: dict, target: s
     Path(report_file).write_text("")
     try:
         status = subprocess.run(command, env=command_env(plugins, options, target, os.path.abspath(report_file))).returncode
+        reports = [json.loads(line) for line in Path(report_file).read_text().splitlines() if line.strip()]
     except FileNotFoundError:
         raise SystemExit(f"aoti-hooks run: {command[0]!r} was not found; give the command after --, "
                          f"e.g. -- python export.py") from None
-    reports = [json.loads(line) for line in Path(report_file).read_text().splitlines() if line.strip()]
-    if not keep:
-        os.unlink(report_file)
+    finally:
+        if not keep:
+            os.unlink(report_file)
     return status, reports
 
 
-def format_reports(reports: list[dict]) -> str:
+def format_reports(reports: list[dict], status: int = 0) -> str:
+    """What the command's processes compiled, which compiles failed and why, and the command's status."""
     lines = []
     for entry in reports:
-        said = report_lines(entry["report"])
-        lines.append(f"aoti-hooks run: process {entry['pid']} ({' '.join(entry['argv'])[:120]}): "
-                     f"{entry['compiles']} compile(s)")
-        lines += [f"  {line}" for line in said]
-    return "\n".join(lines) or "aoti-hooks run: no AOTI compile ran in the command"
+        failed = entry.get("failed", [])
+        done = f"{entry['compiles']} compile(s)" + (f", {len(failed)} failed" if failed else "")
+        lines.append(f"aoti-hooks run: process {entry['pid']} ({' '.join(entry['argv'])[:120]}): {done}")
+        lines += [f"  failed: {failed_compile['name']}: {failed_compile['error']}" for failed_compile in failed]
+        lines += [f"  {line}" for line in report_lines(entry["report"])]
+    if not lines:
+        lines.append("aoti-hooks run: no compile with the session's plugins ran in the command")
+    if status:
+        lines.append(f"aoti-hooks run: the command exited with status {status}")
+    return "\n".join(lines)

@@ -33,14 +33,16 @@ def enter_from_environment() -> None:
 
         sys.meta_path.insert(0, _ExecuTorchIntegration(AOTI_BACKEND_MODULE))
     session.__enter__()
-    compiles_before = _compiles()
+    compiles_before, failed_before = _compiles(), len(_failures())
 
     def leave() -> None:
         session.__exit__(None, None, None)
         compiles = _compiles() - compiles_before
-        if not compiles:  # a helper process (Inductor's compile workers start Python too): nothing to say
+        failed = _failures()[failed_before:]
+        if not compiles and not failed:  # a helper process (Inductor's compile workers start Python too): nothing to say
             return
         entry = {"pid": os.getpid(), "argv": getattr(sys, "argv", []), "compiles": compiles,
+                 "failed": [{"name": name, "error": line} for name, line in failed],
                  "report": session.report.as_dict()}
         with open(described["report"], "a") as handle:
             handle.write(json.dumps(entry, default=str) + "\n")
@@ -77,3 +79,9 @@ def _compiles() -> int:
     from ..hosts.lifecycle import history
 
     return len(history())
+
+
+def _failures() -> list[tuple[str, str]]:
+    from ..hosts.lifecycle import failures
+
+    return failures()

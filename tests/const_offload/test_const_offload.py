@@ -50,7 +50,7 @@ class Look:
         self.seen.update({name: session.program.state_dict[name].untyped_storage().nbytes() for name in self.names})
 
 
-def test_const_offload_export_equals_stock_and_eager(tmp_path, stock, register):
+def test_const_offload_export_equals_stock_and_eager(tmp_path, stock, register, cpu_as_gpu):
     config = stock["config"]
     model = build(config)
     eager = run(build(config), config)  # a fresh copy: decoding writes the caches
@@ -131,7 +131,7 @@ def test_selection_takes_large_tensors_the_program_does_not_write():
     assert select_constants(program, 2**40) == {}
 
 
-def test_autotune_arguments_fill_the_true_values_for_one_run_only():
+def test_autotune_arguments_fill_the_true_values_for_one_run_only(cpu_as_gpu):
     # The launch is a stand-in: a real autotune run needs Triton and a GPU.
     weight = torch.randn(64, 32)
 

@@ -192,6 +192,7 @@ MODES = {
     # As CudaBackend compiles: matmul choices and fusions timed. Without the on-disk choice cache:
     # the second compile would read the first one's choices and time (make examples for) none.
     "max_autotune": {"max_autotune": True, "autotune_local_cache": False},
+    "freezing": {"freezing": True},  # folds and re-lays out every constant from its values while compiling
 }
 
 
@@ -249,6 +250,31 @@ def test_real_models_on_cuda_stand_ins_give_the_stock_package(name, mode, tmp_pa
             torch.testing.assert_close(a, b, msg=f"{name}: decode step {step} differs from the stock package")
         else:
             assert torch.equal(a, b), f"{name}: decode step {step} differs from the stock package"
+
+
+@pytest.mark.parametrize("name, mode", [("gemma4_31b", "one_pass"), ("gemma4_31b", "freezing"), ("llama", "freezing")])
+def test_every_tensor_claimed_leaves_out_what_compile_time_readers_read_and_gives_the_stock_package(name, mode, tmp_path):
+    """``min_bytes=0``: tiny tensors Inductor inlines are left out, the rest placed; under freezing nothing
+    is placed (it reads every constant). Either way the package is stock's (tests/test_transparency.py)."""
+    model = MODELS[name]
+    stock, _ = _compile_cuda(model.export(model.build()), str(tmp_path / "stock.pt2"), mode=mode)
+    options = {"kv_elide": {"min_bytes": 0}, "const_offload": {"min_bytes": 0}}
+    ours, report = _compile_cuda(model.export(model.build()), str(tmp_path / "ours.pt2"),
+                                 ["kv_elide", "const_offload"], options, mode=mode)
+    placement = report["placement"]
+    if mode == "freezing":
+        assert "tensors" not in placement and placement["left_out_for_freezing"] == len(placement["refused"]) > 0
+    else:
+        assert placement["left_out_for_lowering"] >= 1 and len(placement["tensors"]) > 10
+    assert package_constants(ours, "cuda") == package_constants(stock, "cuda")
+    steps = [_on_cuda(inputs) for inputs in model.steps]
+
+    def decode(path):
+        loaded = torch._inductor.aoti_load_package(path)
+        with torch.no_grad():
+            return [model.call(loaded, inputs).detach().cpu().clone() for inputs in steps]
+
+    assert all(torch.equal(a, b) for a, b in zip(decode(ours), decode(stock)))
 
 
 def test_the_two_pass_first_pass_reads_placed_weights_without_bringing_them_to_the_device(tmp_path):

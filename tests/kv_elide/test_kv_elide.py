@@ -54,7 +54,7 @@ def test_the_check_can_see_a_difference(eager):
 
 
 @pytest.mark.compile
-def test_kv_elide_export_equals_stock_and_eager(tmp_path, stock, eager):
+def test_kv_elide_export_equals_stock_and_eager(tmp_path, stock, eager, cpu_as_gpu):
     model = make_model()
     program = export_decoder(model)
     buffers_before = {name: tensor_bytes(b) for name, b in model.named_buffers()}
@@ -195,7 +195,7 @@ def test_nothing_to_elide_leaves_the_move_to_the_stock_pass():
     assert session.report.get("kv_elide") == {"caches_found": 0}
 
 
-def test_autotune_arguments_materializes_zeros_for_one_run_only():
+def test_autotune_arguments_materializes_zeros_for_one_run_only(cpu_as_gpu):
     # The launch is a stand-in: a real autotune run needs Triton and a GPU.
     program = torch.export.export(Cache(), (torch.randn(1, 32), torch.tensor([3])))
     with aoti_hooks.session(["kv_elide"], kv_elide=OPTIONS) as session:

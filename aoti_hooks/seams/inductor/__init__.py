@@ -12,7 +12,7 @@ While a session is active (`hold`) the patches route
 - `serialization`: the constants' gathering buffer and the package's file copies go through files;
 - `entry`: torch's own ``aoti_compile_and_package`` called inside a session goes to the plain-AOTI host;
 - `arch`: the baked Triton kernels are built for the session's target architecture.
-`symbols` names every private symbol (checked before anything is installed; ``aoti-hooks doctor``
+`readers` says which of Inductor's compile-time readers of constant values a compile runs; `symbols` names every private symbol (checked before anything is installed; ``aoti-hooks doctor``
 lists them); `record` holds what a session's answers are while Inductor uses them; `scheduled`
 reads what a scheduled graph's kernels read and write.
 """
@@ -28,14 +28,15 @@ from .examples import autotune_example
 from .record import HostBacked
 from .scheduled import extern_read_constants, written_constants
 from .arch import compile_options as target_compile_options
-from .symbols import (_READ_ONLY, SUPPORTED_TORCH, SYMBOLS, check, check_torch_version, config_patch, config_value,
-                      constant_values_read_at_compile_time)
+from .readers import empty_storage_reader, readers_of_every_constant, read_while_lowering
+from .symbols import _READ_ONLY, SUPPORTED_TORCH, SYMBOLS, check, check_torch_version, config_patch, config_value
 
 from .entry import host_call, route
 
 __all__ = ["HostBacked", "PATCHES", "host_call", "route", "SUPPORTED_TORCH", "activate", "as_constant", "autotune_example", "check",
-           "config_patch", "config_value", "constant_values_read_at_compile_time", "deactivate",
-           "extern_read_constants", "hold", "target_compile_options", "patched_attributes", "written_constants"]
+           "config_patch", "config_value", "deactivate", "empty_storage_reader",
+           "extern_read_constants", "hold", "read_while_lowering", "readers_of_every_constant", "target_compile_options",
+           "patched_attributes", "written_constants"]
 
 MAKERS: dict[str, Callable[[Callable], Any]] = {
     **constants.MAKERS, **unlift.MAKERS, **examples.MAKERS, **first_pass.MAKERS, **configs.MAKERS,

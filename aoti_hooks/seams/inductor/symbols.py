@@ -79,6 +79,7 @@ SYMBOLS = (
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TritonHOPifier.call_triton_kernel",
            ("self", "variable", "args", "kwargs", "tx")),
     Symbol("torch.export.pt2_archive._package", "PT2ArchiveWriter.write_file", ("self", "name", "file_path")),
+    Symbol("torch._inductor", "aot_compile", ("gm", "args", "kwargs", "options")),
     Symbol("torch._inductor", "aoti_compile_and_package",
            ("exported_program", "_deprecated_unused_args", "_deprecated_unused_kwargs", "package_path", "inductor_configs")),
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TraceableTritonKernelWrapper.__init__",
@@ -116,27 +117,6 @@ def check() -> list[tuple[str, str | None]]:
         except SeamError as error:
             results.append((symbol.label, str(error)))
     return results
-
-
-def constant_values_read_at_compile_time(options: dict) -> dict[str, str]:
-    """``{fill: why}`` for the placement fills whose values this compile reads while compiling.
-
-    ``aot_inductor.use_runtime_constant_folding``: AOTI runs the constant graph during the
-    compile, over every constant: no fill can be placed. The two-pass compile
-    (``triton.autotune_at_compile_time=False`` on a GPU) is not among them: its first pass reads
-    each constant its wrapper reads as ``autotune_example`` answers (written ones too), and is one
-    ``autotune_arguments`` run over the rest its extern kernels read (`first_pass.FirstPassModule`).
-
-    ``options`` are the compile's Inductor options; what they do not set comes from
-    ``torch._inductor.config``.
-    """
-    from torch._inductor import config
-
-    key = "aot_inductor.use_runtime_constant_folding"
-    if options.get(key, config.aot_inductor.use_runtime_constant_folding):
-        why = f"{key} runs the constant graph during the compile, which reads every constant's values"
-        return {"zeros": why, "host": why}
-    return {}
 
 
 def config_value(key: str, text: str):
