@@ -65,8 +65,7 @@ def test_a_compile_that_failed_is_reported_as_failed_with_the_commands_status(tm
     script = tmp_path / "export.py"
     script.write_text(textwrap.dedent("""
         import torch
-        from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
-        program = export_decoder(build(CONFIGS["tiny"]))
+        program = torch.export.export(torch.nn.Linear(4, 4), (torch.randn(1, 4),))
         torch._inductor.aoti_compile_and_package(program, inductor_configs={"no_such_option_here": 1})
     """))
     done = aoti_hooks_command("run", "--plugins", "kv_elide", "--", sys.executable, str(script))

@@ -49,6 +49,7 @@ def export_small():
 def test_freezing_and_the_cpu_gemm_template_read_real_values_and_give_stocks_package(tmp_path):
     """Both read every weight while compiling (constant folding, the template's weight prepacking);
     with every tensor of ExecuTorch's Llama claimed the package is stock's, constants and outputs."""
+    pytest.importorskip("executorch.examples.models.llama.llama_transformer")
     configs = {**INDUCTOR_CONFIGS, "freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP"}
     stock = torch._inductor.aoti_compile_and_package(LLAMA.export(LLAMA.build()), package_path=str(tmp_path / "s.pt2"),
                                                      inductor_configs=configs)
