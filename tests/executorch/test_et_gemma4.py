@@ -46,6 +46,28 @@ def test_int4_weights_follow_its_recipe_and_are_seeded(exported):
                            exported["weights"]["layers.0.mlp.down_proj.weight"].qdata)
 
 
+def layout(value):
+    """What the packers and the export read of a weight: its type, and per inner tensor shape and dtype, and
+    its metadata; or a plain tensor's shape and dtype."""
+    if not hasattr(value, "tensor_data_names"):
+        return type(value).__name__, tuple(value.shape), value.dtype
+    inner = {name: (tuple(getattr(value, name).shape), getattr(value, name).dtype) for name in value.tensor_data_names}
+    optional = {name: getattr(value, name) is None for name in getattr(value, "optional_tensor_data_names", None) or ()}
+    metadata = {name: getattr(value, name) for name in value.tensor_attribute_names}
+    return type(value).__name__, tuple(value.shape), value.dtype, inner, optional, repr(metadata)
+
+
+def test_drawn_int4_weights_are_laid_out_as_the_recipes_quantizer_lays_them(exported):
+    """bench draws the weights already quantized (seconds at full size); the quantizer's own output
+    at these dimensions is what they must look like to the packers and the export."""
+    drawn, quantized = exported["weights"], et_gemma4.quantized_weights(TINY)
+    assert {fqn: layout(value) for fqn, value in drawn.items()} == {fqn: layout(value) for fqn, value in quantized.items()}
+    int4 = drawn["layers.0.mlp.down_proj.weight"]
+    assert int(int4.qdata.min()) == 0 and int(int4.qdata.max()) == 255  # both nibbles take every value
+    assert bool(((int4.zero_point >= 6) & (int4.zero_point <= 9)).all()) and bool((int4.scale > 0).all())
+    assert len(exported["model"].lm_head.weight.shape) == 2  # the packers took them (the fixture built the model)
+
+
 def test_both_methods_are_exported_as_its_export_py_does(exported):
     import json
 

@@ -25,8 +25,9 @@ from __future__ import annotations
 import gc
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -68,34 +69,124 @@ def recipe(hidden: int):
     ])
 
 
-def seeded_weights(shape: Shape, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Every parameter and loaded buffer, seeded, quantized as the recipe says, one tensor at a time."""
+def bf16_weights(shape: Shape, seed: int = 0) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(fqn, value)`` of every parameter and loaded buffer in bf16, seeded (std 0.02, norms and layer
+    scalars 1), one tensor at a time; the lm_head a clone of the embedding (export.py unties it to quantize it)."""
     from executorch.examples.models.gemma4_31b.model import Gemma4_31B
+
+    with torch.device("meta"):
+        skeleton = Gemma4_31B(shape.config())
+    for index, (fqn, parameter) in enumerate(skeleton.named_parameters()):
+        if fqn == "lm_head.weight":
+            continue
+        generator = torch.Generator().manual_seed(seed * 100_003 + index)
+        if fqn.endswith("norm.weight"):
+            value = torch.ones(parameter.shape, dtype=torch.bfloat16)
+        else:
+            value = (torch.randn(parameter.shape, generator=generator) * 0.02).to(torch.bfloat16)
+        yield fqn, value
+        if fqn == "embed_tokens.weight":
+            yield "lm_head.weight", value.clone()
+    for fqn, _ in skeleton.named_buffers():
+        if fqn.endswith("layer_scalar"):
+            yield fqn, torch.ones(1, dtype=torch.bfloat16)  # as load_checkpoint(dtype=bf16) leaves it
+
+
+def quantized_weights(shape: Shape, seed: int = 0) -> dict[str, torch.Tensor]:
+    """`bf16_weights` quantized by the recipe's own quantizer (``quantize_stream``): the reference
+    `seeded_weights` draws its int4 weights like, minutes at the real size."""
     from executorch.extension.llm.export.quant import quantize_stream
 
+    return dict(quantize_stream(bf16_weights(shape, seed), recipe(shape.config().hidden_size), dtype=torch.bfloat16))
+
+
+def seeded_weights(shape: Shape, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Every parameter and loaded buffer, seeded: bf16 (`bf16_weights`), or int4 as the recipe lays them out.
+
+    int4 weights are drawn already quantized (`drawn_quantized`), not quantized from bf16: the
+    same subclasses, layouts, dtypes and metadata as the recipe's quantizer gives
+    (tests/executorch/test_et_gemma4.py compares them), in seconds where quantizing the whole model
+    takes many minutes. Their values matter only as far as every variant and eager read the same ones.
+    """
+    if shape.weights == "bf16":
+        return dict(bf16_weights(shape, seed))
+    from executorch.examples.models.gemma4_31b.model import Gemma4_31B
+    from executorch.extension.llm.export.quant.convert import maybe_cast
+
     config = shape.config()
+    rules = recipe(config.hidden_size)
     with torch.device("meta"):
         skeleton = Gemma4_31B(config)
+    weights = {}
+    for index, (fqn, parameter) in enumerate(skeleton.named_parameters()):
+        rule = rules.get_config(fqn)
+        generator = torch.Generator().manual_seed(seed * 100_003 + index)
+        if rule is not None:
+            weights[fqn] = maybe_cast(drawn_quantized(tuple(parameter.shape), rule, generator), torch.bfloat16)
+        elif fqn.endswith("norm.weight"):
+            weights[fqn] = torch.ones(parameter.shape, dtype=torch.bfloat16)
+        else:
+            weights[fqn] = (torch.randn(parameter.shape, generator=generator) * 0.02).to(torch.bfloat16)
+    for fqn, _ in skeleton.named_buffers():
+        if fqn.endswith("layer_scalar"):
+            weights[fqn] = torch.ones(1, dtype=torch.bfloat16)
+    return weights
 
-    def raw():
-        for index, (fqn, parameter) in enumerate(skeleton.named_parameters()):
-            if fqn == "lm_head.weight":
-                continue  # the tied checkpoint's embedding, cloned (export.py unties it to quantize it)
-            generator = torch.Generator().manual_seed(seed * 100_003 + index)
-            if fqn.endswith("norm.weight"):
-                value = torch.ones(parameter.shape, dtype=torch.bfloat16)
-            else:
-                value = (torch.randn(parameter.shape, generator=generator) * 0.02).to(torch.bfloat16)
-            yield fqn, value
-            if fqn == "embed_tokens.weight":
-                yield "lm_head.weight", value.clone()
-        for fqn, _ in skeleton.named_buffers():
-            if fqn.endswith("layer_scalar"):
-                yield fqn, torch.ones(1, dtype=torch.bfloat16)  # as load_checkpoint(dtype=bf16) leaves it
 
-    if shape.weights == "bf16":
-        return dict(raw())
-    return dict(quantize_stream(raw(), recipe(config.hidden_size), dtype=torch.bfloat16))
+def drawn_quantized(shape: tuple[int, ...], rule, generator: torch.Generator) -> torch.Tensor:
+    """A weight of ``shape`` as the recipe's quantizer would give it for ``rule``, its integers drawn at random.
+
+    int4 min-max (asymmetric, groups of ``rule.group_size``): torchao's ``Int4Tensor``, two nibbles a
+    byte along the last dimension, scale and zero point ``(groups, rows)`` in bf16. int8 symmetric
+    per group: ``IntxUnpackedToInt8Tensor`` with int8 data, bf16 scales, int8 zero points of 0.
+    Scales about what min-max gives for the bf16 weights' std of 0.02.
+    """
+    rows, columns = shape
+    groups = columns // rule.group_size
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    noise = _drawn_bytes((rows, 2 * groups), "uint8", seed + 1)  # per group: its scale's, its zero point's
+    scale = (0.004 + noise[:, :groups].float() * (0.002 / 255)).to(torch.bfloat16)
+    if rule.bits == 4:
+        from torchao.quantization.quantize_.workflows.int4.int4_tensor import Int4Tensor
+
+        packed = _drawn_bytes((rows, columns // 2), "uint8", seed)
+        zero_point = (6 + (noise[:, groups:] & 3)).to(torch.bfloat16)
+        return Int4Tensor(qdata=packed, scale=scale.t().contiguous(), zero_point=zero_point.t().contiguous(),
+                          block_size=[1, rule.group_size], shape=torch.Size(shape))
+    if rule.bits == 8 and rule.symmetric:
+        from torchao.quantization import IntxUnpackedToInt8Tensor
+
+        data = _drawn_bytes(shape, "int8", seed)
+        return IntxUnpackedToInt8Tensor(qdata=data, scale=scale, zero_point=torch.zeros(rows, groups, dtype=torch.int8),
+                                        target_dtype=torch.int8, block_size=(1, rule.group_size), dtype=torch.bfloat16,
+                                        activation_quantization=None)
+    raise ValueError(f"no drawn layout for {rule.bits}-bit weights (symmetric={rule.symmetric}); use quantized_weights")
+
+
+DRAWN_CHUNK = 64 * 2**20  # bytes one thread draws at a time
+
+
+def _drawn_bytes(shape: tuple[int, ...], dtype: str, seed: int) -> torch.Tensor:
+    """A ``uint8`` or ``int8`` tensor of uniform random bytes (every value of the type equally likely).
+
+    Drawn raw from PCG64 in row chunks on every core, each chunk its own generator seeded by ``seed``
+    and its first row, so the values do not depend on the number of cores; raw draws are several
+    times faster than bounded integers, and numpy releases the GIL while it draws.
+    """
+    import numpy as np  # ExecuTorch's dependency
+
+    out = np.empty(shape, dtype=dtype)
+    rows = shape[0]
+    per = max(1, DRAWN_CHUNK // max(1, out.nbytes // rows))
+
+    def draw(start: int) -> None:
+        block = out[start:start + per].reshape(-1).view(np.uint8)
+        raw = np.random.PCG64([seed, start]).random_raw(-(-block.size // 8)).view(np.uint8)
+        block[...] = raw[:block.size]
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(draw, range(0, rows, per)))
+    return torch.from_numpy(out)
 
 
 def build(shape: Shape, weights: dict[str, torch.Tensor]):
