@@ -75,6 +75,11 @@ SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
                                    "--plugins", ALL, "--gpu-memory-limit", "25%", "--jobs", "3", "--check-steps", "0"]
                   for n in (1, 2, 4)}},
               {"TORCHINDUCTOR_COMPILE_THREADS": "4"}),
+    "whole": ("the whole model: ExecuTorch's Gemma 4 31B, 10 periods (60 layers) @128k, int4, CudaBackend, all four "
+              "(stock does not fit the lease: its figures are projected from `scale`'s 1, 2 and 4 periods), code for the "
+              "GPU that measures, so the .pte runs there: its tokens over 4 decode steps against eager's",
+              {"gemma4-p10": [*GEMMA4, "--periods", "10", "--no-stock", "--plugins", ALL, "--check-steps", "4"]},
+              {"TORCHINDUCTOR_COMPILE_THREADS": "8"}),
     "two-pass": ("the same model in the two-pass mode (`autotune_at_compile_time=OFF`): stock and all four; the output check",
                  {"gemma4": [*GEMMA4, "--common-spec", "autotune_at_compile_time=OFF", "--plugins", ALL, "--jobs", "2"]},
                  {"TORCHINDUCTOR_COMPILE_THREADS": "8"}),
@@ -211,7 +216,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     except (OSError, ValueError):
         raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
                          f"machine that measures: copy the whole suite folder here") from None
-    censuses, shared, timings = [], [], []
+    censuses, shared, timings, stocks_missing = [], [], [], []
     for run in runs:
         report = json.loads((folder(name, into) / run / "report.json").read_text())
         header, found = census_rows(report["runs"])
@@ -222,11 +227,13 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         contents = _contents(folder(name, into) / run)
         shared += [f"- {run}, {measured['variant']}: {line}" for measured in report["runs"]
                    if (line := shared_memory_line(measured))]
+        stocks_missing += [] if report.get("stock_run", True) else [(run, report.get("model"), report["shape"]["layers"])]
         for measured in report["runs"]:
             verdict = check.get(measured["variant"], {})
             written = contents.get(measured["variant"])
             added, anonymous_added = host_added(measured)
-            rows.append({"bench": run, "run": measured["variant"], "compile_s": measured.get("compile_s"),
+            rows.append({"bench": run, "run": measured["variant"], "model": report.get("model"),
+                         "layers": (report.get("shape") or {}).get("layers"), "compile_s": measured.get("compile_s"),
                          "peak_allocated": measured.get("peak_allocated"), "peak_reserved": measured.get("peak_reserved"),
                          "nvml_process_peak": measured.get("nvml_process_peak"),
                          "host_peak_rss": measured.get("host_peak_rss"),
@@ -238,6 +245,11 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                          "caches_equal_stock": verdict.get("caches_equal_stock"),
                          "artifact_equal_stock": None if written is None or "stock" not in contents
                          else written == contents["stock"]})
+    measured_stock = [*rows, *_committed_rows("scale", results)]
+    for run, model, layers in stocks_missing:
+        projection = projected_stock(measured_stock, model, layers)
+        if projection is not None:
+            rows.append({**projection, "bench": run})
     commands = [shlex.join(["aoti-hooks", "bench", *args]) for args in runs.values()]
     meta = {"suite": name, "what": what, "command": f"python3 bench/suite.py start {name}", "commands": commands,
             "environment": environment, "commit": commit or _commit(), "machine": machine}
@@ -250,17 +262,23 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
              "| anonymous peak | anonymous added | tokens = stock | caches = stock | .ptd and weight table = stock |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     shown = {True: "yes", False: "NO", None: "-"}
-    stock_compile = {row["bench"]: row["compile_s"] for row in rows if row["run"] == "stock"}
+    stock_compile = {row["bench"]: row["compile_s"] for row in rows if row["run"] == "stock" or row.get("projected_from")}
     for row in rows:
         reference = stock_compile.get(row["bench"])
-        ratio = f" ({row['compile_s'] / reference:.2f}× stock)" if row["compile_s"] and reference else ""
+        ratio = (f" ({row['compile_s'] / reference:.2f}× stock)" if row["compile_s"] and reference
+                 and row["run"] != "stock" and not row.get("projected_from") else "")
         lines.append(f"| {row['bench']} | {row['run']} | {row['compile_s'] or '-'} s{ratio} | {_gib(row['peak_allocated'])} | "
                      f"{_gib(row['peak_reserved'])} | {_gib(row['nvml_process_peak'])} | "
                      f"{_of_weights(row['host_peak_rss'], row)} | {_of_weights(row['host_added'], row)} | "
                      f"{_of_weights(row['host_peak_anonymous'], row)} | {_of_weights(row['host_anonymous_added'], row)} | "
                      f"{shown[row['tokens_equal_stock']]} | {shown[row['caches_equal_stock']]} | "
                      f"{shown[row['artifact_equal_stock']]} |")
-    phased = [row for row in rows if row["host_phase_peaks"]]
+    projected = [row for row in rows if row.get("projected_from")]
+    if projected:
+        lines += ["", *(f"- {row['bench']}, {row['run']}: a projection, not a measurement: a straight line through stock's "
+                        f"runs of the same model at {', '.join(map(str, row['projected_from']))} layers, extended to "
+                        f"{row['layers']}; the ratios to stock in its bench are to this projection" for row in projected)]
+    phased = [row for row in rows if row.get("host_phase_peaks")]
     if phased:
         phases = [phase for phase in PHASE_ORDER if any(phase in row["host_phase_peaks"] for row in phased)]
         lines += ["", "Host RSS peak in each phase of the compile (the phase read from the compiling thread's stack):", "",
@@ -286,6 +304,45 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     path = results / f"{name}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+PROJECTED = ("compile_s", "peak_allocated", "peak_reserved", "nvml_process_peak", "host_peak_rss", "host_peak_anonymous",
+             "weight_bytes")
+
+
+def projected_stock(rows: list[dict], model: str | None, layers: int) -> dict | None:
+    """Stock's row for ``model`` at ``layers``, projected by a least-squares line through its measured stock rows
+    at other depths; None unless it was measured at two depths or more. Stock grows about linearly in depth
+    (per period: one more layer's weights, caches and transients)."""
+    found: dict[int, dict] = {}
+    for row in rows:
+        if row.get("run") == "stock" and row.get("model") == model and row.get("layers") and row["layers"] != layers:
+            found.setdefault(row["layers"], row)  # one row per depth: this suite's, else the committed table's
+    if len(found) < 2:
+        return None
+    depths = sorted(found)
+    projected: dict = {"run": "stock (projected)", "model": model, "layers": layers, "projected_from": depths}
+    for key in PROJECTED:
+        points = [(depth, found[depth][key]) for depth in depths if found[depth].get(key) is not None]
+        if len({depth for depth, _ in points}) < 2:
+            projected[key] = None
+            continue
+        mean_x = sum(depth for depth, _ in points) / len(points)
+        mean_y = sum(value for _, value in points) / len(points)
+        slope = (sum((depth - mean_x) * (value - mean_y) for depth, value in points)
+                 / sum((depth - mean_x) ** 2 for depth, _ in points))
+        value = mean_y + slope * (layers - mean_x)
+        projected[key] = round(value, 1) if key == "compile_s" else int(value)
+    return {**{key: None for key in ("peak_reserved", "host_added", "host_anonymous_added", "host_phase_peaks",
+                                     "tokens_equal_stock", "caches_equal_stock", "artifact_equal_stock")}, **projected}
+
+
+def _committed_rows(name: str, results: Path) -> list[dict]:
+    """The rows of suite ``name``'s committed table (none when it has not been made)."""
+    try:
+        return json.loads((results / f"{name}.json").read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,6 +62,17 @@ def test_bench_a_saved_program(tmp_path, capsys):
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.compile
+def test_bench_without_stock_runs_only_the_plugins_and_says_so(tmp_path, capsys):
+    from aoti_hooks.tools.bench import NO_STOCK
+
+    out = tmp_path / "bench"
+    assert main(["bench", "--model", "demo:tiny", "--plugins", "kv_elide", "--no-stock", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [run["variant"] for run in report["runs"]] == ["kv_elide"] and report["stock_run"] is False
+    assert NO_STOCK in (out / "report.md").read_text() and "[1/1] compiling kv_elide" in capsys.readouterr().err
+
+
 def test_the_timeline_marks_each_phase_by_the_functions_on_the_watched_threads_stack():
     from aoti_hooks.tools.demo.measure import Sampler
 

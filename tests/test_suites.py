@@ -53,3 +53,23 @@ def test_a_suite_runs_detached_is_copied_out_resumes_and_makes_its_table(tmp_pat
 def test_an_unknown_suite_is_one_sentence():
     done = suite("start", "headlines")
     assert done.returncode == 2 and "no suite 'headlines'; the suites are: headline, host, host-cpu, targets-gemma4, scale, two-pass" in done.stderr
+
+
+def test_stock_is_projected_from_the_depths_it_was_measured_at():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from suite import projected_stock
+
+    gemma = "executorch:gemma4_31b"
+    rows = [{"run": "stock", "model": gemma, "layers": 6, "compile_s": 246.0, "peak_allocated": 8 * 2**30, "weight_bytes": 100},
+            {"run": "stock", "model": gemma, "layers": 12, "compile_s": 427.0, "peak_allocated": 14 * 2**30, "weight_bytes": 200},
+            {"run": "all four", "model": gemma, "layers": 12, "compile_s": 472.0, "peak_allocated": 2**29},
+            {"run": "stock", "model": "hf:qwen3", "layers": 4, "compile_s": 10.0}]
+    projected = projected_stock(rows, gemma, 60)
+    assert projected["projected_from"] == [6, 12] and projected["run"] == "stock (projected)"
+    assert projected["peak_allocated"] == 8 * 2**30 + 9 * 6 * 2**30  # 1 GiB a layer, 54 layers on
+    assert projected["compile_s"] == round(246.0 + 54 * (427.0 - 246.0) / 6, 1) and projected["weight_bytes"] == 1000
+    assert projected["nvml_process_peak"] is None and projected["tokens_equal_stock"] is None
+    assert projected_stock(rows[:1] + rows[2:], gemma, 60) is None  # one depth: no line
+    rows.append({"run": "stock", "model": gemma, "layers": 24, "compile_s": 700.0, "peak_allocated": 26 * 2**30,
+                 "weight_bytes": 400})
+    assert projected_stock(rows, gemma, 60)["projected_from"] == [6, 12, 24]  # a least-squares line through three

@@ -25,17 +25,20 @@ from ..core.types import report_lines
 from ..core.text import did_you_mean, format_bytes, table
 from .demo.measure import host_line
 
+NO_STOCK = ("Stock was not run (--no-stock): nothing here is compared with it; where a suite measured stock at "
+            "smaller sizes, its table projects stock's figures from them.")
 PHASE_COLOURS = {"move to device": "#c6dbef", "lowering": "#e5e5e5", "autotune": "#fdd0a2", "serialization": "#c7e9c0"}
 
 
 def variants(plugin_lists: list[list[str]], backend_specs: dict[str, str], options: dict,
-             common_specs: dict[str, str] | None = None, run_options: list[dict] | None = None) -> list[dict]:
-    """stock, stock with the backend's own specs (if any), and one run per plugin list.
+             common_specs: dict[str, str] | None = None, run_options: list[dict] | None = None,
+             stock: bool = True) -> list[dict]:
+    """stock (unless ``stock`` is False), stock with the backend's own specs (if any), and one run per plugin list.
 
     Each run gets the options of the plugins in its own list, those of ``run_options`` (one dict per
     list, named in the run's label) over them, and every run ``common_specs``.
     """
-    runs = [{"variant": "stock", "plugins": [], "backend_specs": {}, "options": {}}]
+    runs = [{"variant": "stock", "plugins": [], "backend_specs": {}, "options": {}}] if stock else []
     if backend_specs:
         label = ",".join(f"{key}={value}" for key, value in backend_specs.items())
         runs.append({"variant": f"stock ({label})", "plugins": [], "backend_specs": backend_specs, "options": {}})
@@ -57,7 +60,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
               weights: str | None = None, check_steps: int | None = None, max_gpu_peak: int | None = None,
               max_host_peak: int | None = None, jobs: int = 1, peak_breakdown: bool = False,
               inductor: dict[str, str] | None = None, run_options: list[dict] | None = None,
-              gpu_memory_limit: int | float | None = None) -> dict:
+              gpu_memory_limit: int | float | None = None, stock: bool = True) -> dict:
     import torch
 
     from .demo import et_gemma4
@@ -157,7 +160,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     work = Path(tempfile.mkdtemp(prefix="aoti-hooks-bench-work-"))  # caches and artifacts, not results
     try:
         results = _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program,
-                       lm_head, quiet, 4 if check_steps is None else check_steps, jobs, run_options)
+                       lm_head, quiet, 4 if check_steps is None else check_steps, jobs, run_options, stock)
     finally:
         if keep:
             print(f"packages, caches and logs kept in {work}", file=sys.stderr)
@@ -195,12 +198,12 @@ def peak_line(run: dict) -> str:
 
 
 def _run(base, plugin_lists, backend, folder, work, options, backend_specs, common_specs, model, program, lm_head,
-         quiet, check_steps, jobs=1, run_options=None) -> dict:
+         quiet, check_steps, jobs=1, run_options=None, stock=True) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from .demo.run import Progress, run_in_worker
 
-    planned = variants(plugin_lists, backend_specs or {}, options or {}, common_specs, run_options)
+    planned = variants(plugin_lists, backend_specs or {}, options or {}, common_specs, run_options, stock)
     if base.get("model"):  # ExecuTorch's own model: its seeded weights once, for every variant
         base["weights_file"] = str(work / "weights.pt")
         with Progress(f"making {base['weights']} weights for {base['model']} ({base['layers']} layers)", quiet):
@@ -209,7 +212,7 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
     lock = threading.Lock()  # runs finish in any order with --jobs > 1; one writes the report at a time
     results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,
                "lm_head": lm_head, "shape": {key: base.get(key) for key in ("layers", "ctx", "weights")},
-               "jobs": jobs, "runs": [], "complete": False}
+               "jobs": jobs, "stock_run": stock, "runs": [], "complete": False}
 
     failed = threading.Event()  # set by a failed run: the runs not started yet never start
 
@@ -470,7 +473,7 @@ def format_report(results: dict) -> str:
     nvml_label = "NVML peak (process)" if jobs > 1 else "NVML peak"
     header = ["run", "compile", "host peak"] + (["peak allocated", "peak reserved", nvml_label] if cuda else [])
     header += ["artifacts", "weights"]
-    executorch = results["backend"] == "executorch"
+    executorch = results["backend"] == "executorch" and results.get("stock_run", True)
     if executorch:
         header.append(".ptd = stock")
     stock = next((run for run in results["runs"] if run["variant"] == "stock"), None)
@@ -533,6 +536,8 @@ def format_report(results: dict) -> str:
     if jobs > 1:
         lines += ["", f"Compiled up to {jobs} runs at once, each in its own process: peaks are each run's own "
                       f"(allocator; NVML's per-process figure; RSS); compile times are not comparable with one at a time."]
+    if not results.get("stock_run", True):
+        lines += ["", NO_STOCK]
     if not results.get("complete", True):
         lines += ["", "Incomplete: the bench stopped before every run finished; these are the runs it finished."]
     if not cuda:

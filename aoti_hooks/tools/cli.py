@@ -182,7 +182,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         common_specs=common_specs, target=args.target, keep=args.keep, weights=args.weights,
                         check_steps=args.check_steps, max_gpu_peak=args.max_gpu_peak, max_host_peak=args.max_host_peak,
                         jobs=args.jobs, peak_breakdown=args.peak_breakdown, inductor=inductor, run_options=run_options,
-                        gpu_memory_limit=args.gpu_memory_limit)
+                        gpu_memory_limit=args.gpu_memory_limit, stock=not args.no_stock)
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
@@ -265,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--peak-breakdown", action="store_true",
                        help="record every CUDA allocation and list, per run, what was live at its peak by where it "
                             "was allocated (GPU only; the recording slows the compile and adds to its host memory)")
+    bench.add_argument("--no-stock", action="store_true",
+                       help="leave out the stock run (a size stock cannot fit on this machine or in the time): the "
+                            "report says so, and a suite's table projects stock from its smaller sizes")
     bench.add_argument("--jobs", type=int, default=1, metavar="N",
                        help="compile up to N runs at once, each in its own process (default 1). Peaks stay each "
                             "run's own (allocator, NVML's per-process figure, RSS); compile times are not comparable")
