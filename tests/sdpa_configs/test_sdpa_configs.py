@@ -460,3 +460,34 @@ def test_compiler_output_of_a_check_goes_to_a_log_not_the_terminal(tmp_path, cap
     assert "REJECT (CompilationError: failed to compile" in err and f"compiler output in {tmp_path / 'compiler.log'}" in err
     assert "LLVM ERROR: Failed to compile" in (tmp_path / "compiler.log").read_text()
     assert judged.checked_now == len(configs_of(add_one))
+
+
+def test_a_shipped_verdict_spares_the_check_and_the_users_file_wins(tmp_path):
+    """The plugin ships verdicts for the kernels and GPUs they were checked on; here one file stands in
+    for the packaged one (its verdicts are made on a GPU)."""
+    from aoti_hooks_sdpa_configs.gate import judge
+    from aoti_hooks_sdpa_configs.registry import TunedKernel
+
+    seen = []
+
+    def check(config):
+        seen.append(config_key(config))
+        return Verdict(True, "ok", cases=1)
+
+    entry = TunedKernel("shipped", lambda: add_one, lambda: [], check=check)
+    first, *rest = configs_of(add_one)
+    shipped = tmp_path / "shipped.json"
+    shipped.write_text(json.dumps({
+        "command": "aoti-hooks sdpa-check --cache shipped.json",
+        cache_key(source_hash(add_one), config_key(first), "cpu"): Verdict(
+            False, "shipped: rejected", cases=1, min_cosine=entry.min_cosine, max_error_bound=entry.max_error,
+            cases_version=entry.cases_version).as_dict()}))
+    cache = VerdictCache(tmp_path / "mine.json", shipped=shipped)
+    judged = judge(entry, add_one, cache)
+    assert judged.verdicts[config_key(first)].reason == "shipped: rejected" and cache.shipped_used == 1
+    assert seen == [config_key(config) for config in rest]  # only what nothing shipped was checked
+    assert config_key(first) not in json.loads((tmp_path / "mine.json").read_text())  # the shipped file is not copied
+    VerdictCache(tmp_path / "mine.json").put(cache_key(source_hash(add_one), config_key(first), "cpu"), Verdict(
+        True, "mine", cases=1, min_cosine=entry.min_cosine, max_error_bound=entry.max_error,
+        cases_version=entry.cases_version))
+    assert judge(entry, add_one, VerdictCache(tmp_path / "mine.json", shipped=shipped)).verdicts[config_key(first)].reason == "mine"

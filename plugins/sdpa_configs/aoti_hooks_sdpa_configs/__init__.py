@@ -115,6 +115,8 @@ def compile_context(options, state, session):
         session.report.set(NAME, prefix + "checked_now", judged.checked_now)
     session.report.set(NAME, "target_smem", session.target.smem if session.target.smem else "unknown")
     session.report.set(NAME, "cache", str(cache.path))
+    if cache.shipped_used:
+        session.report.set(NAME, "verdicts_shipped", cache.shipped_used)
     if skipped:
         session.report.set(NAME, "skipped", "; ".join(skipped))
     return None
