@@ -49,6 +49,10 @@ def linear_program():
     (lambda: parse_target("smem=0,mem=0"), "smem=0 leaves nothing to fit in"),
     (lambda: parse_target("smem=101376,mem=0"), "mem=0 leaves nothing to fit in"),
     (lambda: parse_target("smem=101376,mem=8GiB,device=meta"), "device=meta cannot hold the program's data"),
+    (lambda: aoti_hooks.compile_specs(["kv_elid"]), "unknown plugin 'kv_elid' (did you mean 'kv_elide'?)"),
+    (lambda: aoti_hooks.compile_specs(["kv_elide"], target="rtx509"), "unknown target 'rtx509' (did you mean 'rtx5090'?)"),
+    (lambda: aoti_hooks.compile_specs(["kv_elide"], kv_elide={"min_bytes": "lots"}), "option 'min_bytes' of plugin 'kv_elide'"),
+    (lambda: aoti_hooks.compile_specs(["kv_elide"], targt="h100"), "compile_specs() got targt="),
 ])
 def test_bad_input_is_one_sentence(call, message):
     with pytest.raises(AotiHooksError) as caught:
@@ -105,6 +109,10 @@ def test_an_unknown_name_in_aoti_hooks_disable_is_reported(monkeypatch):
     (["demo", "--plugins", "kv_elid"], "unknown plugin 'kv_elid' (did you mean 'kv_elide'?)"),
     (["demo", "--option", "kv_elide.min_byte=1"], "(did you mean 'min_bytes'?)"),
     (["demo", "--target", "rtx509"], "unknown target 'rtx509' (did you mean 'rtx5090'?)"),
+    (["run", "--report", "/no/such/folder/r.jsonl", "--", "true"], "the folder /no/such/folder does not exist"),
+    (["run", "--report", os.path.dirname(__file__), "--", "true"], "is a folder; name a file for the reports"),
+    (["bench", "--model", "demo:tiny", "--out", __file__], f"bench --out {__file__} is a file; name a folder"),
+    (["demo", "--out", __file__], f"demo --out {__file__} is a file; name a folder"),
 ])
 def test_cli_input_errors_exit_2_with_one_sentence(argv, message, capsys):
     assert cli.main(argv) == 2

@@ -126,6 +126,16 @@ def test_a_cpu_package_bakes_no_gpu_kernel(tmp_path, capsys):
 
     path = torch._inductor.aoti_compile_and_package(export_decoder(build(CONFIGS["tiny"])),
                                                     package_path=str(tmp_path / "cpu.pt2"))
-    assert main(["inspect", path, "--target", "rtx5090"]) == 0
-    out = capsys.readouterr().out
-    assert "0 GPU kernel(s)" in out and "no CUDA binary found" in out and "every kernel launches" in out
+    assert main(["inspect", path]) == 0
+    assert capsys.readouterr().out.strip() == f"{path}: an AOTI package with no GPU code (compiled for the CPU)"
+    assert main(["inspect", path, "--target", "rtx5090"]) == 1  # it cannot launch there: it holds nothing for a GPU
+    assert capsys.readouterr().out.strip().endswith("(compiled for the CPU); nothing in it launches on rtx5090")
+
+
+def test_an_exported_program_is_named_for_what_it_is(tmp_path, capsys):
+    path = str(tmp_path / "program.pt2")
+    torch.export.save(torch.export.export(torch.nn.Linear(4, 4), (torch.randn(1, 4),)), path)
+    assert main(["inspect", path]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"{path}: a torch.export.save file (an exported program), not a compiled artifact")
+    assert main(["inspect", path, "--target", "h100"]) == 1 and "nothing in it launches on h100" in capsys.readouterr().out

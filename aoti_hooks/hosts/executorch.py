@@ -26,7 +26,8 @@ import torch
 
 from ..core.errors import AotiHooksError
 from ..core.active import current_session
-from ..core.session import Session
+from ..core.registry import plugin_names
+from ..core.session import Session, check_keywords
 from ..core.specs import PREFIX, compile_spec_pairs, session_from_compile_specs
 from ..core.types import Report
 from ..seams import executorch as seam, inductor
@@ -41,7 +42,8 @@ def compile_specs(plugins: Iterable[str] | str, target: Any = None, **plugin_opt
 
     ``compile_specs(["kv_elide"], target="rtx5090", kv_elide={"min_bytes": "4MiB"})``.
     Building them turns the ExecuTorch integration on (`install`), so specs made here are never
-    silently ignored by a backend.
+    silently ignored by a backend. The plugins, their options and the target are checked here, as
+    ``session()`` checks them: a mistake is one sentence now, not an error at lowering minutes later.
     """
     try:
         from executorch.exir.backend.compile_spec_schema import CompileSpec
@@ -49,6 +51,8 @@ def compile_specs(plugins: Iterable[str] | str, target: Any = None, **plugin_opt
         raise AotiHooksError(
             'compile_specs builds ExecuTorch CompileSpec entries and needs ExecuTorch: pip install "aoti-hooks[executorch]"'
         ) from None
+    check_keywords("compile_specs", plugin_options, ("plugins", "target"), plugin_names(plugins))
+    Session(plugins, target=target, options=plugin_options)  # the lowering's own check, now
     pairs = compile_spec_pairs(plugins, target, **plugin_options)
     install()
     return [CompileSpec(key, value) for key, value in pairs]
@@ -158,6 +162,10 @@ class SessionBackend:
 
     def move_program_to_device(self, edge_program, device, compile_specs):
         target_device = self._session.target.device
+        if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise AotiHooksError(
+                f"{self.__name__} compiles on a CUDA GPU and this machine has none (a stock lowering fails here too); "
+                f"lower on a machine with a CUDA GPU, or through an AotiBackend that compiles for the CPU")
         wanted = indexed_device(device)
         if target_device is not None and indexed_device(target_device).type != wanted.type:
             raise AotiHooksError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shlex
 import warnings
 from pathlib import Path
@@ -82,11 +83,30 @@ def _check_target(target: str | None) -> None:
                                  f"leave --target out to export for this machine")
 
 
+def _check_out_folder(command: str, out: str | None) -> None:
+    """``--out`` names a folder (made when missing), never a file."""
+    if out is not None and os.path.exists(out) and not os.path.isdir(out):
+        raise AotiHooksError(f"{command} --out {out} is a file; name a folder (it is created when missing)")
+
+
+def _check_report_file(path: str | None) -> None:
+    """``run --report`` names a file in a folder that exists, never a folder."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise AotiHooksError(f"run --report {path} is a folder; name a file for the reports, e.g. {path}/report.jsonl")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise AotiHooksError(f"run --report {path}: the folder {folder} does not exist; create it or name a file in "
+                             f"a folder that does")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import json
 
     from .demo.run import format_demo, run_demo
 
+    _check_out_folder("demo", args.out)
     checked = _session_arguments("demo", args)
     if checked is None:
         return 2
@@ -109,6 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not command:
         raise AotiHooksError("run needs the command after --, e.g. aoti-hooks run --plugins kv_elide -- python export.py")
+    _check_report_file(args.report)
     checked = _session_arguments("run", args)
     if checked is None:
         return 2
@@ -150,6 +171,8 @@ def _option_pairs(command: str, items: list[str], plugins: list[str],
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import NO_TIMELINE, run_bench, variants
     from ..core.session import Session
+
+    _check_out_folder("bench", args.out)
 
     given = [item.split(",") for item in args.plugins or ["kv_elide"]]  # a run's own options are its PLUGIN.OPTION=VALUE items
     runs = [_plugins_to_run(",".join(item for item in items if "=" not in item)) for items in given]

@@ -182,9 +182,13 @@ def read_package(path: str) -> dict:
                     ptx[name.rsplit("/", 1)[-1]] = f"sm_{as_ptx[0]}{'a' if as_ptx[1] else ''}"
             elif name.endswith(".so"):
                 embedded.update(embedded_arches(archive.read(info)))
+        names = archive.namelist()
     for kernel in kernels.values():
         kernel.registers = registers.get(kernel.name)
-    return {"kernels": list(kernels.values()), "cubin_arches": arches, "ptx_targets": ptx,
+    kind = ("AOTI package" if any("/aotinductor/" in name for name in names)
+            else "exported program" if any(name.rsplit("/", 1)[-1].endswith(".json") and "/models/" in f"/{name}"
+                                           for name in names) else "zip file")
+    return {"kind": kind, "kernels": list(kernels.values()), "cubin_arches": arches, "ptx_targets": ptx,
             "embedded_arches": sorted(embedded)}
 
 
@@ -249,6 +253,21 @@ def artifact_summary(package: str, target_text: str | None) -> dict | None:
             "problems": problems}
 
 
+def _holds_no_gpu_code(path: str, found: dict) -> str | None:
+    """What the file is, in one sentence, when it holds no GPU code to check; None when it does."""
+    if found.get("kind") == "exported program":
+        return (f"{path}: a torch.export.save file (an exported program), not a compiled artifact: it holds no GPU "
+                f"code; compile it (aoti_compile_and_package, or an ExecuTorch lowering) and inspect what that writes")
+    if found.get("kind") == "zip file":
+        return f"{path}: a zip file that is neither an AOTI package nor an exported program: it holds no GPU code"
+    if found["kernels"] or found["cubin_arches"] or found["embedded_arches"] or found.get("ptx_targets"):
+        return None
+    if found.get("libraries") is not None:
+        return (f"{path}: an ExecuTorch program with {found['libraries']} delegate librar"
+                f"{'y' if found['libraries'] == 1 else 'ies'} and no GPU code in them")  # "them": one or several
+    return f"{path}: an AOTI package with no GPU code (compiled for the CPU)"
+
+
 def run(args) -> int:
     from ..core.target import PROFILES, parse_target
 
@@ -273,6 +292,13 @@ def run(args) -> int:
             print("aoti-hooks inspect: --target needs a GPU profile or smem=<bytes>; 'local' names no GPU here",
                   file=sys.stderr)
             return 2
+    no_code = _holds_no_gpu_code(args.artifact, found)
+    if no_code is not None:
+        if args.json:
+            print(json.dumps({**found, "kernels": [], "target": args.target, "problems": [no_code]}, indent=1))
+        else:
+            print(no_code + (f"; nothing in it launches on {args.target}" if args.target else ""))
+        return 1 if args.target else 0
     problems = verdict(found, smem, sm)
     if args.json:
         print(json.dumps({**found, "kernels": [asdict(k) for k in found["kernels"]], "target": args.target,

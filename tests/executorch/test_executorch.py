@@ -306,3 +306,17 @@ def test_an_active_session_covers_a_method_that_names_no_plugin_and_a_methods_ow
         assert torch.equal(got, want)
     for got, want in zip(run(result["runners"]["prefill"], [PREFILL]), eager([PREFILL])):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="what a machine without a CUDA GPU says")
+def test_cuda_backend_on_a_machine_without_a_gpu_says_so():
+    """ExecuTorch's own CudaPartitioner: stock fails here too, deep inside; with plugins it is one sentence."""
+    from executorch.backends.cuda.cuda_backend import CudaBackend
+    from executorch.backends.cuda.cuda_partitioner import CudaPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    specs = [CudaBackend.generate_method_name_compile_spec("forward"), *aoti_hooks.compile_specs(["kv_elide"])]
+    with pytest.raises(AotiHooksError) as caught:
+        to_edge_transform_and_lower(export_decoder(build(CONFIG)), partitioner=[CudaPartitioner(specs)])
+    assert str(caught.value).startswith("CudaBackend compiles on a CUDA GPU and this machine has none (a stock "
+                                        "lowering fails here too)")
