@@ -263,8 +263,9 @@ def _holds_no_gpu_code(path: str, found: dict) -> str | None:
     if found["kernels"] or found["cubin_arches"] or found["embedded_arches"] or found.get("ptx_targets"):
         return None
     if found.get("libraries") is not None:
-        return (f"{path}: an ExecuTorch program with {found['libraries']} delegate librar"
-                f"{'y' if found['libraries'] == 1 else 'ies'} and no GPU code in them")  # "them": one or several
+        one = found["libraries"] == 1
+        return (f"{path}: an ExecuTorch program with {found['libraries']} delegate librar{'y' if one else 'ies'} "
+                f"and no GPU code in {'it' if one else 'them'}")
     return f"{path}: an AOTI package with no GPU code (compiled for the CPU)"
 
 

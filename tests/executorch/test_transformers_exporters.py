@@ -136,6 +136,6 @@ def test_inspect_reads_the_delegate_libraries_of_a_pte(cpu_backend_in_transforme
     path.write_bytes(ExecutorchExporter().export(qwen3(), dict(INPUTS),
                                                  config=ExecutorchConfig(backend=cpu_backend_in_transformers)).program.buffer)
     assert main(["inspect", str(path)]) == 0
-    assert capsys.readouterr().out.strip() == f"{path}: an ExecuTorch program with 1 delegate library and no GPU code in them"
+    assert capsys.readouterr().out.strip() == f"{path}: an ExecuTorch program with 1 delegate library and no GPU code in it"
     assert main(["inspect", str(path), "--target", "rtx5090"]) == 1  # nothing in it can launch on a GPU
-    assert capsys.readouterr().out.strip().endswith("no GPU code in them; nothing in it launches on rtx5090")
+    assert capsys.readouterr().out.strip().endswith("no GPU code in it; nothing in it launches on rtx5090")
