@@ -215,3 +215,20 @@ def test_doctor_names_the_libstdcxx_fix_when_a_cuda_package_load_crashes(monkeyp
     runs.clear()
     monkeypatch.setattr(loader, "_run", exits([0, loader.HUNG, 0]))  # seen on the H100 image: the load hangs
     assert "loading hung and works with the system libstdc++ preloaded" in loader.check_package_loading()[0][1]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="what a machine without a CUDA GPU says")
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--config", "gpu"], "demo --config gpu holds 1.59 GiB of weights and 4.00 GiB of caches, sized for a CUDA "
+                                  "GPU, and this machine has none"),
+    (["demo", "--config", "tiny", "--gpu-memory-limit", "50%"], "--gpu-memory-limit caps what the compile may allocate"),
+])
+def test_a_gpu_sized_demo_on_a_cpu_machine_is_refused_before_it_starts_and_leaves_nothing(argv, message, capsys):
+    import glob
+    import tempfile
+
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "aoti-hooks-demo-*")))
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "aoti-hooks-demo-*"))) == before

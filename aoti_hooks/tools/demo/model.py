@@ -51,6 +51,12 @@ class DecoderConfig:
         """Bytes of every KV cache together."""
         return sum(2 * shape.kv_heads * shape.cache_len * shape.head_dim for shape in map(self.layer_shape, range(self.layers))) * self.torch_dtype.itemsize
 
+    def weight_bytes(self) -> int:
+        """Bytes of the weights (norms left out): embedding, untied head, attention and MLP of every layer."""
+        per_layer = [self.dim * (2 * shape.heads + 2 * shape.kv_heads) * shape.head_dim + 3 * self.dim * self.hidden
+                     for shape in map(self.layer_shape, range(self.layers))]
+        return (self.vocab * self.dim * (1 if self.tied else 2) + sum(per_layer)) * self.torch_dtype.itemsize
+
     def with_(self, **changes) -> "DecoderConfig":
         return replace(self, **{key: value for key, value in changes.items() if value is not None})
 

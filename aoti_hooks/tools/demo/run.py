@@ -91,15 +91,10 @@ def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | Non
     if config not in CONFIGS:
         raise AotiHooksError(f"unknown demo config {config!r}{did_you_mean(config, CONFIGS)}; "
                              f"choose one of {', '.join(CONFIGS)}")
+    check_fits_this_machine(config, ctx, layers, gpu_memory_limit)
     folder = Path(out or tempfile.mkdtemp(prefix="aoti-hooks-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        if gpu_memory_limit is not None:
-            import torch
-
-            if not torch.cuda.is_available():
-                raise AotiHooksError("--gpu-memory-limit caps what the compile may allocate on a CUDA GPU; this "
-                                     "machine has none")
         results = _run_demo(folder, config, plugins, ctx, layers, steps, quiet, options, target, inductor or {},
                             gpu_memory_limit)
     except BaseException:
@@ -110,6 +105,27 @@ def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | Non
     if not results["kept"]:
         shutil.rmtree(folder, ignore_errors=True)
     return results
+
+
+CPU_DEMO_BYTES = 2 * 2**30  # weights and caches a demo runs on a machine without a GPU; beyond, it says what it costs
+
+
+def check_fits_this_machine(config: str, ctx: int | None, layers: int | None, gpu_memory_limit) -> None:
+    """Before anything starts: a GPU-sized demo on a machine without CUDA is refused with its cost and what to run."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    if gpu_memory_limit is not None:
+        raise AotiHooksError("--gpu-memory-limit caps what the compile may allocate on a CUDA GPU; this machine has none")
+    sized = CONFIGS[config].with_(ctx=ctx, layers=layers)
+    weights, caches = sized.weight_bytes(), sized.cache_bytes()
+    if weights + caches > CPU_DEMO_BYTES:
+        raise AotiHooksError(
+            f"demo --config {config} holds {format_bytes(weights)} of weights and {format_bytes(caches)} of caches, "
+            f"sized for a CUDA GPU, and this machine has none: on its CPU the demo would run for many minutes and need "
+            f"roughly three times that in RAM; run it on a GPU, shrink it (--layers, --ctx), or run the default here "
+            f"(aoti-hooks demo)")
 
 
 def _run_demo(folder: Path, config: str, plugins: list[str], ctx, layers, steps, quiet, options, target,
