@@ -25,10 +25,11 @@ torch:  ## torch $(TORCH_VERSION), the CPU build from TORCH_INDEX when it answer
 	@if $(PY) -c "import torch; assert torch.__version__.startswith('$(TORCH_VERSION)')" >/dev/null 2>&1; then \
 		echo "torch $(TORCH_VERSION) is installed"; \
 	elif $(PY) -c "import urllib.request; urllib.request.urlopen('$(TORCH_INDEX)/torch/', timeout=10)" >/dev/null 2>&1; then \
-		$(PY) -m pip install -q torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX); \
+		echo "installing torch $(TORCH_VERSION), the CPU build (about 200 MB to download, 1 GB installed)"; \
+		$(PY) -m pip install torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX); \
 	else \
 		echo "note: $(TORCH_INDEX) does not answer; installing torch==$(TORCH_VERSION) from pip's configured index (from PyPI on Linux that is the CUDA build, several GB; set TORCH_INDEX=<index> to choose)"; \
-		$(PY) -m pip install -q torch==$(TORCH_VERSION); \
+		$(PY) -m pip install torch==$(TORCH_VERSION); \
 	fi
 
 # ExecuTorch for the integration tests, without its heavy optional dependencies (coremltools,
@@ -36,7 +37,8 @@ torch:  ## torch $(TORCH_VERSION), the CPU build from TORCH_INDEX when it answer
 # without its declared dependencies, so pip's resolver has nothing to warn about.
 executorch:  ## ExecuTorch 1.5.1, torchao (its CUDA quantized ops import it), triton (its Triton kernels import it) and the small pure-Python packages its AOTI backend imports
 	$(PY) -m pip install -q flatbuffers numpy pyyaml ruamel.yaml tabulate expecttest packaging hypothesis
-	$(PY) -m pip install -q --no-deps torchao==0.18.0 triton==3.7.1 executorch==1.5.1
+	@$(PY) -c "import executorch, torchao, triton" >/dev/null 2>&1 || echo "installing ExecuTorch 1.5.1, torchao 0.18.0 and Triton 3.7.1 (about 1 GB)"
+	$(PY) -m pip install --no-deps torchao==0.18.0 triton==3.7.1 executorch==1.5.1
 
 test: ready  ## the whole suite, CPU only: real AOTI compiles (installs first when needed)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15

@@ -232,3 +232,23 @@ def test_a_gpu_sized_demo_on_a_cpu_machine_is_refused_before_it_starts_and_leave
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "aoti-hooks-demo-*"))) == before
+
+
+def test_a_long_step_says_which_phase_its_compile_is_in(tmp_path, capsys):
+    """The worker writes the phase its sampler reads off the compiling thread (`measure.write_phase`); in a
+    log (not a terminal) each change is a line with the seconds so far."""
+    import time
+
+    from aoti_hooks.tools.demo.measure import write_phase
+    from aoti_hooks.tools.demo.run import Progress
+
+    watched = tmp_path / "compile-stock.phase"
+    with Progress("compiling stock", watch=watched):
+        time.sleep(0.7)  # no phase yet: nothing but the step's first line
+        write_phase(str(watched), "lowering")
+        time.sleep(1.2)
+        write_phase(str(watched), "autotune")
+        time.sleep(1.2)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "compiling stock ..." and lines[-1].startswith("compiling stock ... done in")
+    assert [line.split(" after ")[0] for line in lines[1:-1]] == ["compiling stock: lowering", "compiling stock: autotune"]

@@ -201,7 +201,7 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
          quiet, check_steps, jobs=1, run_options=None, stock=True) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
-    from .demo.run import Progress, run_in_worker
+    from .demo.run import Progress, phase_file, run_in_worker
 
     planned = variants(plugin_lists, backend_specs or {}, options or {}, common_specs, run_options, stock)
     if base.get("model"):  # ExecuTorch's own model: its seeded weights once, for every variant
@@ -226,7 +226,7 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
                                      "aot_inductor.package_constants_on_disk_format": "binary_blob",
                                      **base.get("inductor", {})}}
         with Progress(f"[{index + 1}/{len(planned)}] compiling "
-                      f"{run['variant']} ({backend})", quiet):
+                      f"{run['variant']} ({backend})", quiet, watch=phase_file(folder, f"run{index}")):
             try:
                 result = run_in_worker("compile", spec, folder, f"run{index}", env)
             except BaseException:

@@ -149,6 +149,14 @@ def phase_of(frame) -> str:
 CENSUS_STEP = 0.05
 
 
+def write_phase(path: str, phase: str) -> None:
+    """``phase`` into ``path``, whole or not at all (a reader never meets half a word)."""
+    partial = f"{path}.{os.getpid()}.tmp"
+    with open(partial, "w") as handle:
+        handle.write(phase)
+    os.replace(partial, path)
+
+
 @dataclass
 class Sampler:
     """Samples host RSS and NVML used memory every ``interval`` seconds in a thread.
@@ -177,6 +185,7 @@ class Sampler:
     host_shared_baseline: int | None = None
     host_shared_peak: int | None = None
     shared_growth: dict | None = None  # where shared memory first grew SHARED_GROWTH past the start: phase, stacks
+    phase_file: str | None = None  # where the phase the compile is in now goes, for the parent's progress line
 
     def __enter__(self) -> "Sampler":
         import time
@@ -217,6 +226,9 @@ class Sampler:
         if own is not None:
             self.process_peak = max(self.process_peak or 0, own)
         phase = phase_of(sys._current_frames().get(self._watched))
+        if self.phase_file and phase != getattr(self, "_said_phase", None):
+            self._said_phase = phase
+            write_phase(self.phase_file, phase)
         self.phase_peaks[phase] = max(self.phase_peaks.get(phase, 0), rss)
         self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + now - self._last
         self._last = now

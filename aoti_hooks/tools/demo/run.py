@@ -36,24 +36,39 @@ class StepFailed(RuntimeError):
 
 
 class Progress:
-    """One line per phase with elapsed seconds; updated in place on a terminal."""
+    """One line per step with its elapsed seconds and the phase its compile is in (``watch``: the file its
+    worker writes the phase to): updated in place on a terminal; in a log, a line when the phase changes."""
 
-    def __init__(self, label: str, quiet: bool = False):
-        self.label, self.quiet = label, quiet
+    def __init__(self, label: str, quiet: bool = False, watch: Path | None = None):
+        self.label, self.quiet, self.watch = label, quiet, watch
 
     def __enter__(self):
         self.start = time.perf_counter()
         self.stop = threading.Event()
-        if not self.quiet and sys.stderr.isatty():
+        self.terminal = sys.stderr.isatty()
+        if not self.quiet and not self.terminal:
+            print(f"{self.label} ...", file=sys.stderr, flush=True)
+        if not self.quiet and (self.terminal or self.watch is not None):
             self.thread = threading.Thread(target=self._tick, daemon=True)
             self.thread.start()
-        elif not self.quiet:
-            print(f"{self.label} ...", file=sys.stderr, flush=True)
         return self
 
+    def _phase(self) -> str | None:
+        try:
+            return self.watch.read_text().strip() or None if self.watch is not None else None
+        except OSError:  # not written yet
+            return None
+
     def _tick(self):
+        said = None
         while not self.stop.wait(0.5):
-            print(f"\r{self.label} ... {time.perf_counter() - self.start:5.0f} s", end="", file=sys.stderr, flush=True)
+            phase, elapsed = self._phase(), time.perf_counter() - self.start
+            if self.terminal:
+                where = f"  {phase:<16}" if phase else ""
+                print(f"\r{self.label} ... {elapsed:5.0f} s{where}", end="", file=sys.stderr, flush=True)
+            elif phase is not None and phase != said:
+                print(f"{self.label}: {phase} after {elapsed:.0f} s", file=sys.stderr, flush=True)
+            said = phase
 
     def __exit__(self, kind, value, traceback):
         self.stop.set()
@@ -64,11 +79,16 @@ class Progress:
                   file=sys.stderr, flush=True)
 
 
+def phase_file(folder: Path, name: str) -> Path:
+    """Where step ``name``'s worker writes the phase its compile is in (`Progress` reads it)."""
+    return folder / f"{name}.phase"
+
+
 def run_in_worker(command: str, spec: dict, folder: Path, name: str, env: dict) -> dict:
     """Run ``aoti_hooks.tools.demo.worker <command>`` on ``spec`` in a fresh process (its own peaks, its own
     Inductor cache through ``env``); its JSON result, or `StepFailed` with the log's tail.
     The entry point demo, bench and the GPU scripts share."""
-    spec = {**spec, "result": str(folder / f"{name}.result.json")}
+    spec = {**spec, "result": str(folder / f"{name}.result.json"), "phase_file": str(phase_file(folder, name))}
     spec_path = folder / f"{name}.spec.json"
     spec_path.write_text(json.dumps(spec))
     done = subprocess.run([sys.executable, "-X", "faulthandler", "-m", "aoti_hooks.tools.demo.worker", command, str(spec_path)],
@@ -143,7 +163,7 @@ def _run_demo(folder: Path, config: str, plugins: list[str], ctx, layers, steps,
         spec = {**base, "variant": variant, "plugins": names, "options": options or {},
                 "package": str(folder / f"{variant}.pt2")}
         label = f"compiling {variant}" + (f" ({','.join(names)})" if names else "")
-        with Progress(label, quiet):
+        with Progress(label, quiet, watch=phase_file(folder, f"compile-{variant}")):
             results["runs"].append(run_in_worker("compile", spec, folder, f"compile-{variant}", env))
         if results["runs"][-1].get("fits") is not False:
             packages[variant] = spec["package"]

@@ -81,7 +81,7 @@ def compile_one(spec: dict) -> dict:
     if spec.get("peak_breakdown"):
         allocator.record_history()
     did_not_fit = None
-    with Sampler(timeline=bool(spec.get("timeline")), census=True) as sampler:
+    with Sampler(timeline=bool(spec.get("timeline")), census=True, phase_file=spec.get("phase_file")) as sampler:
         started_at = time.time()  # wall clock: when runs compile side by side, which overlapped
         start = time.perf_counter()
         try:
