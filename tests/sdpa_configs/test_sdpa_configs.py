@@ -491,3 +491,20 @@ def test_a_shipped_verdict_spares_the_check_and_the_users_file_wins(tmp_path):
         True, "mine", cases=1, min_cosine=entry.min_cosine, max_error_bound=entry.max_error,
         cases_version=entry.cases_version))
     assert judge(entry, add_one, VerdictCache(tmp_path / "mine.json", shipped=shipped)).verdicts[config_key(first)].reason == "mine"
+
+
+def test_the_shipped_verdicts_are_verdicts_of_known_gpus():
+    """What the plugin ships is read like the user's file: every entry a verdict under the plugin's bounds."""
+    from aoti_hooks_sdpa_configs.verdicts import MAX_ERROR, MIN_COSINE, SHIPPED
+
+    shipped = json.loads(SHIPPED.read_text())
+    verdicts = {key: Verdict(**value) for key, value in shipped.items() if isinstance(value, dict)}
+    assert len(verdicts) >= 4 and set(shipped) - set(verdicts) == {"command"}
+    for key, verdict in verdicts.items():
+        source, config, gpu = key.split("|")
+        assert len(source) == 16 and "num_warps=" in config and gpu.startswith("NVIDIA ")
+        assert (verdict.min_cosine, verdict.max_error_bound) == (MIN_COSINE, MAX_ERROR)
+        if verdict.passed:
+            assert verdict.cosine >= MIN_COSINE and verdict.max_error <= MAX_ERROR and verdict.shared > 0
+        else:  # a config the check rejected: why, in one line (a numerics failure, a compile error)
+            assert verdict.reason and "\n" not in verdict.reason
