@@ -3,3 +3,4 @@
 python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site dist/*.whl $(ls .whl/*.whl .whl_mpl/*.whl 2>/dev/null) || exit 1
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 export TMPDIR=/tmp/aoti-tmp && mkdir -p $TMPDIR
+export PYTEST_ADDOPTS="-p no:hydra_pytest"  # hydra (ExecuTorch brings it) registers a pytest plugin that needs antlr4

@@ -72,7 +72,14 @@ def test_demo_compares_stock_and_kv_elide_side_by_side(capsys, tmp_path):
     assert stock["compile_s"] > 0 and stock["host_peak_rss"] > 0 and stock["package_bytes"] > 0
     from aoti_hooks.tools.demo.run import format_demo
 
-    host = [line for line in format_demo(results).splitlines() if line.startswith("host, ")]
+    text = format_demo(results)
+    assert "kv_elide: caches_found=6, tensors_claimed=6" in text
+    assert not [line for line in text.splitlines() if line.startswith(("placement:", "host:", "time:"))]  # --json has them
+    row = next(line for line in text.splitlines() if line.startswith("kv_elide "))
+    saved = row.split("  ")[3:]  # the saved cell says what was saved, or none: never a negative saving
+    assert not any(cell.strip().startswith("-") and cell.strip() != "-" for cell in saved), row
+    assert "package: the weights and the compiled code" in text  # 1.9 MiB of package for 138 KiB of weights
+    host = [line for line in text.splitlines() if line.startswith("host, ")]
     assert [line.split(":")[0] for line in host] == ["host, stock", "host, kv_elide"]
     assert all("× weights); the compile added" in line and "anonymous memory (what cannot be paged out to a file) peaked at" in line
                and "of it added" in line for line in host), host

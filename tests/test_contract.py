@@ -124,3 +124,14 @@ def test_the_core_imports_no_plugin():
             names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not [name for name in names if name.startswith("aoti_hooks_")], f"{path} imports a plugin"
+
+
+def test_a_report_line_cuts_a_long_value_and_as_dict_keeps_it():
+    from aoti_hooks.core.types import LINE_VALUE_CHARS, Report
+
+    report = Report()
+    rejected = "; ".join(f"BLOCK_M={m},num_warps=4 (cosine 0.0{m} < 0.999)" for m in range(100))
+    report.set("sdpa_configs", "kernel.rejected_numerics", rejected)
+    (line,) = str(report).splitlines()
+    assert len(line) < LINE_VALUE_CHARS + 80 and line.endswith("more (as_dict() lists them)")
+    assert report.as_dict()["sdpa_configs"]["kernel.rejected_numerics"] == rejected

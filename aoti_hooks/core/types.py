@@ -102,13 +102,33 @@ class Target:
 
 # --- what plugins did ------------------------------------------------------------------------
 
+LINE_VALUE_CHARS = 160  # a value longer than this is cut in a report line; as_dict() keeps it whole
+
+
+def short(text: str, limit: int = LINE_VALUE_CHARS) -> str:
+    """``text`` cut to about ``limit`` characters: whole ``; ``-separated items while they fit, then how many more."""
+    if len(text) <= limit:
+        return text
+    items = text.split("; ")
+    kept: list[str] = []
+    for item in items:
+        if len("; ".join([*kept, item])) > limit - 30:
+            break
+        kept.append(item)
+    if not kept:
+        return text[: limit - 30] + f"... ({len(text)} characters in as_dict())"
+    return "; ".join(kept) + f"; and {len(items) - len(kept)} more (as_dict() lists them)"
+
+
 def report_lines(entries: dict[str, dict[str, Any]]) -> list[str]:
-    """One line per plugin: ``kv_elide: tensors_claimed=6, claimed_bytes=6.0 MiB``."""
+    """One line per plugin: ``kv_elide: tensors_claimed=6, claimed_bytes=6.0 MiB``; long values cut (`short`)."""
     def shown(key: str, value: Any) -> Any:
         if isinstance(value, list):  # itemized entries (placed tensors): the line keeps the count
             return len(value)
         if key.endswith("_s") and isinstance(value, float):  # seconds
             return round(value, 2)
+        if isinstance(value, str):
+            return short(value)
         return format_bytes(value) if key.endswith("bytes") and isinstance(value, int) else value
 
     def worth_a_line(key: str, value: Any) -> bool:  # seconds under 5 ms stay in the dict only

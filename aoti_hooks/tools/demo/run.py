@@ -233,11 +233,12 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
 
 
 def saved(stock: int | None, ours: int | None) -> str:
-    """``-1.2 GiB (-40%)`` from stock to ours; ``-`` when either is unknown."""
+    """``1.2 GiB (40%)`` saved against stock, ``none (1.3 MiB more)`` when ours is not smaller; ``-`` when unknown."""
     if not stock or ours is None:
         return "-"
-    change = ours - stock
-    return f"{'-' if change < 0 else '+'}{format_bytes(abs(change))} ({change / stock:+.0%})"
+    if ours >= stock:
+        return "none" + (f" ({format_bytes(ours - stock)} more)" if ours > stock else "")
+    return f"{format_bytes(stock - ours)} ({(stock - ours) / stock:.0%})"
 
 
 def format_demo(results: dict) -> str:
@@ -277,8 +278,10 @@ def format_demo(results: dict) -> str:
     for run in runs:
         if run.get("host_phase_peaks"):
             lines.append(f"host, {','.join(run['plugins']) or 'stock'}: {host_line(run)}")
-    for run in runs:
-        lines += report_lines(run["report"])
+    for run in runs:  # the plugins the user named; the core's own sections (placement, host, time) are in --json
+        lines += report_lines({name: entry for name, entry in run["report"].items() if name in run["plugins"]})
+    if any(run["package_bytes"] > 4 * first["weight_bytes"] for run in runs):
+        lines.append("package: the weights and the compiled code (kernels, wrapper); for a model this small, mostly code.")
     if len(runs) == 1:
         lines.append("Only stock ran: every plugin named is disabled by AOTI_HOOKS_DISABLE.")
     elif not cuda:
