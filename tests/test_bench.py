@@ -381,7 +381,7 @@ def test_without_matplotlib_the_report_and_stdout_agree_there_is_no_timeline(tmp
                 "timeline": []}
 
     monkeypatch.setattr(run, "run_in_worker", stand_in)
-    monkeypatch.setattr(bench, "plot_timeline", lambda results, path: None)  # as without matplotlib
+    monkeypatch.setattr(bench, "plot_timeline", lambda results, path: None)  # as without matplotlib (bench's name for it)
     results = bench._run({"backend": "torch"}, [["kv_elide"]], "torch", tmp_path, tmp_path, {}, {}, {}, None,
                          "p.pt2", None, True, 0, 1)
     report = (tmp_path / "report.md").read_text()

@@ -169,7 +169,7 @@ def test_a_failed_step_is_not_done(capsys):
 @pytest.mark.compile
 def test_demo_with_every_plugin_disabled_runs_stock_once_and_cleans_up(capsys, monkeypatch):
     """AOTI_HOOKS_DISABLE=kv_elide: one note, one stock compile (no second identical one), the row
-    labelled by what ran, and the temporary folder removed (no --out, no --keep)."""
+    labelled by what ran, and the temporary folder emptied but for the picture it names (no --out, no --keep)."""
     monkeypatch.setenv("AOTI_HOOKS_DISABLE", "kv_elide")
     assert cli.main(["demo", "--config", "tiny", "--steps", "2", "--json"]) == 0
     captured = capsys.readouterr()
@@ -177,11 +177,14 @@ def test_demo_with_every_plugin_disabled_runs_stock_once_and_cleans_up(capsys, m
     assert [run["plugins"] for run in results["runs"]] == [[]]
     assert captured.err.count("aoti-hooks: note: plugin 'kv_elide' is disabled by AOTI_HOOKS_DISABLE") == 1
     assert "UserWarning" not in captured.err and "warnings.warn" not in captured.err
-    assert not results["kept"] and not os.path.exists(results["folder"])
+    assert not results["kept"] and os.listdir(results["folder"]) == ["timeline.png"]
     from aoti_hooks.tools.demo.run import format_demo
 
     text = format_demo(results)
     assert text.splitlines()[2].startswith("stock") and "Only stock ran" in text and "artifacts removed" in text
+    assert f"picture: {results['folder']}/timeline.png (memory over time" in text
+    with open(results["timeline_png"], "rb") as picture:
+        assert picture.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_doctor_names_the_libstdcxx_fix_when_a_cuda_package_load_crashes(monkeypatch, tmp_path):

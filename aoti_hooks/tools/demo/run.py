@@ -24,6 +24,9 @@ from ...core.text import did_you_mean, format_bytes, table
 from .loader import LIBSTDCXX
 from .measure import host_line
 from .model import CONFIGS
+from .timeline import plot_timeline
+
+NO_PICTURE = 'no picture (matplotlib is not installed: pip install "aoti-hooks[bench]")'
 
 LIBSTDCXX_HINT = ("if it died loading an AOTI CUDA package, this machine's libstdc++ symbols may be bound from another "
                   f"library: export LD_PRELOAD={LIBSTDCXX} and run again (aoti-hooks doctor checks this)")
@@ -122,8 +125,15 @@ def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | Non
             print(f"artifacts and logs of the failed run: {folder}", file=sys.stderr)
         raise
     results["kept"] = bool(out or keep)
-    if not results["kept"]:
-        shutil.rmtree(folder, ignore_errors=True)
+    results["timeline_png"] = plot_timeline(
+        {"runs": [{**run, "variant": ",".join(run["plugins"]) or "stock"} for run in results["runs"]],
+         "device": results["runs"][0]["device"]}, folder / "timeline.png")
+    if not results["kept"]:  # everything but the picture, which the table names
+        for path in folder.iterdir():
+            if path.name != "timeline.png":
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        if results["timeline_png"] is None:
+            folder.rmdir()
     return results
 
 
@@ -151,6 +161,7 @@ def check_fits_this_machine(config: str, ctx: int | None, layers: int | None, gp
 def _run_demo(folder: Path, config: str, plugins: list[str], ctx, layers, steps, quiet, options, target,
               inductor, gpu_memory_limit=None) -> dict:
     base = {"config": config, "ctx": ctx, "layers": layers, "target": target, "gpu_memory_limit": gpu_memory_limit,
+            "timeline": True,  # samples for the picture
             # Weights as a blob beside the .so, the layout ExecuTorch's AOTI backends write;
             # it keeps multi-GB constants out of the shared library.
             "inductor_configs": {"aot_inductor.precompile_headers": False,
@@ -267,9 +278,12 @@ def format_demo(results: dict) -> str:
     first = runs[0]
     where = (f"artifacts in {results['folder']}" if results.get("kept", True)
              else "artifacts removed (--keep or --out DIR keeps them)")
+    picture = (f"picture: {results['timeline_png']} (memory over time, phases shaded, stock above)"
+               if results.get("timeline_png") else NO_PICTURE)
     lines.append("")
     lines.append(f"device {first['device']}; weights {format_bytes(first['weight_bytes'])}, KV caches {format_bytes(first['cache_bytes'])}; "
                  f"{results['check']['stock']['steps']} decode steps checked; {where}")
+    lines.append(picture)
     lines.append("compile (AOTI call) is the compile alone; the progress lines' times are each whole step "
                  "(process start, model build, export, compile).")
     for variant, check in results["check"].items():
