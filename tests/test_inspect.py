@@ -20,7 +20,7 @@ from aoti_hooks.tools.kernels import cuda_arch, embedded_arches, runs_on
 E_FLAGS = {70: 0x460546, 75: 0x4B054B, 80: 0x500550, 86: 0x560556, 89: 0x590559, 90: 0x5A055A,
            100: 0x6006402, 103: 0x6006702, 110: 0x6006E02, 120: 0x6007802, 121: 0x6007902}
 # The newer form (the SM in bits 8-15, flags in the low byte; sm_120 above is one): a reading of the low
-# byte alone took the lent H200's sm_90 cubins for "sm_4" and its sm_120 ones for "sm_10". These two
+# byte alone took CUDA 13's sm_90 cubins for "sm_4" and its sm_120 ones for "sm_10". These two
 # are that form with those low bytes, reconstructed from the misreadings, not copied from a dump.
 NEWER_E_FLAGS = {90: 0x5A04, 120: 0x780A}
 

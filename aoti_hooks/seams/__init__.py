@@ -19,8 +19,8 @@ patches check their symbols before installing anything and are removed when thei
 """
 
 # The torch releases every seam's symbols were checked against, and where: ``aoti-hooks doctor``
-# names them. torch 2.12 was never installed here. 2.15.0 ran the same tests as 2.14.1 once, on the CPU,
+# names them. torch 2.12 has not been checked. 2.15.0 ran the same tests as 2.14.1 once, on the CPU,
 # with `make test-torch-next TORCH_NEXT=2.15.0`; CI does not repeat that (its pip stops at 2.14.1).
-CHECKED_TORCH = {"2.11.0": "the lent H200's torch: the GPU suites", "2.13.0": "CI: the whole suite",
+CHECKED_TORCH = {"2.11.0": "the GPU suites and tests (H200, CUDA 13)", "2.13.0": "CI: the whole suite",
                  "2.14.1": "CI: the seams and the real compiles (make test-torch-next)",
                  "2.15.0": "once, on the CPU: the seams and the real compiles (make test-torch-next TORCH_NEXT=2.15.0)"}

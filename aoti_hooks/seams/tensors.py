@@ -3,7 +3,7 @@
 Placement keeps each claimed tensor on the device over an empty storage. ``Tensor.set_`` grows
 a storage to fit the layout it is given, so building the views that way allocated each claimed
 storage for a moment: the largest (the embedding table) was the export's peak once autotuning
-read stand-ins (bench/results/stand_ins_h200.md). torch's
+read stand-ins. torch's
 ``_construct_CUDA_Tensor_From_Storage_And_Metadata``, with which CUDA graph trees rebuild their
 outputs, sets sizes, strides and offset on a tensor over the storage without resizing it.
 """

@@ -49,7 +49,7 @@ def cuda_arch(elf: bytes) -> int | None:
 
     Older ptxas writes it in the low byte of ``e_flags`` and again above it (``0x5a055a`` is sm_90);
     newer ptxas writes it in bits 8-15 alone, with flags in the low byte: ``0x6007802`` is sm_120,
-    and the CUDA 13 ptxas on the lent H200 wrote sm_90 with a low byte of 4 and sm_120 with 10.
+    and CUDA 13's ptxas writes sm_90 with a low byte of 4 and sm_120 with 10.
     """
     if len(elf) < 52 or elf[:4] != _ELF_MAGIC or elf[4] != 2:  # 64-bit ELF only
         return None

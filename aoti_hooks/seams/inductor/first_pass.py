@@ -38,7 +38,7 @@ class FirstPassModule:
       weight then needs no fill at all, a written cache's writes land in the scratch block; stock
       reads the real weights, all of them on the device at once, and writes into clones of the
       caches). Measured on ExecuTorch's Gemma 4 at 128k: filling the full-attention caches for the
-      pass instead cost 1 GiB, 27% of the weights (results/two_pass_h200.md);
+      pass instead cost 1 GiB, 27% of the weights;
     - the call is one ``autotune_arguments`` run over the constants extern kernels (cuBLAS, SDPA,
       aten fallbacks) read that keep their own values (no example, e.g. a written integer one):
       those kernels run outside any Triton autotune run.

@@ -220,8 +220,8 @@ def check_outputs(base: dict, packages: dict, steps: int, folder: Path) -> dict:
         except StepFailed as error:
             if package is None:
                 raise
-            # Seen on the H100 image (torch 2.11, CUDA 13): every AOTI CUDA package, even a
-            # one-layer Linear, segfaults on load (a one-layer probe, in git history). Say so; keep going.
+            # With torch 2.11 and CUDA 13, where libstdc++ is bound from another library, every AOTI CUDA
+            # package, even a one-layer Linear, segfaults on load (LIBSTDCXX_HINT). Say so; keep going.
             first = str(error).splitlines()[0]
             return {variant: {"steps": 0, "max_rel_error_vs_eager": None, "bitwise_equal_to_stock": None,
                               "constants_equal_to_stock": digests[variant] == digests["stock"],
