@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterator
+
 
 class AotiHooksError(Exception):
     """A mistake in how aoti-hooks was asked to run (plugin names, options, target, versions)."""
@@ -25,3 +27,12 @@ class SeamError(AotiHooksError):
 
 class AotiHooksWarning(UserWarning):
     """Something aoti-hooks did differently from what was asked, said once (the CLI prints it as one line)."""
+
+
+def error_chain(error: BaseException | None) -> Iterator[BaseException]:
+    """``error`` and what it wraps, outermost first: Inductor's ``inner_exception``, else the cause, else the context."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = getattr(error, "inner_exception", None) or error.__cause__ or error.__context__

@@ -31,10 +31,9 @@ def compile_in_session(session: Session, program, package_path=None, inductor_co
         session.program = program
         configs = inductor.target_compile_options(session.target, session.hooks.aoti_options(dict(session.compile_options)))
         enter_compile_contexts(session, stack)
-        with inductor.host_call():  # torch's own function, not routed back here
-            return torch._inductor.aoti_compile_and_package(
-                program, package_path=package_path, inductor_configs=configs
-            )
+        return torch._inductor.aoti_compile_and_package(  # `compiling` marks it the host's call: not routed back here
+            program, package_path=package_path, inductor_configs=configs
+        )
 
 
 inductor.route(compile_in_session)  # torch's own call inside a session compiles here

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import torch
 
-from ..core.errors import AotiHooksError, PluginError
+from ..core.errors import AotiHooksError, PluginError, error_chain
 from ..core.session import Session
 from ..core.types import Report, Target
 from ..seams import inductor
@@ -82,13 +82,7 @@ def enter_compile_contexts(session: Session, stack: ExitStack) -> None:
 
 def ours_inside(error: BaseException) -> AotiHooksError | None:
     """The aoti-hooks error that Inductor wrapped (``InductorError``, ``BackendCompilerFailed``)."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, AotiHooksError):
-            return error
-        seen.add(id(error))
-        error = getattr(error, "inner_exception", None) or error.__cause__ or error.__context__
-    return None
+    return next((link for link in error_chain(error) if isinstance(link, AotiHooksError)), None)
 
 
 @contextmanager

@@ -215,6 +215,13 @@ def _on_cuda(inputs):
     return type(inputs)(_on_cuda(value) for value in inputs)
 
 
+def _decode_on_cuda(model, path: str) -> list[torch.Tensor]:
+    """The outputs of the package at ``path`` over ``model``'s decode steps, on the GPU, back on the host."""
+    loaded = torch._inductor.aoti_load_package(path)
+    with torch.no_grad():
+        return [model.call(loaded, _on_cuda(inputs)).detach().cpu().clone() for inputs in model.steps]
+
+
 @pytest.mark.parametrize("name, mode", [*((name, "one_pass") for name in sorted(MODELS)),
                                         *((name, "two_pass") for name in sorted(MODELS)),
                                         ("gemma4_31b", "max_autotune")])
@@ -236,14 +243,7 @@ def test_real_models_on_cuda_stand_ins_give_the_stock_package(name, mode, tmp_pa
     assert report["const_offload"]["claimed_bytes"] > 0
     assert placement["autotune_stand_ins"] >= 1 and placement["autotune_stand_in_block_bytes"] > 0
     assert package_constants(ours, "cuda") == package_constants(stock, "cuda")
-    steps = [_on_cuda(inputs) for inputs in model.steps]
-
-    def decode(path):
-        loaded = torch._inductor.aoti_load_package(path)
-        with torch.no_grad():
-            return [model.call(loaded, inputs).detach().cpu().clone() for inputs in steps]
-
-    want, got = decode(stock), decode(ours)
+    want, got = _decode_on_cuda(model, stock), _decode_on_cuda(model, ours)
     assert len(got) == len(model.steps) >= 4
     for step, (a, b) in enumerate(zip(got, want)):
         if mode == "max_autotune":  # each compile times its matmul choices: stock against stock may pick others
@@ -267,14 +267,7 @@ def test_every_tensor_claimed_leaves_out_what_compile_time_readers_read_and_give
     else:
         assert placement["left_out_for_lowering"] >= 1 and len(placement["tensors"]) > 10
     assert package_constants(ours, "cuda") == package_constants(stock, "cuda")
-    steps = [_on_cuda(inputs) for inputs in model.steps]
-
-    def decode(path):
-        loaded = torch._inductor.aoti_load_package(path)
-        with torch.no_grad():
-            return [model.call(loaded, inputs).detach().cpu().clone() for inputs in steps]
-
-    assert all(torch.equal(a, b) for a, b in zip(decode(ours), decode(stock)))
+    assert all(torch.equal(a, b) for a, b in zip(_decode_on_cuda(model, ours), _decode_on_cuda(model, stock)))
 
 
 def test_the_two_pass_first_pass_reads_placed_weights_without_bringing_them_to_the_device(tmp_path):

@@ -24,6 +24,8 @@ from typing import Any, Iterator
 
 import torch
 
+from ...core.errors import error_chain
+
 FREEZING = "freezing"
 RUNTIME_FOLDING = "runtime_constant_folding"
 LOWERING = "lowering"
@@ -60,14 +62,6 @@ def read_while_lowering(tensor: torch.Tensor) -> str | None:
     return None
 
 
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = getattr(error, "inner_exception", None) or error.__cause__ or error.__context__
-
-
 def _frames(error: BaseException) -> Iterator[Any]:
     """The frames of ``error``'s traceback, innermost first."""
     return (frame for frame, _ in reversed(list(traceback.walk_tb(error.__traceback__))))
@@ -80,7 +74,7 @@ def empty_storage_reader(error: BaseException, is_empty_placed) -> tuple[Any, st
     the tensor is found among the locals of the failing frames, innermost first, and the reader is
     the innermost torch function among them (``torch._inductor.graph.GraphLowering.get_attr``).
     """
-    for link in _chain(error):
+    for link in error_chain(error):
         if not any(word in str(link) for word in _EMPTY_STORAGE_WORDS):
             continue
         found = None

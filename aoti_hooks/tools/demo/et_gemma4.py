@@ -72,24 +72,7 @@ def recipe(hidden: int):
 def bf16_weights(shape: Shape, seed: int = 0) -> Iterator[tuple[str, torch.Tensor]]:
     """``(fqn, value)`` of every parameter and loaded buffer in bf16, seeded (std 0.02, norms and layer
     scalars 1), one tensor at a time; the lm_head a clone of the embedding (export.py unties it to quantize it)."""
-    from executorch.examples.models.gemma4_31b.model import Gemma4_31B
-
-    with torch.device("meta"):
-        skeleton = Gemma4_31B(shape.config())
-    for index, (fqn, parameter) in enumerate(skeleton.named_parameters()):
-        if fqn == "lm_head.weight":
-            continue
-        generator = torch.Generator().manual_seed(seed * 100_003 + index)
-        if fqn.endswith("norm.weight"):
-            value = torch.ones(parameter.shape, dtype=torch.bfloat16)
-        else:
-            value = (torch.randn(parameter.shape, generator=generator) * 0.02).to(torch.bfloat16)
-        yield fqn, value
-        if fqn == "embed_tokens.weight":
-            yield "lm_head.weight", value.clone()
-    for fqn, _ in skeleton.named_buffers():
-        if fqn.endswith("layer_scalar"):
-            yield fqn, torch.ones(1, dtype=torch.bfloat16)  # as load_checkpoint(dtype=bf16) leaves it
+    return _seeded(shape, seed)
 
 
 def quantized_weights(shape: Shape, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -110,27 +93,35 @@ def seeded_weights(shape: Shape, seed: int = 0) -> dict[str, torch.Tensor]:
     """
     if shape.weights == "bf16":
         return dict(bf16_weights(shape, seed))
+    return dict(_seeded(shape, seed, recipe(shape.config().hidden_size)))
+
+
+def _seeded(shape: Shape, seed: int, rules=None) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(fqn, value)`` of every parameter and loaded buffer, one at a time, each from its own seeded
+    generator: drawn quantized where ``rules`` (a recipe) names the parameter, else bf16 (norms and layer
+    scalars 1, the rest std 0.02). Without ``rules`` the lm_head is the embedding's clone."""
     from executorch.examples.models.gemma4_31b.model import Gemma4_31B
     from executorch.extension.llm.export.quant.convert import maybe_cast
 
-    config = shape.config()
-    rules = recipe(config.hidden_size)
     with torch.device("meta"):
-        skeleton = Gemma4_31B(config)
-    weights = {}
+        skeleton = Gemma4_31B(shape.config())
     for index, (fqn, parameter) in enumerate(skeleton.named_parameters()):
-        rule = rules.get_config(fqn)
+        rule = rules.get_config(fqn) if rules is not None else None
+        if fqn == "lm_head.weight" and rules is None:
+            continue  # the tied checkpoint's embedding, cloned below
         generator = torch.Generator().manual_seed(seed * 100_003 + index)
         if rule is not None:
-            weights[fqn] = maybe_cast(drawn_quantized(tuple(parameter.shape), rule, generator), torch.bfloat16)
+            value = maybe_cast(drawn_quantized(tuple(parameter.shape), rule, generator), torch.bfloat16)
         elif fqn.endswith("norm.weight"):
-            weights[fqn] = torch.ones(parameter.shape, dtype=torch.bfloat16)
+            value = torch.ones(parameter.shape, dtype=torch.bfloat16)
         else:
-            weights[fqn] = (torch.randn(parameter.shape, generator=generator) * 0.02).to(torch.bfloat16)
+            value = (torch.randn(parameter.shape, generator=generator) * 0.02).to(torch.bfloat16)
+        yield fqn, value
+        if fqn == "embed_tokens.weight" and rules is None:
+            yield "lm_head.weight", value.clone()
     for fqn, _ in skeleton.named_buffers():
         if fqn.endswith("layer_scalar"):
-            weights[fqn] = torch.ones(1, dtype=torch.bfloat16)
-    return weights
+            yield fqn, torch.ones(1, dtype=torch.bfloat16)  # as load_checkpoint(dtype=bf16) leaves it
 
 
 def drawn_quantized(shape: tuple[int, ...], rule, generator: torch.Generator) -> torch.Tensor:
