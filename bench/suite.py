@@ -35,7 +35,7 @@ ALL = "kv_elide,chunked_dequant,sdpa_configs,const_offload"
 # A 5090's shared memory and memory, code for the GPU that measures: the output check runs the artifact there.
 GEMMA4 = ["--model", "executorch:gemma4_31b", "--target", "rtx5090,sm=local"]
 
-# name -> (what it shows, {run: aoti-hooks bench arguments}, environment of its runs)
+# name -> (what it shows, {run: aoti-hooks bench arguments}, environment of its runs; "{run}" is the run's folder)
 SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
     "headline": ("ExecuTorch's Gemma 4 31B, 1 period @128k, int4, CudaBackend, one pass: stock, `low_memory_mode`, "
                  "kv_elide + chunked_dequant, all four; the output check",
@@ -75,6 +75,12 @@ SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
                                    "--plugins", ALL, "--gpu-memory-limit", "25%", "--jobs", "3", "--check-steps", "0"]
                   for n in (1, 2, 4)}},
               {"TORCHINDUCTOR_COMPILE_THREADS": "4"}),
+    "compile-time": ("cold compile time, one compile at a time: ExecuTorch's Gemma 4 31B @128k, int4, CudaBackend, "
+                     "exported for `rtx5090`, stock then all four, at 1 and 2 periods; each run with an empty Inductor "
+                     "cache and an empty verdict cache (sdpa_configs reads only the verdicts it ships)",
+                     {f"gemma4-p{n}": ["--model", "executorch:gemma4_31b", "--target", "rtx5090", "--periods", str(n),
+                                       "--plugins", ALL, "--jobs", "1", "--check-steps", "0"] for n in (1, 2)},
+                     {"AOTI_HOOKS_CACHE_DIR": "{run}/verdict-cache"}),
     "whole": ("the whole model: ExecuTorch's Gemma 4 31B, 10 periods (60 layers) @128k, int4, CudaBackend, all four "
               "(stock does not fit the lease: its figures are projected from `scale`'s 1, 2 and 4 periods), code for the "
               "GPU that measures, so the .pte runs there: its tokens over 4 decode steps against eager's",
@@ -125,8 +131,9 @@ def run_suite(name: str, into: str, only: list[str] | None = None) -> int:
             continue
         out.mkdir(parents=True, exist_ok=True)
         with open(base / f"{run}.log", "w") as log:
-            done = subprocess.run(command(args, out), stdout=log, stderr=subprocess.STDOUT,
-                                  env={**os.environ, **environment}, cwd=ROOT)
+            done = subprocess.run(command(args, out), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                  env={**os.environ, **{key: value.replace("{run}", str(out))
+                                                        for key, value in environment.items()}})
         if done.returncode not in (0, 3):  # 3: over a budget, a measured result
             failed.append(f"{run} (exit {done.returncode}, log {run}.log)")
     (base / "DONE").write_text("failed: " + ", ".join(failed) if failed else "ok")

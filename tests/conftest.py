@@ -48,13 +48,22 @@ def register():
 
 # Test modules whose every test compiles an AOTI program or lowers through ExecuTorch; in other
 # modules such tests carry @pytest.mark.compile themselves. `pytest -m "not compile"` is the fast tier.
-COMPILING = ("test_compile.py", "test_packaging.py", "test_host_memory.py", "test_run.py", "models/", "executorch/", "const_offload/", "gpu/")
+COMPILING = ("test_compile.py", "test_packaging.py", "test_host_memory.py", "test_run.py", "models/", "executorch/", "const_offload/", "gpu/", "matrix/")
+
+
+# The longest files first: with --dist loadfile a file runs in one process, and one started last sets the end.
+LONGEST_FIRST = ("test_host_memory.py", "matrix/test_matrix_hugging_face.py", "test_suites.py", "test_bench.py",
+                 "test_cli.py", "executorch/test_executorch_real_models.py", "test_first_contact.py")
+
+
+def _where(item) -> str:
+    return item.path.relative_to(pathlib.Path(__file__).parent).as_posix()
 
 
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: LONGEST_FIRST.index(_where(item)) if _where(item) in LONGEST_FIRST else len(LONGEST_FIRST))
     for item in items:
-        where = item.path.relative_to(pathlib.Path(__file__).parent).as_posix()
-        if where.startswith(COMPILING) or "slow" in item.keywords:
+        if _where(item).startswith(COMPILING) or "slow" in item.keywords:
             item.add_marker(pytest.mark.compile)
     if torch.cuda.is_available():
         return

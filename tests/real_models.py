@@ -131,11 +131,11 @@ LLAMA = RealModel(
 
 # --- Hugging Face Llama, static cache -----------------------------------------------------
 
-def build_hf_llama() -> torch.nn.Module:
+def build_hf_llama(layers: int = 2) -> torch.nn.Module:
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
 
-    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=layers,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32,
                          tie_word_embeddings=True)
     torch.manual_seed(0)

@@ -195,32 +195,6 @@ def test_the_users_program_is_unchanged_when_a_compile_for_another_device_fails(
     assert claimed == (3 if len(plugins) == 2 else 0)  # c0, c1 (zeros); w (host); scale is inlined: left out
 
 
-@pytest.mark.compile
-def test_runtime_constant_folding_reads_real_values_of_what_is_placed_on_the_cpu(tmp_path):
-    """AOTI runs the constant graph while compiling; on the CPU a placed weight is a view of its values,
-    so it is placed and read (a freed weight broke it with setStorage). On a GPU nothing is placed
-    then: tests/test_transparency.py."""
-
-    class Linear(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.linear = torch.nn.Linear(64, 64)
-
-        def forward(self, x):
-            return self.linear(x).relu() @ self.linear.weight.t()  # a transpose the constant graph folds
-
-    torch.manual_seed(0)
-    model = Linear()
-    program = torch.export.export(model, (torch.randn(4, 64),))
-    configs = {**INDUCTOR_CONFIGS, "aot_inductor.use_runtime_constant_folding": True}
-    with aoti_hooks.session(["const_offload"], const_offload={"min_bytes": "16B"}) as session:
-        path = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "f.pt2"), inductor_configs=configs)
-    placement = session.report.as_dict()["placement"]
-    assert {entry["fqn"] for entry in placement["tensors"]} == {"linear.weight", "linear.bias"} and "refused" not in placement
-    x = torch.randn(4, 64)
-    torch.testing.assert_close(torch._inductor.aoti_load_package(path)(x), model(x), rtol=1e-4, atol=1e-4)
-
-
 def test_a_private_program_is_moved_in_place_so_its_tensors_are_released(register, cpu_as_gpu):
     """ExecuTorch hands preprocess its own copy; moving that copy (not a copy of it) lets its host
     tensors go as they are replaced, as ExecuTorch's own move does (H100: +0.6 GiB host otherwise)."""

@@ -54,7 +54,7 @@ def _h100_props():
     return DeviceProperties(**{name: values.get(name) for name in fields})
 
 
-def _baked(name: str, target=None, from_a_worker: bool = False) -> dict:
+def _baked(name: str, target=None, from_a_worker: bool = False, launches: int = 1) -> dict:
     """Bake ``add_kernel`` as Inductor does after autotuning on the H100, in a session for ``target``.
     ``from_a_worker``: compiled in a compile worker, as Inductor's parallel compile does: the
     autotuner came back pickled without its function and reloads it from the kernel's source."""
@@ -73,7 +73,8 @@ def _baked(name: str, target=None, from_a_worker: bool = False) -> dict:
         autotuner.save_gpu_kernel(None, launcher)
         return {"params": CudaKernelParamCache.get(name)}
     with aoti_hooks.session(["kv_elide"], target=target) as session:
-        autotuner.save_gpu_kernel(None, launcher)
+        for _ in range(launches):  # outside benchmarking Inductor saves a kernel at each of its launches
+            autotuner.save_gpu_kernel(None, launcher)
     return {"params": CudaKernelParamCache.get(name), "report": session.report.get("target")}
 
 
@@ -92,6 +93,12 @@ def test_a_target_of_another_architecture_bakes_its_cubin():
     assert found["params"]["shared_mem"] <= 101_376
     assert found["report"] == {"kernels_built_as_cubin_for_sm_120": 1}
     assert cuda_arch(_binary(_baked("triton_poi_rtx4090_0", "rtx4090")["params"])) == 89
+
+
+def test_a_kernel_launched_once_per_layer_is_built_for_the_target_once():
+    found = _baked("triton_poi_layers_0", "rtx5090", launches=3)
+    assert cuda_arch(_binary(found["params"])) == 120
+    assert found["report"] == {"kernels_built_as_cubin_for_sm_120": 1}
 
 
 def test_a_kernel_compiled_in_a_worker_process_is_built_for_the_target_too():

@@ -1,7 +1,8 @@
 """Transparency: Inductor's compile-time readers of constant values never meet a claimed tensor as an empty storage.
 
 On the CPU a placed tensor is a view of its host values, so freezing, the C++ GEMM template's
-weight prepacking and runtime constant folding read real values; on a GPU the session leaves out,
+weight prepacking and runtime constant folding read real values (the configuration matrix,
+``tests/matrix``, compiles each of them with every tensor claimed); on a GPU the session leaves out,
 up front, what a pass over every constant or Inductor's lowering would read (`cpu_as_gpu` stands
 the CPU in for the GPU here: no GPU exists on this machine). A reader nobody listed gets one
 sentence naming it and the tensor. ``torch._inductor.aot_compile`` inside a session says once that
@@ -18,51 +19,9 @@ from aoti_hooks import AotiHooksError
 from aoti_hooks.core.errors import AotiHooksWarning
 from aoti_hooks.hosts.lifecycle import enter_compile_contexts, move_program
 
-from helpers import INDUCTOR_CONFIGS, package_constants, program_snapshot
-from real_models import LLAMA
+from helpers import export_small
 
 EVERYTHING = {"kv_elide": {"min_bytes": 0}, "const_offload": {"min_bytes": 0}}
-
-
-class Small(torch.nn.Module):
-    """A linear layer, a 0-d and a 2-element buffer (inlined as literals), a lifted constant, and a cache."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(32, 32)
-        self.register_buffer("scale", torch.tensor(2.0))
-        self.register_buffer("pair", torch.tensor([1.0, 3.0]))
-        self.register_buffer("cache", torch.zeros(4, 32), persistent=False)
-        self.table = torch.arange(32.0)  # a plain attribute: a lifted tensor constant
-
-    def forward(self, x, pos):
-        self.cache.index_copy_(0, pos, self.linear(x) * self.scale + self.table)
-        return self.cache.sum(0) * self.pair.sum()
-
-
-def export_small():
-    torch.manual_seed(0)
-    return torch.export.export(Small(), (torch.randn(1, 32), torch.tensor([1])))
-
-
-@pytest.mark.compile
-def test_freezing_and_the_cpu_gemm_template_read_real_values_and_give_stocks_package(tmp_path):
-    """Both read every weight while compiling (constant folding, the template's weight prepacking);
-    with every tensor of ExecuTorch's Llama claimed the package is stock's, constants and outputs."""
-    pytest.importorskip("executorch.examples.models.llama.llama_transformer")
-    configs = {**INDUCTOR_CONFIGS, "freezing": True, "max_autotune": True, "max_autotune_gemm_backends": "CPP"}
-    stock = torch._inductor.aoti_compile_and_package(LLAMA.export(LLAMA.build()), package_path=str(tmp_path / "s.pt2"),
-                                                     inductor_configs=configs)
-    program = LLAMA.export(LLAMA.build())
-    before = program_snapshot(program)
-    with aoti_hooks.session(["kv_elide", "const_offload"], **EVERYTHING) as session:
-        ours = aoti_hooks.aoti_compile_and_package(program, str(tmp_path / "o.pt2"), inductor_configs=configs)
-    assert program_snapshot(program) == before  # the user's tensors are as they were
-    placement = session.report.as_dict()["placement"]
-    assert len(placement["tensors"]) >= len(LLAMA.caches(LLAMA.build())) + 10 and "refused" not in placement
-    assert package_constants(ours) == package_constants(stock)
-    stock_outputs = LLAMA.decode(torch._inductor.aoti_load_package(stock))
-    assert all(torch.equal(a, b) for a, b in zip(LLAMA.decode(torch._inductor.aoti_load_package(ours)), stock_outputs))
 
 
 def test_on_a_gpu_a_pass_over_every_constant_leaves_every_claim_out(register, cpu_as_gpu):

@@ -2,12 +2,14 @@
 
 With no plugins and no active session this is exactly ``torch._inductor.aoti_compile_and_package``;
 torch's own function called inside a session comes here too (`seams.inductor.entry`).
-Otherwise, in the session (`lifecycle.compiling`): move the program with
-``move_program_to_device``, merge ``aoti_options``, enter every ``compile_context``, and compile.
+Otherwise, in the session (`lifecycle.compiling`): check the disks have room (`disk`), move the
+program with ``move_program_to_device``, merge ``aoti_options``, enter every ``compile_context``,
+and compile into a package that appears at its path whole or not at all.
 """
 
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 from typing import Any
 
@@ -17,6 +19,7 @@ from ..core.errors import AotiHooksError
 from ..core.registry import plugin_names
 from ..core.session import Session, check_keywords, current_session
 from ..seams import inductor
+from . import disk
 from .lifecycle import compiling, enter_compile_contexts, move_program, resolve_device
 
 HOST = "aoti"
@@ -26,14 +29,18 @@ def compile_in_session(session: Session, program, package_path=None, inductor_co
     """Compile ``program`` with ``session`` active; errors of ours come out unwrapped."""
     with compiling(session, HOST, str(package_path or "<package>")), ExitStack() as stack:
         device = resolve_device(session.target, program)
+        disk.check_package_folder(package_path)
+        writes = disk.planned_writes(program, package_path)
+        disk.check_room(writes)
         session.compile_options = dict(inductor_configs or {})
         program = move_program(session, program, device)
         session.program = program
         configs = inductor.target_compile_options(session.target, session.hooks.aoti_options(dict(session.compile_options)))
         enter_compile_contexts(session, stack)
-        return torch._inductor.aoti_compile_and_package(  # `compiling` marks it the host's call: not routed back here
-            program, package_path=package_path, inductor_configs=configs
-        )
+        with disk.written_whole(package_path, writes) as writing:
+            written = torch._inductor.aoti_compile_and_package(  # `compiling` marks it the host's call: not routed back here
+                program, package_path=writing, inductor_configs=configs)
+        return package_path if isinstance(package_path, (str, os.PathLike)) else written
 
 
 inductor.route(compile_in_session)  # torch's own call inside a session compiles here

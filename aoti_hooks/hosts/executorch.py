@@ -31,6 +31,7 @@ from ..core.session import Session, check_keywords
 from ..core.specs import PREFIX, compile_spec_pairs, session_from_compile_specs
 from ..core.types import Report
 from ..seams import executorch as seam, inductor
+from . import disk
 from .lifecycle import compiling, enter_compile_contexts, history, indexed_device
 
 HOST = "executorch"
@@ -146,7 +147,10 @@ def preprocess(cls, stock, edge_program, compile_specs):
     method = _method_name(compile_specs)
     specs = backend_specs(session, cls, method, compile_specs)
     with compiling(session, HOST, method), seam.collector_patches():
-        return stock(SessionBackend(cls, session), edge_program, specs)
+        writes = disk.planned_writes(edge_program, None, "the delegate's files")
+        disk.check_room(writes)
+        with disk.disk_errors(writes):
+            return stock(SessionBackend(cls, session), edge_program, specs)
 
 
 class SessionBackend:

@@ -327,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         except StepFailed as error:
             print(f"aoti-hooks {args.command}: {error}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:  # a package being written is removed on the way out (`hosts.disk`)
+            print(f"aoti-hooks {args.command}: interrupted; no package was left half-written", file=sys.stderr)
+            return 130
 
 
 def _size(text: str) -> int:

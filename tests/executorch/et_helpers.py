@@ -51,7 +51,7 @@ class AotiHooksCpuTestBackend(AotiBackend, BackendDetails):
             "aot_inductor.package": True,
             "aot_inductor.package_constants_in_so": False,
             "aot_inductor.package_constants_on_disk_format": "binary_blob",
-            "aot_inductor.precompile_headers": False,
+            "aot_inductor.compile_wrapper_opt_level": "O0",
         }
 
     @classmethod

@@ -151,7 +151,7 @@ def test_a_delegate_runs_with_its_constants_by_fqn_and_its_runtime_shims_forward
     declaration = "AOTITorchError aoti_torch_cpu_scaled(AtenTensorHandle, AtenTensorHandle, int64_t, AtenTensorHandle*)"
     package = torch._inductor.aoti_compile_and_package(
         torch.export.export(Delegate(), (torch.ones(2, 8),)), package_path=str(tmp_path / "d.pt2"),
-        inductor_configs={"aot_inductor.package_constants_in_so": False, "aot_inductor.precompile_headers": False,
+        inductor_configs={"aot_inductor.package_constants_in_so": False, "aot_inductor.compile_wrapper_opt_level": "O0",
                           "aot_inductor.custom_ops_to_c_shims": {scaled_op: [declaration]}})
     with zipfile.ZipFile(package) as archive:
         (so_name,) = [name for name in archive.namelist() if name.endswith(".so")]

@@ -13,7 +13,7 @@ from aoti_hooks.placement import candidates
 from aoti_hooks.seams.export import written_inputs
 from aoti_hooks_kv_elide.selection import select_caches
 
-from helpers import INDUCTOR_CONFIGS, package_constants, tensor_bytes
+from helpers import INDUCTOR_CONFIGS, package_constants, package_files, tensor_bytes
 
 CONFIG = CONFIGS["tiny"]  # caches: 2 KiB each, 6 of them, all the same shape
 OPTIONS = {"min_bytes": "1KiB"}
@@ -234,15 +234,6 @@ def test_elided_constants_are_kept_apart_and_serialized_as_host_zeros():
         assert session.hooks.serialize_constant("codebook", moved.state_dict["codebook"]) is None
         clone = session.hooks.clone_lifted_buffer(value)
         assert clone.untyped_storage().nbytes() == 64 * 32 * 4 and not clone.any()
-
-
-def package_files(path, *needles):
-    import hashlib
-    import zipfile
-
-    with zipfile.ZipFile(path) as archive:
-        return {info.filename.split("/", 1)[1]: hashlib.sha256(archive.read(info.filename)).hexdigest()
-                for info in archive.infolist() if any(needle in info.filename for needle in needles)}
 
 
 @pytest.mark.compile

@@ -29,11 +29,12 @@ from .record import HostBacked
 from .scheduled import extern_read_constants, written_constants
 from .arch import compile_options as target_compile_options
 from .readers import empty_storage_reader, readers_of_every_constant, read_while_lowering
-from .symbols import _READ_ONLY, SUPPORTED_TORCH, SYMBOLS, check, check_torch_version, config_patch, config_value
+from .symbols import _READ_ONLY, SUPPORTED_TORCH, SYMBOLS, cache_folder, check, check_torch_version, config_patch, config_value
 
 from .entry import host_call, route
 
-__all__ = ["HostBacked", "PATCHES", "host_call", "route", "SUPPORTED_TORCH", "activate", "as_constant", "autotune_example", "check",
+__all__ = ["HostBacked", "PATCHES", "host_call", "route", "SUPPORTED_TORCH", "activate", "as_constant", "autotune_example",
+           "cache_folder", "check",
            "config_patch", "config_value", "deactivate", "empty_storage_reader",
            "extern_read_constants", "hold", "read_while_lowering", "readers_of_every_constant", "target_compile_options",
            "patched_attributes", "written_constants"]

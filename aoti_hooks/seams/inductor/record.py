@@ -166,7 +166,10 @@ def recall(registry: dict[int, "weakref.ref"], key: int) -> Any:
 
 
 def keep_device(session: SessionView, stock: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
-    """``given`` as what AOTI reads; host-built values keep the stock constant's device."""
+    """``given`` as what AOTI reads; host-built values keep the stock constant's device, and a stock
+    parameter's value stays a parameter (a ``pickle_weights`` package pickles the class and ``requires_grad``)."""
+    if isinstance(stock, torch.nn.Parameter) and type(given) is torch.Tensor:
+        given = torch.nn.Parameter(given, requires_grad=stock.requires_grad)
     if given.device != stock.device:
         given = HostBacked(stock, given)
     record(session).remember_given(given)

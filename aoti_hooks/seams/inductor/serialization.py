@@ -11,7 +11,8 @@ host, on top of the user's own copy of the weights. In a session:
 - a file the package copies in is mapped (a private, read-only use of its pages) and handed to the
   archive writer as a storage.
 
-The bytes written are the same. A buffer the disk cannot hold (``posix_fallocate`` fails) stays in
+The bytes written are the same. An archive whose writing fails is finalized all the same, so its
+writer never throws from its destructor at exit. A buffer the disk cannot hold (``posix_fallocate`` fails) stays in
 memory, and the session's report says so (`host` entries).
 """
 
@@ -82,6 +83,24 @@ def _patched_write_file(original: Callable) -> Callable:
     return write_file
 
 
+def _patched_exit(original: Callable) -> Callable:
+    """An archive whose writing failed (a full disk) is still finalized, its error swallowed: torch's
+    ``__exit__`` first writes two more records, and when those fail too it never finalizes, so the
+    writer's destructor finalizes at exit, throws, and terminates the process (``unexpected pos``)."""
+
+    def __exit__(self, *args):
+        try:
+            return original(self, *args)
+        except BaseException:
+            try:
+                self.archive_file.write_end_of_file()
+            except Exception:
+                pass  # finalized all the same (torch marks it before writing): the destructor has nothing to do
+            raise
+
+    return __exit__
+
+
 @functools.lru_cache(maxsize=None)
 def gathers_constants_in_a_bytearray() -> bool:
     """Whether this torch's AOTI gathers the constants into one ``bytearray(total_size)`` (torch 2.12+);
@@ -104,4 +123,5 @@ def module_patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
     return [(codecache, "bytearray", lambda _builtin: _gathering_buffer)]
 
 
-MAKERS = {"torch.export.pt2_archive._package.PT2ArchiveWriter.write_file": _patched_write_file}
+MAKERS = {"torch.export.pt2_archive._package.PT2ArchiveWriter.write_file": _patched_write_file,
+          "torch.export.pt2_archive._package.PT2ArchiveWriter.__exit__": _patched_exit}

@@ -79,6 +79,7 @@ SYMBOLS = (
     Symbol("torch._higher_order_ops.triton_kernel_wrap", "TritonHOPifier.call_triton_kernel",
            ("self", "variable", "args", "kwargs", "tx")),
     Symbol("torch.export.pt2_archive._package", "PT2ArchiveWriter.write_file", ("self", "name", "file_path")),
+    Symbol("torch.export.pt2_archive._package", "PT2ArchiveWriter.__exit__", ("self", "args")),
     Symbol("torch._inductor", "aot_compile", ("gm", "args", "kwargs", "options")),
     Symbol("torch._inductor", "aoti_compile_and_package",
            ("exported_program", "_deprecated_unused_args", "_deprecated_unused_kwargs", "package_path", "inductor_configs")),
@@ -88,10 +89,12 @@ SYMBOLS = (
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._create_compile_meta", ("self", "cfg")),
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._create_compile_options",
            ("self", "cfg", "compile_meta")),
+    Symbol("torch._inductor.runtime.cache_dir_utils", "cache_dir", ()),
 )
 # Read, not patched: the traced-call patch builds a call's own kernel wrapper with them; the target
-# build (`arch`) compiles a winner's config with them.
-_READ_ONLY = {"torch._higher_order_ops.triton_kernel_wrap.TraceableTritonKernelWrapper.__init__",
+# build (`arch`) compiles a winner's config with them; the disk check asks where the cache is.
+_READ_ONLY = {"torch._inductor.runtime.cache_dir_utils.cache_dir",
+              "torch._higher_order_ops.triton_kernel_wrap.TraceableTritonKernelWrapper.__init__",
               "torch._inductor.runtime.triton_heuristics.CachingAutotuner._create_compile_meta",
               "torch._inductor.runtime.triton_heuristics.CachingAutotuner._create_compile_options"}
 
@@ -144,6 +147,12 @@ def config_value(key: str, text: str):
         except ValueError:
             raise SeamError(f"Inductor option {key} takes a whole number, not {text!r}") from None
     return text
+
+
+def cache_folder() -> str:
+    """The folder Inductor's cache writes to (``TORCHINDUCTOR_CACHE_DIR``, else torch's default)."""
+    _, _, cache_dir = Symbol("torch._inductor.runtime.cache_dir_utils", "cache_dir", ()).resolve()
+    return cache_dir()
 
 
 def config_patch(settings: dict):
