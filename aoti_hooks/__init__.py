@@ -6,6 +6,7 @@ every session, and the Inductor seam is held while any session is active. Plugin
 import `aoti_hooks.plugin`.
 """
 
+from . import placement as _placement
 from .core.errors import AotiHooksError, PluginError, SeamError
 from .core.hookspecs import hookimpl, hookspec
 from .core.options import Option, parse_bool, parse_choice, parse_float, parse_int, parse_regex, parse_size, parse_str
@@ -15,7 +16,6 @@ from .core.specs import compile_spec_pairs, parse_compile_specs
 from .core.target import Target, parse_target
 from .hosts.aoti import aoti_compile_and_package
 from .hosts.executorch import compile_specs, cover_loaded_backends as _cover_loaded_executorch
-from . import placement as _placement
 from .seams import inductor as _inductor, shared_memory as _shared_memory
 
 plugin_registry.register_built_in(BUILT_IN, _placement)

@@ -21,21 +21,18 @@ from __future__ import annotations
 from .core.errors import AotiHooksError, SeamError
 from .core.hookspecs import hookimpl
 from .core.named_table import NamedTable
-from .core.options import (Option, parse_bool, parse_choice, parse_count, parse_float, parse_int, parse_regex,
-                           parse_size, parse_str)
+from .core.options import Option, parse_bool, parse_choice, parse_count, parse_float, parse_int, parse_regex, parse_size, parse_str
 from .core.output import stderr_to
 from .core.target import parse_target
 from .core.text import decoded, format_bytes, table
-from .core.types import (BUFFER, CONSTANT, HOST, NON_PERSISTENT_BUFFER, PARAMETER, ZEROS, Candidate, OnDisk, Target,
-                         SessionView)
+from .core.types import BUFFER, CONSTANT, HOST, NON_PERSISTENT_BUFFER, PARAMETER, ZEROS, Candidate, OnDisk, SessionView, Target
 from .placement.blocks import is_stand_in
 from .placement.storage import host_snapshot
 from .seams.executorch import imported_attribute, module_attribute
 from .seams.export import called_op_names
 from .seams.ops import KernelOverride, argument_names, as_overload, qualified_name, resolve_op
 from .seams.patching import shared as shared_patches
-from .seams.triton import (config_key, configs_of, forced_config, is_autotuner, kernel_name, make_config,
-                           source_hash)
+from .seams.triton import config_key, configs_of, forced_config, is_autotuner, kernel_name, make_config, source_hash
 
 __all__ = [
     "AotiHooksError", "BUFFER", "CONSTANT", "Candidate", "HOST", "KernelOverride", "NON_PERSISTENT_BUFFER",

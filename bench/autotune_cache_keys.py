@@ -99,8 +99,9 @@ def baked_shared(package):
 
 
 def worker(variant, target, package):
-    import aoti_hooks
     import aoti_hooks_sdpa_configs as sdpa_configs
+
+    import aoti_hooks
     from aoti_hooks.core.hooks import Hooks
 
     kernel = build_kernel()

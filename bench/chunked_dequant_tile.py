@@ -77,10 +77,11 @@ def main():
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args()
     import executorch.backends.cuda.quantize_op_dispatch  # noqa: F401  (defines ExecuTorch's CUDA ops)
-    from aoti_hooks import AotiHooksError, Report, parse_size
-    from aoti_hooks.seams.ops import argument_names
     from aoti_hooks_chunked_dequant import Chunker, executorch_impl, resolved_entries, rows_per_chunk
     from aoti_hooks_chunked_dequant.tile import TILE_KERNELS, example_inputs
+
+    from aoti_hooks import AotiHooksError, Report, parse_size
+    from aoti_hooks.seams.ops import argument_names
 
     resolved = {entry.name: (op, entry, impl) for op, entry, impl in resolved_entries()}
     shapes = TINY if args.tiny else SHAPES

@@ -108,10 +108,11 @@ def worker(variant, target, folder):
     result = {"variant": variant}
     started = time.monotonic()
     if backend == "et":
-        import aoti_hooks.executorch  # noqa: F401  (turns the integration on)
         from executorch.backends.cuda.cuda_backend import CudaBackend
         from executorch.backends.cuda.cuda_partitioner import CudaPartitioner
         from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+
+        import aoti_hooks.executorch  # noqa: F401  (turns the integration on)
 
         model = build(direct=False)
         program = torch.export.export(model, inputs(0))
@@ -138,8 +139,9 @@ def worker(variant, target, folder):
             torch._inductor.aoti_compile_and_package(program, package_path=package)
         result["package"] = package
     else:  # compiled: torch.compile inside a session, outputs against eager
-        import executorch.backends.cuda.triton.kernels  # noqa: F401
         from contextlib import ExitStack
+
+        import executorch.backends.cuda.triton.kernels  # noqa: F401
 
         from aoti_hooks.hosts.lifecycle import enter_compile_contexts
 

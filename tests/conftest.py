@@ -31,6 +31,16 @@ def pytest_unconfigure(config):
         shutil.rmtree(_RUN_DIR, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def each_cpp_source_built_once():
+    """A C++ build whose sources and flags equal one already run in this process copies its output
+    (ccache's rule, `helpers.built_once`): a session's compile mostly builds stock's C++ again."""
+    from helpers import built_once
+
+    with built_once():
+        yield
+
+
 @pytest.fixture
 def register():
     """Register in-process plugins for one test; they are removed afterwards."""

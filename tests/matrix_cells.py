@@ -8,31 +8,23 @@ compiled twice: where the two disagree, autotuning chose differently and the cel
 within tolerance), its constants equal stock's where the package holds them in its library, and the
 program given is left as it was. The row lists every failing cell before it fails.
 
-Compiles whose C++ source and flags equal an earlier one's reuse its object (`built_once`, as
-ccache does): the cells differ in Inductor's passes, where the readers are, and mostly build the
-same C++, so the matrix costs about one C++ build per distinct source.
+The cells differ in Inductor's passes, where the readers are, and mostly build the same C++: the
+suite builds each distinct source once (`helpers.built_once`), so a cell costs little more than its passes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import io
-import os
-import shlex
-import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
+from helpers import INDUCTOR_CONFIGS, Small, package_constants, program_snapshot, tensor_bytes
+from real_models import HF_LLAMA, RealModel, build_hf_llama
 
 import aoti_hooks
 from aoti_hooks.placement.claims import candidates
-
-from helpers import INDUCTOR_CONFIGS, Small, package_constants, program_snapshot, tensor_bytes
-from real_models import HF_LLAMA, RealModel, build_hf_llama
 
 CONFIGS = {
     "default": {},  # aot_inductor.package_constants_in_so is on by default
@@ -83,51 +75,6 @@ SUBCLASS = RealModel(
 )
 
 
-_BUILT = Path(tempfile.mkdtemp(prefix="built-once-"))  # this process's builds, removed with its test folder by conftest
-
-
-@contextlib.contextmanager
-def built_once():
-    """Inductor's C++ builds, each distinct one run once in this process: a command whose input files
-    (C++ sources without comments) and other words equal an earlier command's copies that command's output."""
-    from torch._inductor import cpp_builder
-
-    original = cpp_builder._run_compile_cmd
-
-    def run(cmd_line: str, cwd: str) -> None:
-        words = shlex.split(cmd_line)
-        output = words[words.index("-o") + 1] if "-o" in words else None
-        key = hashlib.sha256()
-        for index, word in enumerate(words):
-            if word == output and words[index - 1] == "-o":
-                continue
-            path = word if os.path.isabs(word) else os.path.join(cwd, word)
-            key.update(_source(path) if os.path.isfile(path) else word.encode())
-            key.update(b"\0")
-        kept = _BUILT / key.hexdigest()
-        if output is None or not kept.exists():
-            original(cmd_line, cwd)
-            if output is not None:
-                shutil.copyfile(os.path.join(cwd, output), kept)
-            return
-        shutil.copyfile(kept, os.path.join(cwd, output))
-
-    cpp_builder._run_compile_cmd = run
-    try:
-        yield
-    finally:
-        cpp_builder._run_compile_cmd = original
-
-
-def _source(path: str) -> bytes:
-    """A file's bytes; a C++ source's without its blank and ``//`` lines (Inductor appends each build's command
-    to the source it built, so a second build of the same code reads a longer file)."""
-    data = Path(path).read_bytes()
-    if path.endswith((".cpp", ".hpp", ".h")):
-        data = b"\n".join(line for line in data.splitlines() if line.strip() and not line.lstrip().startswith(b"//"))
-    return data
-
-
 def check_row(model: RealModel, config: str, folder: Path, device: str = "cpu", plugin_sets: dict = PLUGIN_SETS) -> None:
     """Stock, then each plugin set, compiled from one export of ``model`` under ``config``, for ``device``."""
     options = {**INDUCTOR_CONFIGS, **CONFIGS[config]}
@@ -140,34 +87,33 @@ def check_row(model: RealModel, config: str, folder: Path, device: str = "cpu", 
     written = {candidate.fqn for candidate in candidates(program) if candidate.written}
     in_library = options.get("aot_inductor.package_constants_in_so", True)
     runs = config not in NOT_RUNNABLE
-    with built_once():
-        stock = _compiled(program, folder / "stock.pt2", options)
-        want = _decode(model, stock, device) if runs else package_weights(stock)
-        exact = True
-        if config == "max_autotune":
-            again = _decode(model, _compiled(program, folder / "stock2.pt2", options), device)
-            exact = all(torch.equal(a, b) for a, b in zip(want, again))
-        want_constants = package_constants(stock, device) if in_library else None
-        before = program_snapshot(program)
-        failed = []
-        for name, plugins in plugin_sets.items():
-            cell = f"{model.name} × {config} × {name}"
-            try:
-                with aoti_hooks.session(plugins, **{plugin: EVERY_TENSOR[plugin] for plugin in plugins
-                                                    if plugin in EVERY_TENSOR}) as session:
-                    path = aoti_hooks.aoti_compile_and_package(program, str(folder / f"{name}.pt2"), inductor_configs=options)
-                got = _decode(model, path, device) if runs else package_weights(path)
-            except Exception as error:  # the row goes on: every failing cell is listed
-                failed.append(f"{cell}: {type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}")
-                continue
-            if not runs and got != want:
-                failed.append(f"{cell}: the package's weight files differ from stock's")
-            failed += [f"{cell}: {problem}" for problem in _problems(got if runs else [], want if runs else [], exact,
-                                                                       session, plugins, caches, tensors, written)]
-            if in_library and package_constants(path, device) != want_constants:
-                failed.append(f"{cell}: the package's constants differ from stock's")
-            if program_snapshot(program) != before:
-                failed.append(f"{cell}: the program given was changed")
+    stock = _compiled(program, folder / "stock.pt2", options)
+    want = _decode(model, stock, device) if runs else package_weights(stock)
+    exact = True
+    if config == "max_autotune":
+        again = _decode(model, _compiled(program, folder / "stock2.pt2", options), device)
+        exact = all(torch.equal(a, b) for a, b in zip(want, again))
+    want_constants = package_constants(stock, device) if in_library else None
+    before = program_snapshot(program)
+    failed = []
+    for name, plugins in plugin_sets.items():
+        cell = f"{model.name} × {config} × {name}"
+        try:
+            with aoti_hooks.session(plugins, **{plugin: EVERY_TENSOR[plugin] for plugin in plugins
+                                                if plugin in EVERY_TENSOR}) as session:
+                path = aoti_hooks.aoti_compile_and_package(program, str(folder / f"{name}.pt2"), inductor_configs=options)
+            got = _decode(model, path, device) if runs else package_weights(path)
+        except Exception as error:  # the row goes on: every failing cell is listed
+            failed.append(f"{cell}: {type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}")
+            continue
+        if not runs and got != want:
+            failed.append(f"{cell}: the package's weight files differ from stock's")
+        failed += [f"{cell}: {problem}" for problem in _problems(got if runs else [], want if runs else [], exact,
+                                                                   session, plugins, caches, tensors, written)]
+        if in_library and package_constants(path, device) != want_constants:
+            failed.append(f"{cell}: the package's constants differ from stock's")
+        if program_snapshot(program) != before:
+            failed.append(f"{cell}: the program given was changed")
     assert not failed, "\n".join(failed)
 
 

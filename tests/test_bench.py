@@ -7,11 +7,11 @@ import time
 import pytest
 import torch
 
-from aoti_hooks.tools.bench import over_budget
-from aoti_hooks.tools.demo.census import GROUPS
-from aoti_hooks.tools.cli import main
 from aoti_hooks.core.text import format_bytes
+from aoti_hooks.tools.bench import over_budget
+from aoti_hooks.tools.cli import main
 from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
+from aoti_hooks.tools.demo.census import GROUPS
 
 
 @pytest.mark.compile
@@ -129,7 +129,8 @@ def test_the_timeline_marks_each_phase_by_the_functions_on_the_watched_threads_s
     (["bench", "--model", "demo:tiny", "--common-spec", "autotune_at_compile_time"], "--common-spec 'autotune_at_compile_time' must look like <key>=<value>"),
     (["bench", "--model", "demo:tiny", "--common-spec", "a=b"], "--common-spec sets ExecuTorch compile specs"),
     (["bench", "missing.pt2", "--lm-head", "int4"], "--lm-head changes a built-in model"),
-    (["bench", "--model", "demo:tiny", "--inductor", "autotune_at_compile_time"], "--inductor 'autotune_at_compile_time' must look like <key>=<value>, e.g. triton.autotune_at_compile_time=False"),
+    (["bench", "--model", "demo:tiny", "--inductor", "autotune_at_compile_time"],
+     "--inductor 'autotune_at_compile_time' must look like <key>=<value>, e.g. triton.autotune_at_compile_time=False"),
     (["bench", "--model", "demo:tiny", "--inductor", "autotune_at_compile_time=False"], "(did you mean triton.autotune_at_compile_time?)"),
     (["bench", "--model", "demo:tiny", "--inductor", "triton.autotune_at_compile_time=maybe"], "takes True or False, not 'maybe'"),
     (["bench", "--model", "executorch:gemma4_31b"], "executorch:gemma4_31b is lowered through ExecuTorch's CudaBackend and needs a CUDA GPU"),

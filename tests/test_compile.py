@@ -5,12 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import INDUCTOR_CONFIGS, decode_inputs, export_cache_model, package_constants, run_steps
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError, PluginError, hookimpl
 from aoti_hooks.seams import inductor
-
-from helpers import INDUCTOR_CONFIGS, decode_inputs, export_cache_model, package_constants, run_steps
 
 
 @pytest.fixture(scope="module")

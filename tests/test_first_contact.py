@@ -10,9 +10,8 @@ import torch
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError, parse_size, parse_target
-from aoti_hooks.tools import cli
 from aoti_hooks.core.options import parse_count
-
+from aoti_hooks.tools import cli
 
 # --- the Python API ---------------------------------------------------------------------------------
 

@@ -9,11 +9,11 @@ import pathlib
 import re
 import subprocess
 import sys
-import tomllib
 import venv
 from importlib import metadata
 
 import pytest
+import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PLUGINS = ("kv_elide", "chunked_dequant", "sdpa_configs", "const_offload")

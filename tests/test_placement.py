@@ -3,14 +3,13 @@ user's program left as it was on success, on failure and for another device."""
 
 import pytest
 import torch
+from helpers import INDUCTOR_CONFIGS, export_cache_model, program_snapshot
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError, PluginError
-from aoti_hooks.hosts.lifecycle import move_program
 from aoti_hooks.core.types import Candidate
+from aoti_hooks.hosts.lifecycle import move_program
 from aoti_hooks.placement import candidates, refusal
-
-from helpers import INDUCTOR_CONFIGS, export_cache_model, program_snapshot
 
 
 class Claims:

@@ -8,11 +8,10 @@ import sys
 import textwrap
 
 import torch
+from helpers import package_constants
 
 import aoti_hooks
 from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
-
-from helpers import package_constants
 
 SCRIPT = textwrap.dedent("""
     import sys, torch

@@ -4,14 +4,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import INDUCTOR_CONFIGS
 
 import aoti_hooks
 from aoti_hooks import SeamError, hookimpl
 from aoti_hooks.seams import inductor
-from aoti_hooks.seams.inductor import examples
-from aoti_hooks.seams.inductor import first_pass as first_pass_seam
-
-from helpers import INDUCTOR_CONFIGS
+from aoti_hooks.seams.inductor import examples, first_pass as first_pass_seam
 
 
 def snapshot():
@@ -578,8 +576,7 @@ def test_every_patch_set_is_held_only_while_needed_and_shared_sets_are_forgotten
     """Sessions, shared per-object sets and the ExecuTorch integration go through one mechanism:
     `patching.active()` names what is in, and nothing stays behind a session or in the shared table."""
     pytest.importorskip("executorch.backends.aoti.aoti_backend")  # the integration's set is one of them
-    from aoti_hooks.seams import executorch as et_seam
-    from aoti_hooks.seams import patching
+    from aoti_hooks.seams import executorch as et_seam, patching
 
     was_installed = et_seam.installed()
     import aoti_hooks.executorch  # installs the integration on its first import; put back as found below

@@ -52,7 +52,9 @@ def test_a_suite_runs_detached_is_copied_out_resumes_and_makes_its_table(tmp_pat
 
 def test_an_unknown_suite_is_one_sentence():
     done = suite("start", "headlines")
-    assert done.returncode == 2 and "no suite 'headlines'; the suites are: headline, host, host-cpu, targets-gemma4, scale, compile-time, whole, two-pass" in done.stderr
+    assert done.returncode == 2
+    assert "no suite 'headlines'; the suites are: headline, host, host-cpu, targets-gemma4, scale, compile-time, whole, two-pass" \
+        in done.stderr
 
 
 def test_stock_is_projected_from_the_depths_it_was_measured_at():

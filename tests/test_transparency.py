@@ -13,13 +13,12 @@ import warnings
 
 import pytest
 import torch
+from helpers import export_small
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError
 from aoti_hooks.core.errors import AotiHooksWarning
 from aoti_hooks.hosts.lifecycle import enter_compile_contexts, move_program
-
-from helpers import export_small
 
 EVERYTHING = {"kv_elide": {"min_bytes": 0}, "const_offload": {"min_bytes": 0}}
 

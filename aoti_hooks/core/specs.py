@@ -15,12 +15,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .session import Session
 from .errors import AotiHooksError
-from .registry import plugin_names
 from .options import check_options_belong
-from .types import Target
+from .registry import plugin_names
+from .session import Session
 from .text import decoded
+from .types import Target
 
 PREFIX = "aoti_hooks."
 PLUGINS_KEY = PREFIX + "plugins"

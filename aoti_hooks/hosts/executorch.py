@@ -24,8 +24,8 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from ..core.errors import AotiHooksError
 from ..core.active import current_session
+from ..core.errors import AotiHooksError
 from ..core.registry import plugin_names
 from ..core.session import Session, check_keywords
 from ..core.specs import PREFIX, compile_spec_pairs, session_from_compile_specs

@@ -28,11 +28,10 @@ from dataclasses import dataclass
 import torch
 
 from ..core.errors import AotiHooksError, PluginError
-from ..core.text import format_bytes
 from ..core.hookspecs import hookimpl
 from ..core.registry import BUILT_IN
-from ..core.types import (BUFFER, CONSTANT, FILLS, NON_PERSISTENT_BUFFER, PARAMETER, ZEROS, Candidate, OnDisk,
-                          fill_kind, storage_key)
+from ..core.text import format_bytes
+from ..core.types import BUFFER, CONSTANT, FILLS, NON_PERSISTENT_BUFFER, PARAMETER, ZEROS, Candidate, OnDisk, fill_kind, storage_key
 from ..seams.export import moved_copy, written_inputs
 from ..seams.inductor import empty_storage_reader, read_while_lowering, readers_of_every_constant
 from ..seams.inductor.readers import LOWERING

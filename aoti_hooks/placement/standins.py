@@ -22,7 +22,6 @@ from .blocks import Block, StandInError
 from .claims import NAME, placed, refusal
 from .storage import storage_bytes
 
-
 SCRATCH = "scratch"  # the stand-in block written floating-point constants share
 
 

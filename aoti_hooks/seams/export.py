@@ -12,7 +12,6 @@ import copy
 
 import torch
 
-
 _PROGRAM_ATTRIBUTES = ("_graph_module", "_state_dict", "_constants")
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import AotiHooksError
-from ..core.types import report_lines
 from ..core.text import did_you_mean, format_bytes, table
+from ..core.types import report_lines
 from .demo.measure import host_line
 from .demo.timeline import nvml_of, plot_timeline
 
@@ -222,7 +222,9 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
         run = planned[index]
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(work / f"inductor-{index}")}
         spec = {**base, **run, "package": str(work / f"run{index}.pt2"), "contents_dir": str(folder),
-                "inductor_configs": {"aot_inductor.package_constants_in_so": False,
+                # each run's Inductor cache is cold: headers precompiled for one compile cost more than they save
+                "inductor_configs": {"aot_inductor.precompile_headers": False,
+                                     "aot_inductor.package_constants_in_so": False,
                                      "aot_inductor.package_constants_on_disk_format": "binary_blob",
                                      **base.get("inductor", {})}}
         with Progress(f"[{index + 1}/{len(planned)}] compiling "

@@ -6,15 +6,14 @@ import argparse
 import contextlib
 import os
 import shlex
+import sys
 import warnings
 from pathlib import Path
-import sys
 
 from ..core.errors import AotiHooksError, AotiHooksWarning
 from ..core.options import parse_count, parse_size
 from ..core.output import quiet_third_party_logs
-from ..core.registry import (DISABLE_ENV, disabled_plugins, hook_names, installed_answers, plugin_names,
-                             plugin_options, plugin_registry)
+from ..core.registry import DISABLE_ENV, disabled_plugins, hook_names, installed_answers, plugin_names, plugin_options, plugin_registry
 from ..core.text import did_you_mean, table
 from . import doctor
 from .demo.run import StepFailed
@@ -169,8 +168,8 @@ def _option_pairs(command: str, items: list[str], plugins: list[str],
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import NO_TIMELINE, run_bench, variants
     from ..core.session import Session
+    from .bench import NO_TIMELINE, run_bench, variants
 
     _check_out_folder("bench", args.out)
 

@@ -8,19 +8,19 @@ import math
 import threading
 from contextlib import ExitStack
 
+import aoti_hooks_chunked_dequant as chunked_dequant
 import pytest
 import torch
+from aoti_hooks_chunked_dequant.chunking import Chunker, rows_per_chunk
+from aoti_hooks_chunked_dequant.registry import EXECUTORCH_OPS, entries
+from helpers import INDUCTOR_CONFIGS, package_constants
 from torch.profiler import ProfilerActivity, profile
 
 import aoti_hooks
-import aoti_hooks_chunked_dequant as chunked_dequant
-from aoti_hooks.seams import patching
 from aoti_hooks import AotiHooksError
-from aoti_hooks.hosts.lifecycle import enter_compile_contexts
-from aoti_hooks_chunked_dequant.chunking import Chunker, rows_per_chunk
-from aoti_hooks_chunked_dequant.registry import EXECUTORCH_OPS, entries
 from aoti_hooks.core.text import format_bytes
-from helpers import INDUCTOR_CONFIGS, package_constants
+from aoti_hooks.hosts.lifecycle import enter_compile_contexts
+from aoti_hooks.seams import patching
 
 ROWS, COLS, GROUP = 3000, 512, 32
 

@@ -5,14 +5,13 @@ import os
 
 import pytest
 import torch
+from aoti_hooks_const_offload import select_constants as select
+from helpers import INDUCTOR_CONFIGS, package_code, package_constants, tensor_bytes
 
 import aoti_hooks
 from aoti_hooks import AotiHooksError
-from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder
 from aoti_hooks.placement import candidates
-from aoti_hooks_const_offload import select_constants as select
-
-from helpers import INDUCTOR_CONFIGS, package_code, package_constants, tensor_bytes
+from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder
 
 CONFIG = CONFIGS["tiny"]
 OPTIONS = {"min_bytes": "1KiB"}

@@ -8,15 +8,18 @@ import torch
 
 pytest.importorskip("executorch.backends.aoti.aoti_backend")
 
+from et_helpers import BACKEND, AotiHooksCpuTestBackend, DelegateRunner, delegates, input_names, lower, method_spec  # noqa: E402
+from executorch.exir.backend.compile_spec_schema import CompileSpec  # noqa: E402
+
 import aoti_hooks  # noqa: E402
 import aoti_hooks.executorch as integration  # noqa: E402
 from aoti_hooks import AotiHooksError  # noqa: E402
+from aoti_hooks.seams import (  # noqa: E402
+    executorch as seam,  # noqa: E402
+    inductor,
+    patching,
+)
 from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder  # noqa: E402
-from aoti_hooks.seams import executorch as seam  # noqa: E402
-from aoti_hooks.seams import inductor, patching  # noqa: E402
-from executorch.exir.backend.compile_spec_schema import CompileSpec  # noqa: E402
-
-from et_helpers import BACKEND, AotiHooksCpuTestBackend, DelegateRunner, delegates, input_names, lower, method_spec  # noqa: E402
 
 CONFIG = CONFIGS["tiny"]
 KV = {"min_bytes": "1KiB"}

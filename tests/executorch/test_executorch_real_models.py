@@ -8,11 +8,11 @@ import torch
 pytest.importorskip("executorch.backends.aoti.aoti_backend")
 pytest.importorskip("executorch.examples.models.gemma4_31b.model")
 
-import aoti_hooks  # noqa: E402
-import aoti_hooks.executorch as integration  # noqa: E402
-
 from et_helpers import BACKEND, DelegateRunner, delegates, input_names, lower, method_spec  # noqa: E402
 from real_models import GEMMA4, gemma4_logits  # noqa: E402
+
+import aoti_hooks  # noqa: E402
+import aoti_hooks.executorch as integration  # noqa: E402
 
 OPTIONS = {"kv_elide": {"min_bytes": "256B"}, "const_offload": {"min_bytes": "1KiB"}}
 

@@ -15,10 +15,10 @@ import torch
 
 pytest.importorskip("transformers.exporters")
 
+from et_helpers import BACKEND, DelegateRunner, delegates, method_spec  # noqa: E402
+
 import aoti_hooks  # noqa: E402
 from aoti_hooks.hosts import executorch as host  # noqa: E402
-
-from et_helpers import BACKEND, DelegateRunner, delegates, method_spec  # noqa: E402
 
 pytestmark = pytest.mark.compile
 OPTIONS = {"const_offload": {"min_bytes": "1KiB"}}

@@ -4,7 +4,6 @@ Face Llama built from a config, under the configurations whose readers differ on
 (Triton templates timed on the weights). Each compiles and gives stock's outputs."""
 
 import pytest
-
 from matrix_cells import HUGGING_FACE, PLUGIN_SETS, check_row
 
 pytestmark = pytest.mark.gpu

@@ -22,14 +22,13 @@ import os
 
 import pytest
 import torch
-
-import aoti_hooks
-from aoti_hooks.tools.demo.measure import Nvml
-from aoti_hooks.placement import blocks as standin
-from aoti_hooks.placement.blocks import Block, is_stand_in
-
 from helpers import INDUCTOR_CONFIGS, package_constants
 from real_models import MODELS
+
+import aoti_hooks
+from aoti_hooks.placement import blocks as standin
+from aoti_hooks.placement.blocks import Block, is_stand_in
+from aoti_hooks.tools.demo.measure import Nvml
 
 pytestmark = pytest.mark.gpu
 MiB = 2**20
@@ -125,6 +124,7 @@ def test_chunked_dequant_chunks_a_stand_in_weight_to_its_budget_and_a_real_one_a
     from contextlib import ExitStack
 
     import aoti_hooks_chunked_dequant as chunked_dequant
+
     from aoti_hooks.hosts.lifecycle import enter_compile_contexts
 
     def q8_mm(x, qweight, scale):

@@ -4,16 +4,15 @@ and the two stock failure modes of emptied caches kept as regression tests."""
 
 import pytest
 import torch
+from aoti_hooks_kv_elide.selection import select_caches
+from helpers import INDUCTOR_CONFIGS, package_constants, package_files, tensor_bytes
 
 import aoti_hooks
-from aoti_hooks.placement.storage import host_snapshot
 from aoti_hooks import AotiHooksError
-from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder
 from aoti_hooks.placement import candidates
+from aoti_hooks.placement.storage import host_snapshot
 from aoti_hooks.seams.export import written_inputs
-from aoti_hooks_kv_elide.selection import select_caches
-
-from helpers import INDUCTOR_CONFIGS, package_constants, package_files, tensor_bytes
+from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder
 
 CONFIG = CONFIGS["tiny"]  # caches: 2 KiB each, 6 of them, all the same shape
 OPTIONS = {"min_bytes": "1KiB"}
@@ -88,8 +87,8 @@ class FreesCaches:
     @aoti_hooks.hookimpl
     def move_program_to_device(self, program, device, session):
         from aoti_hooks.placement import candidates
-        from aoti_hooks.seams.export import moved_copy
         from aoti_hooks.placement.storage import view_of
+        from aoti_hooks.seams.export import moved_copy
 
         state = {}
         for candidate in candidates(program):

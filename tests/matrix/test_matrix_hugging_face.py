@@ -1,7 +1,6 @@
 """The configuration matrix (`matrix_cells`) on a Hugging Face Llama built from a config, static cache, exported as transformers exports it."""
 
 import pytest
-
 from matrix_cells import CONFIGS, HUGGING_FACE, check_row
 
 

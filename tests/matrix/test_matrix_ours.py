@@ -1,7 +1,6 @@
 """The configuration matrix (`matrix_cells`) on a model of ours (a linear layer, inlined 0-d and 2-element buffers, a lifted constant, a cache)."""
 
 import pytest
-
 from matrix_cells import CONFIGS, OURS, check_row
 
 

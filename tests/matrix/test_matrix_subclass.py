@@ -1,7 +1,6 @@
 """The configuration matrix (`matrix_cells`) on a model whose weights are a tensor subclass (torchao's int4 IntxUnpackedToInt8Tensor)."""
 
 import pytest
-
 from matrix_cells import CONFIGS, SUBCLASS, check_row
 
 

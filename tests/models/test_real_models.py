@@ -7,11 +7,10 @@ of the model is claimed, and the user's program is the same object it was before
 
 import pytest
 import torch
-
-import aoti_hooks
-
 from helpers import INDUCTOR_CONFIGS, package_constants, program_snapshot
 from real_models import MODELS
+
+import aoti_hooks
 
 pytest.importorskip("executorch.examples.models.gemma4_31b.model")
 pytest.importorskip("transformers")

@@ -14,26 +14,25 @@ import threading
 from contextlib import ExitStack
 from types import SimpleNamespace
 
+import aoti_hooks_sdpa_configs as sdpa_configs
 import pytest
 import torch
 import triton
 import triton.language as tl
+from aoti_hooks_sdpa_configs.check import format_check, run_check
+from aoti_hooks_sdpa_configs.selection import NothingFits, fit, offer
+from aoti_hooks_sdpa_configs.verdicts import Verdict, VerdictCache, cache_key
 from torch._higher_order_ops.triton_kernel_wrap import kernel_side_table
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.library import wrap_triton
 
 import aoti_hooks
-import aoti_hooks_sdpa_configs as sdpa_configs
 from aoti_hooks import AotiHooksError
-from aoti_hooks.tools.cli import main
 from aoti_hooks.hosts.lifecycle import enter_compile_contexts
-from aoti_hooks.seams import inductor
+from aoti_hooks.seams import inductor, patching
 from aoti_hooks.seams.inductor import configs
-from aoti_hooks.seams import patching
 from aoti_hooks.seams.triton import config_key, configs_of, forced_config, source_hash
-from aoti_hooks_sdpa_configs.check import format_check, run_check
-from aoti_hooks_sdpa_configs.selection import NothingFits, fit, offer
-from aoti_hooks_sdpa_configs.verdicts import Verdict, VerdictCache, cache_key
+from aoti_hooks.tools.cli import main
 
 STOCK = [triton.Config({"BLOCK": 128}, num_warps=4, num_stages=2), triton.Config({"BLOCK": 256}, num_warps=8, num_stages=3)]
 
@@ -322,11 +321,11 @@ def test_the_executorch_kernels_need_a_gpu_to_be_checked(tmp_path, capsys):
 def test_a_case_check_rejects_what_it_cannot_judge():
     """check_config's own rules, with cases that run on the CPU (no Triton launch happens here,
     so 'did not launch' is what a real CPU run gives; the launching path is the GPU's)."""
+    from aoti_hooks_sdpa_configs.numerics import CaseSet, check_config
+    from aoti_hooks_sdpa_configs.registry import Case, TunedKernel
     from triton.runtime.errors import OutOfResources
 
     from aoti_hooks import SeamError
-    from aoti_hooks_sdpa_configs.numerics import CaseSet, check_config
-    from aoti_hooks_sdpa_configs.registry import Case, TunedKernel
 
     def judged(*runs):
         cases = [Case(f"case{i}", run, lambda: torch.ones(4)) for i, run in enumerate(runs)]
@@ -369,8 +368,7 @@ def test_sdpa_check_table(registered, tmp_path):
 
 
 def test_executorch_entries_name_real_autotuned_kernels_with_new_candidates():
-    from aoti_hooks_sdpa_configs.executorch_kernels import SDPA_KERNELS
-    from aoti_hooks_sdpa_configs.executorch_kernels import ENTRIES
+    from aoti_hooks_sdpa_configs.executorch_kernels import ENTRIES, SDPA_KERNELS
 
     assert [entry.name for entry in ENTRIES] == list(SDPA_KERNELS)
     for entry in ENTRIES:
@@ -406,7 +404,6 @@ def test_only_the_kernels_the_program_calls_are_judged(tmp_path):
     """A compile judges ExecuTorch's kernels whose ops its program calls (triton::sdpa launches
     the prefill and the split-K decode kernel), not the others: no needless GPU checks."""
     import executorch.backends.cuda.triton.kernels  # noqa: F401  (registers torch.ops.triton.*)
-
     from executorch.backends.cuda.triton import kernels
 
     from aoti_hooks.seams.export import called_op_names

@@ -12,9 +12,10 @@ While a session is active (`hold`) the patches route
 - `serialization`: the constants' gathering buffer and the package's file copies go through files;
 - `entry`: torch's own ``aoti_compile_and_package`` called inside a session goes to the plain-AOTI host;
 - `arch`: the baked Triton kernels are built for the session's target architecture.
-`readers` says which of Inductor's compile-time readers of constant values a compile runs; `symbols` names every private symbol (checked before anything is installed; ``aoti-hooks doctor``
-lists them); `record` holds what a session's answers are while Inductor uses them; `scheduled`
-reads what a scheduled graph's kernels read and write.
+`readers` says which of Inductor's compile-time readers of constant values a compile runs; `symbols`
+names every private symbol (checked before anything is installed; ``aoti-hooks doctor`` lists them);
+`record` holds what a session's answers are while Inductor uses them; `scheduled` reads what a
+scheduled graph's kernels read and write.
 """
 
 from __future__ import annotations
@@ -23,19 +24,18 @@ from typing import Any, Callable
 
 from ..patching import Patch, PatchSet
 from . import arch, configs, constants, entry, examples, first_pass, serialization, threads, unlift
+from .arch import compile_options as target_compile_options
 from .constants import as_constant
+from .entry import host_call, route
 from .examples import autotune_example
+from .readers import empty_storage_reader, read_while_lowering, readers_of_every_constant
 from .record import HostBacked
 from .scheduled import extern_read_constants, written_constants
-from .arch import compile_options as target_compile_options
-from .readers import empty_storage_reader, readers_of_every_constant, read_while_lowering
 from .symbols import _READ_ONLY, SUPPORTED_TORCH, SYMBOLS, cache_folder, check, check_torch_version, config_patch, config_value
-
-from .entry import host_call, route
 
 __all__ = ["HostBacked", "PATCHES", "host_call", "route", "SUPPORTED_TORCH", "activate", "as_constant", "autotune_example",
            "cache_folder", "check",
-           "config_patch", "config_value", "deactivate", "empty_storage_reader",
+           "config_patch", "config_value", "empty_storage_reader",
            "extern_read_constants", "hold", "read_while_lowering", "readers_of_every_constant", "target_compile_options",
            "patched_attributes", "written_constants"]
 
@@ -73,10 +73,6 @@ def activate() -> PatchSet:
     """Install the patches (if this is the first active session); raises `SeamError` on a mismatch."""
     PATCHES.acquire()
     return PATCHES
-
-
-def deactivate(patches: PatchSet) -> None:
-    patches.release()
 
 
 def hold() -> Callable[[], None]:

@@ -13,6 +13,7 @@ from ...core.active import current_session
 from ...core.errors import SeamError
 from .. import triton as triton_seam
 
+
 def _patched_call_triton_kernel(original: Callable) -> Callable:
     """Give a traced call of an autotuned kernel the configs the plugins answer.
 

@@ -15,8 +15,7 @@ from typing import Any, Callable
 import torch
 from torch.utils.weak import WeakIdKeyDictionary
 
-from .record import (HostBacked, allocating_var, bind_lock, bound_graphs, check_layout, flagged, host_of, keep_device,
-                     record, session_for)
+from .record import HostBacked, allocating_var, bind_lock, bound_graphs, check_layout, flagged, host_of, keep_device, record, session_for
 
 # Host copy put in ``Weights`` -> the device of the constant it holds the bytes of (`as_constant`).
 _host_devices: "WeakIdKeyDictionary" = WeakIdKeyDictionary()

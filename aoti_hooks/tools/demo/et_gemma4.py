@@ -289,10 +289,11 @@ def save_weights(spec: dict) -> dict:
 def prepared_lowering(spec: dict):
     """The model built from the saved weights and exported; a function that lowers it with the
     variant's specs (stock, the backend's own specs, plugins), its weights' bytes and its caches' bytes."""
-    import aoti_hooks
-    import aoti_hooks.executorch as integration
     from executorch.backends.cuda.cuda_backend import CudaBackend
     from executorch.exir.backend.compile_spec_schema import CompileSpec
+
+    import aoti_hooks
+    import aoti_hooks.executorch as integration
 
     from .artifacts import contents_path, described, tensor_bytes
 

@@ -18,9 +18,9 @@ import threading
 import time
 from pathlib import Path
 
-from ...core.types import report_lines
 from ...core.errors import AotiHooksError
 from ...core.text import did_you_mean, format_bytes, table
+from ...core.types import report_lines
 from .loader import LIBSTDCXX
 from .measure import host_line
 from .model import CONFIGS

@@ -203,12 +203,13 @@ def _prepared_compile(spec: dict, device: torch.device):
 
 def lower_executorch(spec: dict, program) -> tuple[dict, Callable[[], dict]]:
     """Lower ``program`` through ExecuTorch's CudaBackend; the plugins' report and what describes the files written."""
-    import aoti_hooks
-    import aoti_hooks.executorch
     from executorch.backends.cuda.cuda_backend import CudaBackend
     from executorch.backends.cuda.cuda_partitioner import CudaPartitioner
     from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
     from executorch.exir.backend.compile_spec_schema import CompileSpec
+
+    import aoti_hooks
+    import aoti_hooks.executorch
 
     specs = [CudaBackend.generate_method_name_compile_spec("forward")]
     specs += [CompileSpec(key, str(value).encode()) for key, value in spec.get("backend_specs", {}).items()]

@@ -10,7 +10,7 @@ Inductor's compile-time runs; the runtime graph and the artifact are unchanged.
 
 from __future__ import annotations
 
-from aoti_hooks.plugin import AotiHooksError, decoded, hookimpl, Option, parse_choice, parse_size
+from aoti_hooks.plugin import AotiHooksError, Option, decoded, hookimpl, parse_choice, parse_size
 
 from .chunking import Chunker, chunking, rows_per_chunk
 from .registry import EXECUTORCH_IMPLS, EXECUTORCH_OPS, ChunkableOp, entries, executorch_impl, register, resolved_entries, unregister

@@ -22,11 +22,9 @@ import math
 from contextlib import ExitStack, contextmanager
 from typing import Any, Callable
 
-from aoti_hooks.plugin import (AotiHooksError, argument_names, format_bytes, is_stand_in,
-                                KernelOverride, shared_patches)
+from aoti_hooks.plugin import AotiHooksError, KernelOverride, argument_names, format_bytes, is_stand_in, shared_patches
 
 from .registry import ChunkableOp
-
 
 # Rows per chunk from which ``max_transient=auto`` chunks in powers of two. Measured on an H200
 # (bench/results/chunked_dequant_tile_h200.md): for ExecuTorch's int4/5/6/8 layouts, group sizes 32

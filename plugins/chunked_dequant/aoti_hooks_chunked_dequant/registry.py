@@ -18,9 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from aoti_hooks.plugin import (AotiHooksError, argument_names, as_overload, NamedTable,
-                                qualified_name, resolve_op)
-
+from aoti_hooks.plugin import AotiHooksError, NamedTable, argument_names, as_overload, qualified_name, resolve_op
 
 # ExecuTorch's eager dequant-matmul kernels: op -> (module under ``executorch``, the function it
 # registered as the op's CUDA kernel). Private to ExecuTorch: read through aoti_hooks.plugin's accessors.

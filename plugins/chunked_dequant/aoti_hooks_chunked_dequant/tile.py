@@ -29,7 +29,6 @@ INT5_OP = "executorch_cuda::int5_plain_mm.default"
 INT6_OP = "executorch_cuda::int6_plain_mm.default"
 INT8_OP = "executorch_cuda::int8_plain_mm.default"
 SUPER_BLOCK = 256  # ExecuTorch's int4/5/6 layouts: one fp16 scale/zero step per 256 columns
-CHUNK = 32  # int5/int6: the high bits are packed per 32 columns
 
 
 def unavailable() -> str | None:

@@ -20,8 +20,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from aoti_hooks.plugin import (AotiHooksError, Candidate, hookimpl, HOST, OnDisk, Option, parse_choice,
-                                parse_size, parse_str)
+from aoti_hooks.plugin import HOST, AotiHooksError, Candidate, OnDisk, Option, hookimpl, parse_choice, parse_size, parse_str
 
 NAME = "const_offload"
 

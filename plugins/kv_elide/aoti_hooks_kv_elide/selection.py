@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from aoti_hooks.plugin import BUFFER, Candidate, NON_PERSISTENT_BUFFER
+from aoti_hooks.plugin import BUFFER, NON_PERSISTENT_BUFFER, Candidate
 
 
 def left_out_by(candidate: Candidate, min_bytes: int, pattern: re.Pattern | None) -> str | None:

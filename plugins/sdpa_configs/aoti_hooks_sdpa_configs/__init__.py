@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from aoti_hooks.plugin import called_op_names, config_key, decoded, hookimpl, kernel_name, Option
+from aoti_hooks.plugin import Option, called_op_names, config_key, decoded, hookimpl, kernel_name
 
 from .gate import judge
 from .registry import Case, TunedKernel, entries, register, unregister

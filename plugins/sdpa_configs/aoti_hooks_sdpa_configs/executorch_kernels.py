@@ -15,7 +15,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from aoti_hooks.plugin import make_config, module_attribute, SeamError
+from aoti_hooks.plugin import SeamError, make_config, module_attribute
 
 # ExecuTorch's autotuned Triton SDPA kernels: name -> (module under executorch.backends.cuda.triton.kernels,
 # attribute). The attributes are private to ExecuTorch; they are read through aoti_hooks.plugin's accessors.

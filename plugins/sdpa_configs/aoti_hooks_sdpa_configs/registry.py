@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from aoti_hooks.plugin import AotiHooksError, is_autotuner, kernel_name, NamedTable
+from aoti_hooks.plugin import AotiHooksError, NamedTable, is_autotuner, kernel_name
 
 from .verdicts import MAX_ERROR, MIN_COSINE, Verdict
 
