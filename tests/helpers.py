@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import glob
 import hashlib
 import os
-import shlex
-import shutil
 import tempfile
 import zipfile
-from pathlib import Path
 
 import torch
 
@@ -141,48 +137,3 @@ class Small(torch.nn.Module):
 def export_small():
     torch.manual_seed(0)
     return torch.export.export(Small(), (torch.randn(1, 32), torch.tensor([1])))
-
-
-_BUILT = Path(tempfile.mkdtemp(prefix="built-once-"))  # this process's builds, removed with its test folder by conftest
-
-
-@contextlib.contextmanager
-def built_once():
-    """Inductor's C++ builds, each distinct one run once in this process: a command whose input files
-    (C++ sources without comments) and other words equal an earlier command's copies that command's output."""
-    from torch._inductor import cpp_builder
-
-    original = cpp_builder._run_compile_cmd
-
-    def run(cmd_line: str, cwd: str) -> None:
-        words = shlex.split(cmd_line)
-        output = words[words.index("-o") + 1] if "-o" in words else None
-        key = hashlib.sha256()
-        for index, word in enumerate(words):
-            if word == output and words[index - 1] == "-o":
-                continue
-            path = word if os.path.isabs(word) else os.path.join(cwd, word)
-            key.update(_source(path) if os.path.isfile(path) else word.encode())
-            key.update(b"\0")
-        kept = _BUILT / key.hexdigest()
-        if output is None or not kept.exists():
-            original(cmd_line, cwd)
-            if output is not None:
-                shutil.copyfile(os.path.join(cwd, output), kept)
-            return
-        shutil.copyfile(kept, os.path.join(cwd, output))
-
-    cpp_builder._run_compile_cmd = run
-    try:
-        yield
-    finally:
-        cpp_builder._run_compile_cmd = original
-
-
-def _source(path: str) -> bytes:
-    """A file's bytes; a C++ source's without its blank and ``//`` lines (Inductor appends each build's command
-    to the source it built, so a second build of the same code reads a longer file)."""
-    data = Path(path).read_bytes()
-    if path.endswith((".cpp", ".hpp", ".h")):
-        data = b"\n".join(line for line in data.splitlines() if line.strip() and not line.lstrip().startswith(b"//"))
-    return data

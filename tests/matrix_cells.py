@@ -9,7 +9,7 @@ within tolerance), its constants equal stock's where the package holds them in i
 program given is left as it was. The row lists every failing cell before it fails.
 
 The cells differ in Inductor's passes, where the readers are, and mostly build the same C++: the
-suite builds each distinct source once (`helpers.built_once`), so a cell costs little more than its passes.
+suite builds each distinct source once (`conftest.built_once`), so a cell costs little more than its passes.
 """
 
 from __future__ import annotations
