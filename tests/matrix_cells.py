@@ -106,10 +106,10 @@ def check_row(model: RealModel, config: str, folder: Path, device: str = "cpu", 
         except Exception as error:  # the row goes on: every failing cell is listed
             failed.append(f"{cell}: {type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}")
             continue
-        if not runs and got != want:
-            failed.append(f"{cell}: the package's weight files differ from stock's")
-        failed += [f"{cell}: {problem}" for problem in _problems(got if runs else [], want if runs else [], exact,
-                                                                   session, plugins, caches, tensors, written)]
+        problems = _output_problems(got, want, exact) if runs else \
+            ([] if got == want else ["the package's weight files differ from stock's"])
+        problems += _report_problems(session, plugins, caches, tensors, written)
+        failed += [f"{cell}: {problem}" for problem in problems]
         if in_library and package_constants(path, device) != want_constants:
             failed.append(f"{cell}: the package's constants differ from stock's")
         if program_snapshot(program) != before:
@@ -144,14 +144,19 @@ def _compiled(program, path: Path, options: dict) -> str:
     return torch._inductor.aoti_compile_and_package(program, package_path=str(path), inductor_configs=options)
 
 
-def _problems(got: list, want: list, exact: bool, session, plugins: list, caches: set, tensors: set,
-              written: set) -> list[str]:
+def _output_problems(got: list, want: list, exact: bool) -> list[str]:
     problems = []
     for step, (a, b) in enumerate(zip(got, want)):
         if exact and not torch.equal(a, b):
             problems.append(f"step {step}: outputs differ from stock's (max |difference| {(a - b).abs().max().item():.3g})")
         elif not exact and not torch.allclose(a, b, rtol=1e-4, atol=1e-5):
             problems.append(f"step {step}: outputs differ from stock's beyond autotuning's tolerance")
+    return problems
+
+
+def _report_problems(session, plugins: list, caches: set, tensors: set, written: set) -> list[str]:
+    """Every tensor the plugins claim is placed, or left out with its reason."""
+    problems = []
     placement = session.report.as_dict().get("placement", {})
     reported = {entry["fqn"] for entry in [*placement.get("tensors", ()), *placement.get("refused", ())]}
     if "const_offload" in plugins:  # it claims every tensor the program never writes (kv_elide the written ones)

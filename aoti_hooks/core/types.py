@@ -52,6 +52,14 @@ def storage_key(value) -> int | None:
         return None
 
 
+def tensor_bytes(tensor: "torch.Tensor") -> int:
+    """Bytes a tensor holds; a tensor subclass (a quantized weight) counts its inner tensors."""
+    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) and hasattr(tensor, "__tensor_flatten__"):
+        names, _ = tensor.__tensor_flatten__()
+        return sum(tensor_bytes(getattr(tensor, name)) for name in names)
+    return tensor.numel() * tensor.element_size()
+
+
 PARAMETER, BUFFER, NON_PERSISTENT_BUFFER, CONSTANT = "parameter", "buffer", "non_persistent_buffer", "constant"
 
 

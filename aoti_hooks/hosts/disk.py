@@ -30,6 +30,7 @@ import torch
 
 from ..core.errors import AotiHooksError, error_chain
 from ..core.text import format_bytes
+from ..core.types import tensor_bytes
 from ..seams import inductor
 
 # What writers say when the disk or the file-size limit stopped them, where no errno survives.
@@ -48,33 +49,31 @@ def parameter_bytes(program: "torch.export.ExportedProgram") -> int:
         tensor = program.state_dict.get(name)
         if isinstance(tensor, torch.Tensor) and id(tensor) not in seen:
             seen.add(id(tensor))
-            total += _tensor_bytes(tensor)
+            total += tensor_bytes(tensor)
     return total
-
-
-def _tensor_bytes(tensor: torch.Tensor) -> int:
-    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) and hasattr(tensor, "__tensor_flatten__"):
-        names, _ = tensor.__tensor_flatten__()
-        return sum(_tensor_bytes(getattr(tensor, name)) for name in names)
-    return tensor.numel() * tensor.element_size()
 
 
 def planned_writes(program, package_path=None, package_words: str = "the package") -> Writes:
     """The floor of what compiling ``program`` writes: its parameters into Inductor's cache and into the
     package (at ``package_path``; torch's own temporary file when that is not a path)."""
     weights = parameter_bytes(program)
-    folder = os.path.dirname(os.path.abspath(package_path)) if isinstance(package_path, (str, os.PathLike)) \
-        else tempfile.gettempdir()
+    folder = _package_folder(package_path) or tempfile.gettempdir()
     return [(inductor.cache_folder(), weights, "Inductor's cache"), (folder, weights, package_words)]
+
+
+def _package_folder(package_path) -> str | None:
+    """The folder ``package_path`` names a file in; None when it is not a path (a file object, or torch's choice)."""
+    if isinstance(package_path, (str, os.PathLike)):
+        return os.path.dirname(os.path.abspath(package_path))
+    return None
 
 
 def check_package_folder(package_path) -> None:
     """The package's folder exists (torch finds that it does not only after the whole compile)."""
-    if isinstance(package_path, (str, os.PathLike)):
-        folder = os.path.dirname(os.path.abspath(package_path))
-        if not os.path.isdir(folder):
-            raise AotiHooksError(f"the package's folder {folder} does not exist; create it, or give a package_path "
-                                 f"in a folder that exists")
+    folder = _package_folder(package_path)
+    if folder is not None and not os.path.isdir(folder):
+        raise AotiHooksError(f"the package's folder {folder} does not exist; create it, or give a package_path "
+                             f"in a folder that exists")
 
 
 def _existing(folder: str) -> str:
@@ -132,16 +131,17 @@ def filled(error: BaseException, writes: Writes) -> str | None:
 def written_whole(package_path, writes: Writes) -> Iterator:
     """The path to give torch for ``package_path``: a hidden folder's file of the same name, renamed onto
     ``package_path`` once whole. On any error, Ctrl-C included, the folder goes and the destination is untouched."""
-    if not isinstance(package_path, (str, os.PathLike)):
+    if _package_folder(package_path) is None:
         with disk_errors(writes):
             yield package_path  # torch's own temporary file, or a file object the caller owns
         return
     destination = os.path.abspath(os.fspath(package_path))
-    folder = tempfile.mkdtemp(prefix=".aoti-hooks-writing-", dir=os.path.dirname(destination))
+    folder = tempfile.mkdtemp(prefix=".aoti-hooks-writing-", dir=_package_folder(package_path))
+    writing = os.path.join(folder, os.path.basename(destination))
     try:
         with disk_errors(writes, f", leaving nothing at {destination}"):
-            yield os.path.join(folder, os.path.basename(destination))
-            os.replace(os.path.join(folder, os.path.basename(destination)), destination)
+            yield writing
+            os.replace(writing, destination)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -12,14 +12,6 @@ import torch
 CUDA_TABLE_MAGIC = b"ETCUDAFQN"
 
 
-def tensor_bytes(tensor: torch.Tensor) -> int:
-    """Bytes a tensor holds; a quantized tensor subclass counts its inner tensors."""
-    if type(tensor) not in (torch.Tensor, torch.nn.Parameter) and hasattr(tensor, "__tensor_flatten__"):
-        names, _ = tensor.__tensor_flatten__()
-        return sum(tensor_bytes(getattr(tensor, name)) for name in names)
-    return tensor.numel() * tensor.element_size()
-
-
 def tensor_digest(tensor: torch.Tensor) -> str:
     """SHA-256 over a CPU tensor's dtype, shape and bytes: equal digests are equal tensors, bit for bit."""
     digest = hashlib.sha256(f"{tensor.dtype}{tuple(tensor.shape)}".encode())

@@ -295,7 +295,8 @@ def prepared_lowering(spec: dict):
     import aoti_hooks
     import aoti_hooks.executorch as integration
 
-    from .artifacts import contents_path, described, tensor_bytes
+    from ...core.types import tensor_bytes
+    from .artifacts import contents_path, described
 
     model, config = build(shape_of(spec), torch.load(spec["weights_file"], weights_only=False))
     metadata = prepare(model)

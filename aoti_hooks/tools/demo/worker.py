@@ -24,9 +24,10 @@ from typing import Callable
 
 import torch
 
+from ...core.types import tensor_bytes
 from ...seams import allocator
 from . import et_gemma4
-from .artifacts import contents_path, described, file_digest, tensor_bytes, write_program
+from .artifacts import contents_path, described, file_digest, write_program
 from .measure import Sampler, live_at_peak
 from .model import CONFIGS, build, decode_steps, export_decoder
 
