@@ -9,7 +9,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # (its module fixtures compile once). 2 matches CI's cores: 16 min there against 29 in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: dev ready torch executorch test test-fast test-torch-next lint wheels doctor demo
+.PHONY: dev ready torch executorch test test-fast test-torch-next docs lint wheels doctor demo
 
 ready:  ## install what dev installs unless it is all there already (a few seconds when it is)
 	@$(PY) -c "import torch, aoti_hooks, aoti_hooks_kv_elide, aoti_hooks_chunked_dequant, aoti_hooks_sdpa_configs, aoti_hooks_const_offload, executorch.exir, transformers, pytest, xdist; assert torch.__version__.startswith('$(TORCH_VERSION)')" >/dev/null 2>&1 \
@@ -42,6 +42,9 @@ executorch:  ## ExecuTorch 1.5.1, torchao (its CUDA quantized ops import it), tr
 
 test: ready  ## the whole suite, CPU only: real AOTI compiles (installs first when needed)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+
+docs:  ## docs/hooks.md from the contract's docstrings (aoti_hooks/core/hookspecs.py)
+	$(PY) -m aoti_hooks.tools.hooks_doc
 
 lint:  ## ruff: pyflakes, import order and line length, as configured in pyproject.toml
 	@$(PY) -m ruff --version >/dev/null 2>&1 || $(PY) -m pip install -q "ruff>=0.6"

@@ -229,7 +229,10 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
                          f"machine that measures: copy the whole suite folder here") from None
     censuses, shared, timings, stocks_missing = [], [], [], []
+    not_run = [run for run in runs if not (folder(name, into) / run / "report.json").exists()]
     for run in runs:
+        if run in not_run:
+            continue
         report = json.loads((folder(name, into) / run / "report.json").read_text())
         header, found = census_rows(report["runs"])
         censuses += [[run, *row] for row in found]
@@ -285,6 +288,8 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                      f"{_of_weights(row['host_peak_anonymous'], row)} | {_of_weights(row['host_anonymous_added'], row)} | "
                      f"{shown[row['tokens_equal_stock']]} | {shown[row['caches_equal_stock']]} | "
                      f"{shown[row['artifact_equal_stock']]} |")
+    if not_run:
+        lines += ["", f"Not run yet: {', '.join(not_run)} (`python3 bench/suite.py start {name}` runs only what is missing)."]
     projected = [row for row in rows if row.get("projected_from")]
     if projected:
         lines += ["", *(f"- {row['bench']}, {row['run']}: a projection, not a measurement: a straight line through stock's "

@@ -82,7 +82,9 @@ def check_row(model: RealModel, config: str, folder: Path, device: str = "cpu", 
     caches = model.caches(built)
     program = model.export(built)
     if device != "cpu":
-        program = torch.export.passes.move_to_device_pass(program, device)
+        from torch.export.passes import move_to_device_pass  # a submodule torch.export does not import
+
+        program = move_to_device_pass(program, "cuda:0" if device == "cuda" else device)  # indexed, as placement moves it
     tensors = {*program.state_dict, *program.constants}
     written = {candidate.fqn for candidate in candidates(program) if candidate.written}
     in_library = options.get("aot_inductor.package_constants_in_so", True)

@@ -529,3 +529,17 @@ def test_bench_checks_a_hugging_face_models_decode_steps_against_stock_and_eager
     assert check["kv_elide"]["steps"] == 2 and check["kv_elide"]["logits_equal_stock"] is True
     assert check["stock"]["logits_max_abs_vs_eager"] < 0.05  # bf16: compiled and eager round apart, slightly
     assert "logits max abs vs eager" in capsys.readouterr().out
+
+
+def test_the_seconds_in_the_plugins_hooks_count_every_executorch_methods_time_line():
+    from aoti_hooks.tools.bench import phase_time_rows
+
+    runs = [{"variant": "stock", "phase_seconds": {"lowering": 10.0}, "report": {}},
+            {"variant": "ours", "phase_seconds": {"lowering": 12.0},
+             "report": {"time (prefill)": {"placement.move_program_to_device_s": 1.25},
+                        "time (decode)": {"placement.move_program_to_device_s": 0.5},
+                        "placement (prefill)": {"tensors": 114}}},
+            {"variant": "plain", "phase_seconds": {"lowering": 3.0}, "report": {"time": {"kv_elide.claim_tensors_s": 0.3}}}]
+    header, rows = phase_time_rows(runs)
+    assert header == ["run", "lowering", "in plugins' hooks"]
+    assert [row[-1] for row in rows] == ["0.0", "1.8", "0.3"]

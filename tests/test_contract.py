@@ -30,26 +30,16 @@ def test_hooks_are_typed_and_documented(hook):
     assert len(doc.split()) >= 25, f"{hook} needs a docstring saying when, what it gets, what its return means"
 
 
-def full_signature(hook: str) -> str:
-    """``name(arg: type, ...) -> type`` as docs/hooks.md heads the hook's entry."""
-    function = getattr(hookspecs, hook)
-    signature = inspect.signature(function)
-    strip = lambda annotation: str(annotation).strip("\"'")  # noqa: E731
-    arguments = ", ".join(f"{p.name}: {strip(p.annotation)}" for p in signature.parameters.values())
-    return f"{hook}({arguments}) -> {strip(signature.return_annotation)}"
+def test_the_hook_page_is_made_from_the_contract():
+    """pytest's reference is made from its hookspecs: docs/hooks.md is what `hooks_doc` renders (``make docs``)."""
+    from aoti_hooks.tools import hooks_doc
 
-
-@pytest.mark.parametrize("hook", HOOKS)
-def test_hooks_are_documented_with_their_full_signature(hook):
-    """datasette's test_plugin_hooks_are_documented: docs/hooks.md heads each hook with its signature."""
-    documented = re.findall(r"^## `(.+)`$", (ROOT / "docs" / "hooks.md").read_text(), re.MULTILINE)
-    assert full_signature(hook) in documented, f"docs/hooks.md has no entry `{full_signature(hook)}`"
-
-
-def test_the_hook_docs_name_only_hooks_of_the_contract_in_its_order():
-    documented = re.findall(r"^## `(\w+)\(", (ROOT / "docs" / "hooks.md").read_text(), re.MULTILINE)
-    in_order = [name for name, value in vars(hookspecs).items() if hasattr(value, "aoti_hooks_spec")]
-    assert documented == in_order
+    assert (ROOT / "docs" / "hooks.md").read_text() == hooks_doc.render(), "docs/hooks.md is stale: run make docs"
+    documented = re.findall(r"^## `(\w+)\(", hooks_doc.render(), re.MULTILINE)
+    assert documented == [name for name, value in vars(hookspecs).items() if hasattr(value, "aoti_hooks_spec")]
+    for hook in HOOKS:  # each section of each entry is there, under its own heading
+        entry = hooks_doc.entry(hook)
+        assert all(f"**{section}**:" in entry for section in hooks_doc.SECTIONS), hook
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -75,7 +65,8 @@ def test_how_answers_combine_is_read_from_the_contract():
     assert set(hookspecs.CHAINED) == {"autotune_configs", "compiled_configs"}
 
 
-def test_a_plugin_gets_its_own_options_and_state_and_tracing_logs_each_call(register, caplog, monkeypatch):
+def test_a_plugin_reads_its_own_options_and_state_from_the_session_and_tracing_logs_each_call(
+        register, caplog, monkeypatch):
     import torch
 
     import aoti_hooks
@@ -87,9 +78,10 @@ def test_a_plugin_gets_its_own_options_and_state_and_tracing_logs_each_call(regi
         OPTIONS = (Option("limit", parse_size, "1KiB", "a size"),)
 
         @hookimpl
-        def serialize_constant(self, name, tensor, options, state):
+        def serialize_constant(self, name, tensor, session):
+            state = session.state("mine")
             state["calls"] = state.get("calls", 0) + 1
-            seen[name] = (options, state)
+            seen[name] = (session.options_for("mine"), state)
             return None
 
     register("mine", Mine())
@@ -98,8 +90,41 @@ def test_a_plugin_gets_its_own_options_and_state_and_tracing_logs_each_call(regi
         session.hooks.serialize_constant("w", torch.zeros(2, 3))
         session.hooks.serialize_constant("v", torch.zeros(1))
     assert seen["w"][0] == {"limit": 2048} and seen["v"][1] is session.state("mine") and seen["v"][1]["calls"] == 2
-    assert "mine.serialize_constant(name='w', tensor=Tensor(2, 3) torch.float32 cpu) -> None" in caplog.text
-    assert "placement.serialize_constant" in caplog.text  # the core's built-in plugin is traced too
+    assert session.options_for("placement") == {}  # the built-in plugin has no options
+    # pluggy's hook-call monitoring: the hook, its arguments in brief, the plugins in call order, the answer
+    assert "serialize_constant(name='w', tensor=Tensor(2, 3) torch.float32 cpu) [placement, mine] -> None" in caplog.text
+
+
+def test_a_hook_that_asks_for_options_or_state_is_told_where_they_are(register):
+    import pytest
+
+    import aoti_hooks
+    from aoti_hooks import AotiHooksError, hookimpl
+
+    class Old:
+        @hookimpl
+        def serialize_constant(self, name, tensor, options, state):
+            return None
+
+    register("old", Old())
+    with pytest.raises(AotiHooksError, match=r"read them with session.options_for\(name\) and session.state\(name\)"):
+        aoti_hooks.session(["old"])
+
+
+def test_a_hook_is_called_with_exactly_the_arguments_its_function_names():
+    """No generated code: pluggy reads the arguments from the plugin's own function (``__wrapped__``)."""
+    from aoti_hooks.core.hooks import bound, new_pluggy_manager
+    from aoti_hooks.core.hookspecs import hookimpl
+
+    class Plugin:
+        @hookimpl
+        def claim_tensors(self, candidates, session):
+            return {}
+
+    pm = new_pluggy_manager()
+    copy = bound("p", Plugin(), pm)
+    assert inspect.signature(copy.claim_tensors).parameters.keys() == {"candidates", "session"}
+    assert copy.claim_tensors.__code__.co_varnames[:1] == ("args",)  # one wrapper, not a generated function
 
 
 def test_no_module_shares_a_name_with_a_public_function_or_a_builtin():

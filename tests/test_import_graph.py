@@ -95,10 +95,19 @@ def cycles(edges: dict[str, set[str]]) -> list[str]:
     return found
 
 
+PLUGINS = sorted(path for path in (ROOT / "plugins").glob("*/aoti_hooks_*") if path.is_dir())
+
+
 def test_no_import_circle_anywhere_type_only_imports_included():
     edges = graph()
     assert "aoti_hooks.core.types" in edges["aoti_hooks.core.hookspecs"]  # the graph sees type-only imports
     assert cycles(edges) == []
+
+
+@pytest.mark.parametrize("plugin", PLUGINS, ids=lambda path: path.name)
+def test_no_import_circle_in_a_plugin(plugin):
+    edges = graph(plugin)
+    assert len(edges) >= 1 and cycles(edges) == []
 
 
 def upward_imports(edges: dict[str, set[str]]) -> list[str]:

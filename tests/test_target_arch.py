@@ -54,10 +54,30 @@ def _h100_props():
     return DeviceProperties(**{name: values.get(name) for name in fields})
 
 
-def _baked(name: str, target=None, from_a_worker: bool = False, launches: int = 1) -> dict:
+def _baked(name: str, target=None, from_a_worker: bool = False, launches: int = 1, layers: int = 1) -> dict:
     """Bake ``add_kernel`` as Inductor does after autotuning on the H100, in a session for ``target``.
     ``from_a_worker``: compiled in a compile worker, as Inductor's parallel compile does: the
-    autotuner came back pickled without its function and reloads it from the kernel's source."""
+    autotuner came back pickled without its function and reloads it from the kernel's source.
+    ``launches`` saves of one autotuner; ``layers`` autotuners of the one kernel, as the compile-time
+    autotune block makes one per layer."""
+    if layers > 1:
+        with aoti_hooks.session(["kv_elide"], target=target) as session:
+            for _ in range(layers):
+                autotuner, launcher = _autotuner(name, from_a_worker)
+                autotuner.save_gpu_kernel(None, launcher)
+        return {"params": CudaKernelParamCache.get(name), "report": session.report.get("target")}
+    autotuner, launcher = _autotuner(name, from_a_worker)
+    if target is None:
+        autotuner.save_gpu_kernel(None, launcher)
+        return {"params": CudaKernelParamCache.get(name)}
+    with aoti_hooks.session(["kv_elide"], target=target) as session:
+        for _ in range(launches):  # outside benchmarking Inductor saves a kernel at each of its launches
+            autotuner.save_gpu_kernel(None, launcher)
+    return {"params": CudaKernelParamCache.get(name), "report": session.report.get("target")}
+
+
+def _autotuner(name: str, from_a_worker: bool):
+    """An autotuner of ``add_kernel`` and its winner's launcher, compiled for the H100."""
     meta = {"signature": SIGNATURE, "device": _h100_props(), "constants": {}, "configs": [{}]}
     config = triton.Config({"BLOCK": 1024}, num_warps=4, num_stages=1)
     autotuner = CachingAutotuner(copy.copy(add_kernel), meta, [config], None, [], False, None,
@@ -69,13 +89,7 @@ def _baked(name: str, target=None, from_a_worker: bool = False, launches: int = 
                            target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
     launcher = SimpleNamespace(bin=local, config=config, def_args=["x", "y", "out", "n"],
                                call_args=["x", "y", "out", "n"], global_scratch=None, profile_scratch=None)
-    if target is None:
-        autotuner.save_gpu_kernel(None, launcher)
-        return {"params": CudaKernelParamCache.get(name)}
-    with aoti_hooks.session(["kv_elide"], target=target) as session:
-        for _ in range(launches):  # outside benchmarking Inductor saves a kernel at each of its launches
-            autotuner.save_gpu_kernel(None, launcher)
-    return {"params": CudaKernelParamCache.get(name), "report": session.report.get("target")}
+    return autotuner, launcher
 
 
 def _binary(params) -> bytes:
@@ -98,7 +112,11 @@ def test_a_target_of_another_architecture_bakes_its_cubin():
 def test_a_kernel_launched_once_per_layer_is_built_for_the_target_once():
     found = _baked("triton_poi_layers_0", "rtx5090", launches=3)
     assert cuda_arch(_binary(found["params"])) == 120
-    assert found["report"] == {"kernels_built_as_cubin_for_sm_120": 1}
+    assert found["report"] == {"kernels_built_as_cubin_for_sm_120": 1, "target_builds_reused": 2}
+    # one autotuner per layer, each with its own launcher of the same build: still one target build
+    found = _baked("triton_poi_layers_1", "rtx5090", layers=3)
+    assert cuda_arch(_binary(found["params"])) == 120
+    assert found["report"] == {"kernels_built_as_cubin_for_sm_120": 1, "target_builds_reused": 2}
 
 
 def test_a_kernel_compiled_in_a_worker_process_is_built_for_the_target_too():

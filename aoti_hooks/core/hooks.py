@@ -1,24 +1,27 @@
 """The typed facade over pluggy: one method per hook, named after it, in lifecycle order.
 
 pluggy's own call loop runs every hook: its order (the named plugin order, ``tryfirst`` and
-``trylast``), *first result*, *all results* and *wrapper* (`hookspecs`). This module adds only
-what pluggy has no place for:
+``trylast``), *first result*, *all results* and *wrapper* (`hookspecs`). A plugin reads its
+options and state from the session (``session.options_for(name)``, ``session.state(name)``), as
+datasette's plugins read ``datasette.plugin_config(name)``. This module adds only what pluggy has
+no place for:
 
-- each plugin's own ``options`` and ``state``: a plugin is registered as a `bound` copy whose
-  functions supply them, so no plugin ever sees another's;
 - the plugin's name: on a failure (`PluginError`, the original error chained), and on each answer
   of an all-results hook (`Answer`), for the report and for conflicts;
+- the wall time spent in each plugin's hook functions (`TIME`), for the report: where a compile
+  with plugins spends its extra time. A wrapper's time leaves out what it wraps;
 - chaining (`hookspecs.CHAINED`): each answer is the next plugin's input, in plugin order.
+
+Both are a thin wrapper around each hook function; pluggy reads the arguments to pass from the
+function it wraps (``__wrapped__``), so the wrapper is called exactly as the plugin's function is.
 
 The command-line hooks (`hookspecs.CLI_HOOKS`) run through the same machinery over every
 installed plugin (`installed_hooks`); there a plugin that raises is named in one warning and
 skipped, so it costs only its own command or check.
 
-Each session's report keeps the wall time spent in each plugin's hook functions (`TIME`): where a
-compile with plugins spends its extra time. A wrapper's time leaves out what it wraps.
-
-``AOTI_HOOKS_TRACE=1`` logs every hook call (plugin, arguments in brief, answer) to the
-``aoti_hooks.trace`` logger on stderr: hooks fire deep inside torch, where a debugger rarely helps.
+``AOTI_HOOKS_TRACE=1`` logs every hook call (the plugins that answer it, arguments in brief, the
+answer) to the ``aoti_hooks.trace`` logger on stderr, through pluggy's hook-call monitoring: hooks
+fire deep inside torch, where a debugger rarely helps.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ from .types import SessionView
 
 TRACE_ENV = "AOTI_HOOKS_TRACE"
 _trace = logging.getLogger("aoti_hooks.trace")
-_OWN = ("options", "state")  # arguments each plugin gets its own of
 TIME = "time"  # the report's name for the seconds spent in each plugin's hooks: ``{plugin}.{hook}_s``
 
 
@@ -51,9 +53,13 @@ def tracing() -> bool:
 
 def brief(value: Any) -> str:
     """A short description of a hook argument or answer: shapes, not values."""
+    if isinstance(value, Answer):
+        return f"{value.plugin}: {brief(value.value)}"
     shape = getattr(value, "shape", None)
     if shape is not None and hasattr(value, "dtype"):
         return f"{type(value).__name__}{tuple(shape)} {value.dtype} {getattr(value, 'device', '')}".rstrip()
+    if isinstance(value, list) and all(isinstance(item, Answer) for item in value):
+        return "[" + ", ".join(brief(item) for item in value) + "]"
     if isinstance(value, (list, tuple)):
         return f"{type(value).__name__}[{len(value)}]"
     if isinstance(value, dict):
@@ -76,6 +82,17 @@ def new_pluggy_manager() -> pluggy.PluginManager:
     return pm
 
 
+def trace_calls(pm: pluggy.PluginManager) -> None:
+    """Log each call of ``pm``'s hooks, the plugins that answered and the answer (``AOTI_HOOKS_TRACE``)."""
+    def after(outcome, hook: str, impls, kwargs: dict[str, Any]) -> None:
+        shown = ", ".join(f"{key}={brief(value)}" for key, value in kwargs.items() if key != "session")
+        plugins = ", ".join(impl.plugin_name for impl in reversed(impls))
+        answer = f"raised {type(outcome.exception).__name__}" if outcome.exception else brief(outcome.get_result())
+        _trace.warning("%s(%s) [%s] -> %s", hook, shown, plugins, answer)
+
+    pm.add_hookcall_monitoring(lambda *_: None, after)
+
+
 def _is_all_results(pm: pluggy.PluginManager, hook: str) -> bool:
     caller = getattr(pm.hook, hook, None)
     spec = getattr(caller, "spec", None)
@@ -92,27 +109,10 @@ def _failed(plugin: str, hook: str, error: BaseException, raising: bool) -> None
     warnings.warn(str(wrapped), AotiHooksWarning, stacklevel=4)
 
 
-def _bind_function(plugin: str, hook: str, function: Callable, own: Callable[[], dict], raising: bool,
-                   all_results: bool, wrapper: bool, spent: Callable[[str, str, float], None] | None = None) -> Callable:
-    """``function`` as pluggy calls it: without ``options``/``state`` (supplied from ``own()``), its
-    failures named, an all-results answer tagged with ``plugin``, its wall time given to ``spent``."""
-    parameters = [p for p in inspect.signature(function).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
-    wanted = [p.name for p in parameters]
-    given = [name for name in wanted if name not in _OWN]
-
-    def arguments(args: tuple) -> dict[str, Any]:
-        kwargs = dict(zip(given, args))
-        if any(name in _OWN for name in wanted):
-            kwargs.update({name: value for name, value in own().items() if name in wanted})
-        return kwargs
-
-    def trace(kwargs: dict[str, Any], answer: Any) -> None:
-        if tracing():
-            shown = ", ".join(f"{key}={brief(value)}" for key, value in kwargs.items()
-                              if key not in ("session", *_OWN))
-            _trace.warning("%s.%s(%s) -> %s", plugin, hook, shown, brief(answer))
-
+def _bind_function(plugin: str, hook: str, function: Callable, raising: bool, all_results: bool, wrapper: bool,
+                   spent: Callable[[str, str, float], None] | None = None) -> Callable:
+    """``function`` as pluggy calls it: its failures named, an all-results answer tagged with
+    ``plugin``, its wall time given to ``spent``."""
     def timed(step: Callable[[], Any]) -> Any:
         if spent is None:
             return step()
@@ -124,9 +124,8 @@ def _bind_function(plugin: str, hook: str, function: Callable, own: Callable[[],
 
     if wrapper:
         def bound(*args):
-            kwargs = arguments(args)
             try:
-                gen = function(**kwargs)
+                gen = function(*args)
                 timed(lambda: next(gen))
             except StopIteration:
                 _failed(plugin, hook, RuntimeError("the wrapper did not yield"), raising)
@@ -134,7 +133,6 @@ def _bind_function(plugin: str, hook: str, function: Callable, own: Callable[[],
             except Exception as error:
                 _failed(plugin, hook, error, raising)
                 return (yield)
-            trace(kwargs, "wrapping")
             try:
                 result = yield
             except BaseException as inner:
@@ -156,33 +154,21 @@ def _bind_function(plugin: str, hook: str, function: Callable, own: Callable[[],
             _failed(plugin, hook, RuntimeError("the wrapper yielded twice"), True)
     else:
         def bound(*args):
-            kwargs = arguments(args)
             try:
-                answer = timed(lambda: function(**kwargs))
+                answer = timed(lambda: function(*args))
             except Exception as error:
                 _failed(plugin, hook, error, raising)
                 return None
-            trace(kwargs, answer)
             return Answer(plugin, answer) if all_results and answer is not None else answer
 
-    return _named(given, bound, wrapper, getattr(function, "__name__", hook))
+    bound.__wrapped__ = function  # pluggy passes the arguments ``function`` names, in its order
+    bound.__name__ = getattr(function, "__name__", hook)
+    return bound
 
 
-def _named(names: list[str], call: Callable, wrapper: bool, name: str) -> Callable:
-    """``call`` as a function whose own parameters are ``names``: pluggy reads the arguments to pass
-    from a function's code (1.7) or its signature (1.5), so both must name them."""
-    assert all(item.isidentifier() for item in names)
-    parameters = ", ".join(names)
-    name = name if name.isidentifier() else "hook"
-    body = f"return (yield from _call({parameters}))" if wrapper else f"return _call({parameters})"
-    scope: dict[str, Any] = {"_call": call}
-    exec(f"def {name}({parameters}):\n    {body}\n", scope)  # noqa: S102 - parameter names checked above
-    return scope[name]
-
-
-def bound(name: str, plugin: Any, own: Callable[[], dict], pm: pluggy.PluginManager, raising: bool = True,
+def bound(name: str, plugin: Any, pm: pluggy.PluginManager, raising: bool = True,
           spent: Callable[[str, str, float], None] | None = None) -> Any:
-    """A copy of ``plugin`` holding its hook implementations bound to ``own()`` (its options and state)."""
+    """A copy of ``plugin`` holding its hook implementations, each named on failure and timed."""
     copy = types.SimpleNamespace()
     for attribute in dir(plugin):
         function = getattr(plugin, attribute, None)
@@ -191,27 +177,36 @@ def bound(name: str, plugin: Any, own: Callable[[], dict], pm: pluggy.PluginMana
             continue
         hook = opts.get("specname") or attribute
         wrapper = bool(opts.get("wrapper") or opts.get("hookwrapper"))
-        made = _bind_function(name, hook, function, own, raising, _is_all_results(pm, hook), wrapper, spent)
+        if hook in hookspecs.WRAPPERS and not wrapper:
+            raise AotiHooksError(f"plugin {name!r} implements {hook} without @hookimpl(wrapper=True); "
+                                 f"make it a wrapper that yields once")
+        made = _bind_function(name, hook, function, raising, _is_all_results(pm, hook), wrapper, spent)
         setattr(made, f"{hookspecs.PROJECT}_impl", dict(opts))
         setattr(copy, attribute, made)
     return copy
 
 
-def register(pm: pluggy.PluginManager, name: str, plugin: Any, own: Callable[[], dict], raising: bool = True,
+def _not_in_the_contract(error: Exception) -> str:
+    """pluggy's validation error, with what to do when a hook asks for the arguments hooks no longer get."""
+    text = str(error)
+    if "'options'" in text or "'state'" in text:
+        text += ("; hooks take no `options` or `state` argument: read them with session.options_for(name) "
+                 "and session.state(name)")
+    return text
+
+
+def register(pm: pluggy.PluginManager, name: str, plugin: Any, raising: bool = True,
              spent: Callable[[str, str, float], None] | None = None) -> None:
     """Register ``plugin`` under ``name``; a plugin that does not fit the contract is one sentence."""
+    copy = bound(name, plugin, pm, raising, spent)
     try:
-        pm.register(bound(name, plugin, own, pm, raising, spent), name=name)
+        pm.register(copy, name=name)
         pm.check_pending()
     except Exception as error:  # pluggy's PluginValidationError and friends
         if pm.has_plugin(name):
             pm.unregister(name=name)
-        raise AotiHooksError(f"plugin {name!r} does not fit the aoti_hooks contract: {error}") from error
-    for impl in pm.hook.autotune_arguments.get_hookimpls():
-        if not impl.wrapper:
-            pm.unregister(name=name)
-            raise AotiHooksError(f"plugin {impl.plugin_name!r} implements autotune_arguments without "
-                                 f"@hookimpl(wrapper=True); make it a wrapper that yields once")
+        raise AotiHooksError(f"plugin {name!r} does not fit the aoti_hooks contract: {_not_in_the_contract(error)}") \
+            from error
 
 
 def _answers(results: Iterable[Any]) -> list[tuple[str, Any]]:
@@ -227,23 +222,24 @@ class Hooks:
         # pluggy calls the last registered first: register backwards to call in named order. A
         # built-in plugin is a plugin like any other (its tryfirst/trylast marks place it).
         for name, plugin in [*reversed(selected), *built_in]:
-            register(self._pm, name, plugin, lambda name=name: self._own(name), spent=self._spent)
+            register(self._pm, name, plugin, spent=self._spent)
+        if tracing():
+            trace_calls(self._pm)
 
     def _spent(self, plugin: str, hook: str, seconds: float) -> None:
         self._session.report.add(TIME, f"{plugin}.{hook}_s", seconds)
 
-    def _own(self, plugin: str) -> dict[str, Any]:
-        return {"options": self._session.options.get(plugin, {}), "state": self._session.state(plugin)}
-
     def _call(self, hook: str, **kwargs: Any) -> Any:
-        return getattr(self._pm.hook, hook)(session=self._session, options=None, state=None, **kwargs)
+        return getattr(self._pm.hook, hook)(session=self._session, **kwargs)
 
     def _chain(self, hook: str, check: Callable[[str, Any, Any], Any] | None = None, **kwargs: Any) -> Any:
         """Each answer replaces the chained argument (`hookspecs.CHAINED`) for the next plugin."""
         key = hookspecs.CHAINED[hook]
-        kwargs.update(session=self._session, options=None, state=None)
+        kwargs.update(session=self._session)
         for impl in reversed(getattr(self._pm.hook, hook).get_hookimpls()):
             answer = impl.function(*[kwargs[name] for name in impl.argnames])
+            if tracing():
+                _trace.warning("%s(%s) [%s] -> %s", hook, brief(kwargs[key]), impl.plugin_name, brief(answer))
             if answer is not None:
                 kwargs[key] = check(impl.plugin_name, kwargs[key], answer) if check else list(answer)
         return kwargs[key]
@@ -251,19 +247,9 @@ class Hooks:
     def implemented(self, hook: str) -> bool:
         return bool(getattr(self._pm.hook, hook).get_hookimpls())
 
-    def generated_code_key(self) -> str | None:
-        """What Inductor's caches must also key on in this session, or None when nothing here
-        changes generated code (`hookspecs.CHANGES_GENERATED_CODE`): the plugins that do, their
-        resolved options, and the target."""
-        plugins = sorted({impl.plugin_name for hook in hookspecs.CHANGES_GENERATED_CODE
-                          for impl in getattr(self._pm.hook, hook).get_hookimpls()})
-        if not plugins:
-            return None
-        session = self._session
-        options = ";".join(f"{name}={sorted(session.options.get(name, {}).items())!r}" for name in plugins)
-        target = session.target
-        return (f"aoti_hooks[{options}] target={target.name},smem={target.smem},mem={target.mem},sm={target.sm},"
-                f"ptx={target.ptx}")
+    def implementers(self, hook: str) -> list[str]:
+        """The plugins that implement ``hook``, in the order they are called."""
+        return [impl.plugin_name for impl in reversed(getattr(self._pm.hook, hook).get_hookimpls())]
 
     # --- the hooks, in lifecycle order -----------------------------------------------------------
 
@@ -348,7 +334,7 @@ class Hooks:
     def autotune_arguments(self, args: Sequence[Any], run: Callable[[], Any]) -> Any:
         """Run ``run()`` inside every plugin's ``autotune_arguments`` wrapper (the first plugin's outermost)."""
         return self._pm.hook.autotune_arguments.call_extra(
-            [lambda args: run()], dict(args=args, session=self._session, options=None, state=None))
+            [lambda args: run()], dict(args=args, session=self._session))
 
     def serialize_constant(self, name, tensor):
         return self._call("serialize_constant", name=name, tensor=tensor)
@@ -360,7 +346,7 @@ def installed_hooks(plugins: Sequence[tuple[str, Any]]) -> pluggy.PluginManager:
     pm = new_pluggy_manager()
     for name, plugin in reversed(plugins):
         try:
-            register(pm, name, plugin, dict, raising=False)
+            register(pm, name, plugin, raising=False)
         except AotiHooksError as error:
             warnings.warn(str(error), AotiHooksWarning, stacklevel=2)
     return pm

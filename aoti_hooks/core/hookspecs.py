@@ -1,18 +1,23 @@
 """The hook contract between aoti-hooks and its plugins: every hook, typed, documented, in lifecycle order.
 
-Every hook may take three keyword arguments besides its own: ``session`` (the active
-`Session`), ``options`` (this plugin's resolved options, a dict) and ``state`` (a dict this
-plugin keeps for the session). An implementation names only the arguments it uses. Hooks run
-only inside a session and only for the plugins that session names, in the order it names
-them, plus the core's built-in ``placement`` plugin. A plugin module implements hooks with
-``@aoti_hooks.hookimpl`` and declares its options in ``OPTIONS``.
+Every session hook may take ``session`` (the active `Session`: its plugins, target and report)
+besides its own arguments; an implementation names only the arguments it uses. A plugin reads
+its resolved options with ``session.options_for(name)`` and keeps what it must remember during
+the session in ``session.state(name)``. Hooks run only inside a session, for the plugins it
+names, in that order, and for the core's built-in ``placement`` plugin. A plugin module
+implements hooks with ``@aoti_hooks.hookimpl`` and declares its options in ``OPTIONS``.
 
 How answers combine is part of each hook: *first result* (the first non-``None`` answer wins),
-*all results* (every answer is used, in plugin order), *chained* (each answer is the next
-plugin's input) or *wrapper* (each plugin wraps the next). pluggy runs the first, second and
-fourth from each spec's marks; `aoti_hooks.core.hooks` adds the chaining named in `CHAINED`.
+*all results* (every answer, in plugin order), *chained* (each answer is the next plugin's
+input) or *wrapper* (each plugin wraps the next). A plugin that raises is named in a
+`PluginError` with the hook's name; on the command line (``register_commands``,
+``doctor_checks``) it is named in one line and skipped. ``AOTI_HOOKS_TRACE=1`` logs every hook
+call (the plugins that answer it, the arguments' shapes, the answer) to the ``aoti_hooks.trace``
+logger on stderr. The session's report keeps the seconds spent in each plugin's implementation
+of each hook (``time: kv_elide.claim_tensors_s=0.02, ...``; a wrapper's seconds leave out what
+it wraps; under 5 ms only in ``as_dict()``).
 
-Typed from `aoti_hooks.core.types` only: the contract imports nothing that calls it.
+docs/hooks.md is made from this module (``make docs``); a test keeps the two equal.
 """
 
 from __future__ import annotations
@@ -34,18 +39,15 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 # Hooks whose answer feeds the next plugin as this argument.
 CHAINED = {"autotune_configs": "configs", "compiled_configs": "compiled"}
-# Hooks whose answers change the code Inductor generates in ways its caches cannot see (configs
-# dropped after compiling). A session whose plugins implement one keys Inductor's autotune cache
-# by those plugins, their options and the target (`Hooks.generated_code_key`), so a stock
-# compile and a plugin compile sharing a cache directory each get their own result.
-CHANGES_GENERATED_CODE = ("autotune_configs", "compiled_configs")
-# Hooks of the command line, called on every installed plugin outside any session (no session,
-# options or state); the rest of the contract runs inside sessions.
+# Hooks a plugin implements only as ``@hookimpl(wrapper=True)``: each wraps the next.
+WRAPPERS = ("autotune_arguments",)
+# Hooks of the command line, called on every installed plugin outside any session (no
+# session); the rest of the contract runs inside sessions.
 CLI_HOOKS = ("register_commands", "doctor_checks")
 
 @hookspec(firstresult=True)
 def move_program_to_device(
-    program: "ExportedProgram", device: "torch.device", options: dict[str, Any], state: dict[str, Any], session: "Session"
+    program: "ExportedProgram", device: "torch.device", session: "Session"
 ) -> "ExportedProgram | None":
     """Move ``program`` to ``device`` before Inductor sees it.
 
@@ -61,7 +63,7 @@ def move_program_to_device(
 
 @hookspec
 def claim_tensors(
-    program: "ExportedProgram", candidates: "Sequence[Candidate]", options: dict[str, Any], state: dict[str, Any], session: "Session"
+    program: "ExportedProgram", candidates: "Sequence[Candidate]", session: "Session"
 ) -> "dict[str, str] | None":
     """Claim tensors of ``program`` to keep off the device during the compile.
 
@@ -82,7 +84,7 @@ def claim_tensors(
 
 @hookspec
 def aoti_options(
-    inductor_options: dict[str, Any], options: dict[str, Any], state: dict[str, Any], session: "Session"
+    inductor_options: dict[str, Any], session: "Session"
 ) -> dict[str, Any] | None:
     """Give Inductor options to merge into the compile's ``inductor_configs``.
 
@@ -95,7 +97,7 @@ def aoti_options(
 
 
 @hookspec
-def compile_context(options: dict[str, Any], state: dict[str, Any], session: "Session") -> "AbstractContextManager | None":
+def compile_context(session: "Session") -> "AbstractContextManager | None":
     """Give a context manager to enter around the whole AOTI compile.
 
     Called: once per compile, after ``move_program_to_device`` and ``aoti_options``.
@@ -108,7 +110,7 @@ def compile_context(options: dict[str, Any], state: dict[str, Any], session: "Se
 
 @hookspec
 def autotune_configs(
-    kernel: Any, configs: list, target: "Target", options: dict[str, Any], state: dict[str, Any], session: "Session"
+    kernel: Any, configs: list, target: "Target", session: "Session"
 ) -> list | None:
     """Give the autotune configs to use for a known Triton kernel.
 
@@ -124,7 +126,7 @@ def autotune_configs(
 
 @hookspec(firstresult=True)
 def clone_lifted_buffer(
-    tensor: "torch.Tensor", options: dict[str, Any], state: dict[str, Any], session: "Session"
+    tensor: "torch.Tensor", session: "Session"
 ) -> "torch.Tensor | None":
     """Give the copy Inductor keeps of a buffer's initial value when it unlifts the graph.
 
@@ -139,7 +141,7 @@ def clone_lifted_buffer(
 
 @hookspec(firstresult=True)
 def clone_autotune_argument(
-    tensor: "torch.Tensor", options: dict[str, Any], state: dict[str, Any], session: "Session"
+    tensor: "torch.Tensor", session: "Session"
 ) -> "torch.Tensor | None":
     """Give the copy Triton's autotuner makes of an argument a kernel writes, before timing it.
 
@@ -158,7 +160,7 @@ def clone_autotune_argument(
 @hookspec(firstresult=True)
 def choice_example(
     size: tuple[int, ...], stride: tuple[int, ...], dtype: "torch.dtype", device: "torch.device",
-    storage_elements: int, options: dict[str, Any], state: dict[str, Any], session: "Session",
+    storage_elements: int, session: "Session",
 ) -> "torch.Tensor | None":
     """Give an example tensor Inductor times a choice on: a matmul's choices, or a fusion's kernel.
 
@@ -179,8 +181,7 @@ def choice_example(
 
 @hookspec
 def pre_constant_dedup(
-    name: str | None, tensor: "torch.Tensor", other_name: str, other: "torch.Tensor",
-    options: dict[str, Any], state: dict[str, Any], session: "Session",
+    name: str | None, tensor: "torch.Tensor", other_name: str, other: "torch.Tensor", session: "Session",
 ) -> bool | None:
     """Decide whether Inductor may merge two constants it believes identical.
 
@@ -195,7 +196,7 @@ def pre_constant_dedup(
 
 @hookspec
 def compiled_configs(
-    kernel_name: str, compiled: list, target: "Target", options: dict[str, Any], state: dict[str, Any], session: "Session"
+    kernel_name: str, compiled: list, target: "Target", session: "Session"
 ) -> list | None:
     """Say which compiled configs of a Triton kernel may be benchmarked and baked.
 
@@ -212,7 +213,7 @@ def compiled_configs(
 
 @hookspec(firstresult=True)
 def autotune_example(
-    name: str, tensor: "torch.Tensor", written: bool, options: dict[str, Any], state: dict[str, Any], session: "Session"
+    name: str, tensor: "torch.Tensor", written: bool, session: "Session"
 ) -> "torch.Tensor | None":
     """Give the tensor compile-time autotuning passes a Triton kernel as constant ``name``.
 
@@ -238,7 +239,7 @@ def autotune_example(
 
 @hookspec(firstresult=True)
 def autotune_arguments(
-    args: Sequence[Any], options: dict[str, Any], state: dict[str, Any], session: "Session"
+    args: Sequence[Any], session: "Session"
 ) -> Generator[None, Any, Any]:
     """Wrap one Triton autotune/benchmark run of a kernel with its arguments ``args``.
 
@@ -256,7 +257,7 @@ def autotune_arguments(
 
 @hookspec(firstresult=True)
 def serialize_constant(
-    name: str, tensor: "torch.Tensor", options: dict[str, Any], state: dict[str, Any], session: "Session"
+    name: str, tensor: "torch.Tensor", session: "Session"
 ) -> "torch.Tensor | None":
     """Give the tensor whose bytes AOTI writes for constant ``name``.
 
@@ -278,11 +279,12 @@ def register_commands(commands: Any) -> None:
     """Add subcommands to the ``aoti-hooks`` command line (simonw/llm's ``register_commands``).
 
     Called: once, when ``aoti-hooks`` builds its parser, for every installed plugin that is not
-    disabled; outside any session (no ``session``, ``options`` or ``state``).
+    disabled; outside any session (no ``session``).
     Arguments: ``commands`` is argparse's sub-parser set: ``commands.add_parser(name, help=...)``,
     then ``set_defaults(run=function)``; ``function(args)`` returns the exit code and may raise
     `AotiHooksError` for a one-sentence error (exit code 2). ``args.command_line`` is the command.
-    Returns: nothing. Combined: every plugin is called; a plugin that fails to load or raises here is
+    Returns: nothing.
+    Combined: every plugin is called; a plugin that fails to load or raises here is
     named in one warning and skipped, and the other commands still work.
     """
 
@@ -295,6 +297,7 @@ def doctor_checks() -> "list[tuple[str, str | None]]":
     Arguments: none.
     Returns: ``[(symbol, problem or None)]``, one per thing checked (an ExecuTorch kernel the plugin
     calls, say), or ``None`` when there is nothing to check. Reach private symbols only through
-    ``aoti_hooks.plugin``. Combined: all results, each under the plugin's name; any problem makes
+    ``aoti_hooks.plugin``.
+    Combined: all results, each under the plugin's name; any problem makes
     doctor exit 1; a plugin that raises here is one problem line under its name.
     """

@@ -115,8 +115,8 @@ class Session:
         return child
 
     def options_for(self, plugin: str) -> dict[str, Any]:
-        """The resolved options of ``plugin`` (defaults filled in)."""
-        return dict(self.options[plugin])
+        """The resolved options of ``plugin`` (defaults filled in; none for a plugin without options)."""
+        return dict(self.options.get(plugin, {}))
 
     def state(self, plugin: str) -> dict[str, Any]:
         """A dict where ``plugin`` keeps what it must remember during this session."""

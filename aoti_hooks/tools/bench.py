@@ -405,15 +405,19 @@ def host_phase_table(runs: list[dict]) -> str:
 
 def phase_time_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Seconds of each run's compile in each phase (read from the compiling thread's stack), and in
-    the plugins' hooks (the report's `time`, all plugins together): where a run with plugins spends
-    its extra time. A header and rows; no rows for results without the phase times."""
+    the plugins' hooks (the report's `time`, all plugins together, every ExecuTorch method's
+    ``time (method)`` too): where a run with plugins spends its extra time. A header and rows; no rows
+    for results without the phase times."""
     from ..core.hooks import TIME
+
+    def in_hooks(report: dict) -> float:
+        return sum(sum(values.values()) for key, values in report.items() if key == TIME or key.startswith(f"{TIME} ("))
 
     timed = [run for run in runs if run.get("phase_seconds")]
     seen = [phase for phase in PHASE_ORDER if any(phase in run["phase_seconds"] for run in timed)]
     rows = [[run["variant"], *(f"{run['phase_seconds'][phase]:.1f}" if phase in run["phase_seconds"] else "-"
                                for phase in seen),
-             f"{sum(run.get('report', {}).get(TIME, {}).values()):.1f}"] for run in timed]
+             f"{in_hooks(run.get('report', {})):.1f}"] for run in timed]
     return ["run", *seen, "in plugins' hooks"], rows
 
 

@@ -107,13 +107,18 @@ def _patched_save_gpu_kernel(original: Callable) -> Callable:
         from torch._inductor import config
 
         ptx = target.ptx and not config.aot_inductor.emit_multi_arch_kernel  # a fatbin carries the PTX anyway
-        # Inductor saves a kernel at each launch outside benchmarking (the compile-time autotune runs the
-        # wrapper, so a kernel launched once per layer is saved once per layer); its binary is built once.
-        builds = self.__dict__.setdefault("_aoti_hooks_target_builds", {})
-        key = (id(launcher), sm, target.smem, ptx)
+        # Inductor saves a kernel at each launch outside benchmarking, under its name (the artifact keeps one
+        # binary per name): the compile-time autotune runs the wrapper, and a kernel appears once per layer,
+        # each time from its own autotuner. Its target binary is built once per compile: keyed by its name and
+        # the local build's hash (the same source and config build the same), not by the launcher.
+        builds = session.state(REPORT).setdefault("target_builds", {})
+        name = self.inductor_meta.get("kernel_name")
+        key = (name, getattr(launcher.bin, "hash", None) or id(launcher), sm, target.smem, ptx)
         if key not in builds:
             builds[key] = (launcher, build_for_target(self, launcher, sm, target.smem, ptx))
             session.report.add(REPORT, f"kernels_built_as_{'ptx' if ptx else 'cubin'}_for_sm_{sm}", 1)
+        else:
+            session.report.add(REPORT, "target_builds_reused", 1)
         return original(self, stream, _Retargeted(launcher, builds[key][1]))
 
     return save_gpu_kernel

@@ -95,7 +95,7 @@ def _patched_prepare_key(original: Callable) -> Callable:
     def _prepare_key(filename):
         key = original(filename)
         session = current_session()
-        salt = session.hooks.generated_code_key() if session is not None else None
+        salt = generated_code_key(session) if session is not None else None
         if not salt and session is not None and session.target.smem is not None:
             salt = f"target_smem={session.target.smem}"  # winners chosen under the target's cap (seams.shared_memory)
         if not salt:
@@ -103,6 +103,23 @@ def _patched_prepare_key(original: Callable) -> Callable:
         return hashlib.sha256(f"{key}:{salt}".encode()).hexdigest()
 
     return staticmethod(_prepare_key)
+
+
+# Hooks whose answers change the code Inductor generates in ways its caches cannot see (configs
+# dropped after compiling): a session whose plugins implement one keys the autotune cache by them.
+CHANGES_GENERATED_CODE = ("autotune_configs", "compiled_configs")
+
+
+def generated_code_key(session) -> str | None:
+    """What Inductor's autotune cache must also key on in ``session``, or None when none of its
+    plugins changes generated code: the plugins that do, their resolved options, and the target."""
+    plugins = sorted({name for hook in CHANGES_GENERATED_CODE for name in session.hooks.implementers(hook)})
+    if not plugins:
+        return None
+    options = ";".join(f"{name}={sorted(session.options_for(name).items())!r}" for name in plugins)
+    target = session.target
+    return (f"aoti_hooks[{options}] target={target.name},smem={target.smem},mem={target.mem},sm={target.sm},"
+            f"ptx={target.ptx}")
 
 
 MAKERS = {

@@ -44,9 +44,9 @@ OPTIONS = (
 )
 
 
-def budget_for(session, options: dict | None = None) -> tuple[int, str]:
+def budget_for(session) -> tuple[int, str]:
     """(bytes, where the figure came from) for this session's ``max_transient``."""
-    given = (options if options is not None else session.options_for(NAME))["max_transient"]
+    given = session.options_for(NAME)["max_transient"]
     if given != "auto":
         return given, "option"
     memory = session.target.mem
@@ -56,8 +56,9 @@ def budget_for(session, options: dict | None = None) -> tuple[int, str]:
 
 
 @hookimpl
-def compile_context(options, session):
-    budget, source = budget_for(session, options)
+def compile_context(session):
+    options = session.options_for(NAME)
+    budget, source = budget_for(session)
     found = resolved_entries()
     tiles = {}
     if options["mode"] == "tile":

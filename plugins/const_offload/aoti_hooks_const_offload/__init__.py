@@ -55,7 +55,8 @@ def select_constants(candidates: Sequence[Candidate], min_bytes: int) -> list[Ca
 
 
 @hookimpl
-def claim_tensors(candidates, options, session):
+def claim_tensors(candidates, session):
+    options = session.options_for(NAME)
     fill = fill_for(options)
     chosen = select_constants(candidates, options["min_bytes"])
     session.report.set(NAME, "constants_found", len(chosen))

@@ -29,7 +29,8 @@ REPLACES_BACKEND_SPECS = ("low_memory_mode",)
 
 
 @hookimpl
-def claim_tensors(candidates, options, session):
+def claim_tensors(candidates, session):
+    options = session.options_for(NAME)
     pattern = options["pattern"] if options["pattern"].pattern else None
     caches, left_out = caches_and_left_out(candidates, options["min_bytes"], pattern)
     session.report.set(NAME, "caches_found", len(caches))
@@ -42,7 +43,7 @@ def claim_tensors(candidates, options, session):
 
 
 @hookimpl
-def clone_lifted_buffer(tensor, options, session):
+def clone_lifted_buffer(tensor, session):
     """Every device buffer that is not placed: Inductor's initial-value copy taken on the host.
 
     Inductor clones every buffer when it unlifts the graph only to write out its initial
@@ -50,6 +51,7 @@ def clone_lifted_buffer(tensor, options, session):
     host copy serves as well and keeps the device free (ExecuTorch's low_memory_mode does
     the same, which kv_elide replaces). Placed caches never reach here: the core answers first.
     """
+    options = session.options_for(NAME)
     if options["host_snapshots"] and tensor.device.type not in ("cpu", "meta") and tensor.numel():
         session.report.add(NAME, "host_snapshots")
         return host_snapshot(tensor)

@@ -20,8 +20,9 @@ import torch
 from aoti_hooks.plugin import Option, called_op_names, config_key, decoded, hookimpl, kernel_name
 
 from .gate import judge
-from .registry import Case, TunedKernel, entries, register, unregister
+from .registry import entries, register, unregister
 from .selection import NothingFits, fit, offer
+from .tuned_kernel import Case, TunedKernel
 from .verdicts import MAX_ERROR, MIN_COSINE, Verdict, VerdictCache, default_cache_path
 
 NAME = "sdpa_configs"
@@ -76,8 +77,9 @@ def selected_entries(wanted: tuple[str, ...]) -> list[TunedKernel]:
 
 
 @hookimpl
-def compile_context(options, state, session):
+def compile_context(session):
     """Judge every handled kernel's configs now, before anything is traced."""
+    options, state = session.options_for(NAME), session.state(NAME)
     cache = VerdictCache(options["cache"] or None)
     state.update(offers={}, by_function={}, compiles={}, not_called={})
     explicit = bool(options["kernels"])
@@ -123,8 +125,9 @@ def compile_context(options, state, session):
 
 
 @hookimpl
-def autotune_configs(kernel, configs, state):
+def autotune_configs(kernel, configs, session):
     """A traced call of a known kernel gets the configs that passed the gate."""
+    state = session.state(NAME)
     chosen = state.get("offers", {}).get(id(kernel))
     if chosen is None:
         unexpected = state.get("not_called", {}).get(id(kernel))
@@ -141,12 +144,13 @@ def autotune_configs(kernel, configs, state):
 
 
 @hookimpl
-def compiled_configs(kernel_name, compiled, target, state, session):
+def compiled_configs(kernel_name, compiled, target, session):
     """Keep the compiled configs whose shared memory fits the target; name the rest in the report.
 
     A kernel is compiled once per specialization (head dim, mask or not, ...), so one config
     may fit in one compile and not in another; the report lists each (config, bytes) once.
     """
+    state = session.state(NAME)
     name = state.get("by_function", {}).get(kernel_name)
     if name is None:
         return None

@@ -36,7 +36,7 @@ def triton_sdpa_kernel(name: str):
                         f"kernel; aoti-hooks supports executorch 1.5.x")
     return kernel
 
-from .registry import Case, TunedKernel
+from .tuned_kernel import Case, TunedKernel
 
 C = make_config
 

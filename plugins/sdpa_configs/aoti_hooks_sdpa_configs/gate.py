@@ -16,8 +16,8 @@ import torch
 from aoti_hooks.plugin import AotiHooksError, config_key, configs_of, source_hash, stderr_to
 
 from .numerics import CaseSet, check_config
-from .registry import TunedKernel
 from .selection import merged
+from .tuned_kernel import TunedKernel
 from .verdicts import Verdict, VerdictCache, cache_key
 
 

@@ -13,7 +13,7 @@ import torch
 
 from aoti_hooks.plugin import AotiHooksError, forced_config
 
-from .registry import Case, TunedKernel
+from .tuned_kernel import Case, TunedKernel
 from .verdicts import Verdict
 
 

@@ -8,43 +8,16 @@ returns a `Verdict` itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
-
-import torch
 
 from aoti_hooks.plugin import AotiHooksError, NamedTable, is_autotuner, kernel_name
 
+from .executorch_kernels import ENTRIES
+from .tuned_kernel import Case, TunedKernel
 from .verdicts import MAX_ERROR, MIN_COSINE, Verdict
 
 
-@dataclass(frozen=True)
-class Case:
-    """One representative call: ``run`` launches the kernel (through its op) and returns the
-    output; ``reference`` returns the float32 answer for the same inputs."""
-
-    label: str
-    run: Callable[[], torch.Tensor]
-    reference: Callable[[], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class TunedKernel:
-    name: str
-    resolve: Callable[[], Any]                    # -> the kernel's triton.autotune object
-    candidates: Callable[[], list]                # -> extra configs (triton.Config) to offer
-    cases: Callable[[], list[Case]] | None = None  # built on the local GPU when a check runs
-    check: Callable[[Any], Verdict] | None = None  # or: a function that judges one config
-    min_cosine: float = MIN_COSINE
-    max_error: float = MAX_ERROR
-    builtin: bool = False
-    cases_version: str = "1"                     # change it when the cases change: old verdicts lapse
-    ops: tuple[str, ...] = ()                    # ops whose call launches it; () = judge it for every compile
-
-
 def _builtin_names() -> list[str]:
-    from .executorch_kernels import ENTRIES
-
     return [entry.name for entry in ENTRIES]
 
 
@@ -83,8 +56,6 @@ def unregister(name: str) -> None:
 
 def entries() -> list[TunedKernel]:
     """ExecuTorch's kernels (unless one was replaced), then the registered ones."""
-    from .executorch_kernels import ENTRIES
-
     registered = _table.entries()
     return [*(entry for entry in ENTRIES if entry.name not in registered), *registered.values()]
 
