@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import aoti_hooks
 from aoti_hooks.core.text import format_bytes, table
 from aoti_hooks.hosts.lifecycle import enter_compile_contexts
-from aoti_hooks.tools.demo.measure import Sampler
+from aoti_hooks.tools.harness.measure import Sampler
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--rows", type=int, default=262144)

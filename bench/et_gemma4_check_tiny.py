@@ -12,9 +12,9 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from aoti_hooks.tools.bench import check_executorch_outputs
-from aoti_hooks.tools.demo.et_gemma4 import MODEL
-from aoti_hooks.tools.demo.run import run_in_worker
+from aoti_hooks.tools.bench.checks import check_executorch_outputs
+from aoti_hooks.tools.harness.launch import run_in_worker
+from aoti_hooks.tools.models.et_gemma4 import MODEL
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--out", required=True)

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from aoti_hooks.core.text import format_bytes, table
-from aoti_hooks.tools.demo.run import Progress, run_in_worker
+from aoti_hooks.tools.harness.launch import Progress, run_in_worker
 
 VARIANTS = {
     "stock": ([], {}),

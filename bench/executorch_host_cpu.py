@@ -36,7 +36,7 @@ from et_helpers import lower, method_spec  # noqa: E402
 import aoti_hooks  # noqa: E402
 import aoti_hooks.executorch  # noqa: E402,F401
 from aoti_hooks.plugin import hookimpl  # noqa: E402
-from aoti_hooks.tools.demo.measure import Sampler, host_rss  # noqa: E402
+from aoti_hooks.tools.harness.measure import Sampler, host_rss  # noqa: E402
 
 model, _ = real_models.build_gemma4(types.SimpleNamespace(hidden=1024, ctx=given.ctx, layers=2))
 program = real_models.export_gemma4(model)

@@ -42,7 +42,7 @@ def sampled(command: list[str], log: Path) -> dict:
     """Run ``command``; its exit status, wall time, and the host peak RSS and NVML peak of the one
     process of its tree that peaks highest (the exporting one: ``aoti-hooks run`` starts the script as
     its child; Inductor's compile workers are apart, as bench measures a compile)."""
-    from aoti_hooks.tools.demo.measure import Nvml
+    from aoti_hooks.tools.harness.measure import Nvml
 
     nvml = Nvml()
     peaks = {"rss": 0, "gpu": 0}
@@ -88,7 +88,7 @@ def _tree(pid: int) -> list[int]:
 
 def contents(folder: Path) -> dict:
     """The ``.pte``'s size and each ``.ptd`` named blob's size and SHA-256 (what the runtime loads)."""
-    from aoti_hooks.tools.demo.artifacts import named_blobs
+    from aoti_hooks.tools.harness.artifacts import named_blobs
 
     ptds = sorted(str(path) for path in folder.glob("*.ptd"))
     blobs = {key: [len(blob), hashlib.sha256(blob).hexdigest()] for key, blob in named_blobs(ptds).items()} if ptds else {}

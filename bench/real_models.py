@@ -112,7 +112,7 @@ def measured(fn):
     """Run ``fn`` with every peak measured; returns (result, measurements)."""
     import torch
 
-    from aoti_hooks.tools.demo.measure import Sampler
+    from aoti_hooks.tools.harness.measure import Sampler
 
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()

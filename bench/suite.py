@@ -212,14 +212,14 @@ def _contents(run_folder: Path) -> dict:
 
 def table(name: str, into: str, results: Path = RESULTS, commit: str | None = None) -> Path:
     """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
-    from aoti_hooks.tools.bench import (  # imports torch: only the
+    from aoti_hooks.tools.bench.report import (  # imports torch: only the
         PHASE_ORDER,
         SHARED_MEMORY_HEADING,
         census_rows,
         phase_time_rows,  # table needs it
         shared_memory_line,
     )
-    from aoti_hooks.tools.demo.measure import host_added
+    from aoti_hooks.tools.harness.measure import host_added
 
     what, runs, environment = SUITES[name]
     rows = []

@@ -34,7 +34,7 @@ SHAPE = {"config": "gpu", "layers": 2, "ctx": 8192, "steps": 4}
 def one(target: str, out: Path) -> dict:
     """One target in its own process (a demo runs its compiles in worker processes anyway)."""
     folder = out / target.replace(",", "_").replace("=", "-")
-    code = ("import json, sys; from aoti_hooks.tools.demo.run import run_demo; "
+    code = ("import json, sys; from aoti_hooks.tools.demo import run_demo; "
             f"r = run_demo({SHAPE['config']!r}, {PLUGINS.split(',')!r}, {SHAPE['ctx']}, {SHAPE['layers']}, "
             f"{SHAPE['steps']}, {str(folder)!r}, quiet=True, target={target!r}, "
             "inductor={'max_autotune': True}); json.dump(r, sys.stdout)")
@@ -89,7 +89,7 @@ def _mib(value) -> str:
 
 
 def table(folder: Path, commit: str, machine: str) -> str:
-    from aoti_hooks.tools.bench import artifact_line
+    from aoti_hooks.tools.bench.report import artifact_line
 
     found = json.loads((folder / "targets.json").read_text())
     within = found["spread"]["stock_vs_stock_max_abs"]

@@ -19,7 +19,7 @@ import zipfile
 import torch
 
 import aoti_hooks
-from aoti_hooks.tools.demo.measure import Sampler
+from aoti_hooks.tools.harness.measure import Sampler
 
 # Each compile has a cold cache: torch's headers precompiled for one compile cost more than they save.
 CONFIGS = {"aot_inductor.precompile_headers": False, "aot_inductor.compile_wrapper_opt_level": "O0"}

@@ -10,8 +10,8 @@ import torch
 from aoti_hooks.core.text import format_bytes
 from aoti_hooks.tools.bench import over_budget
 from aoti_hooks.tools.cli import main
-from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
-from aoti_hooks.tools.demo.census import GROUPS
+from aoti_hooks.tools.harness.census import GROUPS
+from aoti_hooks.tools.models.decoder import CONFIGS, build, export_decoder
 
 
 @pytest.mark.compile
@@ -64,7 +64,7 @@ def test_bench_a_saved_program(tmp_path, capsys):
 
 @pytest.mark.compile
 def test_bench_without_stock_runs_only_the_plugins_and_says_so(tmp_path, capsys):
-    from aoti_hooks.tools.bench import NO_STOCK
+    from aoti_hooks.tools.bench.report import NO_STOCK
 
     out = tmp_path / "bench"
     assert main(["bench", "--model", "demo:tiny", "--plugins", "kv_elide", "--no-stock", "--out", str(out)]) == 0
@@ -74,7 +74,7 @@ def test_bench_without_stock_runs_only_the_plugins_and_says_so(tmp_path, capsys)
 
 
 def test_the_timeline_marks_each_phase_by_the_functions_on_the_watched_threads_stack():
-    from aoti_hooks.tools.demo.measure import Sampler
+    from aoti_hooks.tools.harness.measure import Sampler
 
     with Sampler(interval=3600, timeline=True) as sampler:  # its own thread samples once; these on demand
         while not sampler.samples:  # the thread's one sample comes first
@@ -198,8 +198,9 @@ def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_fai
     (tokens, caches, through the workers' own `saved_outputs`), so the comparisons and the report are
     what is tested."""
     from aoti_hooks.tools import bench
-    from aoti_hooks.tools.demo import et_gemma4, run
-    from aoti_hooks.tools.demo.run import StepFailed
+    from aoti_hooks.tools.harness import launch
+    from aoti_hooks.tools.harness.launch import StepFailed
+    from aoti_hooks.tools.models import et_gemma4
 
     def stand_in(command, spec, folder, name, env):
         if name == "outputs-run1":
@@ -208,9 +209,9 @@ def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_fai
         tokens = [7, 8, 9] if name != "outputs-run2" else [7, 8, 10]
         return et_gemma4.saved_outputs(tokens, {"k": torch.ones(3) + off, "v": torch.zeros(3)}, spec["logits"])
 
-    monkeypatch.setattr(run, "run_in_worker", stand_in)
+    monkeypatch.setattr(launch, "run_in_worker", stand_in)
     planned = [{"variant": "stock"}, {"variant": "broken"}, {"variant": "ours"}]
-    check = bench.check_executorch_outputs({}, planned, tmp_path, tmp_path, 2)
+    check = bench.checks.check_executorch_outputs({}, planned, tmp_path, tmp_path, 2)
     assert check["stock"]["tokens_equal_eager"] and check["stock"]["caches_equal_stock"]
     assert check["broken"] == {"error": "the outputs-run1 step failed (exit 1); log: run1.log"}
     ours = check["ours"]
@@ -218,7 +219,7 @@ def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_fai
     assert ours["caches_max_abs_vs_eager"] == 0.5 and ours["caches_compared"] == 2
     stock_run = {"variant": "stock", "plugins": [], "compile_s": 1.0, "host_peak_rss": 1, "peak_allocated": 1,
                  "peak_reserved": 1, "nvml_peak": 1, "package_bytes": 1, "weight_bytes": 1, "artifacts": {}, "report": {}}
-    text = bench.format_report({"device": "cuda:0", "backend": "executorch", "model": "executorch:gemma4_31b",
+    text = bench.report.format_report({"device": "cuda:0", "backend": "executorch", "model": "executorch:gemma4_31b",
                                 "program": None, "runs": [stock_run], "check": check})
     assert "- broken: check failed: the outputs-run1 step failed" in text
     assert [line.split() for line in text.splitlines() if line.startswith("ours ")] == [
@@ -227,16 +228,17 @@ def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_fai
 
 def test_the_output_check_without_stock_compares_with_eager_only(tmp_path, monkeypatch):
     from aoti_hooks.tools import bench
-    from aoti_hooks.tools.demo import et_gemma4, run
-    from aoti_hooks.tools.demo.run import StepFailed
+    from aoti_hooks.tools.harness import launch
+    from aoti_hooks.tools.harness.launch import StepFailed
+    from aoti_hooks.tools.models import et_gemma4
 
     def stand_in(command, spec, folder, name, env):
         if name == "outputs-run0":
             raise StepFailed("the outputs-run0 step failed (exit 1); log: run0.log")
         return et_gemma4.saved_outputs([1], {}, spec["logits"])
 
-    monkeypatch.setattr(run, "run_in_worker", stand_in)
-    check = bench.check_executorch_outputs({}, [{"variant": "stock"}, {"variant": "ours"}], tmp_path, tmp_path, 1)
+    monkeypatch.setattr(launch, "run_in_worker", stand_in)
+    check = bench.checks.check_executorch_outputs({}, [{"variant": "stock"}, {"variant": "ours"}], tmp_path, tmp_path, 1)
     assert check["ours"]["tokens_equal_eager"] and check["ours"]["tokens_equal_stock"] is None
     assert "error" in check["stock"]
 
@@ -254,14 +256,14 @@ def test_runs_compiled_side_by_side_report_each_process_own_nvml_figure():
 
     stock, ours = run("stock", 30 * 2**30, 3 * 2**30, "a"), run("kv_elide", 30 * 2**30, 2 * 2**30, "a")
     shared = {"device": "cuda:0", "backend": "executorch", "model": None, "program": "p.pt2", "jobs": 2}
-    text = bench.format_report({**shared, "runs": [stock, ours]})
+    text = bench.report.format_report({**shared, "runs": [stock, ours]})
     assert "NVML peak (process)" in text and "30.00 GiB" not in text
     rows = {line.split()[0]: line for line in text.splitlines() if line.startswith(("stock ", "kv_elide "))}
     assert "3.00 GiB" in rows["stock"] and "2.00 GiB" in rows["kv_elide"]
     assert "Compiled up to 2 runs at once" in text
-    one_at_a_time = bench.format_report({**shared, "jobs": 1, "runs": [stock, ours]})
+    one_at_a_time = bench.report.format_report({**shared, "jobs": 1, "runs": [stock, ours]})
     assert "30.00 GiB" in one_at_a_time and "NVML peak (process)" not in one_at_a_time
-    partial = bench.format_report({**shared, "runs": [ours], "complete": False})  # stock not finished yet
+    partial = bench.report.format_report({**shared, "runs": [ours], "complete": False})  # stock not finished yet
     assert [line.split()[-1] for line in partial.splitlines() if line.startswith("kv_elide ")] == ["?"]
 
 
@@ -270,7 +272,7 @@ def test_nvml_per_process_figure_counts_only_that_process():
     nvmlDeviceGetComputeRunningProcesses_v3 does, so the parsing and the sum are what is tested."""
     import ctypes
 
-    from aoti_hooks.tools.demo.measure import Nvml
+    from aoti_hooks.tools.harness.measure import Nvml
 
     class Driver:
         def __init__(self, table, code=0):
@@ -296,7 +298,7 @@ def test_the_peak_breakdown_replays_the_allocator_history_and_groups_by_site():
     """The allocator's history needs a GPU; here a history in its format (alloc / free_completed
     events with frames) is replayed, so the peak, the grouping and the report are what is tested."""
     from aoti_hooks.tools import bench
-    from aoti_hooks.tools.demo.measure import live_at_peak
+    from aoti_hooks.tools.harness.measure import live_at_peak
 
     def frame(name):
         return [{"filename": "/torch/_inductor/select_algorithm.py", "line": 1, "name": name}]
@@ -313,7 +315,7 @@ def test_the_peak_breakdown_replays_the_allocator_history_and_groups_by_site():
     run = {"variant": "kv_elide", "plugins": ["kv_elide"], "compile_s": 1.0, "host_peak_rss": 1, "peak_allocated": 300,
            "peak_reserved": 1, "nvml_peak": 1, "package_bytes": 1, "weight_bytes": 1, "artifacts": {}, "report": {},
            "peak_breakdown": {**breakdown, "allocator_peak": 300}}
-    text = bench.format_report({"device": "cuda:0", "backend": "torch", "model": None, "program": "p.pt2", "runs": [run]})
+    text = bench.report.format_report({"device": "cuda:0", "backend": "torch", "model": None, "program": "p.pt2", "runs": [run]})
     assert ("kv_elide: live at the allocator's peak (200 B in 3 blocks; the history replays to 200 B of the "
             "allocator's 300 B peak: it dropped early events), by where it was allocated:") in text
     assert [line.split() for line in text.splitlines() if line.endswith(" example")] == [
@@ -328,8 +330,8 @@ def test_a_failed_compile_stops_the_runs_not_started_and_keeps_the_finished_ones
     import threading
 
     from aoti_hooks.tools import bench
-    from aoti_hooks.tools.demo import run
-    from aoti_hooks.tools.demo.run import StepFailed
+    from aoti_hooks.tools.harness import launch
+    from aoti_hooks.tools.harness.launch import StepFailed
 
     started, run1_failed = [], threading.Event()
 
@@ -343,7 +345,7 @@ def test_a_failed_compile_stops_the_runs_not_started_and_keeps_the_finished_ones
         return {"variant": spec["variant"], "plugins": spec["plugins"], "device": "cpu", "compile_s": 1.0,
                 "host_peak_rss": 1, "package_bytes": 1, "weight_bytes": 1, "artifacts": {}, "report": {}}
 
-    monkeypatch.setattr(run, "run_in_worker", stand_in)
+    monkeypatch.setattr(launch, "run_in_worker", stand_in)
     with pytest.raises(StepFailed, match="the run1 step failed"):
         bench._run({"backend": "torch"}, [["kv_elide"], ["const_offload"], ["kv_elide", "const_offload"]], "torch",
                    tmp_path, tmp_path, {}, {}, {}, None, "p.pt2", None, True, 0, jobs)
@@ -356,7 +358,7 @@ def test_a_failed_compile_stops_the_runs_not_started_and_keeps_the_finished_ones
 def test_an_output_workers_result_alone_says_whether_two_variants_agree(tmp_path):
     """A bench stopped before it compares (a GPU call cut short) keeps each worker's result file:
     the tokens and a digest per cache, equal exactly when the caches are equal bit for bit."""
-    from aoti_hooks.tools.demo import et_gemma4
+    from aoti_hooks.tools.models import et_gemma4
 
     cache = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
     flipped = cache.clone()
@@ -374,26 +376,26 @@ def test_an_output_workers_result_alone_says_whether_two_variants_agree(tmp_path
 
 def test_without_matplotlib_the_report_and_stdout_agree_there_is_no_timeline(tmp_path, monkeypatch):
     from aoti_hooks.tools import bench
-    from aoti_hooks.tools.demo import run
+    from aoti_hooks.tools.harness import launch
 
     def stand_in(command, spec, folder, name, env):
         return {"variant": spec["variant"], "plugins": spec["plugins"], "device": "cpu", "compile_s": 1.0,
                 "host_peak_rss": 1, "package_bytes": 1, "weight_bytes": 1, "artifacts": {}, "report": {},
                 "timeline": []}
 
-    monkeypatch.setattr(run, "run_in_worker", stand_in)
+    monkeypatch.setattr(launch, "run_in_worker", stand_in)
     monkeypatch.setattr(bench, "plot_timeline", lambda results, path: None)  # as without matplotlib (bench's name for it)
     results = bench._run({"backend": "torch"}, [["kv_elide"]], "torch", tmp_path, tmp_path, {}, {}, {}, None,
                          "p.pt2", None, True, 0, 1)
     report = (tmp_path / "report.md").read_text()
-    assert results["timeline_png"] is None and bench.NO_TIMELINE in report and "timeline.png (samples" not in report
+    assert results["timeline_png"] is None and bench.report.NO_TIMELINE in report and "timeline.png (samples" not in report
 
 
 def test_the_census_counts_resident_bytes_by_holder_and_file_pages_apart(tmp_path):
     """Real storages: a written one counts its size, a mapping of zeros never written counts nothing,
     one mapped from a file counts its pages as file pages; one held before is told apart."""
     from aoti_hooks.placement.storage import host_zeros, whole
-    from aoti_hooks.tools.demo.census import census, storage_keys
+    from aoti_hooks.tools.harness.census import census, storage_keys
 
     held = torch.ones(8 << 20, dtype=torch.uint8)
     before = storage_keys()
@@ -415,7 +417,7 @@ def test_the_census_counts_resident_bytes_by_holder_and_file_pages_apart(tmp_pat
 
 
 def test_a_census_that_fails_leaves_the_sampling_running(monkeypatch):
-    from aoti_hooks.tools.demo import census, measure
+    from aoti_hooks.tools.harness import census, measure
 
     def broken(*args):
         raise AttributeError("'ExportedProgram' object has no attribute '_state_dict'")
@@ -433,8 +435,8 @@ def test_shared_memory_is_memory_that_must_fit_and_the_census_names_it():
     ``RssAnon``, not a file the kernel can drop. It counts with the anonymous memory."""
     import mmap
 
-    from aoti_hooks.tools.demo.census import _mappings, file_pages_by_file
-    from aoti_hooks.tools.demo.measure import host_anonymous
+    from aoti_hooks.tools.harness.census import _mappings, file_pages_by_file
+    from aoti_hooks.tools.harness.measure import host_anonymous
 
     before = host_anonymous()
     shared = mmap.mmap(-1, 64 << 20)  # Python's default flags: shared and anonymous
@@ -450,8 +452,8 @@ def test_the_sampler_names_the_code_that_made_shared_memory_and_the_report_says_
     the sampler keeps where the threads were when shared memory first grew 256 MiB past the start."""
     import mmap
 
-    from aoti_hooks.tools.bench import shared_memory_line
-    from aoti_hooks.tools.demo.measure import SHARED_GROWTH, Sampler
+    from aoti_hooks.tools.bench.report import shared_memory_line
+    from aoti_hooks.tools.harness.measure import SHARED_GROWTH, Sampler
 
     def pin_like_cuda(nbytes):
         mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
@@ -476,7 +478,7 @@ def test_a_run_that_does_not_fit_its_gpu_memory_limit_is_a_measured_result():
     """The worker tells an out-of-memory error (as Inductor wraps it) from other failures; the report
     and the exit status say which run did not fit. No GPU here: the error is raised, not met."""
     from aoti_hooks.tools import bench
-    from aoti_hooks.tools.demo.worker import out_of_memory
+    from aoti_hooks.tools.harness.worker import out_of_memory
 
     try:
         try:
@@ -497,7 +499,7 @@ def test_a_run_that_does_not_fit_its_gpu_memory_limit_is_a_measured_result():
     runs = [run("stock", None), run("kv_elide", False)]
     assert bench.over_budget(runs, None, None) == [
         "kv_elide: did not fit in 1.00 GiB of GPU memory (CUDA out of memory)"]
-    text = bench.format_report({"device": "cuda:0", "backend": "torch", "model": None, "program": "p.pt2", "runs": runs})
+    text = bench.report.format_report({"device": "cuda:0", "backend": "torch", "model": None, "program": "p.pt2", "runs": runs})
     assert "- kv_elide: did not fit (CUDA out of memory); CUDA context 500.0 MiB" in text
     assert bench.over_budget([run("stock", None), run("kv_elide", True)], None, None) == []
 
@@ -505,7 +507,7 @@ def test_a_run_that_does_not_fit_its_gpu_memory_limit_is_a_measured_result():
 def test_a_hugging_face_llama_is_built_from_a_config_at_the_dimensions_named():
     """``hf:llama3-8b``'s builder, at a CPU test's size: transformers' own Llama in bf16, exported."""
     pytest.importorskip("transformers")
-    from aoti_hooks.tools.demo.hf import MODELS, exported
+    from aoti_hooks.tools.models.hf import MODELS, exported
 
     program, weight_bytes, cache_bytes = exported("llama3-small", ctx=64)
     d = MODELS["llama3-small"]
@@ -532,7 +534,7 @@ def test_bench_checks_a_hugging_face_models_decode_steps_against_stock_and_eager
 
 
 def test_the_seconds_in_the_plugins_hooks_count_every_executorch_methods_time_line():
-    from aoti_hooks.tools.bench import phase_time_rows
+    from aoti_hooks.tools.bench.report import phase_time_rows
 
     runs = [{"variant": "stock", "phase_seconds": {"lowering": 10.0}, "report": {}},
             {"variant": "ours", "phase_seconds": {"lowering": 12.0},

@@ -70,7 +70,7 @@ def test_demo_compares_stock_and_kv_elide_side_by_side(capsys, tmp_path):
         assert check["steps"] == 4 and check["max_rel_error_vs_eager"] < 1e-4
         assert check["bitwise_equal_to_stock"] and check["constants_equal_to_stock"]
     assert stock["compile_s"] > 0 and stock["host_peak_rss"] > 0 and stock["package_bytes"] > 0
-    from aoti_hooks.tools.demo.run import format_demo
+    from aoti_hooks.tools.demo import format_demo
 
     text = format_demo(results)
     assert "kv_elide: caches_found=6, tensors_claimed=6" in text

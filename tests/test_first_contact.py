@@ -156,7 +156,7 @@ def test_bench_checks_the_file_up_front(tmp_path, capsys):
 
 
 def test_a_failed_step_is_not_done(capsys):
-    from aoti_hooks.tools.demo.run import Progress
+    from aoti_hooks.tools.harness.launch import Progress
 
     with pytest.raises(RuntimeError):
         with Progress("compiling stock"):
@@ -177,7 +177,7 @@ def test_demo_with_every_plugin_disabled_runs_stock_once_and_cleans_up(capsys, m
     assert captured.err.count("aoti-hooks: note: plugin 'kv_elide' is disabled by AOTI_HOOKS_DISABLE") == 1
     assert "UserWarning" not in captured.err and "warnings.warn" not in captured.err
     assert not results["kept"] and os.listdir(results["folder"]) == ["timeline.png"]
-    from aoti_hooks.tools.demo.run import format_demo
+    from aoti_hooks.tools.demo import format_demo
 
     text = format_demo(results)
     assert text.splitlines()[2].startswith("stock") and "Only stock ran" in text and "artifacts removed" in text
@@ -192,7 +192,7 @@ def test_doctor_names_the_libstdcxx_fix_when_a_cuda_package_load_crashes(monkeyp
     and works with the system libstdc++ preloaded)."""
     import signal
 
-    from aoti_hooks.tools.demo import loader
+    from aoti_hooks.tools import package_loading as loader
 
     monkeypatch.setattr(loader, "LIBSTDCXX", str(tmp_path / "libstdc++.so.6"))
     (tmp_path / "libstdc++.so.6").write_text("")
@@ -241,8 +241,8 @@ def test_a_long_step_says_which_phase_its_compile_is_in(tmp_path, capsys):
     log (not a terminal) each change is a line with the seconds so far."""
     import time
 
-    from aoti_hooks.tools.demo.measure import write_phase
-    from aoti_hooks.tools.demo.run import Progress
+    from aoti_hooks.tools.harness.launch import Progress
+    from aoti_hooks.tools.harness.measure import write_phase
 
     watched = tmp_path / "compile-stock.phase"
     with Progress("compiling stock", watch=watched):

@@ -122,7 +122,7 @@ def test_inspect_refuses_what_is_not_a_package_in_one_sentence(tmp_path, capsys)
 
 @pytest.mark.compile
 def test_a_cpu_package_bakes_no_gpu_kernel(tmp_path, capsys):
-    from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
+    from aoti_hooks.tools.models.decoder import CONFIGS, build, export_decoder
 
     path = torch._inductor.aoti_compile_and_package(export_decoder(build(CONFIGS["tiny"])),
                                                     package_path=str(tmp_path / "cpu.pt2"))

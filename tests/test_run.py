@@ -11,11 +11,11 @@ import torch
 from helpers import package_constants
 
 import aoti_hooks
-from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
+from aoti_hooks.tools.models.decoder import CONFIGS, build, export_decoder
 
 SCRIPT = textwrap.dedent("""
     import sys, torch
-    from aoti_hooks.tools.demo import CONFIGS, build, export_decoder
+    from aoti_hooks.tools.models.decoder import CONFIGS, build, export_decoder
     program = export_decoder(build(CONFIGS["tiny"]))
     torch._inductor.aoti_compile_and_package(program, package_path=sys.argv[1])  # a script no one edits
     sys.exit(int(sys.argv[2]))

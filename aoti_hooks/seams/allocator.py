@@ -27,7 +27,7 @@ def record_history(max_entries: int = 2_000_000) -> None:
 
 
 def take_history() -> dict:
-    """The recorded history (``snapshot`` dict for `aoti_hooks.tools.demo.measure.live_at_peak`); recording stops."""
+    """The recorded history (``snapshot`` dict for `aoti_hooks.tools.harness.measure.live_at_peak`); recording stops."""
     snapshot = torch.cuda.memory._snapshot()
     torch.cuda.memory._record_memory_history(enabled=None)
     return snapshot

@@ -16,7 +16,7 @@ from ..core.output import quiet_third_party_logs
 from ..core.registry import DISABLE_ENV, disabled_plugins, hook_names, installed_answers, plugin_names, plugin_options, plugin_registry
 from ..core.text import did_you_mean, table
 from . import doctor
-from .demo.run import StepFailed
+from .harness.launch import StepFailed
 
 WIDTH = 100  # columns the default output fits
 
@@ -103,7 +103,7 @@ def _check_report_file(path: str | None) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     import json
 
-    from .demo.run import format_demo, run_demo
+    from .demo import format_demo, run_demo
 
     _check_out_folder("demo", args.out)
     checked = _session_arguments("demo", args)
@@ -169,7 +169,8 @@ def _option_pairs(command: str, items: list[str], plugins: list[str],
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from ..core.session import Session
-    from .bench import NO_TIMELINE, run_bench, variants
+    from .bench import run_bench, variants
+    from .bench.report import NO_TIMELINE
 
     _check_out_folder("bench", args.out)
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         with stderr_to():
             checks.append(("ExecuTorch seam", executorch.check()))
     if torch.cuda.is_available():
-        from .demo.loader import check_package_loading
+        from .package_loading import check_package_loading
 
         print("checking that a CUDA package loads here (a one-layer compile, then loads in fresh processes; "
               "a few minutes on a cold cache) ...", file=sys.stderr, flush=True)

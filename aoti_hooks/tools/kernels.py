@@ -195,7 +195,7 @@ def read_package(path: str) -> dict:
 def read_program(path: str) -> dict:
     """The GPU kernels of the AOTI delegates' libraries of an ExecuTorch ``.pte``: each CUDA image's
     architecture and its functions' registers (their launch shared memory is compiled in)."""
-    from .demo.artifacts import named_blobs
+    from .harness.artifacts import named_blobs
 
     embedded: set[int] = set()
     kernels: list[Kernel] = []

@@ -11,7 +11,7 @@ from helpers import INDUCTOR_CONFIGS, package_code, package_constants, tensor_by
 import aoti_hooks
 from aoti_hooks import AotiHooksError
 from aoti_hooks.placement import candidates
-from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder
+from aoti_hooks.tools.models.decoder import CONFIGS, build, decode_steps, export_decoder
 
 CONFIG = CONFIGS["tiny"]
 OPTIONS = {"min_bytes": "1KiB"}

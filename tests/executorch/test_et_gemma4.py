@@ -14,7 +14,8 @@ pytest.importorskip("executorch.examples.models.gemma4_31b.model")
 
 from aoti_hooks.core.errors import SeamError  # noqa: E402
 from aoti_hooks.seams.aoti_runner import load_delegate  # noqa: E402
-from aoti_hooks.tools.demo import artifacts, et_gemma4  # noqa: E402
+from aoti_hooks.tools.harness import artifacts
+from aoti_hooks.tools.models import et_gemma4  # noqa: E402
 
 TINY = et_gemma4.Shape(layers=6, ctx=64, hidden=256, tiny=True)
 

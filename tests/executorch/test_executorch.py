@@ -19,7 +19,7 @@ from aoti_hooks.seams import (  # noqa: E402
     inductor,
     patching,
 )
-from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder  # noqa: E402
+from aoti_hooks.tools.models.decoder import CONFIGS, build, decode_steps, export_decoder  # noqa: E402
 
 CONFIG = CONFIGS["tiny"]
 KV = {"min_bytes": "1KiB"}

@@ -28,7 +28,7 @@ from real_models import MODELS
 import aoti_hooks
 from aoti_hooks.placement import blocks as standin
 from aoti_hooks.placement.blocks import Block, is_stand_in
-from aoti_hooks.tools.demo.measure import Nvml
+from aoti_hooks.tools.harness.measure import Nvml
 
 pytestmark = pytest.mark.gpu
 MiB = 2**20

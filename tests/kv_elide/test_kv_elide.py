@@ -12,7 +12,7 @@ from aoti_hooks import AotiHooksError
 from aoti_hooks.placement import candidates
 from aoti_hooks.placement.storage import host_snapshot
 from aoti_hooks.seams.export import written_inputs
-from aoti_hooks.tools.demo import CONFIGS, build, decode_steps, export_decoder
+from aoti_hooks.tools.models.decoder import CONFIGS, build, decode_steps, export_decoder
 
 CONFIG = CONFIGS["tiny"]  # caches: 2 KiB each, 6 of them, all the same shape
 OPTIONS = {"min_bytes": "1KiB"}

@@ -243,7 +243,7 @@ def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder:
     from executorch.exir.passes.propagate_device_pass import PropagateDeviceConfig
 
     from ...seams.inductor import config_patch
-    from .artifacts import write_program
+    from ..harness.artifacts import write_program
 
     longest = max_prefill(config)
     with config_patch(EXPORT_PY_INDUCTOR_SETTINGS):
@@ -296,7 +296,7 @@ def prepared_lowering(spec: dict):
     import aoti_hooks.executorch as integration
 
     from ...core.types import tensor_bytes
-    from .artifacts import contents_path, described
+    from ..harness.artifacts import contents_path, described
 
     model, config = build(shape_of(spec), torch.load(spec["weights_file"], weights_only=False))
     metadata = prepare(model)
@@ -333,7 +333,7 @@ def delegate_runners(folder: str, device: str) -> tuple[dict, dict]:
     {fqn: tensor})``."""
     from ...seams.aoti_runner import forward_custom_op_shims, load_delegate
     from ...seams.executorch import cuda_custom_op_shims
-    from .artifacts import cuda_delegates, named_blobs
+    from ..harness.artifacts import cuda_delegates, named_blobs
 
     # ExecuTorch's CUDA runtime implements the int4/5/6/8 matmul C shims the .so calls; its wheel does
     # not ship that runtime, so each shim forwards to the op's registered kernel (the one eager runs).
@@ -401,7 +401,7 @@ def saved_outputs(tokens: list[int], caches: dict[str, torch.Tensor], path: str)
     """Save the tokens and the caches (on the host) to ``path`` for the comparison with eager; the
     result names them too, the tokens and a SHA-256 per cache, so that the worker's result file alone
     says whether two variants agree, also when the bench is stopped before it compares them."""
-    from .artifacts import tensor_digest
+    from ..harness.artifacts import tensor_digest
 
     on_host = {fqn: tensor.detach().cpu() for fqn, tensor in caches.items()}
     torch.save({"tokens": tokens, "caches": on_host}, path)

@@ -1,14 +1,14 @@
 """One demo step in its own process, so each compile's peaks are its own.
 
-``python -m aoti_hooks.tools.demo.worker compile SPEC.json`` exports the built-in decoder and
+``python -m aoti_hooks.tools.harness.worker compile SPEC.json`` exports the built-in decoder and
 compiles it (stock, or with the plugins named), writing the measurements as JSON. With
 ``"backend": "executorch"`` it lowers the decoder to a ``.pte`` through ExecuTorch's
 ``CudaBackend`` instead (``"backend_specs"`` adds the backend's own specs, e.g.
 ``{"low_memory_mode": "ON"}``). With ``"peak_breakdown": true`` it records the CUDA allocator's
 history and lists what is live at the peak.
 With ``"model": "executorch:gemma4_31b"`` the program is ExecuTorch's own Gemma 4 31B (`et_gemma4`),
-whose seeded weights ``python -m aoti_hooks.tools.demo.worker weights SPEC.json`` makes once for every variant.
-``python -m aoti_hooks.tools.demo.worker outputs SPEC.json`` decodes several steps with eager or
+whose seeded weights ``python -m aoti_hooks.tools.harness.worker weights SPEC.json`` makes once for every variant.
+``python -m aoti_hooks.tools.harness.worker outputs SPEC.json`` decodes several steps with eager or
 with one package, each in a fresh process (a package loaded next to a compile, or next to
 another package, has segfaulted on torch 2.11 + CUDA), and saves the logits.
 """
@@ -26,10 +26,10 @@ import torch
 
 from ...core.types import tensor_bytes
 from ...seams import allocator
-from . import et_gemma4
+from ..models import et_gemma4
+from ..models.decoder import CONFIGS, build, decode_steps, export_decoder
 from .artifacts import contents_path, described, file_digest, write_program
 from .measure import Sampler, live_at_peak
-from .model import CONFIGS, build, decode_steps, export_decoder
 
 
 def out_of_memory(error: BaseException) -> str | None:
@@ -161,7 +161,7 @@ def _prepared_compile(spec: dict, device: torch.device):
         program = torch.export.load(spec["program"])
         weight_bytes = sum(map(tensor_bytes, program.parameters()))
     elif spec.get("hf"):  # transformers' own model, built from a config
-        from .hf import exported
+        from ..models.hf import exported
 
         config = None
         program, weight_bytes, cache_bytes = exported(spec["hf"], spec.get("layers"), spec.get("ctx"))
@@ -169,7 +169,7 @@ def _prepared_compile(spec: dict, device: torch.device):
         config = config_of(spec)
         model = build(config)
         if spec.get("lm_head") == "int4":
-            from .quant import int4_lm_head
+            from ..models.quant import int4_lm_head
 
             int4_lm_head(model)
         program = export_decoder(model)
@@ -227,7 +227,7 @@ def lower_executorch(spec: dict, program) -> tuple[dict, Callable[[], dict]]:
 def hf_outputs(spec: dict) -> dict:
     """Decode ``steps`` of Hugging Face model ``spec["hf"]`` with eager (its exported program) or with a
     package; save the logits. Each call writes the caches the next one reads, as generation does."""
-    from .hf import decode_inputs, exported
+    from ..models.hf import decode_inputs, exported
 
     device = device_of(spec)
     if spec.get("package"):

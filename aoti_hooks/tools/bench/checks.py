@@ -1,0 +1,111 @@
+"""bench's output check: eager, then each variant's artifact, decoding the same steps in processes of
+their own, compared with eager's and with stock's outputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CHECKS_AT_ONCE = 3  # output checks side by side: each holds the model on the host and on the GPU
+
+
+def check_package_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:
+    """Eager and each variant's package over ``steps`` decode calls, each in its own process: the
+    logits' largest difference from eager and from stock, and whether they equal stock's bit for bit.
+    A variant that did not fit its GPU memory limit, or whose code cannot run here, says so."""
+    import torch
+
+    from ..harness.launch import StepFailed, run_in_worker
+    from ..kernels import not_runnable_here
+
+    not_here = not_runnable_here(base.get("target"))
+    logits, check = {}, {}
+    for name, run in [("eager", None), *((f"run{index}", run) for index, run in enumerate(planned))]:
+        variant = "eager" if run is None else run["variant"]
+        if run is not None and run.get("plugins") and not_here:
+            check[variant] = {"error": f"not run here: {not_here}"}
+            continue
+        package = work / f"{name}.pt2"
+        if run is not None and not package.exists():
+            check[variant] = {"error": "no package (the compile did not finish, or did not fit)"}
+            continue
+        spec = {**base, "steps": steps, "logits": str(work / f"{name}.logits.pt"),
+                "package": None if run is None else str(package)}
+        try:
+            run_in_worker("outputs", spec, folder, f"outputs-{name}", dict(os.environ))
+        except StepFailed as error:
+            check[variant] = {"error": str(error).splitlines()[0]}
+            continue
+        logits[variant] = torch.load(spec["logits"])
+    eager, stock = logits.get("eager"), logits.get("stock")
+
+    def largest(a, b):
+        return None if a is None or b is None else max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+    for run in planned:
+        got = logits.get(run["variant"])
+        if got is not None:
+            check[run["variant"]] = {"steps": len(got), "logits_max_abs_vs_eager": largest(got, eager),
+                                     "logits_max_abs_vs_stock": largest(got, stock),
+                                     "logits_equal_stock": None if stock is None else
+                                     all(torch.equal(x, y) for x, y in zip(got, stock))}
+    return check
+
+
+def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:
+    """Eager and each variant's delegates (taken out of its ``.pte``/``.ptd`` and run by torch's AOTI
+    runner) over a prefill and ``steps`` decode steps: tokens, and the KV caches after the last step.
+    Tokens and equality with stock come from each worker's result (`et_gemma4.saved_outputs`: tokens
+    and a SHA-256 per cache, also in ``folder``); only the distance from eager loads the caches.
+    A variant whose check fails says why; comparisons with stock are None when stock's failed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from ..harness.launch import StepFailed, run_in_worker
+    from ..kernels import not_runnable_here
+
+    def saved(name):
+        return work / f"{name}.outputs.pt"
+
+    not_here = not_runnable_here(base.get("target"))
+    with_plugins = {f"run{index}" for index, run in enumerate(planned) if run.get("plugins")}
+
+    def one(name):  # each in its own process; they share the GPU, not a process
+        if not_here and name in with_plugins:
+            return f"not run here: {not_here}"
+        spec = {**base, "steps": steps, "logits": str(saved(name)),
+                "folder": None if name == "eager" else str(work / name)}  # a run's lowering folder
+        try:
+            return run_in_worker("outputs", spec, folder, f"outputs-{name}", dict(os.environ))
+        except StepFailed as error:
+            return str(error).splitlines()[0]
+
+    names = ["eager", *(f"run{index}" for index in range(len(planned)))]
+    with ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE) as pool:
+        found = dict(zip(names, pool.map(one, names)))
+    runs = {run["variant"]: (name, found[name]) for run, name in zip(planned, names[1:])}
+    eager, stock = found["eager"], runs.get("stock", (None, None))[1]
+    if isinstance(eager, str):
+        return {variant: {"error": f"eager did not run, nothing to compare with: {eager}"} for variant in runs}
+    stock = None if isinstance(stock, str) else stock
+    eager_caches = torch.load(saved("eager"))["caches"]
+    check = {}
+    for variant, (name, got) in runs.items():
+        if isinstance(got, str):
+            check[variant] = {"error": got}
+            continue
+        caches = torch.load(saved(name))["caches"]
+        compared = sorted(set(caches) & set(eager_caches))  # by FQN, as the .ptd names them
+        worst = max((float((caches[fqn].float() - eager_caches[fqn].float()).abs().max()) for fqn in compared),
+                    default=None)
+        del caches
+        check[variant] = {"steps": len(got["tokens"]), "tokens": got["tokens"], "eager_tokens": eager["tokens"],
+                          "tokens_equal_eager": got["tokens"] == eager["tokens"],
+                          "tokens_equal_stock": None if stock is None else got["tokens"] == stock["tokens"],
+                          "caches_compared": len(compared), "caches_of_eager": len(eager_caches),
+                          "caches_max_abs_vs_eager": worst,
+                          "caches_equal_stock": None if stock is None else got["cache_sha256"] == stock["cache_sha256"]}
+    return check
+
+
