@@ -59,8 +59,9 @@ test-fast: ready  ## every test that compiles no AOTI program (-m "not compile")
 # with PIP_CONFIG_FILE=/dev/null).
 TORCH_NEXT := 2.14.1
 NEXT_VENV ?= .venv-torch-$(TORCH_NEXT)
-NEXT_TESTS := tests/test_import_graph.py tests/test_seams.py tests/test_target_smem.py tests/test_target_arch.py tests/test_compile.py tests/test_placement.py tests/test_transparency.py \
-	tests/test_host_memory.py tests/test_run.py tests/test_disk.py tests/matrix/test_matrix_ours.py tests/kv_elide tests/const_offload
+NEXT_TESTS := tests/house/test_import_graph.py tests/seams tests/hosts/test_compile.py tests/placement \
+	tests/hosts/test_host_memory.py tests/tools/test_run.py tests/hosts/test_disk.py tests/matrix/test_matrix_ours.py \
+	tests/plugins/kv_elide tests/plugins/const_offload
 
 test-torch-next:  ## the seams and the real compiles (ours and Hugging Face's models) on torch $(TORCH_NEXT), in $(NEXT_VENV)
 	@test -x $(NEXT_VENV)/bin/python || $(PY) -c "import shutil, sys; free = shutil.disk_usage('.').free / 2**30; \

@@ -1,7 +1,7 @@
 """The plugin API: everything a plugin may import from aoti-hooks, in one module.
 
 A plugin distribution imports ``aoti_hooks.plugin`` (and torch, Triton, ExecuTorch's public
-API) and nothing else of ours; tests/test_import_graph.py holds every plugin to that. What is
+API) and nothing else of ours; tests/house/test_import_graph.py holds every plugin to that. What is
 here:
 
 - the contract: `hookimpl`, and the values hooks speak in (`Candidate` and its kinds, the fills

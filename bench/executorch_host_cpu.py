@@ -6,7 +6,8 @@
     python3 bench/executorch_host_cpu.py --mode offload   # kv_elide + const_offload, host values in memory
     python3 bench/executorch_host_cpu.py --mode spill     # kv_elide + const_offload spill=disk (files in a temp folder)
 
-Lowers the bench's Gemma 4 31B (2 layers, hidden 1024, ctx 65536 or ``--ctx``, bf16; bench/real_models.py)
+Lowers ExecuTorch's Gemma 4 31B at 2 layers (sliding + full), hidden 1024, ctx 65536 or ``--ctx``, bf16
+(`aoti_hooks.tools.models.et_gemma4`)
 through the tests' CPU ``AotiBackend`` with kv_elide (and const_offload), and prints host RSS just before the move and
 when the compile starts, right after it (after a garbage collection; read by a probe plugin) and the lowering's host peak; then, once the lowering and its
 ``to_executorch`` are done (after a garbage collection), host RSS (``after_lowering``) and whether the
@@ -18,11 +19,10 @@ import gc
 import json
 import os
 import sys
-import types
 import weakref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(HERE, "..", "tests", "executorch"), os.path.join(HERE, "..", "tests")]
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "tests", "support")]
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--mode", choices=("inplace", "copy", "stock", "offload", "spill"), required=True)
@@ -30,16 +30,17 @@ parser.add_argument("--ctx", type=int, default=65536)
 given = parser.parse_args()
 mode = given.mode
 
-import real_models  # noqa: E402
 from et_helpers import lower, method_spec  # noqa: E402
 
 import aoti_hooks  # noqa: E402
 import aoti_hooks.executorch  # noqa: E402,F401
 from aoti_hooks.plugin import hookimpl  # noqa: E402
 from aoti_hooks.tools.harness.measure import Sampler, host_rss  # noqa: E402
+from aoti_hooks.tools.models import et_gemma4  # noqa: E402
 
-model, _ = real_models.build_gemma4(types.SimpleNamespace(hidden=1024, ctx=given.ctx, layers=2))
-program = real_models.export_gemma4(model)
+shape = et_gemma4.Shape(layers=2, ctx=given.ctx, weights="bf16", hidden=1024, full_last=True)
+model, _ = et_gemma4.build(shape, et_gemma4.seeded_weights(shape))
+program = et_gemma4.export_decode(model)
 del model
 gc.collect()
 import tempfile  # noqa: E402

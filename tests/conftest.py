@@ -6,7 +6,11 @@ import os
 import pathlib
 import shlex
 import shutil
+import sys
 import tempfile
+
+# The helpers tests share (tests/support: models, compile and ExecuTorch helpers) import by their names.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "support"))
 
 # Compiles leave hundreds of MB of Inductor cache and packages per test run: the run's folder is
 # removed when the process that made it ends its run (xdist workers make theirs inside it).
@@ -104,12 +108,13 @@ def register():
 
 # Test modules whose every test compiles an AOTI program or lowers through ExecuTorch; in other
 # modules such tests carry @pytest.mark.compile themselves. `pytest -m "not compile"` is the fast tier.
-COMPILING = ("test_compile.py", "test_packaging.py", "test_host_memory.py", "test_run.py", "models/", "executorch/", "const_offload/", "gpu/", "matrix/")
+COMPILING = ("hosts/test_compile.py", "house/test_packaging.py", "hosts/test_host_memory.py", "tools/test_run.py", "models/",
+             "hosts/executorch/", "plugins/const_offload/", "gpu/", "matrix/")
 
 
 # The longest files first: with --dist loadfile a file runs in one process, and one started last sets the end.
-LONGEST_FIRST = ("test_host_memory.py", "matrix/test_matrix_hugging_face.py", "test_suites.py", "test_bench.py",
-                 "test_cli.py", "executorch/test_executorch_real_models.py", "test_first_contact.py")
+LONGEST_FIRST = ("hosts/test_host_memory.py", "matrix/test_matrix_hugging_face.py", "tools/test_suites.py", "tools/test_bench.py",
+                 "tools/test_cli.py", "hosts/executorch/test_executorch_real_models.py", "tools/test_first_contact.py")
 
 
 def _where(item) -> str:

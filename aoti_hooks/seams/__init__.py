@@ -1,4 +1,4 @@
-"""The only code that touches private torch, Triton and ExecuTorch symbols (tests/test_seam_rule.py enforces it).
+"""The only code that touches private torch, Triton and ExecuTorch symbols (tests/house/test_seam_rule.py enforces it).
 
 - `inductor`: patches ``torch._inductor`` (dedup, constant values, unlift clones, autotune runs,
   traced Triton calls, compiled configs) while a session is active;

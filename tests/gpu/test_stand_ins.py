@@ -255,7 +255,7 @@ def test_real_models_on_cuda_stand_ins_give_the_stock_package(name, mode, tmp_pa
 @pytest.mark.parametrize("name, mode", [("gemma4_31b", "one_pass"), ("gemma4_31b", "freezing"), ("llama", "freezing")])
 def test_every_tensor_claimed_leaves_out_what_compile_time_readers_read_and_gives_the_stock_package(name, mode, tmp_path):
     """``min_bytes=0``: tiny tensors Inductor inlines are left out, the rest placed; under freezing nothing
-    is placed (it reads every constant). Either way the package is stock's (tests/test_transparency.py)."""
+    is placed (it reads every constant). Either way the package is stock's (tests/placement/test_transparency.py)."""
     model = MODELS[name]
     stock, _ = _compile_cuda(model.export(model.build()), str(tmp_path / "stock.pt2"), mode=mode)
     options = {"kv_elide": {"min_bytes": 0}, "const_offload": {"min_bytes": 0}}

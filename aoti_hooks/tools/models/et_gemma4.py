@@ -43,19 +43,22 @@ class Shape:
     layers: int = PERIOD
     ctx: int = 131072
     weights: str = "int4"
-    hidden: int = 5376  # the real model's; tests shrink everything through `tiny`
+    hidden: int = 5376  # the real model's (its MLP 4× as wide); tests shrink everything through `tiny`
     tiny: bool = False
+    full_last: bool = False  # the last layer full, as a period ends: a model shorter than a period has both kinds
 
     def config(self):
         from executorch.examples.models.gemma4_31b.model import Gemma4_31BConfig
 
-        types = ["full_attention" if (i + 1) % PERIOD == 0 else "sliding_attention" for i in range(self.layers)]
+        types = ["full_attention" if (i + 1) % PERIOD == 0 or (self.full_last and i + 1 == self.layers)
+                 else "sliding_attention" for i in range(self.layers)]
         if self.tiny:  # the tests' size: every feature of the real model, dimensions of a toy
             return Gemma4_31BConfig(vocab_size=512, hidden_size=self.hidden, intermediate_size=2 * self.hidden,
                                     num_hidden_layers=self.layers, num_attention_heads=8, num_key_value_heads=2,
                                     head_dim=32, num_global_key_value_heads=1, global_head_dim=64,
                                     sliding_window=4, max_seq_len=self.ctx, layer_types=types)
-        return Gemma4_31BConfig(num_hidden_layers=self.layers, max_seq_len=self.ctx, layer_types=types)
+        return Gemma4_31BConfig(hidden_size=self.hidden, intermediate_size=4 * self.hidden, num_hidden_layers=self.layers,
+                                max_seq_len=self.ctx, layer_types=types)
 
 
 def recipe(hidden: int):
@@ -88,7 +91,7 @@ def seeded_weights(shape: Shape, seed: int = 0) -> dict[str, torch.Tensor]:
 
     int4 weights are drawn already quantized (`drawn_quantized`), not quantized from bf16: the
     same subclasses, layouts, dtypes and metadata as the recipe's quantizer gives
-    (tests/executorch/test_et_gemma4.py compares them), in seconds where quantizing the whole model
+    (tests/hosts/executorch/test_et_gemma4.py compares them), in seconds where quantizing the whole model
     takes many minutes. Their values matter only as far as every variant and eager read the same ones.
     """
     if shape.weights == "bf16":
@@ -220,6 +223,15 @@ def prepare(model) -> str:
     return json.dumps({"version": 1, "mutable_buffers": mutable})
 
 
+def export_decode(model):
+    """The decode method (one token), exported as ``_export_cuda`` exports it."""
+    from torch.export import export
+
+    with torch.no_grad():
+        return export(model, (torch.tensor([[0]], dtype=torch.long), torch.tensor([0], dtype=torch.long),
+                              torch.tensor([1.0])), strict=True)
+
+
 def export_methods(model, config) -> dict:
     """``{"decode": ..., "prefill": ...}``, exported as ``_export_cuda`` exports them."""
     from torch.export import Dim, export
@@ -229,9 +241,7 @@ def export_methods(model, config) -> dict:
     with torch.no_grad():
         prefill = export(model, (torch.zeros((1, longest), dtype=torch.long), torch.arange(longest, dtype=torch.long),
                                  torch.tensor([1.0])), dynamic_shapes=({1: seq}, {0: seq}, None), strict=True)
-        decode = export(model, (torch.tensor([[0]], dtype=torch.long), torch.tensor([0], dtype=torch.long),
-                                torch.tensor([1.0])), strict=True)
-    return {"decode": decode, "prefill": prefill}
+    return {"decode": export_decode(model), "prefill": prefill}
 
 
 def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder: str) -> list[str]:

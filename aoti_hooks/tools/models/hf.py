@@ -23,12 +23,15 @@ MODELS = {
     "llama3-small": dict(family="llama", vocab_size=8192, hidden_size=512, intermediate_size=1792,
                          num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2, rope_theta=500000.0,
                          tie_word_embeddings=False),
+    "llama-tiny": dict(family="llama", vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True),  # the tests' size
 }
 DEFAULT_CTX = 4096
 
 
-def exported(name: str, layers: int | None = None, ctx: int | None = None, seed: int = 0):
-    """``(program, weight bytes, cache bytes)``: Hugging Face model ``name`` exported for one decode step."""
+def build(name: str, layers: int | None = None, ctx: int | None = None, seed: int = 0, dtype=torch.bfloat16):
+    """Hugging Face model ``name`` built from its config with seeded weights in ``dtype``, its static cache
+    ``ctx`` long, wrapped as transformers exports it (``TorchExportableModuleForDecoderOnlyLM``)."""
     try:
         from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
         from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
@@ -45,16 +48,26 @@ def exported(name: str, layers: int | None = None, ctx: int | None = None, seed:
     config = config_class(**dims, max_position_embeddings=max(ctx, 256))
     torch.manual_seed(seed)
     default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)  # built in bf16: no fp32 copy of the weights on the way (15 GiB for 8B)
+    torch.set_default_dtype(dtype)  # built in its dtype: no fp32 copy of bf16 weights on the way (15 GiB for 8B)
     try:
         model = model_class(config).eval()
     finally:
         torch.set_default_dtype(default)
     model.generation_config.cache_implementation = "static"
-    module = TorchExportableModuleForDecoderOnlyLM(model, batch_size=1, max_cache_len=ctx).eval()
+    return TorchExportableModuleForDecoderOnlyLM(model, batch_size=1, max_cache_len=ctx).eval()
+
+
+def export(module):
+    """The decode step, exported as transformers exports it."""
     with torch.no_grad():
-        program = module.export(input_ids=torch.tensor([[1]]), cache_position=torch.tensor([0]))
-    unique = {id(t): t for t in model.parameters()}  # a tied embedding/lm_head once
+        return module.export(input_ids=torch.tensor([[1]]), cache_position=torch.tensor([0]))
+
+
+def exported(name: str, layers: int | None = None, ctx: int | None = None, seed: int = 0):
+    """``(program, weight bytes, cache bytes)``: Hugging Face model ``name`` exported for one decode step."""
+    module = build(name, layers, ctx, seed)
+    program = export(module)
+    unique = {id(t): t for t in module.model.parameters()}  # a tied embedding/lm_head once
     weight_bytes = sum(t.numel() * t.element_size() for t in unique.values())
     cache_bytes = sum(t.numel() * t.element_size() for n, t in program.named_buffers() if "cache" in n)
     return program, weight_bytes, cache_bytes

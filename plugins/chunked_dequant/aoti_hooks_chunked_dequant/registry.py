@@ -156,7 +156,7 @@ def resolved_entries() -> list[tuple[Any, ChunkableOp, Callable]]:
 # bytes_per_row counts the eager implementation's temporaries per weight row in units of
 # the activation's element size. Measured on the CPU with the torch profiler's allocation
 # records, running ExecuTorch 1.5.1's own implementations at K=5376, group sizes 32 and 128
-# (tests/chunked_dequant checks these against the installed implementations):
+# (tests/plugins/chunked_dequant checks these against the installed implementations):
 #   int4: low + high nibbles (K/2 + K/2), stacked (K), minus zero (K), times scale (K),
 #         and per group scale, zero and their two broadcast steps (4 K/gs).
 #   int5: unpacked (K), minus zero (K), times scale (K), and K/8 of unpacking scratch.

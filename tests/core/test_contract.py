@@ -8,7 +8,7 @@ import pytest
 
 from aoti_hooks.core import hookspecs
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 HOOKS = sorted(name for name, value in vars(hookspecs).items() if hasattr(value, "aoti_hooks_spec"))
 SESSION_HOOKS = [hook for hook in HOOKS if hook not in hookspecs.CLI_HOOKS]
 REQUIRED = {"move_program_to_device", "pre_constant_dedup", "serialize_constant", "clone_lifted_buffer",

@@ -19,7 +19,7 @@ import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "aoti_hooks"
 SEAM_MAY_IMPORT = {"aoti_hooks.core.types", "aoti_hooks.core.errors", "aoti_hooks.core.text", "aoti_hooks.core.active"}
 MAY_IMPORT = {  # layer -> the layers it may import

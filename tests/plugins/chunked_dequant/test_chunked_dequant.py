@@ -5,6 +5,7 @@ shipped entries checked against the installed ops and their own implementations.
 
 import importlib
 import math
+import pathlib
 import threading
 from contextlib import ExitStack
 
@@ -345,6 +346,7 @@ def _tile_session():
         enter_compile_contexts(session, stack)
 
 
+SUPPORT = str(pathlib.Path(__file__).resolve().parents[2] / "support")  # the tests' helpers, for its process
 INTERPRETED = r"""
 import json, sys
 import torch
@@ -398,7 +400,7 @@ def test_the_tile_kernels_compute_what_executorchs_implementations_do(executorch
     folder = os.path.dirname(__file__)
     done = subprocess.run([sys.executable, "-c", INTERPRETED, folder], capture_output=True, text=True,
                           env={**os.environ, "TRITON_INTERPRET": "1",
-                               "PYTHONPATH": os.pathsep.join(filter(None, (os.path.dirname(folder), os.environ.get("PYTHONPATH"))))})
+                               "PYTHONPATH": os.pathsep.join(filter(None, (SUPPORT, os.environ.get("PYTHONPATH"))))})
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, done.stderr[-3000:]
     found = json.loads(lines[-1][7:])

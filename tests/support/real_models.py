@@ -132,21 +132,15 @@ LLAMA = RealModel(
 # --- Hugging Face Llama, static cache -----------------------------------------------------
 
 def build_hf_llama(layers: int = 2) -> torch.nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
-    from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
+    from aoti_hooks.tools.models import hf
 
-    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=layers,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32,
-                         tie_word_embeddings=True)
-    torch.manual_seed(0)
-    model = _seeded(LlamaForCausalLM(config), 2)
-    model.generation_config.cache_implementation = "static"
-    return TorchExportableModuleForDecoderOnlyLM(model, batch_size=1, max_cache_len=16).eval()
+    return hf.build("llama-tiny", layers=layers, ctx=16, dtype=torch.float32)
 
 
 def export_hf_llama(module):
-    with torch.no_grad():
-        return module.export(input_ids=torch.tensor([[1]]), cache_position=torch.tensor([0]))
+    from aoti_hooks.tools.models import hf
+
+    return hf.export(module)
 
 
 def _hf_call(fn, inputs):

@@ -1,4 +1,4 @@
-"""ExecuTorch's own Gemma 4 31B (tiny, seeded; see tests/real_models.py) lowered through an
+"""ExecuTorch's own Gemma 4 31B (tiny, seeded; see tests/support/real_models.py) lowered through an
 ``AotiBackend`` on the CPU, stock and with kv_elide + const_offload in its compile specs: every
 cache claimed, the weights blob byte-equal, the delegate decodes like stock over wrapping steps."""
 

@@ -210,7 +210,7 @@ def test_a_private_program_is_moved_in_place_so_its_tensors_are_released(registe
 
 def test_the_two_pass_gpu_compile_places_host_and_zeros_fills_as_the_one_pass_compile_does(register):
     """Its first pass reads constants (written ones too) as their autotune examples, so placing a
-    weight on the host is safe there too (tests/test_seams.py, tests/gpu). ``meta`` stands in for
+    weight on the host is safe there too (tests/seams/test_seams.py, tests/gpu). ``meta`` stands in for
     the GPU (any device but the CPU)."""
     _, program = export_non_persistent()
     register("claims", Claims({"key_cache_0": "zeros", "embed.weight": "host"}))

@@ -1,6 +1,6 @@
 """One plain-AOTI compile of a Hugging Face Qwen3 built from a config, in its own process, measured.
 
-    python tests/host_memory_worker.py OUT.json PACKAGE.pt2 [stock|session|session-mmap]
+    python tests/support/host_memory_worker.py OUT.json PACKAGE.pt2 [stock|session|session-mmap]
 
 Writes the weights' bytes, the host RSS and anonymous memory before and at the peak of the
 compile, the session's ``host`` report, a digest of the user's tensors before and after, the

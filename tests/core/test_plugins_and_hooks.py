@@ -1,3 +1,7 @@
+"""Plugins found through entry points, named per session, called in the named order, disabled by
+name; their hooks combined as the contract says (first result, all results, chained, wrapper),
+their failures named, their seconds kept."""
+
 import pathlib
 import time
 

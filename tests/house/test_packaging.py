@@ -15,7 +15,7 @@ from importlib import metadata
 import pytest
 import tomllib
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PLUGINS = ("kv_elide", "chunked_dequant", "sdpa_configs", "const_offload")
 
 

@@ -11,7 +11,7 @@ import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "triton", "executorch")
 PROGRAM_PRIVATES = {"_graph_module", "_state_dict", "_constants", "_example_inputs", "_graph_signature",
                     "_verifiers", "_module_call_graph", "_range_constraints"}
@@ -22,9 +22,6 @@ ALLOWED = {
     # A diagnostic script that probes ExecuTorch's eager kernels; never imported by the library.
     "bench/chunked_dequant_eager.py: executorch.backends.cuda.quantize_op_dispatch.int4_dispatch._DEQUANT_N_THRESHOLD":
         "measures ExecuTorch's fixed row chunking",
-    # The Inductor settings ExecuTorch's own gemma4_31b export.py sets, set as it sets them.
-    "bench/real_models.py: torch._inductor.config.coordinate_descent_tuning": "as ExecuTorch's export.py",
-    "bench/real_models.py: torch._inductor.config.aot_inductor.compile_wrapper_opt_level": "as ExecuTorch's export.py",
 }
 
 

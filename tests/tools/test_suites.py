@@ -9,7 +9,7 @@ from importlib import metadata
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SUITE = [sys.executable, str(ROOT / "bench" / "suite.py")]
 
 
