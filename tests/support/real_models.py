@@ -1,6 +1,7 @@
 """Models no one here wrote, built tiny with seeded random weights and exported as their own scripts do.
 
-- ExecuTorch's Gemma 4 31B (``executorch.examples.models.gemma4_31b``): ring-buffer sliding
+- ExecuTorch's Gemma 4 31B (``executorch.examples.models.gemma4_31b``), built by the tools' own builder
+  (`aoti_hooks.tools.models.et_gemma4`, float32 at its tiny dimensions): ring-buffer sliding
   caches and full caches, all ``persistent=False`` (they live in ``program.constants``), a
   tied embedding / lm_head; exported as its ``export.py`` does for CUDA
   (``materialize_runtime_buffers``, ``torch.export.export(..., strict=True)``, the decode
@@ -8,7 +9,8 @@
 - ExecuTorch's Llama (``executorch.examples.models.llama``): persistent ``KVCache`` buffers
   written with ``index_put_``; exported as ``LLMEdgeManager._export`` does (strict, then
   ``run_decompositions({})``).
-- Hugging Face Llama with a static cache (``transformers``, built from a config, no download):
+- Hugging Face Llama with a static cache (``transformers``, built from a config by
+  `aoti_hooks.tools.models.hf`, no download):
   non-persistent ``key_cache_<i>``/``value_cache_<i>``; exported through
   ``TorchExportableModuleForDecoderOnlyLM``.
 
@@ -68,18 +70,11 @@ def gemma4_logits():
 
 
 def build_gemma4() -> torch.nn.Module:
-    from executorch.examples.models.gemma4_31b.model import Gemma4_31B, Gemma4_31BConfig, materialize_runtime_buffers
+    """ExecuTorch's Gemma 4 at the tools' tiny dimensions (one period, window 4: 8-slot rings), float32."""
+    from aoti_hooks.tools.models import et_gemma4
 
-    config = Gemma4_31BConfig(
-        vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=6,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-        num_global_key_value_heads=1, global_head_dim=32, sliding_window=2, max_seq_len=16,
-    )
-    torch.manual_seed(0)
-    model = _seeded(Gemma4_31B(config), 0)
-    model.lm_head.weight = model.embed_tokens.weight  # tie_word_embeddings, as its checkpoint loader does
-    materialize_runtime_buffers(model, dtype=torch.float32)  # RoPE tables and scalars, as export.py does
-    return model.eval()
+    shape = et_gemma4.Shape(layers=6, ctx=16, weights="fp32", hidden=64, tiny=True)
+    return et_gemma4.build(shape, et_gemma4.seeded_weights(shape))[0]
 
 
 def export_gemma4(model):
@@ -96,7 +91,7 @@ def _gemma4_call(fn, inputs):
 GEMMA4 = RealModel(
     "gemma4_31b", build_gemma4, export_gemma4,
     steps=[(torch.tensor([[token]]), torch.tensor([pos]), torch.tensor([1.0]))
-           for pos, token in enumerate([5, 17, 3, 99, 42, 7, 64])],  # positions 0..6 wrap the 4-slot rings
+           for pos, token in enumerate([5, 17, 3, 99, 42, 7, 64, 11, 250, 8, 31])],  # positions 0..10 wrap the 8-slot rings
     caches=lambda model: {name for name, _ in model.named_buffers() if ".kv_cache." in name},
     call=_gemma4_call,
 )

@@ -7,7 +7,8 @@ seeded random (std 0.02, norms 1, layer scalars 1) and, with ``weights="int4"``,
 its default recipe does (int4 min-max groups of 32 for every linear, int8 per-axis embedding; the
 lm_head an untied int4 copy of the embedding) one tensor at a time (``quantize_stream``, never the
 whole bf16 model), then packed into ExecuTorch's CUDA layouts (``convert_quantized_tensors_for_cuda``).
-``weights="bf16"`` keeps them bf16 (tied, as its checkpoint is).
+``weights="bf16"`` keeps them bf16 (tied, as its checkpoint is); ``weights="fp32"`` is the same in float32,
+for the tests that compare with eager to a few ulps.
 
 `lower` is ``export.py``'s ``_export_cuda`` with the compile specs as a parameter (that function
 hard-codes ``low_memory_mode=ON``): the same Inductor settings, ``cuda_source_transformations``
@@ -42,10 +43,15 @@ EXPORT_PY_INDUCTOR_SETTINGS = {"coordinate_descent_tuning": False, "aot_inductor
 class Shape:
     layers: int = PERIOD
     ctx: int = 131072
-    weights: str = "int4"
+    weights: str = "int4"  # "int4" (the recipe's), "bf16" or "fp32"
     hidden: int = 5376  # the real model's (its MLP 4× as wide); tests shrink everything through `tiny`
     tiny: bool = False
     full_last: bool = False  # the last layer full, as a period ends: a model shorter than a period has both kinds
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the weights that are not quantized, and of the runtime buffers."""
+        return torch.float32 if self.weights == "fp32" else torch.bfloat16
 
     def config(self):
         from executorch.examples.models.gemma4_31b.model import Gemma4_31BConfig
@@ -94,7 +100,7 @@ def seeded_weights(shape: Shape, seed: int = 0) -> dict[str, torch.Tensor]:
     (tests/hosts/executorch/test_et_gemma4.py compares them), in seconds where quantizing the whole model
     takes many minutes. Their values matter only as far as every variant and eager read the same ones.
     """
-    if shape.weights == "bf16":
+    if shape.weights in ("bf16", "fp32"):
         return dict(bf16_weights(shape, seed))
     return dict(_seeded(shape, seed, recipe(shape.config().hidden_size)))
 
@@ -116,15 +122,15 @@ def _seeded(shape: Shape, seed: int, rules=None) -> Iterator[tuple[str, torch.Te
         if rule is not None:
             value = maybe_cast(drawn_quantized(tuple(parameter.shape), rule, generator), torch.bfloat16)
         elif fqn.endswith("norm.weight"):
-            value = torch.ones(parameter.shape, dtype=torch.bfloat16)
+            value = torch.ones(parameter.shape, dtype=shape.dtype)
         else:
-            value = (torch.randn(parameter.shape, generator=generator) * 0.02).to(torch.bfloat16)
+            value = (torch.randn(parameter.shape, generator=generator) * 0.02).to(shape.dtype)
         yield fqn, value
         if fqn == "embed_tokens.weight" and rules is None:
             yield "lm_head.weight", value.clone()
     for fqn, _ in skeleton.named_buffers():
         if fqn.endswith("layer_scalar"):
-            yield fqn, torch.ones(1, dtype=torch.bfloat16)  # as load_checkpoint(dtype=bf16) leaves it
+            yield fqn, torch.ones(1, dtype=shape.dtype)  # as load_checkpoint(dtype=...) leaves it
 
 
 def drawn_quantized(shape: tuple[int, ...], rule, generator: torch.Generator) -> torch.Tensor:
@@ -192,14 +198,14 @@ def build(shape: Shape, weights: dict[str, torch.Tensor]):
     config = shape.config()
     with torch.device("meta"):
         model = Gemma4_31B(config)
-    if shape.weights == "bf16":
+    if shape.weights in ("bf16", "fp32"):
         weights = {name: value for name, value in weights.items() if name != "lm_head.weight"}
         assign_state_dict(model, {**weights, "lm_head.weight": weights["embed_tokens.weight"]})
         model.lm_head.weight = model.embed_tokens.weight
     else:
         assign_state_dict(model, dict(weights))
         convert_quantized_tensors_for_cuda(model)
-    materialize_runtime_buffers(model, dtype=torch.bfloat16)
+    materialize_runtime_buffers(model, dtype=shape.dtype)
     return model.eval(), config
 
 
