@@ -50,7 +50,7 @@ lint:  ## ruff: pyflakes, import order and line length, as configured in pyproje
 	@$(PY) -m ruff --version >/dev/null 2>&1 || $(PY) -m pip install -q "ruff>=0.6"
 	$(PY) -m ruff check .
 
-test-fast: ready  ## every test that compiles no AOTI program (-m "not compile"), well under a minute
+test-fast: ready  ## every test that compiles no AOTI program (-m "not compile"), about a minute on 2 cores
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not compile"
 
 # The next torch: its seams and real compiles, in a venv of its own (torch 2.14.1 on PyPI is a CUDA build,
