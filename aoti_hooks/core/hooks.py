@@ -82,13 +82,16 @@ def new_pluggy_manager() -> pluggy.PluginManager:
     return pm
 
 
+def _trace_call(hook: str, kwargs: dict[str, Any], plugins: str, answer: str) -> None:
+    shown = ", ".join(f"{key}={brief(value)}" for key, value in kwargs.items() if key != "session")
+    _trace.warning("%s(%s) [%s] -> %s", hook, shown, plugins, answer)
+
+
 def trace_calls(pm: pluggy.PluginManager) -> None:
     """Log each call of ``pm``'s hooks, the plugins that answered and the answer (``AOTI_HOOKS_TRACE``)."""
     def after(outcome, hook: str, impls, kwargs: dict[str, Any]) -> None:
-        shown = ", ".join(f"{key}={brief(value)}" for key, value in kwargs.items() if key != "session")
-        plugins = ", ".join(impl.plugin_name for impl in reversed(impls))
         answer = f"raised {type(outcome.exception).__name__}" if outcome.exception else brief(outcome.get_result())
-        _trace.warning("%s(%s) [%s] -> %s", hook, shown, plugins, answer)
+        _trace_call(hook, kwargs, ", ".join(impl.plugin_name for impl in reversed(impls)), answer)
 
     pm.add_hookcall_monitoring(lambda *_: None, after)
 
@@ -223,7 +226,8 @@ class Hooks:
         # built-in plugin is a plugin like any other (its tryfirst/trylast marks place it).
         for name, plugin in [*reversed(selected), *built_in]:
             register(self._pm, name, plugin, spent=self._spent)
-        if tracing():
+        self._tracing = tracing()  # decided once per session, for pluggy's calls and the chained ones alike
+        if self._tracing:
             trace_calls(self._pm)
 
     def _spent(self, plugin: str, hook: str, seconds: float) -> None:
@@ -238,8 +242,8 @@ class Hooks:
         kwargs.update(session=self._session)
         for impl in reversed(getattr(self._pm.hook, hook).get_hookimpls()):
             answer = impl.function(*[kwargs[name] for name in impl.argnames])
-            if tracing():
-                _trace.warning("%s(%s) [%s] -> %s", hook, brief(kwargs[key]), impl.plugin_name, brief(answer))
+            if self._tracing:
+                _trace_call(hook, kwargs, impl.plugin_name, brief(answer))
             if answer is not None:
                 kwargs[key] = check(impl.plugin_name, kwargs[key], answer) if check else list(answer)
         return kwargs[key]

@@ -24,6 +24,7 @@ from .models.decoder import CONFIGS
 MiB = 2**20
 NO_PICTURE = 'no picture (matplotlib is not installed: pip install "aoti-hooks[bench]")'
 
+
 def run_demo(config: str, plugins: list[str], ctx: int | None, layers: int | None, steps: int,
              out: str | None, quiet: bool, options: dict | None = None, target: str | None = None,
              keep: bool = False, inductor: dict | None = None, gpu_memory_limit: int | None = None) -> dict:

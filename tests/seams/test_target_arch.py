@@ -60,19 +60,15 @@ def _baked(name: str, target=None, from_a_worker: bool = False, launches: int = 
     autotuner came back pickled without its function and reloads it from the kernel's source.
     ``launches`` saves of one autotuner; ``layers`` autotuners of the one kernel, as the compile-time
     autotune block makes one per layer."""
-    if layers > 1:
-        with aoti_hooks.session(["kv_elide"], target=target) as session:
-            for _ in range(layers):
-                autotuner, launcher = _autotuner(name, from_a_worker)
-                autotuner.save_gpu_kernel(None, launcher)
-        return {"params": CudaKernelParamCache.get(name), "report": session.report.get("target")}
-    autotuner, launcher = _autotuner(name, from_a_worker)
+    built = [_autotuner(name, from_a_worker) for _ in range(layers)]
     if target is None:
-        autotuner.save_gpu_kernel(None, launcher)
+        for autotuner, launcher in built:
+            autotuner.save_gpu_kernel(None, launcher)
         return {"params": CudaKernelParamCache.get(name)}
     with aoti_hooks.session(["kv_elide"], target=target) as session:
-        for _ in range(launches):  # outside benchmarking Inductor saves a kernel at each of its launches
-            autotuner.save_gpu_kernel(None, launcher)
+        for autotuner, launcher in built:
+            for _ in range(launches):  # outside benchmarking Inductor saves a kernel at each of its launches
+                autotuner.save_gpu_kernel(None, launcher)
     return {"params": CudaKernelParamCache.get(name), "report": session.report.get("target")}
 
 
