@@ -216,6 +216,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         PHASE_ORDER,
         SHARED_MEMORY_HEADING,
         census_rows,
+        extra_seconds_rows,
         phase_time_rows,  # table needs it
         shared_memory_line,
     )
@@ -228,7 +229,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     except (OSError, ValueError):
         raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
                          f"machine that measures: copy the whole suite folder here") from None
-    censuses, shared, timings, stocks_missing = [], [], [], []
+    censuses, shared, timings, stocks_missing, extra = [], [], [], [], []
     not_run = [run for run in runs if not (folder(name, into) / run / "report.json").exists()]
     for run in runs:
         if run in not_run:
@@ -238,6 +239,8 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         censuses += [[run, *row] for row in found]
         time_header, found = phase_time_rows(report["runs"])
         timings += [(time_header, [run, *row]) for row in found]
+        extra_header, found = extra_seconds_rows(report["runs"], top=8)
+        extra += [[run, *row] for row in found]
         check = report.get("check") or {}
         contents = _contents(folder(name, into) / run)
         shared += [f"- {run}, {measured['variant']}: {line}" for measured in report["runs"]
@@ -314,6 +317,11 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                       "plugins' hooks:", "", "| bench | " + " | ".join(time_header) + " |",
                   "|---" * (len(time_header) + 1) + "|",
                   *("| " + " | ".join(row) + " |" for header, row in timings if tuple(header) == time_header)]
+    if extra:
+        lines += ["", "Where the runs with plugins spent more time than stock: the seconds each function was on the "
+                      "compiling thread's stack (callees included, so a caller and its slow callee both show):", "",
+                  "| bench | " + " | ".join(extra_header) + " |", "|---" * (len(extra_header) + 1) + "|",
+                  *("| " + " | ".join(row) + " |" for row in extra)]
     if shared:
         lines += ["", SHARED_MEMORY_HEADING, "", *shared]
     results.mkdir(parents=True, exist_ok=True)

@@ -69,19 +69,22 @@ def _baked(name: str, target=None, from_a_worker: bool = False, launches: int = 
         for autotuner, launcher in built:
             for _ in range(launches):  # outside benchmarking Inductor saves a kernel at each of its launches
                 autotuner.save_gpu_kernel(None, launcher)
-    return {"params": CudaKernelParamCache.get(name), "report": session.report.get("target")}
+        params = CudaKernelParamCache.get(name)  # as Inductor reads it to write the kernel's launch
+    report = {key: value for key, value in (session.report.get("target") or {}).items()
+              if key != "target_build_s"}
+    return {"params": params, "report": report}
 
 
-def _autotuner(name: str, from_a_worker: bool):
-    """An autotuner of ``add_kernel`` and its winner's launcher, compiled for the H100."""
+def _autotuner(name: str, from_a_worker: bool, kernel=add_kernel):
+    """An autotuner of ``kernel`` and its winner's launcher, compiled for the H100."""
     meta = {"signature": SIGNATURE, "device": _h100_props(), "constants": {}, "configs": [{}]}
     config = triton.Config({"BLOCK": 1024}, num_warps=4, num_stages=1)
-    autotuner = CachingAutotuner(copy.copy(add_kernel), meta, [config], None, [], False, None,
+    autotuner = CachingAutotuner(copy.copy(kernel), meta, [config], None, [], False, None,
                                  inductor_meta={"kernel_name": name})
     if from_a_worker:
         autotuner.prepare_for_pickle()  # what the worker strips before sending it back
-        autotuner._reload_kernel = lambda: SimpleNamespace(fn=add_kernel)  # stands for reloading the source
-    local = triton.compile(ASTSource(add_kernel, SIGNATURE, {"BLOCK": 1024}, {}),
+        autotuner._reload_kernel = lambda: SimpleNamespace(fn=kernel)  # stands for reloading the source
+    local = triton.compile(ASTSource(kernel, SIGNATURE, {"BLOCK": 1024}, {}),
                            target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
     launcher = SimpleNamespace(bin=local, config=config, def_args=["x", "y", "out", "n"],
                                call_args=["x", "y", "out", "n"], global_scratch=None, profile_scratch=None)
@@ -113,6 +116,55 @@ def test_a_kernel_launched_once_per_layer_is_built_for_the_target_once():
     found = _baked("triton_poi_layers_1", "rtx5090", layers=3)
     assert cuda_arch(_binary(found["params"])) == 120
     assert found["report"] == {"kernels_built_as_cubin_for_sm_120": 1, "target_builds_reused": 2}
+
+
+KERNEL_FILE = """
+import triton
+import triton.language as tl
+
+@triton.jit
+def add_times_{i}(x, y, out, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offsets < n
+    tl.store(out + offsets, tl.load(x + offsets, mask=mask) + {i} * tl.load(y + offsets, mask=mask), mask=mask)
+"""
+
+
+def test_the_target_builds_run_in_inductors_compile_workers(tmp_path, monkeypatch):
+    """Three kernels, each in a module file as Inductor writes them, baked for an RTX 5090: Inductor's
+    real compile workers build them into Triton's cache, and the compiling process finds each there
+    (one sm_120 build per kernel in the cache, none of its own beside it)."""
+    import importlib.util
+    import time
+
+    from torch._inductor.async_compile import AsyncCompile, get_compile_threads
+
+    if get_compile_threads() <= 1:
+        pytest.skip("Inductor runs no compile workers on a machine with one CPU")
+    AsyncCompile.warm_pool()  # as a compile starts it; its workers are up by the time the kernels are baked
+    ready_by = time.monotonic() + 180
+    while not AsyncCompile.use_process_pool():
+        assert time.monotonic() < ready_by, "Inductor's compile workers did not start in 3 minutes"
+        time.sleep(0.2)
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "triton"))
+    kernels = []
+    for i in range(3):
+        path = tmp_path / f"kernel_{i}.py"
+        path.write_text(KERNEL_FILE.format(i=i + 2))
+        spec = importlib.util.spec_from_file_location(f"kernel_{i}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        kernels.append(getattr(module, f"add_times_{i + 2}"))
+    built = [_autotuner(f"triton_poi_workers_{i}", False, kernel) for i, kernel in enumerate(kernels)]
+    with aoti_hooks.session(["kv_elide"], target="rtx5090") as session:
+        for autotuner, launcher in built:
+            autotuner.save_gpu_kernel(None, launcher)
+        baked = [CudaKernelParamCache.get(f"triton_poi_workers_{i}") for i in range(3)]
+    assert [cuda_arch(_binary(params)) for params in baked] == [120, 120, 120]
+    report = session.report.get("target")
+    assert report["kernels_built_as_cubin_for_sm_120"] == 3 and report["target_builds_in_workers"] == 3
+    cached = [cuda_arch(path.read_bytes()) for path in (tmp_path / "triton").rglob("*.cubin")]
+    assert sorted(cached) == [90, 90, 90, 120, 120, 120]
 
 
 def test_a_kernel_compiled_in_a_worker_process_is_built_for_the_target_too():

@@ -50,6 +50,10 @@ def test_bench_a_saved_program(tmp_path, capsys):
             t.numel() * t.element_size() for t in build(CONFIGS["tiny"]).parameters())
         seconds = sum(run["phase_seconds"].values())  # every sampled moment of the compile goes to one phase
         assert "lowering" in run["phase_seconds"] and abs(seconds - run["compile_s"]) <= 0.1 * run["compile_s"] + 0.5
+        # each function's seconds on the compiling thread's stack: Inductor's compile among them, none longer than it
+        functions = run["function_seconds"]
+        assert any(name.startswith("compile_fx.py:") for name in functions), sorted(functions)[:20]
+        assert max(functions.values()) <= run["compile_s"] + 0.5
     assert ours["report"]["time"]["kv_elide.claim_tensors_s"] >= 0  # the seconds in each plugin's hooks
     assert "Seconds of each compile per phase" in (out / "report.md").read_text()
     assert "kv_elide: caches_found=6, tensors_claimed=6" in (out / "report.md").read_text()
@@ -531,6 +535,17 @@ def test_bench_checks_a_hugging_face_models_decode_steps_against_stock_and_eager
     assert check["kv_elide"]["steps"] == 2 and check["kv_elide"]["logits_equal_stock"] is True
     assert check["stock"]["logits_max_abs_vs_eager"] < 0.05  # bf16: compiled and eager round apart, slightly
     assert "logits max abs vs eager" in capsys.readouterr().out
+
+
+def test_the_extra_seconds_table_names_the_functions_that_grew_most_from_stock():
+    from aoti_hooks.tools.bench.report import extra_seconds_rows
+
+    runs = [{"variant": "stock", "function_seconds": {"a.py:compile": 100.0, "b.py:bench": 40.0, "c.py:gone": 5.0}},
+            {"variant": "ours", "function_seconds": {"a.py:compile": 150.0, "b.py:bench": 40.5, "d.py:build": 30.0}}]
+    header, rows = extra_seconds_rows(runs)
+    assert header == ["run", "function", "stock s", "run s", "more"]
+    assert rows == [["ours", "a.py:compile", "100.0", "150.0", "+50.0"], ["ours", "d.py:build", "0.0", "30.0", "+30.0"]]
+    assert extra_seconds_rows(runs[1:])[1] == []  # no stock, nothing to compare
 
 
 def test_the_seconds_in_the_plugins_hooks_count_every_executorch_methods_time_line():

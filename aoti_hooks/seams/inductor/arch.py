@@ -5,7 +5,9 @@ Inductor autotunes on the local GPU and then bakes each winner's binary into the
 another SM (``rtx5090`` is sm_120, ``a100`` sm_80), the winner's own source and config are built
 again by the local Triton for the target (``triton.compile`` with the target's ``GPUTarget``;
 no GPU of that kind is needed) and that binary is baked instead: the autotune choice is this GPU's,
-the code is the target's. ``ptx`` bakes the PTX instead of the cubin (the driver builds it on
+the code is the target's. The builds wait until Inductor reads the baked kernels to write their
+launches; then they run together, side by side in Inductor's compile workers where it has them,
+never beside a benchmark (a busy CPU would skew the timings the choices come from). ``ptx`` bakes the PTX instead of the cubin (the driver builds it on
 load, on the target's SM or a later one). A kernel the local Triton cannot build for the target,
 or whose target build needs more shared memory than the target has, stops the compile with one
 sentence. The compile's ``cuda.arch`` Inductor option names the target too, so the
@@ -14,6 +16,10 @@ multi-architecture fatbins ExecuTorch's CudaBackend asks for label the target's 
 
 from __future__ import annotations
 
+import functools
+import os
+import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ...core.active import current_session
@@ -62,38 +68,156 @@ class _PtxKernel:
         return getattr(self._kernel, name)
 
 
-def build_for_target(autotuner, launcher, sm: int, smem: int | None, ptx: bool):
-    """The winner of ``autotuner`` (its ``launcher``) compiled by the local Triton for SM ``sm``."""
+@dataclass
+class TargetBuild:
+    """One winner to build for the target: what ``triton.compile`` needs, and the binary once built.
+
+    Prepared in the compiling thread when Inductor saves the winner (its function and options
+    come from the autotuner there); compiled later, all at once, where nothing is being timed.
+    """
+
+    name: str
+    fn: Any
+    meta: dict
+    options: dict
+    sm: int
+    warp_size: int
+    smem: int | None
+    ptx: bool
+    local_scratch: int
+    binary: Any = None
+
+    @classmethod
+    def of(cls, autotuner, launcher, sm: int, smem: int | None, ptx: bool) -> "TargetBuild":
+        name = autotuner.inductor_meta.get("kernel_name") or getattr(autotuner.fn, "__name__", "a Triton kernel")
+        fn = autotuner.fn
+        if getattr(fn, "fn", None) is None and callable(getattr(autotuner, "_reload_kernel", None)):
+            fn = autotuner._reload_kernel().fn  # compiled in a worker process: its function stayed there
+        meta = autotuner._create_compile_meta(launcher.config)
+        warp_size = getattr(autotuner.device_props, "warp_size_or_default", None) or 32
+        return cls(name, fn, meta, autotuner._create_compile_options(launcher.config, meta), sm, warp_size, smem,
+                   ptx, getattr(launcher.bin.metadata, "global_scratch_size", 0) or 0)
+
+    def source_file(self) -> str | None:
+        """The file the kernel's function was loaded from (Inductor writes each kernel to one), if any."""
+        code = getattr(getattr(self.fn, "fn", None), "__code__", None)
+        path = getattr(code, "co_filename", None)
+        return path if path and os.path.isfile(path) else None
+
+    def worker_job(self) -> Callable[[], None] | None:
+        """What builds this kernel in another process into Triton's cache, or None where it cannot."""
+        path = self.source_file()
+        if path is None:
+            return None
+        return functools.partial(warm_triton_cache, path, self.fn.__name__, self.meta["signature"],
+                                 self.meta["constants"], self.meta["configs"][0], self.options, self.sm,
+                                 self.warp_size, os.environ.get("TRITON_CACHE_DIR"))
+
+    def build(self):
+        """The target's binary (Triton's cache answers if a worker built it), or one sentence why not."""
+        import triton
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+
+        source = ASTSource(self.fn, self.meta["signature"], self.meta["constants"], self.meta["configs"][0])
+        try:
+            built = triton.compile(source, target=GPUTarget("cuda", self.sm, self.warp_size), options=self.options)
+        except Exception as error:
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+            first = next((line for line in lines if "fatal" in line.lower()), lines[0])[:200]
+            raise AotiHooksError(
+                f"Triton {triton.__version__} here cannot build kernel {self.name} for sm_{self.sm} ({first}); "
+                f"install a Triton whose compiler knows sm_{self.sm}, or export on that GPU, or give the target "
+                f"sm=<this GPU's SM> to build for this one") from None
+        shared = built.metadata.shared
+        if self.smem is not None and shared > self.smem:
+            raise AotiHooksError(f"kernel {self.name} built for sm_{self.sm} needs {shared} B of shared memory, more "
+                                 f"than the target's {self.smem} B; export on that GPU, or give the target "
+                                 f"sm=<this GPU's SM>")
+        if (getattr(built.metadata, "global_scratch_size", 0) or 0) != self.local_scratch:
+            raise AotiHooksError(f"kernel {self.name} built for sm_{self.sm} needs other scratch memory than this "
+                                 f"GPU's build, which the launch Inductor generated cannot give it; export on that GPU")
+        self.binary = _PtxKernel(built) if self.ptx else built
+        return self.binary
+
+
+def warm_triton_cache(path: str, name: str, signature: dict, constants: dict, attrs: dict, options: dict, sm: int,
+                      warp_size: int, cache_dir: str | None) -> None:
+    """Build kernel ``name`` of the module file ``path`` for SM ``sm`` into Triton's cache ``cache_dir``.
+
+    Runs in one of Inductor's compile workers: the compiling process then finds the build in the
+    cache instead of compiling it itself, so the target builds of a compile run side by side.
+    """
+    import importlib.util
+
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    name = autotuner.inductor_meta.get("kernel_name") or getattr(autotuner.fn, "__name__", "a Triton kernel")
-    fn = autotuner.fn
-    if getattr(fn, "fn", None) is None and callable(getattr(autotuner, "_reload_kernel", None)):
-        fn = autotuner._reload_kernel().fn  # compiled in a worker process: its function stayed there
-    meta = autotuner._create_compile_meta(launcher.config)
-    source = ASTSource(fn, meta["signature"], meta["constants"], meta["configs"][0])
-    options = autotuner._create_compile_options(launcher.config, meta)
-    warp_size = getattr(autotuner.device_props, "warp_size_or_default", None) or 32
+    spec = importlib.util.spec_from_file_location(f"aoti_hooks_target_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, name)
+    fn = getattr(fn, "fn", fn) if not isinstance(fn, triton.runtime.JITFunction) else fn  # an autotuner's function
+    before = os.environ.get("TRITON_CACHE_DIR")
+    if cache_dir:
+        os.environ["TRITON_CACHE_DIR"] = cache_dir
     try:
-        built = triton.compile(source, target=GPUTarget("cuda", sm, warp_size), options=options)
-    except Exception as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
-        first = next((line for line in lines if "fatal" in line.lower()), lines[0])[:200]
-        raise AotiHooksError(
-            f"Triton {triton.__version__} here cannot build kernel {name} for sm_{sm} ({first}); install a Triton "
-            f"whose compiler knows sm_{sm}, or export on that GPU, or give the target sm=<this GPU's SM> to build "
-            f"for this one") from None
-    shared = built.metadata.shared
-    if smem is not None and shared > smem:
-        raise AotiHooksError(f"kernel {name} built for sm_{sm} needs {shared} B of shared memory, more than the "
-                             f"target's {smem} B; export on that GPU, or give the target sm=<this GPU's SM>")
-    local_scratch = getattr(launcher.bin.metadata, "global_scratch_size", 0) or 0
-    if (getattr(built.metadata, "global_scratch_size", 0) or 0) != local_scratch:
-        raise AotiHooksError(f"kernel {name} built for sm_{sm} needs other scratch memory than this GPU's build, "
-                             f"which the launch Inductor generated cannot give it; export on that GPU")
-    return _PtxKernel(built) if ptx else built
+        triton.compile(ASTSource(fn, signature, constants, attrs), target=GPUTarget("cuda", sm, warp_size),
+                       options=options)
+    finally:
+        if before is None:
+            os.environ.pop("TRITON_CACHE_DIR", None)
+        else:
+            os.environ["TRITON_CACHE_DIR"] = before
+
+
+def _build_all(builds: list[TargetBuild]) -> int:
+    """Build ``builds`` for the target; the ones a worker can take run in Inductor's compile workers
+    first, side by side. Returns how many the workers built."""
+    from torch._inductor.async_compile import AsyncCompile
+
+    jobs = [(build, build.worker_job()) for build in builds]
+    futures = []
+    if len(builds) > 1 and AsyncCompile.use_process_pool():
+        pool = AsyncCompile.process_pool()
+        for _build, job in jobs:
+            if job is not None:
+                try:
+                    futures.append(pool.submit(job))
+                except Exception:  # not picklable, or the pool is gone: the compiling process builds it
+                    pass
+    in_workers = 0
+    for future in futures:
+        try:
+            future.result()
+            in_workers += 1
+        except Exception:  # the build below says why in one sentence, or succeeds where the worker could not
+            pass
+    for build in builds:
+        build.build()
+    return in_workers
+
+
+def bake_pending(session) -> None:
+    """Build every winner the session's compile saved since the last call, and bake each for the target.
+
+    Inductor reads a kernel's baked entry (``CudaKernelParamCache.get``) only when it writes the
+    launch code, after the compile-time autotune: the saves wait until then, so the target builds
+    run together, in Inductor's workers, and never beside a benchmark.
+    """
+    state = session.state(REPORT)
+    pending = state.pop("pending_saves", None)
+    if not pending:
+        return
+    start = time.perf_counter()
+    unbuilt = list({id(build): build for *_, build in pending if build.binary is None}.values())
+    in_workers = _build_all(unbuilt)
+    for original, autotuner, stream, launcher, build in pending:
+        original(autotuner, stream, _Retargeted(launcher, build.binary))
+    session.report.add(REPORT, "target_build_s", round(time.perf_counter() - start, 2))
+    if in_workers:
+        session.report.add(REPORT, "target_builds_in_workers", in_workers)
 
 
 def _patched_save_gpu_kernel(original: Callable) -> Callable:
@@ -111,17 +235,29 @@ def _patched_save_gpu_kernel(original: Callable) -> Callable:
         # binary per name): the compile-time autotune runs the wrapper, and a kernel appears once per layer,
         # each time from its own autotuner. Its target binary is built once per compile: keyed by its name and
         # the local build's hash (the same source and config build the same), not by the launcher.
-        builds = session.state(REPORT).setdefault("target_builds", {})
+        state = session.state(REPORT)
+        builds = state.setdefault("target_builds", {})
         name = self.inductor_meta.get("kernel_name")
         key = (name, getattr(launcher.bin, "hash", None) or id(launcher), sm, target.smem, ptx)
         if key not in builds:
-            builds[key] = (launcher, build_for_target(self, launcher, sm, target.smem, ptx))
+            builds[key] = TargetBuild.of(self, launcher, sm, target.smem, ptx)
             session.report.add(REPORT, f"kernels_built_as_{'ptx' if ptx else 'cubin'}_for_sm_{sm}", 1)
         else:
             session.report.add(REPORT, "target_builds_reused", 1)
-        return original(self, stream, _Retargeted(launcher, builds[key][1]))
+        state.setdefault("pending_saves", []).append((original, self, stream, launcher, builds[key]))
 
     return save_gpu_kernel
 
 
-MAKERS = {"torch._inductor.runtime.triton_heuristics.CachingAutotuner.save_gpu_kernel": _patched_save_gpu_kernel}
+def _patched_param_cache_get(original: Callable) -> Any:
+    def get(cls, key):
+        session = current_session()
+        if session is not None:
+            bake_pending(session)
+        return original(key)
+
+    return classmethod(get)
+
+
+MAKERS = {"torch._inductor.runtime.triton_heuristics.CachingAutotuner.save_gpu_kernel": _patched_save_gpu_kernel,
+          "torch._inductor.codecache.CudaKernelParamCache.get": _patched_param_cache_get}

@@ -90,10 +90,16 @@ SYMBOLS = (
     Symbol("torch._inductor.runtime.triton_heuristics", "CachingAutotuner._create_compile_options",
            ("self", "cfg", "compile_meta")),
     Symbol("torch._inductor.runtime.cache_dir_utils", "cache_dir", ()),
+    Symbol("torch._inductor.codecache", "CudaKernelParamCache.get", ("key",)),
+    Symbol("torch._inductor.async_compile", "AsyncCompile.use_process_pool", ()),
+    Symbol("torch._inductor.async_compile", "AsyncCompile.process_pool", ()),
 )
 # Read, not patched: the traced-call patch builds a call's own kernel wrapper with them; the target
-# build (`arch`) compiles a winner's config with them; the disk check asks where the cache is.
+# build (`arch`) compiles a winner's config with them, side by side in Inductor's compile workers; the disk
+# check asks where the cache is.
 _READ_ONLY = {"torch._inductor.runtime.cache_dir_utils.cache_dir",
+              "torch._inductor.async_compile.AsyncCompile.use_process_pool",
+              "torch._inductor.async_compile.AsyncCompile.process_pool",
               "torch._higher_order_ops.triton_kernel_wrap.TraceableTritonKernelWrapper.__init__",
               "torch._inductor.runtime.triton_heuristics.CachingAutotuner._create_compile_meta",
               "torch._inductor.runtime.triton_heuristics.CachingAutotuner._create_compile_options"}

@@ -51,6 +51,23 @@ def phase_time_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     return ["run", *seen, "in plugins' hooks"], rows
 
 
+def extra_seconds_rows(runs: list[dict], top: int = 12) -> tuple[list[str], list[list[str]]]:
+    """The functions whose time on the compiling thread's stack grew most from stock to each run with
+    plugins (seconds include the functions they call, so a caller and its slow callee both show):
+    where a run with plugins spends its extra time. A header and rows; none without stock's figures."""
+    stock = next((run for run in runs if run["variant"] == "stock" and run.get("function_seconds")), None)
+    rows = []
+    for run in runs:
+        if stock is None or run is stock or not run.get("function_seconds"):
+            continue
+        before, after = stock["function_seconds"], run["function_seconds"]
+        grown = sorted(((after.get(name, 0.0) - before.get(name, 0.0), name) for name in {*before, *after}),
+                       reverse=True)
+        rows += [[run["variant"], name, f"{before.get(name, 0.0):.1f}", f"{after.get(name, 0.0):.1f}", f"+{extra:.1f}"]
+                 for extra, name in grown[:top] if extra >= 1.0]
+    return ["run", "function", "stock s", "run s", "more"], rows
+
+
 def census_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     """What held the host memory at each run's census nearest its peak (`harness.census`): a header and rows."""
     from ..harness.census import GROUPS
@@ -180,6 +197,10 @@ def format_report(results: dict) -> str:
     if rows:
         lines += ["", "Seconds of each compile per phase, and of them in the plugins' hooks (each hook's in the "
                       "report's `time` line):", "", "```", table(header, rows), "```"]
+    header, rows = extra_seconds_rows(results["runs"])
+    if rows:
+        lines += ["", "Where the runs with plugins spent more time than stock (seconds each function was on the "
+                      "compiling thread's stack, callees included):", "", "```", table(header, rows), "```"]
     header, rows = census_rows(results["runs"])
     if rows:
         lines += ["", "What held the host memory at the census nearest each run's peak (CPU tensor storages by "

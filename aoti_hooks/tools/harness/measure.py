@@ -146,6 +146,20 @@ def phase_of(frame) -> str:
     return "other"
 
 
+def functions_on_stack(frame) -> set[str]:
+    """Every function on a thread's stack outside the standard library, as ``file.py:Class.function``."""
+    import sysconfig
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    found = set()
+    while frame is not None:
+        code = frame.f_code
+        if not code.co_filename.startswith(stdlib) or "site-packages" in code.co_filename:
+            found.add(f"{os.path.basename(code.co_filename)}:{getattr(code, 'co_qualname', code.co_name)}")
+        frame = frame.f_back
+    return found
+
+
 CENSUS_STEP = 0.05
 
 
@@ -196,6 +210,7 @@ class Sampler:
         self.host_anonymous_baseline, self.host_shared_baseline = host_anonymous_and_shared()
         self.phase_peaks: dict[str, int] = {}
         self.phase_seconds: dict[str, float] = {}
+        self.function_seconds: dict[str, float] = {}
         self.samples: list[tuple[float, int, int | None, int | None, str, int | None]] = []
         self._watched = threading.get_ident()
         if self.census:
@@ -225,7 +240,10 @@ class Sampler:
             self.device_peak = max(self.device_peak or 0, used)
         if own is not None:
             self.process_peak = max(self.process_peak or 0, own)
-        phase = phase_of(sys._current_frames().get(self._watched))
+        frame = sys._current_frames().get(self._watched)
+        phase = phase_of(frame)
+        for function in functions_on_stack(frame):
+            self.function_seconds[function] = self.function_seconds.get(function, 0.0) + now - self._last
         if self.phase_file and phase != getattr(self, "_said_phase", None):
             self._said_phase = phase
             write_phase(self.phase_file, phase)

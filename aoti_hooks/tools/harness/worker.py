@@ -31,6 +31,9 @@ from ..models.decoder import CONFIGS, build, decode_steps, export_decoder
 from .artifacts import contents_path, described, file_digest, write_program
 from .measure import Sampler, live_at_peak
 
+# Functions on the compiling thread's stack for less than this many seconds are left out of a result.
+FUNCTION_SECONDS_KEPT = 0.5
+
 
 def out_of_memory(error: BaseException) -> str | None:
     """The first line of the out-of-memory error ``error`` is or wraps (Inductor wraps what its
@@ -108,6 +111,8 @@ def compile_one(spec: dict) -> dict:
         "host_anonymous_baseline": sampler.host_anonymous_baseline,
         "host_phase_peaks": sampler.phase_peaks,
         "phase_seconds": {phase: round(seconds, 2) for phase, seconds in sampler.phase_seconds.items()},
+        "function_seconds": {function: round(seconds, 1) for function, seconds in sampler.function_seconds.items()
+                             if seconds >= FUNCTION_SECONDS_KEPT},
         "host_census": sampler.host_census,
         "host_shared_peak": sampler.host_shared_peak,  # pinned host memory and /dev/shm: RSS no file takes
         "host_shared_baseline": sampler.host_shared_baseline,
