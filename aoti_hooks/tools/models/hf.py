@@ -25,34 +25,43 @@ MODELS = {
                          tie_word_embeddings=False),
     "llama-tiny": dict(family="llama", vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True),  # the tests' size
+    "qwen3-tiny": dict(family="qwen3", vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=16),  # the exporters' tests' size
 }
 DEFAULT_CTX = 4096
 
 
-def build(name: str, layers: int | None = None, ctx: int | None = None, seed: int = 0, dtype=torch.bfloat16):
-    """Hugging Face model ``name`` built from its config with seeded weights in ``dtype``, its static cache
-    ``ctx`` long, wrapped as transformers exports it (``TorchExportableModuleForDecoderOnlyLM``)."""
+def causal_lm(name: str, layers: int | None = None, positions: int = DEFAULT_CTX, seed: int = 0, dtype=torch.bfloat16):
+    """Hugging Face model ``name`` (transformers' ``...ForCausalLM``) built from its config with seeded
+    weights in ``dtype``, for up to ``positions`` tokens: what a user hands transformers' own exporters."""
     try:
         from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
-        from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
     except ImportError:
         from ...core.errors import AotiHooksError
 
         raise AotiHooksError("--model hf:... builds a Hugging Face model and needs transformers: "
                              "pip install transformers") from None
-    ctx = ctx or DEFAULT_CTX
     family = MODELS[name]["family"]
     dims = {key: value for key, value in MODELS[name].items() if key != "family"}
     dims.update({"num_hidden_layers": layers} if layers else {})
     config_class, model_class = {"qwen3": (Qwen3Config, Qwen3ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}[family]
-    config = config_class(**dims, max_position_embeddings=max(ctx, 256))
+    config = config_class(**dims, max_position_embeddings=positions)
     torch.manual_seed(seed)
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # built in its dtype: no fp32 copy of bf16 weights on the way (15 GiB for 8B)
     try:
-        model = model_class(config).eval()
+        return model_class(config).eval()
     finally:
         torch.set_default_dtype(default)
+
+
+def build(name: str, layers: int | None = None, ctx: int | None = None, seed: int = 0, dtype=torch.bfloat16):
+    """`causal_lm` with its static cache ``ctx`` long, wrapped as transformers exports it
+    (``TorchExportableModuleForDecoderOnlyLM``)."""
+    ctx = ctx or DEFAULT_CTX
+    model = causal_lm(name, layers, max(ctx, 256), seed, dtype)
+    from transformers.integrations.executorch import TorchExportableModuleForDecoderOnlyLM
+
     model.generation_config.cache_implementation = "static"
     return TorchExportableModuleForDecoderOnlyLM(model, batch_size=1, max_cache_len=ctx).eval()
 

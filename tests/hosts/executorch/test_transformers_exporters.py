@@ -19,6 +19,7 @@ from et_helpers import BACKEND, DelegateRunner, delegates, method_spec  # noqa: 
 
 import aoti_hooks  # noqa: E402
 from aoti_hooks.hosts import executorch as host  # noqa: E402
+from aoti_hooks.tools.models import hf  # noqa: E402
 
 pytestmark = pytest.mark.compile
 OPTIONS = {"const_offload": {"min_bytes": "1KiB"}}
@@ -26,12 +27,7 @@ INPUTS = {"input_ids": torch.tensor([[5, 3, 9, 1]])}
 
 
 def qwen3():
-    from transformers import Qwen3Config, Qwen3ForCausalLM
-
-    config = Qwen3Config(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64)
-    torch.manual_seed(0)
-    return Qwen3ForCausalLM(config).eval()
+    return hf.causal_lm("qwen3-tiny", positions=64, dtype=torch.float32)
 
 
 @pytest.fixture
