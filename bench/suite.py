@@ -95,6 +95,15 @@ SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
                "executorch": ["--model", "demo:gemma4-31b-slice", "--layers", "1", "--ctx", "8192",
                               "--backend", "executorch", "--plugins", ALL, "--jobs", "2"]},
               {"TORCHINDUCTOR_COMPILE_THREADS": "8"}),
+    "executorch-cuda": ("the built-in GPU decoder (16 layers, dim 2048, bf16, ctx 131072) through ExecuTorch's CudaBackend: "
+                        "stock, `low_memory_mode`, kv_elide, and both together; what was live at kv_elide's peak",
+                        {"decoder": ["--model", "demo:gpu", "--ctx", "131072", "--backend", "executorch",
+                                     "--backend-spec", "low_memory_mode=ON", "--plugins", "kv_elide"],
+                         "decoder-low-memory": ["--model", "demo:gpu", "--ctx", "131072", "--backend", "executorch",
+                                                "--common-spec", "low_memory_mode=ON", "--plugins", "kv_elide"],
+                         "decoder-breakdown": ["--model", "demo:gpu", "--ctx", "131072", "--backend", "executorch",
+                                               "--plugins", "kv_elide", "--no-stock", "--peak-breakdown"]},
+                        {}),
     "smoke": ("the built-in tiny decoder, stock and kv_elide: the runner itself, on any machine",
               {"demo": ["--model", "demo:tiny", "--plugins", "kv_elide"]}, {}),
 }

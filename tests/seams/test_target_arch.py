@@ -75,16 +75,16 @@ def _baked(name: str, target=None, from_a_worker: bool = False, launches: int = 
     return {"params": params, "report": report}
 
 
-def _autotuner(name: str, from_a_worker: bool, kernel=add_kernel):
-    """An autotuner of ``kernel`` and its winner's launcher, compiled for the H100."""
+def _autotuner(name: str, from_a_worker: bool, kernel=add_kernel, block: int = 1024):
+    """An autotuner of ``kernel`` and its winner's launcher (``BLOCK=block``), compiled for the H100."""
     meta = {"signature": SIGNATURE, "device": _h100_props(), "constants": {}, "configs": [{}]}
-    config = triton.Config({"BLOCK": 1024}, num_warps=4, num_stages=1)
+    config = triton.Config({"BLOCK": block}, num_warps=4, num_stages=1)
     autotuner = CachingAutotuner(copy.copy(kernel), meta, [config], None, [], False, None,
                                  inductor_meta={"kernel_name": name})
     if from_a_worker:
         autotuner.prepare_for_pickle()  # what the worker strips before sending it back
         autotuner._reload_kernel = lambda: SimpleNamespace(fn=kernel)  # stands for reloading the source
-    local = triton.compile(ASTSource(kernel, SIGNATURE, {"BLOCK": 1024}, {}),
+    local = triton.compile(ASTSource(kernel, SIGNATURE, {"BLOCK": block}, {}),
                            target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
     launcher = SimpleNamespace(bin=local, config=config, def_args=["x", "y", "out", "n"],
                                call_args=["x", "y", "out", "n"], global_scratch=None, profile_scratch=None)
@@ -116,6 +116,19 @@ def test_a_kernel_launched_once_per_layer_is_built_for_the_target_once():
     found = _baked("triton_poi_layers_1", "rtx5090", layers=3)
     assert cuda_arch(_binary(found["params"])) == 120
     assert found["report"] == {"kernels_built_as_cubin_for_sm_120": 1, "target_builds_reused": 2}
+
+
+def test_only_the_winner_a_kernel_name_ends_with_is_built_for_the_target():
+    """One kernel in three layers, each layer's autotuner with another winner: the artifact keeps the
+    last one saved under the name (as stock's does), and only that one is built for the target."""
+    built = [_autotuner("triton_poi_winners_0", False, block=block) for block in (256, 512, 1024)]
+    with aoti_hooks.session(["kv_elide"], target="rtx5090") as session:
+        for autotuner, launcher in built:
+            autotuner.save_gpu_kernel(None, launcher)
+        params = CudaKernelParamCache.get("triton_poi_winners_0")
+    assert params["config"]["BLOCK"] == 1024 and cuda_arch(_binary(params)) == 120
+    report = session.report.get("target")
+    assert report["kernels_built_as_cubin_for_sm_120"] == 1 and report["target_builds_reused"] == 2
 
 
 KERNEL_FILE = """

@@ -5,10 +5,9 @@ Inductor autotunes on the local GPU and then bakes each winner's binary into the
 another SM (``rtx5090`` is sm_120, ``a100`` sm_80), the winner's own source and config are built
 again by the local Triton for the target (``triton.compile`` with the target's ``GPUTarget``;
 no GPU of that kind is needed) and that binary is baked instead: the autotune choice is this GPU's,
-the code is the target's. The builds wait until Inductor reads the baked kernels to write their
-launches; then they run together, side by side in Inductor's compile workers where it has them,
-never beside a benchmark (a busy CPU would skew the timings the choices come from). ``ptx`` bakes the PTX instead of the cubin (the driver builds it on
-load, on the target's SM or a later one). A kernel the local Triton cannot build for the target,
+the code is the target's. Only the winner each kernel name ends with is built, once, when Inductor
+reads the baked kernels to write their launches (`bake_pending`). ``ptx`` bakes the PTX instead of
+the cubin (the driver builds it on load, on the target's SM or a later one). A kernel the local Triton cannot build for the target,
 or whose target build needs more shared memory than the target has, stops the compile with one
 sentence. The compile's ``cuda.arch`` Inductor option names the target too, so the
 multi-architecture fatbins ExecuTorch's CudaBackend asks for label the target's code.
@@ -200,24 +199,49 @@ def _build_all(builds: list[TargetBuild]) -> int:
 
 
 def bake_pending(session) -> None:
-    """Build every winner the session's compile saved since the last call, and bake each for the target.
+    """Build for the target what the session's compile saved since the last call, and bake it.
 
-    Inductor reads a kernel's baked entry (``CudaKernelParamCache.get``) only when it writes the
-    launch code, after the compile-time autotune: the saves wait until then, so the target builds
-    run together, in Inductor's workers, and never beside a benchmark.
+    Inductor saves a kernel at each launch outside benchmarking, under its name, and the artifact
+    keeps one binary per name, the last saved: the compile-time autotune runs the wrapper, and a
+    kernel appears once per layer, each time from its own autotuner (whose winner may differ).
+    Inductor reads a kernel's entry (``CudaKernelParamCache.get``) only to write its launch, after
+    that run: the saves wait until then, so only each name's last winner is built for the target
+    (what the artifact bakes), all of them together, in Inductor's workers, never beside a benchmark.
     """
     state = session.state(REPORT)
     pending = state.pop("pending_saves", None)
     if not pending:
         return
     start = time.perf_counter()
-    unbuilt = list({id(build): build for *_, build in pending if build.binary is None}.values())
+    target = session.target
+    ptx = target.ptx and not _multi_arch()  # a fatbin carries the PTX anyway
+    last = {autotuner.inductor_meta.get("kernel_name"): (original, autotuner, stream, launcher)
+            for original, autotuner, stream, launcher in pending}
+    builds = state.setdefault("target_builds", {})  # one build per kernel and winner for the whole compile
+    unbuilt = []
+    for name, (_original, autotuner, _stream, launcher) in last.items():
+        key = (name, getattr(launcher.bin, "hash", None) or id(launcher), target.sm, target.smem, ptx)
+        if key not in builds:
+            builds[key] = TargetBuild.of(autotuner, launcher, target.sm, target.smem, ptx)
+            unbuilt.append(builds[key])
+        last[name] = (*last[name], builds[key])
     in_workers = _build_all(unbuilt)
-    for original, autotuner, stream, launcher, build in pending:
+    for original, autotuner, stream, launcher, build in last.values():
         original(autotuner, stream, _Retargeted(launcher, build.binary))
-    session.report.add(REPORT, "target_build_s", round(time.perf_counter() - start, 2))
+    report = session.report
+    if unbuilt:
+        report.add(REPORT, f"kernels_built_as_{'ptx' if ptx else 'cubin'}_for_sm_{target.sm}", len(unbuilt))
+    if len(pending) > len(unbuilt):
+        report.add(REPORT, "target_builds_reused", len(pending) - len(unbuilt))
+    report.add(REPORT, "target_build_s", round(time.perf_counter() - start, 2))
     if in_workers:
-        session.report.add(REPORT, "target_builds_in_workers", in_workers)
+        report.add(REPORT, "target_builds_in_workers", in_workers)
+
+
+def _multi_arch() -> bool:
+    from torch._inductor import config
+
+    return bool(config.aot_inductor.emit_multi_arch_kernel)
 
 
 def _patched_save_gpu_kernel(original: Callable) -> Callable:
@@ -228,23 +252,7 @@ def _patched_save_gpu_kernel(original: Callable) -> Callable:
         props = self.device_props
         if sm is None or props.type != "cuda" or (sm == props.cc and not target.ptx):
             return original(self, stream, launcher)
-        from torch._inductor import config
-
-        ptx = target.ptx and not config.aot_inductor.emit_multi_arch_kernel  # a fatbin carries the PTX anyway
-        # Inductor saves a kernel at each launch outside benchmarking, under its name (the artifact keeps one
-        # binary per name): the compile-time autotune runs the wrapper, and a kernel appears once per layer,
-        # each time from its own autotuner. Its target binary is built once per compile: keyed by its name and
-        # the local build's hash (the same source and config build the same), not by the launcher.
-        state = session.state(REPORT)
-        builds = state.setdefault("target_builds", {})
-        name = self.inductor_meta.get("kernel_name")
-        key = (name, getattr(launcher.bin, "hash", None) or id(launcher), sm, target.smem, ptx)
-        if key not in builds:
-            builds[key] = TargetBuild.of(self, launcher, sm, target.smem, ptx)
-            session.report.add(REPORT, f"kernels_built_as_{'ptx' if ptx else 'cubin'}_for_sm_{sm}", 1)
-        else:
-            session.report.add(REPORT, "target_builds_reused", 1)
-        state.setdefault("pending_saves", []).append((original, self, stream, launcher, builds[key]))
+        session.state(REPORT).setdefault("pending_saves", []).append((original, self, stream, launcher))
 
     return save_gpu_kernel
 
