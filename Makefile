@@ -17,7 +17,7 @@ ready:  ## install what dev installs unless it is all there already (a few secon
 
 dev: torch  ## install torch (CPU), the core and the four plugins (editable), and ExecuTorch, for development
 	$(PY) -m pip install -q "pip>=24"
-	$(PY) -m pip install -q "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7" "pytest-xdist>=3" matplotlib transformers==5.24.0 "ruff>=0.6"
+	$(PY) -m pip install -q "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7" "pytest-xdist>=3" matplotlib transformers==5.24.0 "ruff>=0.6" "nvidia-nvfatbin>=12.4"
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e . $(addprefix -e ,$(PLUGINS))
 	$(MAKE) --no-print-directory executorch
 

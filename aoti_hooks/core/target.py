@@ -5,6 +5,11 @@ none); ``smem=<bytes>,mem=<size>[,sm=<SM>][,device=<device>]`` spells a target o
 takes ``sm=`` and ``code=`` after it: ``rtx5090,sm=local`` sizes for a 5090 but builds for the
 GPU that compiles (to run the artifact there), ``a100,code=ptx`` bakes PTX for sm_80 that the driver builds
 on load (an A100, or any later GPU).
+
+Several profiles (``rtx4090,rtx5090,h100``) make one artifact for all of them: shared memory and
+memory sized for the smallest, each kernel built for each GPU's architecture. A profile with ``+``
+(``a100+``) also covers every later GPU: its kernels carry PTX for that architecture too, which the
+driver builds on load.
 """
 
 from __future__ import annotations
@@ -82,6 +87,26 @@ def _with_code(text: str, target: Target, fields: dict[str, str]) -> Target:
     return dataclasses.replace(target, name=text, sm=sm, ptx=code == "ptx")
 
 
+def _several(text: str, names: list[str]) -> Target:
+    """The target of several profiles (or one with ``+``): sized for the smallest, built for each."""
+    for name in names:
+        if "=" in name:
+            raise AotiHooksError(f"bad target {text!r}: sm= and code= apply to one GPU; a target of several GPUs "
+                                 f"names profiles only (e.g. rtx4090,rtx5090,h100 or a100+)")
+        if name.rstrip("+") not in PROFILES:
+            raise AotiHooksError(f"bad target {text!r}: {name!r} is no GPU profile"
+                                 f"{did_you_mean(name.rstrip('+'), list(PROFILES))}; use {', '.join(PROFILES)}, "
+                                 f"each with + for it and every later GPU")
+    gpus = tuple(dict.fromkeys(names))
+    if len({gpu.rstrip("+") for gpu in gpus}) < len(gpus):
+        raise AotiHooksError(f"bad target {text!r}: a GPU is named twice; name each once")
+    profiles = [gpu.rstrip("+") for gpu in gpus]
+    codes = {(SM[profile], False) for profile in profiles}
+    codes |= {(SM[gpu.rstrip("+")], True) for gpu in gpus if gpu.endswith("+")}
+    return Target(text, min(PROFILES[profile][0] for profile in profiles),
+                  min(PROFILES[profile][1] for profile in profiles), "cuda", gpus=gpus, codes=tuple(sorted(codes)))
+
+
 def parse_target(value) -> Target:
     """A `Target` from a profile name, ``local``, an explicit spec, a `Target`, or None (local)."""
     if value is None:
@@ -93,6 +118,8 @@ def parse_target(value) -> Target:
     except ValueError as error:
         raise AotiHooksError(str(error)) from None
     head, *rest = [part.strip() for part in text.split(",") if part.strip()] or [""]
+    if head.rstrip("+") in PROFILES and (head.endswith("+") or any("=" not in part for part in rest)):
+        return _several(text, [head, *rest])
     if head in PROFILES:
         fields = _fields(rest, ("sm", "code"))
         if fields is None:

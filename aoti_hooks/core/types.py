@@ -98,6 +98,10 @@ class Target:
     ``device`` None means: the device the program already lives on. ``sm`` None means: the
     architecture of the GPU that compiles. ``ptx`` bakes each Triton kernel's PTX for ``sm``
     instead of its cubin: the driver builds it on load, on that SM or any later one.
+
+    A target of several GPUs (``rtx4090,rtx5090,h100``) names them in ``gpus``; its ``smem`` and
+    ``mem`` are the smallest of theirs, ``sm`` is None and ``codes`` lists every image each baked
+    kernel carries, ``(SM, as PTX)``, in one fatbin per kernel.
     """
 
     name: str
@@ -106,6 +110,8 @@ class Target:
     device: str | None
     sm: int | None = None
     ptx: bool = False
+    gpus: tuple[str, ...] = ()
+    codes: tuple[tuple[int, bool], ...] = ()
 
 
 # --- what plugins did ------------------------------------------------------------------------

@@ -10,7 +10,9 @@ It reads a ``.pt2`` package, with no GPU and no torch:
 
 A kernel launches on a target when its shared memory fits the target's (`core.target.PROFILES`)
 and a cubin's architecture runs there: the same major version and a minor version no higher than
-the target's (``sm_80`` code runs on ``sm_86``; ``sm_90`` code does not run on ``sm_120``).
+the target's (``sm_80`` code runs on ``sm_86``; ``sm_90`` code does not run on ``sm_120``). A fatbin
+(a kernel baked for several GPUs) runs where one of its images runs; a target of several GPUs is
+checked on each of them.
 A package compiled for the CPU bakes no GPU kernel: its list is empty.
 
 An ExecuTorch ``.pte`` holds each AOTI delegate's library in its named data: the CUDA images built
@@ -107,7 +109,7 @@ _PTX_TARGET = re.compile(rb"^\s*\.target\s+sm_(\d+)(a?)", re.MULTILINE)
 def ptx_target(text: bytes) -> tuple[int, bool] | None:
     """``(SM, architecture-specific)`` a PTX text targets (a kernel baked as PTX, ``code=ptx``):
     ``.target sm_80`` is ``(80, False)``, ``sm_90a`` ``(90, True)``; None if it is not PTX."""
-    if b".version" not in text[:4096]:
+    if b".version" not in text[:4096] or not text.lstrip()[:2] in (b"//", b".v"):
         return None
     found = _PTX_TARGET.search(text[:65536])
     return (int(found.group(1)), bool(found.group(2))) if found else None
@@ -130,6 +132,75 @@ def embedded_images(library: bytes) -> list[tuple[int, dict[str, int]]]:
     return found
 
 
+def _label(sm: int, as_ptx: bool, payload: bytes | None) -> str:
+    """``sm_90`` for a cubin, ``PTX sm_80`` (or ``PTX sm_90a``) for PTX."""
+    if not as_ptx:
+        return f"sm_{sm}"
+    read = ptx_target(payload) if payload else None
+    return f"PTX sm_{read[0]}{'a' if read[1] else ''}" if read else f"PTX sm_{sm}"
+
+
+def code_sets(blob: bytes) -> list[list[str]]:
+    """The code a blob holds, one list per unit the driver picks from: a fatbin's images together,
+    each cubin or PTX outside a fatbin alone (e.g. ``[["sm_89", "sm_90", "PTX sm_80"], ["sm_120"]]``)."""
+    arch = cuda_arch(blob[:64])
+    if arch is not None:
+        return [[f"sm_{arch}"]]
+    as_ptx = None if blob.startswith(_FATBIN_MAGIC) else ptx_target(blob[:65536])
+    if as_ptx is not None:
+        return [[f"PTX sm_{as_ptx[0]}{'a' if as_ptx[1] else ''}"]]
+    sets, covered, start = [], [], blob.find(_FATBIN_MAGIC)
+    while start != -1:
+        images = fatbin_images(blob[start:start + 16 + struct.unpack_from("<Q", blob, start + 8)[0]]
+                               if start + 16 <= len(blob) else b"")
+        if images:
+            sets.append([_label(sm, as_ptx, payload) for sm, as_ptx, payload in images])
+            end = start + 16 + struct.unpack_from("<Q", blob, start + 8)[0]
+            covered.append((start, end))
+            start = blob.find(_FATBIN_MAGIC, end)
+        else:
+            start = blob.find(_FATBIN_MAGIC, start + 4)
+    start = blob.find(_ELF_MAGIC, 1)
+    while start != -1:
+        arch = cuda_arch(blob[start:start + 64])
+        if arch is not None and not any(low <= start < high for low, high in covered):
+            sets.append([f"sm_{arch}"])
+        start = blob.find(_ELF_MAGIC, start + 1)
+    return sets
+
+
+_FATBIN_MAGIC = struct.pack("<I", 0xBA55ED50)
+
+
+def fatbin_images(blob: bytes) -> list[tuple[int, bool, bytes | None]]:
+    """``(SM, is PTX, payload)`` of each entry of the fatbin containers in ``blob`` (a kernel baked for
+    several GPUs, or a library's CUDA code); the payload is None where the entry is compressed.
+
+    A container is a 16-byte header (magic, version 1, header size 16, the entries' size) and its
+    entries, each a header (kind 1 PTX or 2 ELF at 0, its own size at 4, the payload's at 8, the
+    SM at 28) and the payload, as ``cuobjdump --list-elf --list-ptx`` reads them."""
+    found, start = [], blob.find(_FATBIN_MAGIC)
+    while start != -1 and start + 16 <= len(blob):
+        version, header, size = struct.unpack_from("<HHQ", blob, start + 4)
+        end = start + 16 + size
+        if version != 1 or header != 16 or end > len(blob):
+            start = blob.find(_FATBIN_MAGIC, start + 4)
+            continue
+        at = start + 16
+        while at + 32 <= end:
+            kind, _, entry, length = struct.unpack_from("<HHIQ", blob, at)
+            (sm,) = struct.unpack_from("<I", blob, at + 28)
+            if entry < 32 or at + entry + length > end:
+                break
+            payload = bytes(blob[at + entry:at + entry + length])
+            readable = payload.startswith(_ELF_MAGIC) if kind == 2 else b".version" in payload[:4096]
+            if kind in (1, 2):
+                found.append((sm, kind == 1, payload if readable else None))
+            at += entry + length
+        start = blob.find(_FATBIN_MAGIC, end)
+    return found
+
+
 def embedded_arches(library: bytes) -> list[int]:
     """The SMs of the CUDA ELF images embedded in a library."""
     return sorted({arch for arch, _ in embedded_images(library)})
@@ -147,49 +218,49 @@ def not_runnable_here(target_text: str | None) -> str | None:
     if not target_text:
         return None
     from ..core.target import parse_target
-    from ..seams.inductor.arch import local_sm
+    from ..seams.inductor.arch import images, local_sm
 
     target, local = parse_target(target_text), local_sm()
-    if target.sm is None or local is None:
+    codes = images(target)
+    if not codes or local is None:
         return None
-    fine = ptx_runs_on(target.sm, target.sm >= 90, local) if target.ptx else runs_on(target.sm, local)
-    return None if fine else (f"its kernels are built for sm_{target.sm} and this GPU is sm_{local}; "
-                              f"--target {target_text.split(',')[0]},sm=local builds them for this GPU")
+    if any(ptx_runs_on(sm, sm >= 90, local) if ptx else runs_on(sm, local) for sm, ptx in codes):
+        return None
+    built = ", ".join(f"{'PTX ' if ptx else ''}sm_{sm}" for sm, ptx in codes)
+    if target.gpus:
+        return f"its kernels are built for {built} and this GPU is sm_{local}; add this GPU to the target to run them here"
+    return (f"its kernels are built for {built} and this GPU is sm_{local}; "
+            f"--target {target_text.split(',')[0]},sm=local builds them for this GPU")
 
 
 def read_package(path: str) -> dict:
-    """The kernels, cubin architectures and embedded architectures of a ``.pt2`` package."""
+    """The kernels of a ``.pt2`` package and the code it holds (`code_sets` of each binary and library)."""
     kernels: dict[str, Kernel] = {}
-    arches: dict[str, int] = {}
-    ptx: dict[str, str] = {}
+    code: list[dict] = []
     registers: dict[str, int] = {}
-    embedded: set[int] = set()
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
-            name = info.filename
+            name, short = info.filename, info.filename.rsplit("/", 1)[-1]
             if name.endswith(".cpp"):
                 text = archive.read(info).decode("utf-8", "replace")
                 for variable, warps, shared in _LAUNCH.findall(text):
                     kernel = variable.rsplit(".", 1)[-1]
                     kernels[kernel] = Kernel(kernel, int(shared), int(warps) * 32)
-            elif name.endswith(".cubin"):
+            elif name.endswith((".cubin", ".so")):
                 binary = archive.read(info)
-                arch, as_ptx = cuda_arch(binary), ptx_target(binary)
-                registers.update(cubin_registers(binary))
-                if arch is not None:
-                    arches[name.rsplit("/", 1)[-1]] = arch
-                elif as_ptx is not None:  # baked as PTX (code=ptx): built by the driver on load
-                    ptx[name.rsplit("/", 1)[-1]] = f"sm_{as_ptx[0]}{'a' if as_ptx[1] else ''}"
-            elif name.endswith(".so"):
-                embedded.update(embedded_arches(archive.read(info)))
+                code += [{"in": short, "images": images} for images in code_sets(binary)]
+                if name.endswith(".cubin"):
+                    registers.update(cubin_registers(binary))
+                    for _sm, as_ptx, payload in fatbin_images(binary):
+                        if payload is not None and not as_ptx:
+                            registers.update(cubin_registers(payload))
         names = archive.namelist()
     for kernel in kernels.values():
         kernel.registers = registers.get(kernel.name)
     kind = ("AOTI package" if any("/aotinductor/" in name for name in names)
             else "exported program" if any(name.rsplit("/", 1)[-1].endswith(".json") and "/models/" in f"/{name}"
                                            for name in names) else "zip file")
-    return {"kind": kind, "kernels": list(kernels.values()), "cubin_arches": arches, "ptx_targets": ptx,
-            "embedded_arches": sorted(embedded)}
+    return {"kind": kind, "kernels": list(kernels.values()), "code": code}
 
 
 def read_program(path: str) -> dict:
@@ -197,21 +268,33 @@ def read_program(path: str) -> dict:
     architecture and its functions' registers (their launch shared memory is compiled in)."""
     from .harness.artifacts import named_blobs
 
-    embedded: set[int] = set()
     kernels: list[Kernel] = []
+    code: list[dict] = []
     libraries = 0
     for blob in named_blobs([path]).values():
         if blob.startswith(_ELF_MAGIC):
             libraries += 1
+            code += [{"in": f"delegate library {libraries}", "images": images} for images in code_sets(blob)]
             for arch, registers in embedded_images(blob):
-                embedded.add(arch)
                 kernels += [Kernel(name, None, None, registers=count, arch=arch) for name, count in sorted(registers.items())]
-    return {"kernels": kernels, "kernels_readable": False, "libraries": libraries, "cubin_arches": {},
-            "embedded_arches": sorted(embedded)}
+    return {"kernels": kernels, "kernels_readable": False, "libraries": libraries, "code": code}
 
 
-def verdict(found: dict, smem: int | None, sm: int | None) -> list[str]:
-    """Mark each kernel against the target; one sentence per thing that does not launch there."""
+LATER = 1000  # stands for "any GPU after this one" (only PTX reaches it)
+
+
+def _runs(label: str, sm: int) -> bool:
+    """Whether the image ``label`` (``sm_90``, ``PTX sm_80``, ``PTX sm_90a``) runs on an SM ``sm`` GPU."""
+    if label.startswith("PTX "):
+        spelled = label[4:]
+        return ptx_runs_on(int(spelled[3:].rstrip("a")), spelled.endswith("a"), sm)
+    return runs_on(int(label[3:]), sm)
+
+
+def verdict(found: dict, smem: int | None, sm: int | None, where: str | None = None) -> list[str]:
+    """Mark each kernel against a GPU of ``smem`` bytes of shared memory and SM ``sm``; one sentence
+    per thing that does not launch there. A fatbin runs where one of its images runs."""
+    where = where or f"sm_{sm}"
     problems = []
     for kernel in found["kernels"]:
         if smem is not None and kernel.shared_bytes is not None:
@@ -219,14 +302,41 @@ def verdict(found: dict, smem: int | None, sm: int | None) -> list[str]:
             if not kernel.launches_on_target:
                 kernel.why_not = f"needs {kernel.shared_bytes} B of shared memory, the target allows {smem} B"
                 problems.append(f"{kernel.name} {kernel.why_not}")
-    if sm is not None:
-        built = sorted({*found["cubin_arches"].values(), *found["embedded_arches"]})
-        problems += [f"code built for sm_{arch} does not run on sm_{sm}" for arch in built if not runs_on(arch, sm)]
-        for spelled in sorted(set(found.get("ptx_targets", {}).values())):
-            arch, specific = int(spelled[3:].rstrip("a")), spelled.endswith("a")
-            if not ptx_runs_on(arch, specific, sm):
-                problems.append(f"PTX for {spelled} is not built by the driver on sm_{sm}")
+    for unit in found["code"] if sm is not None else ():
+        images = unit["images"]
+        if any(_runs(label, sm) for label in images):
+            continue
+        if len(images) > 1:
+            problems.append(f"{unit['in']} holds no code for {where} (it holds {', '.join(images)})")
+        elif images[0].startswith("PTX "):
+            problems.append(f"PTX for {images[0][4:]} is not built by the driver on {where}")
+        else:
+            problems.append(f"code built for {images[0]} does not run on {where}")
+    return list(dict.fromkeys(problems))
+
+
+def problems_on(found: dict, target) -> list[str]:
+    """`verdict` for a target: each of its GPUs in turn where it names several (and, for ``a100+``,
+    the GPUs after it, which only PTX reaches); kernels marked against the smallest shared memory."""
+    from ..core.target import PROFILES, SM
+
+    if not target.gpus:
+        return verdict(found, target.smem, target.sm)
+    problems = []
+    for gpu in target.gpus:
+        profile = gpu.rstrip("+")
+        problems += [f"on {profile}: {problem}" for problem in verdict(found, PROFILES[profile][0], SM[profile])]
+        if gpu.endswith("+"):
+            problems += [f"on GPUs after {profile}: {problem}"
+                         for problem in verdict(found, None, LATER, f"GPUs after sm_{SM[profile]}")]
+    verdict(found, target.smem, None)
     return problems
+
+
+def built_for(found: dict) -> list[str]:
+    """Every image the artifact holds, each once (``sm_89``, ``sm_120``, ``PTX sm_80``)."""
+    return sorted({label for unit in found["code"] for label in unit["images"]},
+                  key=lambda label: (label.startswith("PTX"), int(label.split("sm_")[1].rstrip("a")), label))
 
 
 def artifact_summary(package: str, target_text: str | None) -> dict | None:
@@ -243,14 +353,10 @@ def artifact_summary(package: str, target_text: str | None) -> dict | None:
         found = read_program(programs[0])
     else:
         return None
-    target = parse_target(target_text) if target_text else None
-    problems = verdict(found, target.smem, target.sm) if target is not None else []
+    problems = problems_on(found, parse_target(target_text)) if target_text else []
     shared = [kernel.shared_bytes for kernel in found["kernels"] if kernel.shared_bytes is not None]
     return {"kernels": len(found["kernels"]), "kernels_readable": found.get("kernels_readable", True),
-            "max_shared_bytes": max(shared, default=None),
-            "built_for": sorted({*(f"sm_{arch}" for arch in (*found["cubin_arches"].values(), *found["embedded_arches"])),
-                                 *(f"PTX {spelled}" for spelled in found.get("ptx_targets", {}).values())}),
-            "problems": problems}
+            "max_shared_bytes": max(shared, default=None), "built_for": built_for(found), "problems": problems}
 
 
 def _holds_no_gpu_code(path: str, found: dict) -> str | None:
@@ -260,7 +366,7 @@ def _holds_no_gpu_code(path: str, found: dict) -> str | None:
                 f"code; compile it (aoti_compile_and_package, or an ExecuTorch lowering) and inspect what that writes")
     if found.get("kind") == "zip file":
         return f"{path}: a zip file that is neither an AOTI package nor an exported program: it holds no GPU code"
-    if found["kernels"] or found["cubin_arches"] or found["embedded_arches"] or found.get("ptx_targets"):
+    if found["kernels"] or found["code"]:
         return None
     if found.get("libraries") is not None:
         one = found["libraries"] == 1
@@ -285,11 +391,10 @@ def run(args) -> int:
         print(f"aoti-hooks inspect: {args.artifact!r} is neither an AOTI package (.pt2) nor an ExecuTorch "
               f"program (.pte); give the file aoti_compile_and_package or to_executorch wrote", file=sys.stderr)
         return 2
-    smem = sm = None
+    target = None
     if args.target:
         target = parse_target(args.target)
-        smem, sm = target.smem, target.sm
-        if args.target.split(",")[0] not in PROFILES and smem is None:
+        if args.target.split(",")[0] not in PROFILES and target.smem is None:
             print("aoti-hooks inspect: --target needs a GPU profile or smem=<bytes>; 'local' names no GPU here",
                   file=sys.stderr)
             return 2
@@ -300,7 +405,7 @@ def run(args) -> int:
         else:
             print(no_code + (f"; nothing in it launches on {args.target}" if args.target else ""))
         return 1 if args.target else 0
-    problems = verdict(found, smem, sm)
+    problems = problems_on(found, target) if target is not None else []
     if args.json:
         print(json.dumps({**found, "kernels": [asdict(k) for k in found["kernels"]], "target": args.target,
                           "problems": problems}, indent=1))
@@ -317,10 +422,7 @@ def run(args) -> int:
                      f"{kernel.registers} registers" if kernel.registers is not None else None,
                      f"sm_{kernel.arch}" if kernel.arch is not None else None]
             print(f"  {kernel.name}: {', '.join(part for part in parts if part)}{mark}")
-        arches = sorted({*found["cubin_arches"].values(), *found["embedded_arches"]})
-        built = [f"sm_{arch}" for arch in arches] + [f"PTX for {spelled}" for spelled in
-                                                     sorted(set(found.get("ptx_targets", {}).values()))]
-        print("  built for: " + (", ".join(built) or "no CUDA binary found"))
+        print("  built for: " + (", ".join(built_for(found)) or "no CUDA binary found"))
         if args.target:
             fine = ("every kernel launches" if found.get("kernels_readable", True)
                     else "its code is for this architecture (shared memory cannot be checked from a .pte)")

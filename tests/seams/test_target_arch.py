@@ -71,7 +71,7 @@ def _baked(name: str, target=None, from_a_worker: bool = False, launches: int = 
                 autotuner.save_gpu_kernel(None, launcher)
         params = CudaKernelParamCache.get(name)  # as Inductor reads it to write the kernel's launch
     report = {key: value for key, value in (session.report.get("target") or {}).items()
-              if key != "target_build_s"}
+              if key not in ("target_build_s", "target_builds_in_workers")}  # times, and where the builds ran
     return {"params": params, "report": report}
 
 
@@ -258,3 +258,66 @@ def test_kernels_built_into_a_library_are_listed_with_their_architecture_and_reg
     hundred = _binary(_baked("triton_poi_lib_80_0", "a100")["params"])
     library = b"\x7fELF host library" + bytes(4000) + five + bytes(123) + hundred + bytes(50)
     assert embedded_images(library) == [(120, cubin_registers(five)), (80, cubin_registers(hundred))]
+
+
+def _cuobjdump_lists(binary: bytes, tmp_path) -> list[str]:
+    """What NVIDIA's ``cuobjdump`` (the one Triton ships) lists in a baked binary: each ELF and PTX member."""
+    import os
+    import subprocess
+
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    if not os.path.exists(tool):
+        pytest.skip("this Triton ships no cuobjdump")
+    path = tmp_path / "kernel.fatbin"
+    path.write_bytes(binary)
+    listed = subprocess.run([tool, "-lelf", "-lptx", str(path)], capture_output=True, text=True, check=True).stdout
+    return [line.split(":", 1)[1].strip() for line in listed.splitlines() if ":" in line]
+
+
+def test_a_target_of_several_gpus_bakes_one_fatbin_that_launches_on_each(tmp_path, capsys):
+    """rtx4090, rtx5090 and h100 from one compile on the H100: its own sm_90 build is kept, sm_89 and
+    sm_120 are built, and the three go into one fatbin that NVIDIA's cuobjdump and `inspect` read."""
+    import zipfile
+
+    from aoti_hooks.tools.cli import main
+    from aoti_hooks.tools.kernels import code_sets
+
+    found = _baked("triton_poi_several_0", "rtx4090,rtx5090,h100")
+    binary = _binary(found["params"])
+    assert code_sets(binary) == [["sm_89", "sm_90", "sm_120"]]
+    assert _cuobjdump_lists(binary, tmp_path) == [f"triton_poi_several_0.{arch}.cubin"
+                                                  for arch in ("sm_89", "sm_90a", "sm_120a")]
+    assert found["report"] == {"kernels_built_as_cubin_for_sm_89": 1, "kernels_built_as_cubin_for_sm_120": 1,
+                               "fatbins_baked": 1}
+    shared = found["params"]["shared_mem"]
+    package = tmp_path / "several.pt2"
+    with zipfile.ZipFile(package, "w") as archive:  # as the package holds it: the launch line and the binary
+        archive.writestr("model/data/aotinductor/model/c.wrapper.cpp",
+                         f"launchKernel(kernels_.triton_poi_several_0, grid_0, grid_1, grid_2, 4, {shared}, a, s);")
+        archive.writestr("model/data/aotinductor/model/c1.cubin", binary)
+    assert main(["inspect", str(package), "--target", "rtx4090,rtx5090,h100"]) == 0
+    assert "built for: sm_89, sm_90, sm_120" in capsys.readouterr().out
+    assert main(["inspect", str(package), "--target", "a100"]) == 1  # it holds no sm_80 code
+    assert "c1.cubin holds no code for sm_80 (it holds sm_89, sm_90, sm_120)" in capsys.readouterr().out
+
+
+def test_a_gpu_and_every_later_one_carry_its_cubin_and_its_ptx(tmp_path):
+    found = _baked("triton_poi_a100_later_0", "a100+")
+    binary = _binary(found["params"])
+    assert _cuobjdump_lists(binary, tmp_path) == ["triton_poi_a100_later_0.sm_80.cubin",
+                                                  "triton_poi_a100_later_0.sm_80.ptx"]
+    assert found["report"] == {"kernels_built_as_cubin_for_sm_80": 1, "kernels_built_as_ptx_for_sm_80": 1,
+                               "fatbins_baked": 1}
+
+
+def test_a_target_of_several_gpus_without_nvfatbin_is_one_sentence(monkeypatch):
+    from aoti_hooks.seams import fatbin
+
+    monkeypatch.setattr(fatbin, "_candidates", lambda: [])
+    fatbin.library.cache_clear()
+    try:
+        with pytest.raises(AotiHooksError, match=r"nvFatbin library, which is not installed here; pip install "
+                                                 r"\"aoti-hooks\[several-gpus\]\""):
+            fatbin.require()
+    finally:
+        fatbin.library.cache_clear()

@@ -82,7 +82,7 @@ def test_a_package_for_an_h100_does_not_launch_on_a_5090_and_says_why(cuda_packa
         "_sdpa_fwd_kernel_0 needs 102400 B of shared memory, the target allows 101376 B",
         "code built for sm_90 does not run on sm_120"]
     assert [k["launches_on_target"] for k in found["kernels"]] == [False, True, False]
-    assert found["cubin_arches"] == {"c4.cubin": 90}
+    assert found["code"] == [{"in": "c4.cubin", "images": ["sm_90"]}]
 
 
 def test_an_explicit_shared_memory_target_checks_shared_memory_only(cuda_package, capsys):
@@ -105,7 +105,7 @@ def test_ptx_launches_on_its_sm_and_every_later_one(tmp_path, capsys):
     assert main(["inspect", package, "--target", "a100"]) == 0
     assert main(["inspect", package, "--target", "smem=232448,sm=120"]) == 0  # the driver builds it on a 5090 too
     out = capsys.readouterr().out
-    assert "built for: PTX for sm_80" in out and "does not launch" not in out
+    assert "built for: PTX sm_80" in out and "does not launch" not in out
     specific = _ptx_package(tmp_path, "sm_90a")  # architecture-specific PTX builds on that SM only
     assert main(["inspect", specific, "--target", "h100", "--json"]) == 0
     capsys.readouterr()

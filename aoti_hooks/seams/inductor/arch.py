@@ -11,6 +11,11 @@ the cubin (the driver builds it on load, on the target's SM or a later one). A k
 or whose target build needs more shared memory than the target has, stops the compile with one
 sentence. The compile's ``cuda.arch`` Inductor option names the target too, so the
 multi-architecture fatbins ExecuTorch's CudaBackend asks for label the target's code.
+
+A target of several GPUs builds each winner for each of their architectures (the autotune choice
+made once, here, under the smallest GPU's shared memory) and bakes one fatbin per kernel
+(`seams.fatbin`), launched with the most shared memory any of its builds needs; Inductor's own
+multi-architecture fatbin, built from one PTX, is turned off for such a compile.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, Callable
 
 from ...core.active import current_session
 from ...core.errors import AotiHooksError
+from .. import fatbin
 from ..shared_memory import REPORT  # the report's name for what the target changed
 
 
@@ -36,10 +42,22 @@ def local_sm() -> int | None:
     return major * 10 + minor
 
 
+def images(target) -> tuple[tuple[int, bool], ...]:
+    """Every ``(SM, as PTX)`` image a baked kernel carries for ``target``; empty: the local GPU's code."""
+    if getattr(target, "codes", ()):
+        return target.codes
+    sm = getattr(target, "sm", None)
+    return () if sm is None else ((sm, bool(target.ptx)),)
+
+
 def compile_options(target, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` with ``cuda.arch`` set to the target's SM when it differs from the local GPU's."""
+    """``options`` with ``cuda.arch`` set to the target's SM when it differs from the local GPU's; for a
+    target of several GPUs, without Inductor's fatbin of one PTX (each kernel's fatbin is baked here)."""
     sm = getattr(target, "sm", None)
     local = local_sm()
+    if len(images(target)) > 1 and local is not None:
+        fatbin.require()
+        return {**options, "aot_inductor.emit_multi_arch_kernel": False}
     if sm is None or local is None or sm == local or "cuda.arch" in options:
         return options
     return {**options, "cuda.arch": str(sm)}
@@ -67,7 +85,29 @@ class _PtxKernel:
         return getattr(self._kernel, name)
 
 
-@dataclass
+class _FatbinKernel:
+    """A kernel's builds for several GPUs baked as one fatbin, launched with the most shared memory
+    any of them needs (each fits the smallest GPU's: the compile's limit is that)."""
+
+    def __init__(self, name: str, builds: list["TargetBuild"]):
+        first = builds[0].binary
+        self._kernel = first
+        self.metadata = first.metadata._replace(shared=max(build.binary.metadata.shared for build in builds))
+        self.asm = {**first.asm, "cubin": fatbin.pack([(build.sm, build.ptx, build.binary.asm["cubin"])
+                                                      for build in builds], name)}
+        schema = getattr(first, "launch_metadata_schema", None)
+        if schema is not None:
+            self.launch_metadata_schema = {**schema, "shared_mem": self.metadata.shared}
+
+    @property
+    def shared(self) -> int:
+        return self.metadata.shared
+
+    def __getattr__(self, name):
+        return getattr(self._kernel, name)
+
+
+@dataclass(eq=False)
 class TargetBuild:
     """One winner to build for the target: what ``triton.compile`` needs, and the binary once built.
 
@@ -214,28 +254,52 @@ def bake_pending(session) -> None:
         return
     start = time.perf_counter()
     target = session.target
-    ptx = target.ptx and not _multi_arch()  # a fatbin carries the PTX anyway
+    codes = images(target)
+    if len(codes) == 1 and _multi_arch():  # Inductor's fatbin carries the PTX anyway
+        codes = ((codes[0][0], False),)
     last = {autotuner.inductor_meta.get("kernel_name"): (original, autotuner, stream, launcher)
             for original, autotuner, stream, launcher in pending}
-    builds = state.setdefault("target_builds", {})  # one build per kernel and winner for the whole compile
-    unbuilt = []
-    for name, (_original, autotuner, _stream, launcher) in last.items():
-        key = (name, getattr(launcher.bin, "hash", None) or id(launcher), target.sm, target.smem, ptx)
-        if key not in builds:
-            builds[key] = TargetBuild.of(autotuner, launcher, target.sm, target.smem, ptx)
-            unbuilt.append(builds[key])
-        last[name] = (*last[name], builds[key])
+    builds = state.setdefault("target_builds", {})  # one build per kernel, winner and image for the whole compile
+    unbuilt: list[TargetBuild] = []
+    baked = {}
+    for name, (original, autotuner, stream, launcher) in last.items():
+        mine = []
+        for sm, ptx in codes:
+            key = (name, getattr(launcher.bin, "hash", None) or id(launcher), sm, target.smem, ptx)
+            if key not in builds:
+                builds[key] = TargetBuild.of(autotuner, launcher, sm, target.smem, ptx)
+                if (sm, ptx) == (autotuner.device_props.cc, False):
+                    builds[key].binary = launcher.bin  # the local build is this GPU's already
+                else:
+                    unbuilt.append(builds[key])
+            mine.append(builds[key])
+        baked[name] = (original, autotuner, stream, launcher, mine)
     in_workers = _build_all(unbuilt)
-    for original, autotuner, stream, launcher, build in last.values():
-        original(autotuner, stream, _Retargeted(launcher, build.binary))
+    for name, (original, autotuner, stream, launcher, mine) in baked.items():
+        binary = mine[0].binary if len(mine) == 1 else _fatbin_of(name, mine, state)
+        original(autotuner, stream, _Retargeted(launcher, binary))
     report = session.report
-    if unbuilt:
-        report.add(REPORT, f"kernels_built_as_{'ptx' if ptx else 'cubin'}_for_sm_{target.sm}", len(unbuilt))
-    if len(pending) > len(unbuilt):
-        report.add(REPORT, "target_builds_reused", len(pending) - len(unbuilt))
+    for sm, ptx in codes:
+        count = sum(1 for build in unbuilt if (build.sm, build.ptx) == (sm, ptx))
+        if count:
+            report.add(REPORT, f"kernels_built_as_{'ptx' if ptx else 'cubin'}_for_sm_{sm}", count)
+    if len(codes) > 1:
+        report.add(REPORT, "fatbins_baked", len(baked))
+    fresh = sum(1 for *_, mine in baked.values() if any(build in unbuilt for build in mine))
+    if len(pending) > fresh:
+        report.add(REPORT, "target_builds_reused", len(pending) - fresh)
     report.add(REPORT, "target_build_s", round(time.perf_counter() - start, 2))
     if in_workers:
         report.add(REPORT, "target_builds_in_workers", in_workers)
+
+
+def _fatbin_of(name: str, builds: list[TargetBuild], state: dict) -> "_FatbinKernel":
+    """The fatbin of one kernel's builds, packed once per set of builds for the whole compile."""
+    packed = state.setdefault("fatbins", {})
+    key = tuple(id(build) for build in builds)
+    if key not in packed:
+        packed[key] = _FatbinKernel(name, builds)
+    return packed[key]
 
 
 def _multi_arch() -> bool:
@@ -247,10 +311,9 @@ def _multi_arch() -> bool:
 def _patched_save_gpu_kernel(original: Callable) -> Callable:
     def save_gpu_kernel(self, stream, launcher):
         session = current_session()
-        target = getattr(session, "target", None)
-        sm = getattr(target, "sm", None)
+        codes = images(getattr(session, "target", None))
         props = self.device_props
-        if sm is None or props.type != "cuda" or (sm == props.cc and not target.ptx):
+        if not codes or props.type != "cuda" or codes == ((props.cc, False),):
             return original(self, stream, launcher)
         session.state(REPORT).setdefault("pending_saves", []).append((original, self, stream, launcher))
 
