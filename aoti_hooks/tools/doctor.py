@@ -24,6 +24,24 @@ def version(dist: str) -> str | None:
         return None
 
 
+def print_targets() -> None:
+    """Which GPU profiles this machine builds kernels for (a probe kernel built for each SM, as an export
+    for that target builds its kernels), and whether one target may name several GPUs; not a problem
+    count: a machine exports for the GPUs it can build for."""
+    from ..core.target import PROFILES, SM
+    from ..seams.inductor import fatbin
+    from ..seams.inductor.target_probe import problem_building
+
+    print(f"\nTargets this machine builds kernels for (Triton {version('triton') or 'not installed'} and its ptxas):")
+    with stderr_to():  # a failed build prints Triton's reproducer
+        answers = [(f"{name} (sm_{SM[name]})", problem_building(SM[name])) for name in PROFILES]
+    for label, problem in answers:
+        print(f"  {'yes' if problem is None else 'no '} {label}" + (f": {problem}" if problem else ""))
+    found = fatbin.library()
+    print(f"  {'yes' if found else 'no '} several GPUs in one target (rtx4090,rtx5090,h100; a100+)"
+          + (f": nvFatbin at {found._name}" if found else f": needs NVIDIA's nvFatbin; {fatbin.INSTALL}"))
+
+
 def run(args: argparse.Namespace) -> int:
     """``aoti-hooks doctor``: versions, every seam's symbols, a CUDA package load, each plugin's checks; exit 1 on any problem."""
     problems = 0
@@ -81,5 +99,6 @@ def run(args: argparse.Namespace) -> int:
         for symbol, problem in results:
             print(f"  {'OK     ' if problem is None else 'MISSING'} {symbol}" + (f"\n          {problem}" if problem else ""))
             problems += problem is not None
+    print_targets()
     print(f"\n{problems} problem(s) found" if problems else "\nall checks passed")
     return 1 if problems else 0

@@ -311,7 +311,7 @@ def test_a_gpu_and_every_later_one_carry_its_cubin_and_its_ptx(tmp_path):
 
 
 def test_a_target_of_several_gpus_without_nvfatbin_is_one_sentence(monkeypatch):
-    from aoti_hooks.seams import fatbin
+    from aoti_hooks.seams.inductor import fatbin
 
     monkeypatch.setattr(fatbin, "_candidates", lambda: [])
     fatbin.library.cache_clear()

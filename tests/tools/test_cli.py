@@ -36,6 +36,21 @@ def test_doctor_passes_on_a_supported_torch(capsys):
     assert "OK      torch._inductor.graph.GraphLowering.get_original_value_of_constant" in out
 
 
+def test_doctor_lists_the_targets_this_machine_builds_for(capsys, monkeypatch):
+    """Each profile's SM is built here by the local Triton (no GPU needed); an SM its ptxas does not
+    know is a "no" with ptxas's reason, not a problem count: a machine exports for what it can build."""
+    pytest.importorskip("triton.backends.nvidia")
+    from aoti_hooks.core import target
+    from aoti_hooks.seams.inductor.target_probe import problem_building
+
+    monkeypatch.setitem(target.SM, "rtx5090", 250)  # an architecture no ptxas knows, in place of the 5090's
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "Targets this machine builds kernels for (Triton" in out and "  yes h100 (sm_90)" in out
+    assert "  no  rtx5090 (sm_250): " in out and "sm_250" in problem_building(250)
+    assert "  yes several GPUs in one target (rtx4090,rtx5090,h100; a100+): nvFatbin at " in out
+
+
 def test_doctor_fails_and_names_a_missing_symbol(capsys, monkeypatch):
     import torch._inductor.compile_fx as compile_fx
 

@@ -14,7 +14,7 @@ multi-architecture fatbins ExecuTorch's CudaBackend asks for label the target's 
 
 A target of several GPUs builds each winner for each of their architectures (the autotune choice
 made once, here, under the smallest GPU's shared memory) and bakes one fatbin per kernel
-(`seams.fatbin`), launched with the most shared memory any of its builds needs; Inductor's own
+(`fatbin`), launched with the most shared memory any of its builds needs; Inductor's own
 multi-architecture fatbin, built from one PTX, is turned off for such a compile.
 """
 
@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from ...core.active import current_session
 from ...core.errors import AotiHooksError
-from .. import fatbin
+from . import fatbin
 from ..shared_memory import REPORT  # the report's name for what the target changed
 
 

@@ -16,7 +16,7 @@ import glob
 import importlib.util
 import os
 
-from ..core.errors import AotiHooksError
+from ...core.errors import AotiHooksError
 
 INSTALL = 'pip install "aoti-hooks[several-gpus]" (NVIDIA\'s nvidia-nvfatbin; or a CUDA toolkit 12.4 or later on the library path)'
 
