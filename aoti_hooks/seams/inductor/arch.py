@@ -28,8 +28,8 @@ from typing import Any, Callable
 
 from ...core.active import current_session
 from ...core.errors import AotiHooksError
-from . import fatbin
 from ..shared_memory import REPORT  # the report's name for what the target changed
+from . import fatbin
 
 
 def local_sm() -> int | None:
