@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from ..core import kernel_manifest
 from ..core.active import current_session
 from ..core.errors import AotiHooksError
 from ..core.registry import plugin_names
@@ -31,6 +32,7 @@ from ..core.session import Session, check_keywords
 from ..core.specs import PREFIX, compile_spec_pairs, session_from_compile_specs
 from ..core.types import Report
 from ..seams import executorch as seam, inductor
+from ..seams.shared_memory import REPORT  # the report's name for what the target changed
 from . import disk
 from .lifecycle import compiling, enter_compile_contexts, history, indexed_device
 
@@ -146,11 +148,28 @@ def preprocess(cls, stock, edge_program, compile_specs):
         session = active.for_one_compile()
     method = _method_name(compile_specs)
     specs = backend_specs(session, cls, method, compile_specs)
+    session.state(REPORT).pop("launches", None)  # this compile's launches make this library's manifest
     with compiling(session, HOST, method), seam.collector_patches():
         writes = disk.planned_writes(edge_program, None, "the delegate's files")
         disk.check_room(writes)
         with disk.disk_errors(writes):
-            return stock(SessionBackend(cls, session), edge_program, specs)
+            result = stock(SessionBackend(cls, session), edge_program, specs)
+    _add_kernel_manifest(session, result)
+    return result
+
+
+def _add_kernel_manifest(session: Session, result) -> None:
+    """The kernel manifest of the delegate library ``preprocess`` made (`core.kernel_manifest`), where
+    the compile launched GPU kernels: what `aoti-hooks inspect` checks a ``.pte`` against."""
+    launches = session.state(REPORT).pop("launches", None)
+    processed = getattr(result, "processed_bytes", b"") or b""
+    library_key = processed.decode(errors="replace").split("\n", 1)[0]
+    if not launches or not library_key.endswith("_so_blob") or getattr(result, "data_store_output", None) is None:
+        return
+    target = session.target.name if session.target is not None else None
+    seam.add_named_blob(result, kernel_manifest.key_for(library_key),
+                        kernel_manifest.manifest(launches, library_key, target))
+    session.report.add(REPORT, "kernels_in_manifest", len(launches))
 
 
 class SessionBackend:

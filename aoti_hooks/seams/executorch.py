@@ -215,6 +215,16 @@ def deserialize_pte_binary(data: bytes):
     return read(data)
 
 
+def add_named_blob(result, key: str, data: bytes) -> None:
+    """Add ``data`` under ``key`` to a backend's ``PreprocessResult`` named data, stored in the program
+    (its ``NamedDataStoreOutput``: one more buffer and its ``pte_data`` entry; nothing else is copied)."""
+    from executorch.exir._serialize.data_serializer import DataEntry
+
+    output = result.data_store_output
+    output.buffers.append(data)
+    output.pte_data[key] = DataEntry(len(output.buffers) - 1, 1, None)
+
+
 # --- ExecuTorch attributes plugins name (their tables live in the plugins) -------------------
 
 def imported_attribute(module: str, name: str) -> Any:

@@ -16,8 +16,10 @@ checked on each of them.
 A package compiled for the CPU bakes no GPU kernel: its list is empty.
 
 An ExecuTorch ``.pte`` holds each AOTI delegate's library in its named data: the CUDA images built
-into it give each kernel's architecture and registers; its launch shared memory is compiled into the
-library and is not readable, which the output says.
+into it give each kernel's architecture and registers. Its launch shared memory is compiled into the
+library; a program exported in a session carries a kernel manifest beside each library
+(`core.kernel_manifest`), checked against the binaries the library holds, from which it is read.
+Without one the output says that the shared memory is not readable.
 """
 
 from __future__ import annotations
@@ -264,20 +266,44 @@ def read_package(path: str) -> dict:
 
 
 def read_program(path: str) -> dict:
-    """The GPU kernels of the AOTI delegates' libraries of an ExecuTorch ``.pte``: each CUDA image's
-    architecture and its functions' registers (their launch shared memory is compiled in)."""
+    """The GPU kernels of the AOTI delegates' libraries of an ExecuTorch ``.pte``.
+
+    Each CUDA image's architecture and its functions' registers are read from the libraries. Launch
+    shared memory and threads are compiled in; where a session wrote the library's kernel manifest
+    (`core.kernel_manifest`), they are read from it for each kernel whose binary the library holds as
+    the manifest says (found by size and SHA-256), and each one that is not is a problem."""
+    from ..core import kernel_manifest
     from .harness.artifacts import named_blobs
 
+    blobs = named_blobs([path])
     kernels: list[Kernel] = []
     code: list[dict] = []
-    libraries = 0
-    for blob in named_blobs([path]).values():
-        if blob.startswith(_ELF_MAGIC):
-            libraries += 1
-            code += [{"in": f"delegate library {libraries}", "images": images} for images in code_sets(blob)]
+    problems: list[str] = []
+    libraries = checked = 0
+    for key, blob in blobs.items():
+        if not blob.startswith(_ELF_MAGIC):
+            continue
+        libraries += 1
+        code += [{"in": f"delegate library {libraries}", "images": images} for images in code_sets(blob)]
+        found = kernel_manifest.parse(blobs.get(kernel_manifest.key_for(key), b""))
+        if found is None:
             for arch, registers in embedded_images(blob):
                 kernels += [Kernel(name, None, None, registers=count, arch=arch) for name, count in sorted(registers.items())]
-    return {"kernels": kernels, "kernels_readable": False, "libraries": libraries, "code": code}
+            continue
+        checked += 1
+        held = kernel_manifest.binaries_in(found, blob)
+        for entry in found["kernels"]:
+            binary = held.get(entry["name"])
+            if binary is None:
+                problems.append(f"{entry['name']}: the manifest's binary for it is not in delegate library {libraries}, "
+                                f"so its launch cannot be checked")
+                continue
+            registers = {**{name: count for _, _, payload in fatbin_images(binary) if payload and payload[:4] == _ELF_MAGIC
+                            for name, count in cubin_registers(payload).items()}, **cubin_registers(binary)}
+            kernels.append(Kernel(entry["name"], entry["shared_bytes"], entry["threads"],
+                                  registers=registers.get(entry["function"])))
+    return {"kernels": kernels, "kernels_readable": checked == libraries and libraries > 0, "libraries": libraries,
+            "code": code, "manifest_problems": problems}
 
 
 LATER = 1000  # stands for "any GPU after this one" (only PTX reaches it)
@@ -320,9 +346,9 @@ def problems_on(found: dict, target) -> list[str]:
     the GPUs after it, which only PTX reaches); kernels marked against the smallest shared memory."""
     from ..core.target import PROFILES, SM
 
+    problems = list(found.get("manifest_problems", ()))
     if not target.gpus:
-        return verdict(found, target.smem, target.sm)
-    problems = []
+        return problems + verdict(found, target.smem, target.sm)
     for gpu in target.gpus:
         profile = gpu.rstrip("+")
         problems += [f"on {profile}: {problem}" for problem in verdict(found, PROFILES[profile][0], SM[profile])]
@@ -366,7 +392,7 @@ def _holds_no_gpu_code(path: str, found: dict) -> str | None:
                 f"code; compile it (aoti_compile_and_package, or an ExecuTorch lowering) and inspect what that writes")
     if found.get("kind") == "zip file":
         return f"{path}: a zip file that is neither an AOTI package nor an exported program: it holds no GPU code"
-    if found["kernels"] or found["code"]:
+    if found["kernels"] or found["code"] or found.get("manifest_problems"):
         return None
     if found.get("libraries") is not None:
         one = found["libraries"] == 1
@@ -411,10 +437,13 @@ def run(args) -> int:
                           "problems": problems}, indent=1))
     else:
         if found.get("kernels_readable", True):
-            print(f"{args.artifact}: {len(found['kernels'])} GPU kernel(s)")
+            print(f"{args.artifact}: {len(found['kernels'])} GPU kernel(s)"
+                  + (" (launches read from the kernel manifest, checked against the library's binaries)"
+                     if found.get("libraries") else ""))
         else:
             print(f"{args.artifact}: {found['libraries']} delegate librar{'y' if found['libraries'] == 1 else 'ies'}, "
-                  f"{len(found['kernels'])} GPU kernel(s); their launch shared memory is compiled in and not readable")
+                  f"{len(found['kernels'])} GPU kernel(s); their launch shared memory is compiled in and not readable "
+                  f"(a program exported in an aoti-hooks session carries a manifest of it)")
         for kernel in found["kernels"]:
             mark = "" if kernel.launches_on_target is None else ("  ok" if kernel.launches_on_target else "  NO")
             parts = [f"{kernel.shared_bytes} B shared" if kernel.shared_bytes is not None else None,

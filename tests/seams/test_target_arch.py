@@ -321,3 +321,81 @@ def test_a_target_of_several_gpus_without_nvfatbin_is_one_sentence(monkeypatch):
             fatbin.require()
     finally:
         fatbin.library.cache_clear()
+
+
+def test_a_manifests_binaries_are_found_in_a_library_by_their_hash(tmp_path):
+    """`kernel_manifest` believes a launch only where the library holds the kernel's binary: a cubin and
+    a fatbin built here are found in a stand-in for a delegate library (a CUDA library cannot be built
+    on this CPU), and a changed byte loses the one it changes."""
+    from aoti_hooks.core import kernel_manifest
+    from aoti_hooks.seams.inductor import fatbin
+
+    _, launcher = _autotuner("triton_poi_lib_0", False)
+    cubin = launcher.bin.asm["cubin"]
+    several = fatbin.pack([(80, True, launcher.bin.asm["ptx"].encode())], "triton_poi_lib_1")
+    launches = {}
+    for name, binary in (("triton_poi_lib_0", cubin), ("triton_poi_lib_1", several)):
+        path = tmp_path / f"{name}.cubin"
+        path.write_bytes(binary)
+        launches[name] = {"function": name, "shared_bytes": 0, "threads": 128, "binary": str(path)}
+    manifest = kernel_manifest.parse(kernel_manifest.manifest(launches, "abc_so_blob", "h100"))
+    library = b"\x7fELF host code" + bytes(100) + cubin + bytes(9) + several + b"tail"
+    assert kernel_manifest.binaries_in(manifest, library) == {"triton_poi_lib_0": cubin, "triton_poi_lib_1": several}
+    changed = bytearray(library)
+    changed[len(b"\x7fELF host code") + 100 + 200] ^= 0xFF  # a byte of the cubin
+    assert list(kernel_manifest.binaries_in(manifest, bytes(changed))) == ["triton_poi_lib_1"]
+
+
+@pytest.mark.compile
+def test_a_program_lowered_in_a_session_carries_a_kernel_manifest_that_inspect_checks(register, tmp_path, capsys):
+    """A real CPU lowering in a session: the kernel Inductor reads to write its launch lands in the
+    program's named data as the library's manifest, and `inspect` checks it against the library. The
+    library is the CPU's (no GPU kernel can be compiled into one here), so the manifest's kernel is not
+    in it, and inspect says so rather than believe the manifest."""
+    import hashlib
+    from contextlib import contextmanager
+
+    pytest.importorskip("executorch.backends.aoti.aoti_backend")
+    from et_helpers import lower, method_spec
+
+    import aoti_hooks.executorch as integration
+    from aoti_hooks.core import kernel_manifest
+    from aoti_hooks.seams.executorch import deserialize_pte_binary
+    from aoti_hooks.tools.cli import main
+    from aoti_hooks.tools.models.decoder import CONFIGS, build, export_decoder
+
+    class GpuWrapper:
+        """Stands for Inductor's GPU wrapper, which cannot run on this CPU: while the method compiles it
+        saves a Triton kernel (built here for an H100) and reads its entry to write the launch."""
+
+        @aoti_hooks.hookimpl
+        def compile_context(self, session):
+            @contextmanager
+            def baking():
+                autotuner, launcher = _autotuner("triton_poi_manifest_0", False)
+                autotuner.save_gpu_kernel(None, launcher)
+                CudaKernelParamCache.get("triton_poi_manifest_0")
+                yield
+
+            return baking()
+
+    register("gpu_wrapper", GpuWrapper())
+    try:
+        pte, _ = lower({"forward": export_decoder(build(CONFIGS["tiny"]))},
+                       {"forward": [method_spec("forward"), *aoti_hooks.compile_specs(["gpu_wrapper"])]})
+    finally:
+        integration.uninstall()
+    named = deserialize_pte_binary(pte).named_data
+    blobs = {key: bytes(named.buffers[entry.buffer_index]) for key, entry in named.pte_data.items()}
+    (library_key,) = [key for key in blobs if key.endswith("_so_blob")]
+    manifest = kernel_manifest.parse(blobs[kernel_manifest.key_for(library_key)])
+    (kernel,) = manifest["kernels"]
+    params = CudaKernelParamCache.get("triton_poi_manifest_0")
+    assert kernel == {"name": "triton_poi_manifest_0", "function": params["mangled_name"],
+                      "shared_bytes": params["shared_mem"], "threads": 128, "bytes": len(_binary(params)),
+                      "sha256": hashlib.sha256(_binary(params)).hexdigest()}
+    program = tmp_path / "model.pte"
+    program.write_bytes(pte)
+    assert main(["inspect", str(program), "--target", "h100"]) == 1
+    assert ("triton_poi_manifest_0: the manifest's binary for it is not in delegate library 1, so its launch "
+            "cannot be checked") in capsys.readouterr().out

@@ -323,11 +323,25 @@ def _patched_save_gpu_kernel(original: Callable) -> Callable:
 def _patched_param_cache_get(original: Callable) -> Any:
     def get(cls, key):
         session = current_session()
-        if session is not None:
-            bake_pending(session)
-        return original(key)
+        if session is None:
+            return original(key)
+        bake_pending(session)
+        params = original(key)
+        if params:  # what this kernel's launch is written with, for the program's kernel manifest
+            session.state(REPORT).setdefault("launches", {})[key] = launch_of(params)
+        return params
 
     return classmethod(get)
+
+
+def launch_of(params: dict) -> dict:
+    """A kernel's launch as Inductor writes it (function, shared memory, threads) and the file of its
+    code, which Inductor may replace by a fatbin of the same stem when the library is built."""
+    binary = params.get("cubin_path")
+    if binary and _multi_arch():
+        binary = os.path.splitext(binary)[0] + ".fatbin"
+    return {"function": params.get("mangled_name"), "shared_bytes": params.get("shared_mem"),
+            "threads": (params.get("num_warps") or 0) * 32, "binary": binary}
 
 
 MAKERS = {"torch._inductor.runtime.triton_heuristics.CachingAutotuner.save_gpu_kernel": _patched_save_gpu_kernel,
