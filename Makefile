@@ -12,7 +12,7 @@ TEST_WORKERS ?= 2
 .PHONY: dev ready torch executorch test test-fast test-torch-next docs lint wheels doctor demo
 
 ready:  ## install what dev installs unless it is all there already (a few seconds when it is)
-	@$(PY) -c "import torch, aoti_hooks, aoti_hooks_kv_elide, aoti_hooks_chunked_dequant, aoti_hooks_sdpa_configs, aoti_hooks_const_offload, executorch.exir, transformers, pytest, xdist; assert torch.__version__.startswith('$(TORCH_VERSION)')" >/dev/null 2>&1 \
+	@$(PY) -c "import torch, aoti_hooks, aoti_hooks_kv_elide, aoti_hooks_chunked_dequant, aoti_hooks_sdpa_configs, aoti_hooks_const_offload, executorch.exir, transformers, pytest, xdist; assert torch.__version__.startswith('$(TORCH_VERSION)'); from aoti_hooks.seams.inductor.fatbin import library; assert library()" >/dev/null 2>&1 \
 		|| $(MAKE) --no-print-directory dev
 
 dev: torch  ## install torch (CPU), the core and the four plugins (editable), and ExecuTorch, for development
@@ -69,7 +69,7 @@ test-torch-next:  ## the seams and the real compiles (ours and Hugging Face's mo
 	test -x $(NEXT_VENV)/bin/python || $(PY) -m venv $(NEXT_VENV)
 	$(NEXT_VENV)/bin/python -m pip install -q "pip>=24"
 	$(NEXT_VENV)/bin/python -m pip install -q --no-cache-dir torch==$(TORCH_NEXT) "pluggy>=1.5" numpy "pytest>=7" "pytest-xdist>=3" \
-		transformers==5.24.0 "hatchling>=1.20" editables
+		transformers==5.24.0 "hatchling>=1.20" editables "nvidia-nvfatbin>=12.4"
 	$(NEXT_VENV)/bin/python -m pip install -q --no-build-isolation --no-deps -e . $(addprefix -e ,$(PLUGINS))
 	$(NEXT_VENV)/bin/python -m aoti_hooks doctor
 	$(NEXT_VENV)/bin/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -p no:cacheprovider $(NEXT_TESTS)

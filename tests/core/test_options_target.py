@@ -71,6 +71,24 @@ def test_a_target_names_the_architecture_its_code_is_built_for():
     assert parse_target("rtx5090,sm=local").sm is None and parse_target("rtx5090,sm=local").smem == 101_376
 
 
+def test_a_target_of_several_gpus_is_sized_for_the_smallest_and_built_for_each():
+    several = parse_target("rtx4090,rtx5090,h100")
+    assert (several.smem, several.mem, several.device, several.sm) == (101_376, 24 * 2**30, "cuda", None)
+    assert several.gpus == ("rtx4090", "rtx5090", "h100")
+    assert several.codes == ((89, False), (90, False), (120, False))
+    later = parse_target("a100+")  # an A100 and every later GPU: its cubin, and PTX the driver builds
+    assert (later.smem, later.codes) == (166_912, ((80, False), (80, True)))
+    assert parse_target("a100+,rtx5090").codes == ((80, False), (80, True), (120, False))
+
+
+@pytest.mark.parametrize("bad, says", [("rtx4090,rtx509", "'rtx509' is no GPU profile .did you mean 'rtx5090'"),
+                                       ("rtx4090,rtx4090+", "named twice"),
+                                       ("rtx4090,sm=90,h100", "sm= and code= apply to one GPU")])
+def test_bad_targets_of_several_gpus_are_one_sentence(bad, says):
+    with pytest.raises(AotiHooksError, match=says):
+        parse_target(bad)
+
+
 @pytest.mark.parametrize("bad, says", [("rtx5090,smem=1", "after a profile"), ("a100,code=sass", "code=cubin"),
                                        ("smem=1024,code=ptx", "add sm="), ("smem=1024,sm=9000", "no CUDA architecture")])
 def test_bad_architectures_are_one_sentence(bad, says):
