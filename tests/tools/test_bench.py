@@ -534,7 +534,9 @@ def test_bench_checks_a_hugging_face_models_decode_steps_against_stock_and_eager
     check = json.loads((tmp_path / "report.json").read_text())["check"]
     assert check["kv_elide"]["steps"] == 2 and check["kv_elide"]["logits_equal_stock"] is True
     assert check["stock"]["logits_max_abs_vs_eager"] < 0.05  # bf16: compiled and eager round apart, slightly
-    assert "logits max abs vs eager" in capsys.readouterr().out
+    assert all(check[variant]["decode_ms_per_call"] > 0 for variant in ("stock", "kv_elide"))  # the second call's
+    out = capsys.readouterr().out
+    assert "logits max abs vs eager" in out and "ms per call (median)" in out
 
 
 def test_the_extra_seconds_table_names_the_functions_that_grew_most_from_stock():

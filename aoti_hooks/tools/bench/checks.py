@@ -11,7 +11,8 @@ CHECKS_AT_ONCE = 3  # output checks side by side: each holds the model on the ho
 
 def check_package_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:
     """Eager and each variant's package over ``steps`` decode calls, each in its own process: the
-    logits' largest difference from eager and from stock, and whether they equal stock's bit for bit.
+    logits' largest difference from eager and from stock, whether they equal stock's bit for bit, and
+    the median time of a call after the first (what a target's shared-memory cap costs in speed).
     A variant that did not fit its GPU memory limit, or whose code cannot run here, says so."""
     import torch
 
@@ -19,7 +20,7 @@ def check_package_outputs(base: dict, planned: list[dict], work: Path, folder: P
     from ..kernels import not_runnable_here
 
     not_here = not_runnable_here(base.get("target"))
-    logits, check = {}, {}
+    logits, check, speed = {}, {}, {}
     for name, run in [("eager", None), *((f"run{index}", run) for index, run in enumerate(planned))]:
         variant = "eager" if run is None else run["variant"]
         if run is not None and run.get("plugins") and not_here:
@@ -32,11 +33,12 @@ def check_package_outputs(base: dict, planned: list[dict], work: Path, folder: P
         spec = {**base, "steps": steps, "logits": str(work / f"{name}.logits.pt"),
                 "package": None if run is None else str(package)}
         try:
-            run_in_worker("outputs", spec, folder, f"outputs-{name}", dict(os.environ))
+            done = run_in_worker("outputs", spec, folder, f"outputs-{name}", dict(os.environ))
         except StepFailed as error:
             check[variant] = {"error": str(error).splitlines()[0]}
             continue
         logits[variant] = torch.load(spec["logits"])
+        speed[variant] = done.get("decode_ms_per_call")
     eager, stock = logits.get("eager"), logits.get("stock")
 
     def largest(a, b):
@@ -48,7 +50,8 @@ def check_package_outputs(base: dict, planned: list[dict], work: Path, folder: P
             check[run["variant"]] = {"steps": len(got), "logits_max_abs_vs_eager": largest(got, eager),
                                      "logits_max_abs_vs_stock": largest(got, stock),
                                      "logits_equal_stock": None if stock is None else
-                                     all(torch.equal(x, y) for x, y in zip(got, stock))}
+                                     all(torch.equal(x, y) for x, y in zip(got, stock)),
+                                     "decode_ms_per_call": speed.get(run["variant"])}
     return check
 
 

@@ -148,11 +148,13 @@ def format_report(results: dict) -> str:
             return "-" if value is None else f"{value:.3g}"
 
         checked = [[variant, str(entry["steps"]), number(entry["logits_max_abs_vs_eager"]),
-                    number(entry["logits_max_abs_vs_stock"]), _yes(entry["logits_equal_stock"])]
+                    number(entry["logits_max_abs_vs_stock"]), _yes(entry["logits_equal_stock"]),
+                    number(entry.get("decode_ms_per_call"))]
                    for variant, entry in results["check"].items() if "error" not in entry]
         lines += ["", "Outputs: each variant's package, loaded by torch's AOTI runner in its own process, over the same "
                       "decode calls as eager (seeded tokens, each call writing the caches the next reads):", "", "```",
-                  table(["run", "calls", "logits max abs vs eager", "vs stock", "= stock"], checked), "```",
+                  table(["run", "calls", "logits max abs vs eager", "vs stock", "= stock", "ms per call (median)"],
+                        checked), "```",
                   *(f"- {variant}: not checked: {entry['error']}" for variant, entry in results["check"].items()
                     if "error" in entry)]
     elif results.get("check"):

@@ -242,10 +242,20 @@ def hf_outputs(spec: dict) -> dict:
 
         program, _, _ = exported(spec["hf"], spec.get("layers"), spec.get("ctx"))
         runner = move_to_device_pass(program, device).module() if device.type != "cpu" else program.module()
-    logits = [runner(**{key: value.to(device) for key, value in inputs.items()}).float().cpu()
-              for inputs in decode_inputs(spec["hf"], spec.get("steps", 4))]
+    logits, seconds = [], []
+    for inputs in decode_inputs(spec["hf"], spec.get("steps", 4)):
+        inputs = {key: value.to(device) for key, value in inputs.items()}
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        out = runner(**inputs)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds.append(time.perf_counter() - start)
+        logits.append(out.float().cpu())
     torch.save(logits, spec["logits"])
-    return {"steps": len(logits)}
+    timed = sorted(seconds[1:])  # the first call loads the kernels
+    return {"steps": len(logits), "decode_ms_per_call": round(1000 * timed[len(timed) // 2], 3) if timed else None}
 
 
 @torch.no_grad()
