@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 EM_CUDA = 190
 _LAUNCH = re.compile(r"launchKernel\(\s*([\w.]+)\s*,\s*grid_0\s*,\s*grid_1\s*,\s*grid_2\s*,\s*(\d+)\s*,\s*(\d+)\s*,")
 _ELF_MAGIC = b"\x7fELF"
+_FATBIN_MAGIC = struct.pack("<I", 0xBA55ED50)  # a fatbin container's first four bytes
 
 
 @dataclass
@@ -111,7 +112,7 @@ _PTX_TARGET = re.compile(rb"^\s*\.target\s+sm_(\d+)(a?)", re.MULTILINE)
 def ptx_target(text: bytes) -> tuple[int, bool] | None:
     """``(SM, architecture-specific)`` a PTX text targets (a kernel baked as PTX, ``code=ptx``):
     ``.target sm_80`` is ``(80, False)``, ``sm_90a`` ``(90, True)``; None if it is not PTX."""
-    if b".version" not in text[:4096] or not text.lstrip()[:2] in (b"//", b".v"):
+    if b".version" not in text[:4096] or text[:4096].lstrip()[:2] not in (b"//", b".v"):
         return None
     found = _PTX_TARGET.search(text[:65536])
     return (int(found.group(1)), bool(found.group(2))) if found else None
@@ -134,12 +135,16 @@ def embedded_images(library: bytes) -> list[tuple[int, dict[str, int]]]:
     return found
 
 
+def _ptx_label(sm: int, specific: bool) -> str:
+    return f"PTX sm_{sm}{'a' if specific else ''}"
+
+
 def _label(sm: int, as_ptx: bool, payload: bytes | None) -> str:
     """``sm_90`` for a cubin, ``PTX sm_80`` (or ``PTX sm_90a``) for PTX."""
     if not as_ptx:
         return f"sm_{sm}"
     read = ptx_target(payload) if payload else None
-    return f"PTX sm_{read[0]}{'a' if read[1] else ''}" if read else f"PTX sm_{sm}"
+    return _ptx_label(*read) if read else _ptx_label(sm, False)
 
 
 def code_sets(blob: bytes) -> list[list[str]]:
@@ -150,18 +155,13 @@ def code_sets(blob: bytes) -> list[list[str]]:
         return [[f"sm_{arch}"]]
     as_ptx = None if blob.startswith(_FATBIN_MAGIC) else ptx_target(blob[:65536])
     if as_ptx is not None:
-        return [[f"PTX sm_{as_ptx[0]}{'a' if as_ptx[1] else ''}"]]
-    sets, covered, start = [], [], blob.find(_FATBIN_MAGIC)
-    while start != -1:
-        images = fatbin_images(blob[start:start + 16 + struct.unpack_from("<Q", blob, start + 8)[0]]
-                               if start + 16 <= len(blob) else b"")
+        return [[_ptx_label(*as_ptx)]]
+    sets, covered = [], []
+    for start, end in _containers(blob):
+        images = _entries(blob, start, end)
         if images:
             sets.append([_label(sm, as_ptx, payload) for sm, as_ptx, payload in images])
-            end = start + 16 + struct.unpack_from("<Q", blob, start + 8)[0]
             covered.append((start, end))
-            start = blob.find(_FATBIN_MAGIC, end)
-        else:
-            start = blob.find(_FATBIN_MAGIC, start + 4)
     start = blob.find(_ELF_MAGIC, 1)
     while start != -1:
         arch = cuda_arch(blob[start:start + 64])
@@ -171,41 +171,52 @@ def code_sets(blob: bytes) -> list[list[str]]:
     return sets
 
 
-_FATBIN_MAGIC = struct.pack("<I", 0xBA55ED50)
 
-
-def fatbin_images(blob: bytes) -> list[tuple[int, bool, bytes | None]]:
-    """``(SM, is PTX, payload)`` of each entry of the fatbin containers in ``blob`` (a kernel baked for
-    several GPUs, or a library's CUDA code); the payload is None where the entry is compressed.
-
-    A container is a 16-byte header (magic, version 1, header size 16, the entries' size) and its
-    entries, each a header (kind 1 PTX or 2 ELF at 0, its own size at 4, the payload's at 8, the
-    SM at 28) and the payload, as ``cuobjdump --list-elf --list-ptx`` reads them."""
-    found, start = [], blob.find(_FATBIN_MAGIC)
+def _containers(blob: bytes):
+    """``(start, end)`` of each fatbin container in ``blob``: a 16-byte header (magic, version 1,
+    header size 16, the entries' size) and its entries."""
+    start = blob.find(_FATBIN_MAGIC)
     while start != -1 and start + 16 <= len(blob):
         version, header, size = struct.unpack_from("<HHQ", blob, start + 4)
         end = start + 16 + size
         if version != 1 or header != 16 or end > len(blob):
             start = blob.find(_FATBIN_MAGIC, start + 4)
             continue
-        at = start + 16
-        while at + 32 <= end:
-            kind, _, entry, length = struct.unpack_from("<HHIQ", blob, at)
-            (sm,) = struct.unpack_from("<I", blob, at + 28)
-            if entry < 32 or at + entry + length > end:
-                break
-            payload = bytes(blob[at + entry:at + entry + length])
-            readable = payload.startswith(_ELF_MAGIC) if kind == 2 else b".version" in payload[:4096]
-            if kind in (1, 2):
-                found.append((sm, kind == 1, payload if readable else None))
-            at += entry + length
+        yield start, end
         start = blob.find(_FATBIN_MAGIC, end)
+
+
+def _entries(blob: bytes, start: int, end: int) -> list[tuple[int, bool, bytes | None]]:
+    """The entries of the container at ``start``: each a header (kind 1 PTX or 2 ELF at 0, its own
+    size at 4, the payload's at 8, the SM at 28) and the payload, as ``cuobjdump --list-elf --list-ptx``
+    reads them."""
+    found, at = [], start + 16
+    while at + 32 <= end:
+        kind, _, entry, length = struct.unpack_from("<HHIQ", blob, at)
+        (sm,) = struct.unpack_from("<I", blob, at + 28)
+        if entry < 32 or at + entry + length > end:
+            break
+        payload = bytes(blob[at + entry:at + entry + length])
+        readable = payload.startswith(_ELF_MAGIC) if kind == 2 else b".version" in payload[:4096]
+        if kind in (1, 2):
+            found.append((sm, kind == 1, payload if readable else None))
+        at += entry + length
     return found
 
 
-def embedded_arches(library: bytes) -> list[int]:
-    """The SMs of the CUDA ELF images embedded in a library."""
-    return sorted({arch for arch, _ in embedded_images(library)})
+def fatbin_images(blob: bytes) -> list[tuple[int, bool, bytes | None]]:
+    """``(SM, is PTX, payload)`` of each entry of the fatbin containers in ``blob`` (a kernel baked for
+    several GPUs, or a library's CUDA code); the payload is None where the entry is compressed."""
+    return [image for start, end in _containers(blob) for image in _entries(blob, start, end)]
+
+
+def binary_registers(binary: bytes) -> dict[str, int]:
+    """``{function: registers}`` of a kernel binary: a cubin's, or those of a fatbin's cubins."""
+    found = {}
+    for _sm, as_ptx, payload in fatbin_images(binary):
+        if payload is not None and not as_ptx:
+            found.update(cubin_registers(payload))
+    return {**found, **cubin_registers(binary)}
 
 
 def runs_on(built: int, target: int) -> bool:
@@ -252,10 +263,7 @@ def read_package(path: str) -> dict:
                 binary = archive.read(info)
                 code += [{"in": short, "images": images} for images in code_sets(binary)]
                 if name.endswith(".cubin"):
-                    registers.update(cubin_registers(binary))
-                    for _sm, as_ptx, payload in fatbin_images(binary):
-                        if payload is not None and not as_ptx:
-                            registers.update(cubin_registers(payload))
+                    registers.update(binary_registers(binary))
         names = archive.namelist()
     for kernel in kernels.values():
         kernel.registers = registers.get(kernel.name)
@@ -298,10 +306,8 @@ def read_program(path: str) -> dict:
                 problems.append(f"{entry['name']}: the manifest's binary for it is not in delegate library {libraries}, "
                                 f"so its launch cannot be checked")
                 continue
-            registers = {**{name: count for _, _, payload in fatbin_images(binary) if payload and payload[:4] == _ELF_MAGIC
-                            for name, count in cubin_registers(payload).items()}, **cubin_registers(binary)}
             kernels.append(Kernel(entry["name"], entry["shared_bytes"], entry["threads"],
-                                  registers=registers.get(entry["function"])))
+                                  registers=binary_registers(binary).get(entry["function"])))
     return {"kernels": kernels, "kernels_readable": checked == libraries and libraries > 0, "libraries": libraries,
             "code": code, "manifest_problems": problems}
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from aoti_hooks.tools.cli import main
-from aoti_hooks.tools.kernels import cuda_arch, embedded_arches, runs_on
+from aoti_hooks.tools.kernels import code_sets, cuda_arch, runs_on
 
 # e_flags of real cubins per SM (cuobjdump --dump-elf)
 E_FLAGS = {70: 0x460546, 75: 0x4B054B, 80: 0x500550, 86: 0x560556, 89: 0x590559, 90: 0x5A055A,
@@ -60,7 +60,7 @@ def test_the_architecture_is_read_from_a_cubins_header(sm):
 
 def test_cubins_embedded_in_a_library_are_found():
     library = b"\x7fELF host" + bytes(100) + cubin_header(E_FLAGS[89]) + bytes(40) + cubin_header(E_FLAGS[120])
-    assert embedded_arches(library) == [89, 120]
+    assert code_sets(library) == [["sm_89"], ["sm_120"]]
 
 
 def test_code_runs_on_its_major_version_at_the_same_or_a_higher_minor():

@@ -162,8 +162,7 @@ class TargetBuild:
         try:
             built = triton.compile(source, target=GPUTarget("cuda", self.sm, self.warp_size), options=self.options)
         except Exception as error:
-            lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
-            first = next((line for line in lines if "fatal" in line.lower()), lines[0])[:200]
+            first = build_failure(error)
             raise AotiHooksError(
                 f"Triton {triton.__version__} here cannot build kernel {self.name} for sm_{self.sm} ({first}); "
                 f"install a Triton whose compiler knows sm_{self.sm}, or export on that GPU, or give the target "
@@ -178,6 +177,13 @@ class TargetBuild:
                                  f"GPU's build, which the launch Inductor generated cannot give it; export on that GPU")
         self.binary = _PtxKernel(built) if self.ptx else built
         return self.binary
+
+
+def build_failure(error: Exception) -> str:
+    """The line of a failed Triton build that says why: ptxas's ``fatal`` line (the rest is Triton's
+    reproducer, the whole PTX), else the first line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+    return next((line for line in lines if "fatal" in line.lower()), lines[0])[:200]
 
 
 def warm_triton_cache(path: str, name: str, signature: dict, constants: dict, attrs: dict, options: dict, sm: int,
@@ -285,7 +291,8 @@ def bake_pending(session) -> None:
             report.add(REPORT, f"kernels_built_as_{'ptx' if ptx else 'cubin'}_for_sm_{sm}", count)
     if len(codes) > 1:
         report.add(REPORT, "fatbins_baked", len(baked))
-    fresh = sum(1 for *_, mine in baked.values() if any(build in unbuilt for build in mine))
+    new = {id(build) for build in unbuilt}
+    fresh = sum(1 for *_, mine in baked.values() if any(id(build) in new for build in mine))
     if len(pending) > fresh:
         report.add(REPORT, "target_builds_reused", len(pending) - fresh)
     report.add(REPORT, "target_build_s", round(time.perf_counter() - start, 2))
