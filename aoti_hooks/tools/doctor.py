@@ -33,7 +33,7 @@ def print_targets() -> None:
     from ..seams.inductor.target_probe import problem_building
 
     print(f"\nTargets this machine builds kernels for (Triton {version('triton') or 'not installed'} and its ptxas):")
-    with stderr_to():  # a failed build prints Triton's reproducer
+    with stderr_to():  # a failed build's compiler warnings
         answers = [(f"{name} (sm_{SM[name]})", problem_building(SM[name])) for name in PROFILES]
     for label, problem in answers:
         print(f"  {'yes' if problem is None else 'no '} {label}" + (f": {problem}" if problem else ""))

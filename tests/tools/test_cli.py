@@ -48,6 +48,7 @@ def test_doctor_lists_the_targets_this_machine_builds_for(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "Targets this machine builds kernels for (Triton" in out and "  yes h100 (sm_90)" in out
     assert "  no  rtx5090 (sm_250): " in out and "sm_250" in problem_building(250)
+    assert ".target sm_250" not in out  # Triton's reproducer (the whole PTX) stays out of the listing
     assert "  yes several GPUs in one target (rtx4090,rtx5090,h100; a100+): nvFatbin at " in out
 
 

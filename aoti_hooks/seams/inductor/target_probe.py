@@ -7,7 +7,9 @@ export for. Building needs no GPU, so `aoti-hooks doctor` asks here rather than 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 
 
 @functools.lru_cache(maxsize=None)
@@ -18,13 +20,14 @@ def problem_building(sm: int, ptx: bool = False) -> str | None:
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource
 
+        from .arch import build_failure
         from .probe_kernel import copy_kernel
     except Exception as error:  # no Triton, or one without an NVIDIA backend
         return f"Triton cannot be loaded here ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
     source = ASTSource(copy_kernel, {"x": "*fp32", "y": "*fp32", "BLOCK": "constexpr"}, {"BLOCK": 64})
     try:
-        built = triton.compile(source, target=GPUTarget("cuda", sm, 32))
+        with contextlib.redirect_stdout(io.StringIO()):  # a failed build prints Triton's reproducer, the whole PTX
+            built = triton.compile(source, target=GPUTarget("cuda", sm, 32))
     except Exception as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
-        return next((line for line in lines if "fatal" in line.lower()), lines[0])[:200]
+        return build_failure(error)
     return None if (built.asm.get("ptx") if ptx else built.asm.get("cubin")) else f"Triton built no code for sm_{sm}"
