@@ -205,7 +205,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         common_specs=common_specs, target=args.target, keep=args.keep, weights=args.weights,
                         check_steps=args.check_steps, max_gpu_peak=args.max_gpu_peak, max_host_peak=args.max_host_peak,
                         jobs=args.jobs, peak_breakdown=args.peak_breakdown, inductor=inductor, run_options=run_options,
-                        gpu_memory_limit=args.gpu_memory_limit, stock=not args.no_stock)
+                        gpu_memory_limit=args.gpu_memory_limit, stock=not args.no_stock, exporter=args.exporter)
     folder = Path(results["folder"])
     print((folder / "report.md").read_text())
     print(f"written: {folder / 'report.json'}, {folder / 'report.md'}, " + (
@@ -255,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--backend", choices=("torch", "executorch"),
                        help="torch (default): aoti_compile_and_package; executorch: CudaBackend + CudaPartitioner "
                             "(the only one for executorch: models)")
+    bench.add_argument("--exporter", choices=("transformers", "optimum"),
+                       help="--model hf:<name> only: lower through the exporter users run, unedited, inside a session: "
+                            "transformers' ExecutorchExporter (backend cuda) or optimum-executorch's cuda recipe")
     bench.add_argument("--backend-spec", action="append", default=[], metavar="KEY=VALUE",
                        help="adds a stock run with this ExecuTorch compile spec, e.g. low_memory_mode=ON")
     bench.add_argument("--option", action="append", default=[], metavar="PLUGIN.OPTION=VALUE",

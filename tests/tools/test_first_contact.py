@@ -112,6 +112,12 @@ def test_an_unknown_name_in_aoti_hooks_disable_is_reported(monkeypatch):
     (["run", "--report", os.path.dirname(__file__), "--", "true"], "is a folder; name a file for the reports"),
     (["bench", "--model", "demo:tiny", "--out", __file__], f"bench --out {__file__} is a file; name a folder"),
     (["demo", "--out", __file__], f"demo --out {__file__} is a file; name a folder"),
+    (["bench", "--model", "demo:tiny", "--exporter", "optimum"], "--exporter optimum lowers a Hugging Face model; give "
+                                                                   "--model hf:<name>"),
+    (["bench", "--model", "hf:qwen3-tiny", "--exporter", "transformers", "--backend", "torch"],
+     "--exporter transformers lowers to ExecuTorch's CudaBackend; leave out --backend"),
+    (["bench", "--model", "hf:qwen3-tiny", "--exporter", "transformers"],
+     "--exporter transformers lowers through ExecuTorch's CudaBackend and needs a CUDA GPU (stock fails there too)"),
 ])
 def test_cli_input_errors_exit_2_with_one_sentence(argv, message, capsys):
     assert cli.main(argv) == 2

@@ -23,7 +23,7 @@ from typing import Any
 from ...core.errors import AotiHooksError
 from ...core.text import did_you_mean, format_bytes
 from ..harness.timeline import plot_timeline
-from .checks import check_executorch_outputs, check_package_outputs
+from .checks import check_executorch_outputs, check_exporter_outputs, check_package_outputs
 from .report import format_report, peak_line
 
 
@@ -57,7 +57,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
               weights: str | None = None, check_steps: int | None = None, max_gpu_peak: int | None = None,
               max_host_peak: int | None = None, jobs: int = 1, peak_breakdown: bool = False,
               inductor: dict[str, str] | None = None, run_options: list[dict] | None = None,
-              gpu_memory_limit: int | float | None = None, stock: bool = True) -> dict:
+              gpu_memory_limit: int | float | None = None, stock: bool = True, exporter: str | None = None) -> dict:
     import torch
 
     from ..models import et_gemma4
@@ -73,8 +73,14 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
             raise AotiHooksError(f"{model} is lowered as ExecuTorch's export.py lowers it (CudaBackend); "
                                  f"leave out --backend or give --backend executorch")
         backend = "executorch"
-    backend = backend or "torch"
     hf_model = model is not None and model.startswith("hf:")
+    if exporter is not None:
+        if not hf_model:
+            raise AotiHooksError(f"--exporter {exporter} lowers a Hugging Face model; give --model hf:<name>")
+        if backend == "torch":
+            raise AotiHooksError(f"--exporter {exporter} lowers to ExecuTorch's CudaBackend; leave out --backend")
+        backend = "executorch"
+    backend = backend or "torch"
     if weights is not None and not executorch_model:
         raise AotiHooksError(f"--weights chooses the int4 or bf16 weights of --model {et_gemma4.MODEL}; it does not apply here")
     if check_steps is not None and not (executorch_model or hf_model):
@@ -104,6 +110,11 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
         if layers is not None and layers < 1:
             raise AotiHooksError("--layers needs N >= 1")
         base.update(hf=model[3:], ctx=ctx, layers=layers)
+        if exporter is not None:
+            from ..models.exporters import check_installed
+
+            check_installed(exporter)
+            base["exporter"] = exporter
     elif model is not None:
         kind, _, config = model.partition(":")
         if kind != "demo" or config not in CONFIGS:
@@ -122,6 +133,9 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
         check_saved_program(program)
         base["program"] = os.path.abspath(program)
     if backend == "executorch" and not torch.cuda.is_available():
+        if exporter is not None:
+            raise AotiHooksError(f"--exporter {exporter} lowers through ExecuTorch's CudaBackend and needs a CUDA GPU "
+                                 f"(stock fails there too); run it on a machine with one")
         raise AotiHooksError("--backend executorch lowers through ExecuTorch's CudaBackend and needs a CUDA GPU; "
                              "use --backend torch on this machine" if not executorch_model else
                              f"{model} is lowered through ExecuTorch's CudaBackend and needs a CUDA GPU")
@@ -202,7 +216,7 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
     lock = threading.Lock()  # runs finish in any order with --jobs > 1; one writes the report at a time
     results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,
                "lm_head": lm_head, "shape": {key: base.get(key) for key in ("layers", "ctx", "weights")},
-               "jobs": jobs, "stock_run": stock, "runs": [], "complete": False}
+               "jobs": jobs, "stock_run": stock, "exporter": base.get("exporter"), "runs": [], "complete": False}
 
     failed = threading.Event()  # set by a failed run: the runs not started yet never start
 
@@ -237,7 +251,11 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # each compile is its own process either way
         for future in [pool.submit(compile_run, index) for index in range(len(planned))]:
             future.result()  # a failure: the runs still running finish into the report, then it raises
-    if base.get("hf") and check_steps:
+    if base.get("exporter") and check_steps:
+        with Progress(f"checking {check_steps} calls of each variant's delegate, taken out of its .pte/.ptd, on the "
+                      f"same inputs, each in its own process", quiet):
+            results["check"] = check_exporter_outputs(base, planned, work, folder, check_steps)
+    elif base.get("hf") and check_steps:
         with Progress(f"checking {check_steps} decode steps: eager and each variant's package, each in its own "
                       f"process", quiet):
             results["check"] = check_package_outputs(base, planned, work, folder, check_steps)

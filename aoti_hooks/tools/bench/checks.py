@@ -112,3 +112,33 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
     return check
 
 
+
+
+def check_exporter_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:
+    """Each variant's delegate (taken out of its ``.pte``/``.ptd``, run by torch's AOTI runner) over
+    ``steps`` calls on the same seeded inputs (`exporters.step_inputs`), each in its own process;
+    every output compared with stock's, bit for bit, and its largest difference. An exporter's
+    program has no eager twin here: stock's delegate is the reference."""
+    import torch
+
+    from ..harness.launch import StepFailed, run_in_worker
+
+    found, check = {}, {}
+    for index, run in enumerate(planned):
+        name = f"run{index}"
+        spec = {**base, "steps": steps, "logits": str(work / f"{name}.outputs.pt"), "folder": str(work / name)}
+        try:
+            run_in_worker("outputs", spec, folder, f"outputs-{name}", dict(os.environ))
+        except StepFailed as error:
+            check[run["variant"]] = {"error": str(error).splitlines()[0]}
+            continue
+        found[run["variant"]] = torch.load(spec["logits"])
+    stock = found.get("stock")
+    for variant, got in found.items():
+        pairs = [] if stock is None else [(x, y) for a, b in zip(got, stock) for x, y in zip(a, b)]
+        check[variant] = {"calls": len(got), "outputs_per_call": len(got[0]) if got else 0,
+                          "outputs_equal_stock": None if stock is None else
+                          len(got) == len(stock) and all(torch.equal(x, y) for x, y in pairs),
+                          "outputs_max_abs_vs_stock": None if not pairs else
+                          max(float((x.float() - y.float()).abs().max()) for x, y in pairs)}
+    return check

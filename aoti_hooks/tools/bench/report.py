@@ -141,7 +141,13 @@ def format_report(results: dict) -> str:
     shape = results.get("shape") or {}
     if results["model"] and shape.get("layers"):
         source += f" ({shape['layers']} layers, ctx {shape['ctx']}" + (f", {shape['weights']})" if shape.get("weights") else ")")
-    lines = [f"# aoti-hooks bench: {source}, backend {results['backend']}, on {results['device']}", "",
+    if results.get("exporter"):
+        from ..models.exporters import EXPORTERS
+
+        through = f"through {EXPORTERS[results['exporter']]}"
+    else:
+        through = f"backend {results['backend']}"
+    lines = [f"# aoti-hooks bench: {source}, {through}, on {results['device']}", "",
              "```", table(header, rows), "```"]
     if results.get("check") and any("logits_equal_stock" in entry for entry in results["check"].values()):
         def number(value):
@@ -157,6 +163,15 @@ def format_report(results: dict) -> str:
                         checked), "```",
                   *(f"- {variant}: not checked: {entry['error']}" for variant, entry in results["check"].items()
                     if "error" in entry)]
+    elif results.get("check") and results.get("exporter"):
+        checked = [[variant, str(entry["calls"]), str(entry["outputs_per_call"]), _yes(entry["outputs_equal_stock"]),
+                    "-" if entry["outputs_max_abs_vs_stock"] is None else f"{entry['outputs_max_abs_vs_stock']:.3g}"]
+                   for variant, entry in results["check"].items() if "error" not in entry]
+        lines += ["", "Outputs: each variant's delegate out of its .pte/.ptd, run by torch's AOTI runner on the same "
+                      "seeded inputs, against stock's:", "", "```",
+                  table(["run", "calls", "outputs per call", "= stock (bit for bit)", "max abs vs stock"], checked),
+                  "```", *(f"- {variant}: check failed: {entry['error']}" for variant, entry in results["check"].items()
+                           if "error" in entry)]
     elif results.get("check"):
         failed = {variant: entry["error"] for variant, entry in results["check"].items() if "error" in entry}
         checked = [[variant, str(entry["steps"]), _yes(entry["tokens_equal_eager"]), _yes(entry["tokens_equal_stock"]),

@@ -69,6 +69,10 @@ def compile_one(spec: dict) -> dict:
     device = device_of(spec)
     if spec.get("model") == et_gemma4.MODEL:
         lowering, weight_bytes, cache_bytes = et_gemma4.prepared_lowering(spec)
+    elif spec.get("exporter"):
+        from ..models.exporters import prepared_lowering
+
+        lowering, weight_bytes, cache_bytes = prepared_lowering(spec)
     else:
         lowering, weight_bytes, cache_bytes = _prepared_compile(spec, device)
     limit = spec.get("gpu_memory_limit") if spec["plugins"] else None  # stock is the uncapped baseline
@@ -261,6 +265,10 @@ def hf_outputs(spec: dict) -> dict:
 @torch.no_grad()
 def outputs(spec: dict) -> dict:
     """Decode ``steps`` with eager (no ``package``) or with a package; save the logits."""
+    if spec.get("exporter"):
+        from ..models.exporters import outputs as exporter_outputs
+
+        return exporter_outputs(spec)
     if spec.get("hf"):
         return hf_outputs(spec)
     config, device = config_of(spec), device_of(spec)
