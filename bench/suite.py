@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -230,6 +231,17 @@ def _of_weights(value, row: dict) -> str:
     return _gib(value) + (f" ({value / weights:.2f}×)" if value is not None and weights else "")
 
 
+def _failure(log: Path) -> str | None:
+    """The error a run's bench ended with (the last line of its log that names an exception), or None."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [line.strip() for line in lines if re.match(r"^\s*[\w.]*(Error|Exception)\b.*:", line)
+              or line.startswith("aoti-hooks")]
+    return errors[-1][:400] if errors else None
+
+
 def _contents(run_folder: Path) -> dict:
     """variant -> what its ExecuTorch lowering wrote (the .ptd's blobs by size and sha256, the weight table)."""
     return {path.name.removesuffix(".contents.json"): json.loads(path.read_text())
@@ -318,8 +330,11 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                      f"{_of_weights(row['host_peak_anonymous'], row)} | {_of_weights(row['host_anonymous_added'], row)} | "
                      f"{shown[row['tokens_equal_stock']]} | {shown[row['caches_equal_stock']]} | "
                      f"{shown[row['artifact_equal_stock']]} |")
-    if not_run:
-        lines += ["", f"Not run yet: {', '.join(not_run)} (`python3 bench/suite.py start {name}` runs only what is missing)."]
+    failed = {run: reason for run in not_run if (reason := _failure(folder(name, into) / f"{run}.log"))}
+    lines += [""] * bool(failed) + [f"- {run} failed: {reason}" for run, reason in failed.items()]
+    if set(not_run) - set(failed):
+        lines += ["", f"Not run yet: {', '.join(run for run in not_run if run not in failed)} "
+                      f"(`python3 bench/suite.py start {name}` runs only what is missing)."]
     projected = [row for row in rows if row.get("projected_from")]
     if projected:
         lines += ["", *(f"- {row['bench']}, {row['run']}: a projection, not a measurement: a straight line through stock's "
