@@ -75,3 +75,17 @@ def test_stock_is_projected_from_the_depths_it_was_measured_at():
     rows.append({"run": "stock", "model": gemma, "layers": 24, "compile_s": 700.0, "peak_allocated": 26 * 2**30,
                  "weight_bytes": 400})
     assert projected_stock(rows, gemma, 60)["projected_from"] == [6, 12, 24]  # a least-squares line through three
+
+
+def test_a_run_that_failed_is_named_with_its_error_not_as_not_run(tmp_path):
+    into, results = tmp_path / "into", tmp_path / "results"
+    (into / "smoke").mkdir(parents=True)
+    (into / "smoke" / "machine.json").write_text(json.dumps(
+        {"gpus": "NVIDIA H100", "cpus": 16, "host": "lent", "python": "3.12.3", "versions": "torch 2.11.0"}))
+    (into / "smoke" / "demo.log").write_text("Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+                                             "OSError: Could not load this library: libcustom_ops_aot_lib.so\n")
+    made = suite("table", "smoke", "--into", into, "--results", results)
+    assert made.returncode == 0, made.stderr
+    table = (results / "smoke.md").read_text()
+    assert "- demo failed: OSError: Could not load this library: libcustom_ops_aot_lib.so" in table
+    assert "Not run yet" not in table
