@@ -12,13 +12,17 @@ TEST_WORKERS ?= 2
 .PHONY: dev ready torch executorch test test-fast test-torch-next docs lint wheels doctor demo
 
 ready:  ## install what dev installs unless it is all there already (a few seconds when it is)
-	@$(PY) -c "import torch, aoti_hooks, aoti_hooks_kv_elide, aoti_hooks_chunked_dequant, aoti_hooks_sdpa_configs, aoti_hooks_const_offload, executorch.exir, transformers, pytest, xdist; assert torch.__version__.startswith('$(TORCH_VERSION)'); from aoti_hooks.seams.inductor.fatbin import library; assert library()" >/dev/null 2>&1 \
+	@$(PY) -c "import torch, aoti_hooks, aoti_hooks_kv_elide, aoti_hooks_chunked_dequant, aoti_hooks_sdpa_configs, aoti_hooks_const_offload, executorch.exir, transformers, optimum.exporters.executorch, pytest, xdist; assert torch.__version__.startswith('$(TORCH_VERSION)'); from aoti_hooks.seams.inductor.fatbin import library; assert library()" >/dev/null 2>&1 \
 		|| $(MAKE) --no-print-directory dev
 
 dev: torch  ## install torch (CPU), the core and the four plugins (editable), and ExecuTorch, for development
 	$(PY) -m pip install -q "pip>=24"
 	$(PY) -m pip install -q "pluggy>=1.5" "hatchling>=1.20" editables "pytest>=7" "pytest-xdist>=3" matplotlib transformers==5.24.0 "ruff>=0.6" "nvidia-nvfatbin>=12.4"
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e . $(addprefix -e ,$(PLUGINS))
+	@# optimum-executorch pins a transformers release candidate; without its pins it runs on this one. It imports
+	@# every recipe it has before it runs one: CoreML's needs coremltools, and ExecuTorch's devtools pandas.
+	$(PY) -m pip install -q coremltools pandas accelerate
+	$(PY) -m pip install -q --no-deps optimum-executorch==1.1.0 optimum==2.0.0
 	$(MAKE) --no-print-directory executorch
 
 torch:  ## torch $(TORCH_VERSION), the CPU build from TORCH_INDEX when it answers

@@ -76,12 +76,15 @@ def lower(programs: dict, specs: dict) -> tuple[bytes, dict]:
 
 
 def delegates(pte: bytes) -> dict[str, tuple[str, bytes, bytes]]:
-    """``{method: (backend id, .so bytes, weights blob bytes)}`` of a .pte with one delegate per method."""
+    """``{method: (backend id, .so bytes, weights blob bytes)}`` of a .pte with one delegate per method
+    (constant methods, which hold values such as the max sequence length and no delegate, left out)."""
     program = deserialize_pte_binary(pte)
     named = program.named_data
     blobs = {key: bytes(named.buffers[entry.buffer_index]) for key, entry in named.pte_data.items()}
     found = {}
     for plan in program.program.execution_plan:
+        if not plan.delegates:
+            continue
         (delegate,) = plan.delegates
         processed = program.program.backend_delegate_data[delegate.processed.index].data
         so_key, weights_key = bytes(processed).decode().split("\n")

@@ -1,4 +1,4 @@
-"""Hugging Face transformers' own exporters, run unedited inside a session, on a Qwen3 built from a config.
+"""Hugging Face transformers' own exporters and optimum-executorch's, run unedited inside a session, on a Qwen3 built from a config.
 
 - ``ExecutorchExporter``: it builds its partitioner and compile specs itself, so no aoti-hooks spec can
   reach it; the session covers its method. Its ``cuda`` backend needs a GPU, so the test registers one
@@ -6,6 +6,8 @@
   ``AotiBackend`` of these tests: a stand-in for CudaBackend, which cannot run here; the exporter's
   code (export, its fixes and patches, ``to_edge_transform_and_lower``, ``to_executorch``) is its own.
 - ``DynamoExporter`` (its torch.export path), compiled by torch's own ``aoti_compile_and_package``.
+- optimum-executorch's ``cuda`` recipe (``main_export``), its ``CudaPartitioner`` partitioning to the same
+  CPU backend; its loading, export and lowering are its own.
 
 Each against the same exporter outside a session: weights equal, outputs equal.
 """
@@ -135,3 +137,53 @@ def test_inspect_reads_the_delegate_libraries_of_a_pte(cpu_backend_in_transforme
     assert capsys.readouterr().out.strip() == f"{path}: an ExecuTorch program with 1 delegate library and no GPU code in it"
     assert main(["inspect", str(path), "--target", "rtx5090"]) == 1  # nothing in it can launch on a GPU
     assert capsys.readouterr().out.strip().endswith("no GPU code in it; nothing in it launches on rtx5090")
+
+
+@pytest.fixture
+def cpu_backend_for_cuda_partitioner(monkeypatch):
+    """ExecuTorch's ``CudaPartitioner`` as optimum-executorch imports it, partitioning to the CPU
+    AotiBackend of these tests: a stand-in for CudaBackend, which cannot run here (see the module doc)."""
+    import executorch.backends.cuda.cuda_partitioner as cuda_partitioner
+    from executorch.backends.aoti.aoti_partitioner import AotiPartitioner
+
+    class CpuPartitioner(AotiPartitioner):
+        def __init__(self, compile_specs):
+            super().__init__(BACKEND, [method_spec("forward")])
+
+    monkeypatch.setattr(cuda_partitioner, "CudaPartitioner", CpuPartitioner)
+    was_installed = host.installed()
+    yield
+    (host.install if was_installed else host.uninstall)()
+
+
+def test_a_session_covers_optimum_executorchs_cuda_recipe(cpu_backend_for_cuda_partitioner, tmp_path):
+    """optimum-executorch's ``main_export`` (what ``optimum-cli export executorch --recipe cuda`` runs) on a
+    model folder: its own loading, static-cache export and lowering; the session claims the weights and the
+    static KV cache, and the delegate gives stock's outputs."""
+    pytest.importorskip("optimum.exporters.executorch")
+    from optimum.exporters.executorch import main_export
+
+    from aoti_hooks.tools.models import exporters
+
+    model = tmp_path / "model"
+    exporters.save_model("qwen3-tiny", 1, 64, str(model))  # one layer: its keys and values are the static cache
+
+    def export(out):
+        main_export(str(model), task="text-generation", recipe="cuda", output_dir=str(out), dtype="float32",
+                    max_seq_len=64)
+        return delegates((out / "model.pte").read_bytes())
+
+    stock = export(tmp_path / "stock")
+    host.uninstall()
+    with aoti_hooks.session(["kv_elide", "const_offload"], kv_elide={"min_bytes": "1KiB"}, **OPTIONS) as session:
+        ours = export(tmp_path / "ours")
+    report = session.report.as_dict()
+    assert report["kv_elide"]["tensors_claimed"] == 2 and report["const_offload"]["tensors_claimed"] > 0, report
+    (method,) = stock
+    assert ours[method][2] == stock[method][2]  # the weights blob, byte for byte
+    steps = exporters.step_inputs("optimum", "qwen3-tiny", 3)
+    outputs = []
+    for name, found in (("stock", stock), ("ours", ours)):
+        runner = DelegateRunner(str(tmp_path / name), found[method][1], found[method][2], ()).runner
+        outputs.append([runner.run(inputs)[0] for inputs in steps])  # each call writes the cache the next reads
+    assert all(torch.equal(got, want) for got, want in zip(outputs[1], outputs[0]))
