@@ -57,10 +57,6 @@ def _outputs(exporter: str, folder: str, tmp_path) -> list:
     return torch.load(spec["logits"])
 
 
-def _files(folder: str) -> list[str]:
-    return sorted(os.path.join(folder, name) for name in os.listdir(folder) if name.endswith((".pte", ".ptd")))
-
-
 @pytest.mark.parametrize("exporter", ["transformers", "optimum"])
 def test_an_exporter_run_unedited_under_aoti_hooks_run_gives_stocks_program_and_outputs(exporter, tmp_path):
     pytest.importorskip({"transformers": "transformers.exporters", "optimum": "optimum.exporters.executorch"}[exporter])
@@ -82,6 +78,6 @@ def test_an_exporter_run_unedited_under_aoti_hooks_run_gives_stocks_program_and_
     assert claimed > 0, entries
     if exporter == "optimum":  # its static cache is a buffer of the program: kv_elide's
         assert any(entry["report"].get("kv_elide", {}).get("tensors_claimed") for entry in entries), entries
-    assert named_contents(_files(ours)) == named_contents(_files(stock))
+    assert named_contents(exporters.program_files(ours)) == named_contents(exporters.program_files(stock))
     got, want = _outputs(exporter, ours, tmp_path), _outputs(exporter, stock, tmp_path)
     assert len(got) == len(want) == 3 and all(torch.equal(x, y) for a, b in zip(got, want) for x, y in zip(a, b))

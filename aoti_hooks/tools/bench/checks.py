@@ -112,8 +112,6 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
     return check
 
 
-
-
 def check_exporter_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:
     """Each variant's delegate (taken out of its ``.pte``/``.ptd``, run by torch's AOTI runner) over
     ``steps`` calls on the same seeded inputs (`exporters.step_inputs`), each in its own process;

@@ -16,6 +16,7 @@ Neither takes aoti-hooks compile specs: the plugins reach them through a session
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Callable
 
@@ -46,8 +47,13 @@ def save_model(name: str, layers: int | None, ctx: int, folder: str) -> int:
     user's download is; its weights' bytes."""
     model = hf.causal_lm(name, layers, positions=ctx)
     model.save_pretrained(folder)
-    unique = {id(t): t for t in model.parameters()}  # a tied embedding/lm_head once
-    return sum(t.numel() * t.element_size() for t in unique.values())
+    return hf.parameter_bytes(model)
+
+
+def program_files(folder: str) -> list[str]:
+    """The ``.pte`` and ``.ptd`` files an export wrote into ``folder``, the ``.pte`` first."""
+    return sorted((os.path.join(folder, name) for name in os.listdir(folder) if name.endswith((".pte", ".ptd"))),
+                  key=lambda path: (not path.endswith(".pte"), path))
 
 
 def prompt(name: str, seed: int = 1) -> torch.Tensor:
@@ -62,28 +68,25 @@ def prepared_lowering(spec: dict) -> tuple[Callable[[], tuple[dict, Callable[[],
     from ..harness.artifacts import contents_path, described, write_program
 
     exporter, name = spec["exporter"], spec["hf"]
-    check_installed(exporter)
     ctx = spec.get("ctx") or hf.DEFAULT_CTX
     folder = os.path.splitext(spec["package"])[0]
     os.makedirs(folder, exist_ok=True)
-    dims = hf.MODELS[name]
-    layers = spec.get("layers") or dims["num_hidden_layers"]
-    kv_bytes = 2 * layers * dims["num_key_value_heads"] * ctx * dims.get("head_dim", dims["hidden_size"] //
-                                                                          dims["num_attention_heads"]) * 2
     if exporter == "optimum":
         model_folder = folder + "-model"
         weight_bytes = save_model(name, spec.get("layers"), ctx, model_folder)
+        dims = hf.MODELS[name]
+        head_dim = dims.get("head_dim", dims["hidden_size"] // dims["num_attention_heads"])
+        kv_bytes = 2 * (spec.get("layers") or dims["num_hidden_layers"]) * dims["num_key_value_heads"] * ctx * head_dim * 2
 
         def export() -> list[str]:
             from optimum.exporters.executorch import main_export
 
             main_export(model_folder, task="text-generation", recipe="cuda", output_dir=folder, dtype="bfloat16",
                         max_seq_len=ctx)
-            return sorted((os.path.join(folder, f) for f in os.listdir(folder) if f.endswith((".pte", ".ptd"))),
-                          key=lambda path: not path.endswith(".pte"))
+            return program_files(folder)
     else:
         model = hf.causal_lm(name, spec.get("layers"), positions=ctx)
-        weight_bytes = sum(t.numel() * t.element_size() for t in {id(t): t for t in model.parameters()}.values())
+        weight_bytes = hf.parameter_bytes(model)
         kv_bytes = None  # no cache: the prompt's new keys and values are outputs
 
         def export() -> list[str]:
@@ -96,26 +99,23 @@ def prepared_lowering(spec: dict) -> tuple[Callable[[], tuple[dict, Callable[[],
     def lowering() -> tuple[dict, Callable[[], dict]]:
         import aoti_hooks
 
-        if not spec["plugins"]:
+        session = (aoti_hooks.session(spec["plugins"], target=spec.get("target") or "local", **spec.get("options", {}))
+                   if spec["plugins"] else contextlib.nullcontext())
+        with session:
             written = export()
-            return {}, lambda: described(written, contents_path(spec))
-        with aoti_hooks.session(spec["plugins"], target=spec.get("target") or "local",
-                                **spec.get("options", {})) as session:
-            written = export()
-        return session.report.as_dict(), lambda: described(written, contents_path(spec))
+        report = session.report.as_dict() if spec["plugins"] else {}
+        return report, lambda: described(written, contents_path(spec))
 
     return lowering, weight_bytes, kv_bytes
 
 
 def step_inputs(exporter: str, name: str, steps: int) -> list[list[torch.Tensor]]:
     """The delegate's inputs for each of ``steps`` calls: the prompt (transformers: the same each
-    call, the export keeps no state), or one seeded token at positions 0, 1, ... (optimum: the
-    delegate's cache carries over)."""
+    call, the export keeps no state), or the seeded decode calls of `hf.decode_inputs`, a token and
+    its position (optimum: the delegate's cache carries over)."""
     if exporter == "transformers":
         return [[prompt(name)] for _ in range(steps)]
-    generator = torch.Generator().manual_seed(1)
-    tokens = torch.randint(0, hf.MODELS[name]["vocab_size"], (steps, 1, 1), generator=generator)
-    return [[tokens[step], torch.tensor([step])] for step in range(steps)]
+    return [[call["input_ids"], call["cache_position"]] for call in hf.decode_inputs(name, steps)]
 
 
 @torch.no_grad()

@@ -76,10 +76,14 @@ def exported(name: str, layers: int | None = None, ctx: int | None = None, seed:
     """``(program, weight bytes, cache bytes)``: Hugging Face model ``name`` exported for one decode step."""
     module = build(name, layers, ctx, seed)
     program = export(module)
-    unique = {id(t): t for t in module.model.parameters()}  # a tied embedding/lm_head once
-    weight_bytes = sum(t.numel() * t.element_size() for t in unique.values())
+    weight_bytes = parameter_bytes(module.model)
     cache_bytes = sum(t.numel() * t.element_size() for n, t in program.named_buffers() if "cache" in n)
     return program, weight_bytes, cache_bytes
+
+
+def parameter_bytes(model) -> int:
+    """The bytes of ``model``'s parameters, each tensor once (a tied embedding/lm_head is one)."""
+    return sum(t.numel() * t.element_size() for t in {id(t): t for t in model.parameters()}.values())
 
 
 def decode_inputs(name: str, steps: int, seed: int = 1) -> list[dict]:
