@@ -242,6 +242,19 @@ def _failure(log: Path) -> str | None:
     return errors[-1][:400] if errors else None
 
 
+def _checked(measured: dict) -> dict:
+    """The run's artifact summary; bench checked only the runs with plugins against the target before it
+    recorded which target it checked, so such a report's stock artifact was not checked."""
+    found = measured["artifact"]
+    return found if "target" in found or measured.get("plugins") else {**found, "target": None}
+
+
+def _refused(measured: dict) -> str:
+    """What a target cost in kernel choices: the autotune choices refused for shared memory it cannot hold."""
+    refused = ((measured.get("report") or {}).get("target") or {}).get("refused_for_target_smem")
+    return f"; {len(refused)} autotune choice(s) refused for shared memory over the target's" if refused else ""
+
+
 def _contents(run_folder: Path) -> dict:
     """variant -> what its ExecuTorch lowering wrote (the .ptd's blobs by size and sha256, the weight table)."""
     return {path.name.removesuffix(".contents.json"): json.loads(path.read_text())
@@ -253,6 +266,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     from aoti_hooks.tools.bench.report import (  # imports torch: only the
         PHASE_ORDER,
         SHARED_MEMORY_HEADING,
+        artifact_line,
         census_rows,
         extra_seconds_rows,
         phase_time_rows,  # table needs it
@@ -267,7 +281,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     except (OSError, ValueError):
         raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
                          f"machine that measures: copy the whole suite folder here") from None
-    censuses, shared, timings, stocks_missing, extra = [], [], [], [], []
+    censuses, shared, timings, stocks_missing, extra, code = [], [], [], [], [], []
     not_run = [run for run in runs if not (folder(name, into) / run / "report.json").exists()]
     for run in runs:
         if run in not_run:
@@ -283,6 +297,8 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         contents = _contents(folder(name, into) / run)
         shared += [f"- {run}, {measured['variant']}: {line}" for measured in report["runs"]
                    if (line := shared_memory_line(measured))]
+        code += [f"- {run}, {measured['variant']}: {artifact_line(_checked(measured))}{_refused(measured)}"
+                 for measured in report["runs"] if (found := measured.get("artifact")) and (found["kernels"] or found["built_for"])]
         stocks_missing += [] if report.get("stock_run", True) else [(run, report.get("model"), report["shape"]["layers"])]
         for measured in report["runs"]:
             verdict = check.get(measured["variant"], {})
@@ -298,7 +314,9 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                          "weight_bytes": measured.get("weight_bytes"),
                          "host_phase_peaks": measured.get("host_phase_peaks"),
                          # tokens of ExecuTorch's model; every output of an exporter's delegate
-                         "tokens_equal_stock": verdict.get("tokens_equal_stock", verdict.get("outputs_equal_stock")),
+                         "tokens_equal_stock": verdict.get("tokens_equal_stock", verdict.get(
+                             "outputs_equal_stock", verdict.get("logits_equal_stock"))),
+                         **{key: verdict.get(key) for key in DECODE_CHECK},
                          "caches_equal_stock": verdict.get("caches_equal_stock"),
                          "artifact_equal_stock": None if written is None or "stock" not in contents
                          else written == contents["stock"]})
@@ -340,6 +358,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         lines += ["", *(f"- {row['bench']}, {row['run']}: a projection, not a measurement: a straight line through stock's "
                         f"runs of the same model at {', '.join(map(str, row['projected_from']))} layers, extended to "
                         f"{row['layers']}; the ratios to stock in its bench are to this projection" for row in projected)]
+    lines += _decode_lines(rows)
     phased = [row for row in rows if row.get("host_phase_peaks")]
     if phased:
         phases = [phase for phase in PHASE_ORDER if any(phase in row["host_phase_peaks"] for row in phased)]
@@ -364,6 +383,9 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                       "compiling thread's stack (callees included, so a caller and its slow callee both show):", "",
                   "| bench | " + " | ".join(extra_header) + " |", "|---" * (len(extra_header) + 1) + "|",
                   *("| " + " | ".join(row) + " |" for row in extra)]
+    if code:
+        lines += ["", "GPU code in each artifact (`aoti-hooks inspect`, each against the target):", "",
+                  *code]
     if shared:
         lines += ["", SHARED_MEMORY_HEADING, "", *shared]
     results.mkdir(parents=True, exist_ok=True)
@@ -371,6 +393,29 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     path = results / f"{name}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+DECODE_CHECK = ("steps", "logits_max_abs_vs_eager", "logits_max_abs_vs_stock", "decode_ms_per_call")
+
+
+def _decode_lines(rows: list[dict]) -> list[str]:
+    """The output check of runs that decoded (plain AOTI packages): logits against eager and stock, and the
+    median time per decode call, each against stock's in its bench."""
+    checked = [row for row in rows if row.get("decode_ms_per_call") is not None]
+    if not checked:
+        return []
+    stock_ms = {row["bench"]: row["decode_ms_per_call"] for row in checked if row["run"] == "stock"}
+    lines = ["", "Outputs over the same decode calls, each package in its own process (seeded tokens, each call "
+                 "writing the caches the next reads), and the median time per call:", "",
+             "| bench | run | calls | logits max abs vs eager | vs stock | = stock | ms per call | against stock |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in checked:
+        reference = stock_ms.get(row["bench"])
+        against = (f"{row['decode_ms_per_call'] / reference:.2f}×" if reference and row["run"] != "stock" else "-")
+        lines.append(f"| {row['bench']} | {row['run']} | {row['steps']} | {row['logits_max_abs_vs_eager']:.3g} | "
+                     f"{row['logits_max_abs_vs_stock']:.3g} | {'yes' if row['tokens_equal_stock'] else 'no'} | "
+                     f"{row['decode_ms_per_call']:.2f} | {against} |")
+    return lines
 
 
 PROJECTED = ("compile_s", "peak_allocated", "peak_reserved", "nvml_process_peak", "host_peak_rss", "host_peak_anonymous",
@@ -401,7 +446,8 @@ def projected_stock(rows: list[dict], model: str | None, layers: int) -> dict | 
         value = mean_y + slope * (layers - mean_x)
         projected[key] = round(value, 1) if key == "compile_s" else int(value)
     return {**{key: None for key in ("peak_reserved", "host_added", "host_anonymous_added", "host_phase_peaks",
-                                     "tokens_equal_stock", "caches_equal_stock", "artifact_equal_stock")}, **projected}
+                                     "tokens_equal_stock", "caches_equal_stock", "artifact_equal_stock",
+                                     *DECODE_CHECK)}, **projected}
 
 
 def _committed_rows(name: str, results: Path) -> list[dict]:

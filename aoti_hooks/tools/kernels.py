@@ -388,7 +388,8 @@ def artifact_summary(package: str, target_text: str | None) -> dict | None:
     problems = problems_on(found, parse_target(target_text)) if target_text else []
     shared = [kernel.shared_bytes for kernel in found["kernels"] if kernel.shared_bytes is not None]
     return {"kernels": len(found["kernels"]), "kernels_readable": found.get("kernels_readable", True),
-            "max_shared_bytes": max(shared, default=None), "built_for": built_for(found), "problems": problems}
+            "max_shared_bytes": max(shared, default=None), "built_for": built_for(found), "problems": problems,
+            "target": target_text}
 
 
 def _holds_no_gpu_code(path: str, found: dict) -> str | None:

@@ -89,3 +89,36 @@ def test_a_run_that_failed_is_named_with_its_error_not_as_not_run(tmp_path):
     table = (results / "smoke.md").read_text()
     assert "- demo failed: OSError: Could not load this library: libcustom_ops_aot_lib.so" in table
     assert "Not run yet" not in table
+
+
+def test_a_table_gives_the_decode_check_and_each_artifacts_gpu_code(tmp_path):
+    """What a suite of plain AOTI packages measured after the compile: logits against eager and stock, the
+    time per decode call against stock's, and the GPU code each artifact holds against the target."""
+    into, results = tmp_path / "into", tmp_path / "results"
+    (into / "smoke" / "demo").mkdir(parents=True)
+    (into / "smoke" / "machine.json").write_text(json.dumps(
+        {"gpus": "NVIDIA H100", "cpus": 16, "host": "lent", "python": "3.12.3", "versions": "torch 2.11.0"}))
+
+    def run(variant, plugins, shared, built_for, problems, report):
+        return {"variant": variant, "plugins": plugins, "compile_s": 100.0, "host_peak_rss": 2**30, "weight_bytes": 2**29,
+                "report": report, "artifact": {"kernels": 3, "kernels_readable": True, "max_shared_bytes": shared,
+                                               "built_for": built_for, "problems": problems, "target": "rtx4090,h100"}}
+    refused = {"target": {"refused_for_target_smem": ["triton_mm (110592 B > 101376 B)"] * 2}}
+    report = {"model": "hf:qwen3", "shape": {"layers": 28}, "complete": True,
+              "runs": [run("stock", [], 110592, ["sm_90"], ["rtx4090: no image for sm_89"], {}),
+                       run("kv_elide", ["kv_elide"], 49152, ["sm_89", "sm_90"], [], refused)],
+              "check": {"stock": {"steps": 64, "logits_max_abs_vs_eager": 0.0571, "logits_max_abs_vs_stock": 0.0,
+                                  "logits_equal_stock": True, "decode_ms_per_call": 4.0},
+                        "kv_elide": {"steps": 64, "logits_max_abs_vs_eager": 0.0547, "logits_max_abs_vs_stock": 0.0332,
+                                     "logits_equal_stock": False, "decode_ms_per_call": 5.0}}}
+    (into / "smoke" / "demo" / "report.json").write_text(json.dumps(report))
+    made = suite("table", "smoke", "--into", into, "--results", results)
+    assert made.returncode == 0, made.stderr
+    table = (results / "smoke.md").read_text()
+    assert "| demo | stock | 64 | 0.0571 | 0 | yes | 4.00 | - |" in table
+    assert "| demo | kv_elide | 64 | 0.0547 | 0.0332 | no | 5.00 | 1.25× |" in table
+    assert "- demo, stock: 3 kernels, up to 110592 B shared; built for sm_90; rtx4090: no image for sm_89" in table
+    assert ("- demo, kv_elide: 3 kernels, up to 49152 B shared; built for sm_89, sm_90; nothing against the target; "
+            "2 autotune choice(s) refused for shared memory over the target's") in table
+    rows = json.loads((results / "smoke.json").read_text())["rows"]
+    assert [row["decode_ms_per_call"] for row in rows] == [4.0, 5.0] and rows[1]["tokens_equal_stock"] is False

@@ -240,7 +240,8 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
                 raise
         from ..kernels import artifact_summary
 
-        result["artifact"] = artifact_summary(spec["package"], base.get("target") if run["plugins"] else None)
+        # stock too: whether its artifact would launch on the target is what the target is for
+        result["artifact"] = artifact_summary(spec["package"], base.get("target"))
         with lock:
             done[index] = result
             print(peak_line(result), flush=True)

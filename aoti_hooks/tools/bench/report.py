@@ -231,7 +231,7 @@ def format_report(results: dict) -> str:
             lines += ["", f"{run['variant']}:", *(f"- {line}" for line in report_lines(run["report"]))]
     artifacts = [(run["variant"], run["artifact"]) for run in results["runs"] if run.get("artifact")]
     if any(found["kernels"] or found["built_for"] for _, found in artifacts):
-        lines += ["", "GPU code in each artifact (`aoti-hooks inspect`; runs with plugins against the target):", "",
+        lines += ["", "GPU code in each artifact (`aoti-hooks inspect`, each against the target):", "",
                   *(f"- {variant}: {artifact_line(found)}" for variant, found in artifacts)]
     for run in results["runs"]:
         breakdown = run.get("peak_breakdown")
@@ -253,7 +253,8 @@ def artifact_line(found: dict) -> str:
     kernels = (f"{found['kernels']} kernels, up to {found['max_shared_bytes']} B shared" if found["kernels_readable"]
                else f"{found['kernels']} kernels, their shared memory compiled in (not readable)")
     verdict = ("; ".join(found["problems"][:3]) + (f" (+{len(found['problems']) - 3} more)" if len(found["problems"]) > 3
-                                                    else "")) if found["problems"] else "nothing against the target"
+                                                    else "")) if found["problems"] else (
+        "nothing against the target" if found.get("target", True) else "not checked against the target")
     return f"{kernels}; built for {', '.join(found['built_for']) or 'no CUDA binary'}; {verdict}"
 
 
