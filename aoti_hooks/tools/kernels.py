@@ -375,14 +375,18 @@ def artifact_summary(package: str, target_text: str | None) -> dict | None:
     """What `run` would say of the artifact a compile wrote (a ``.pt2`` at ``package``, or the ``.pte``
     in the folder of its name), for bench's report; None when there is none."""
     from ..core.target import parse_target
+    from .harness.artifacts import program_files
 
     folder = os.path.splitext(package)[0]
-    programs = sorted(os.path.join(folder, name) for name in os.listdir(folder)
-                      if name.endswith(".pte")) if os.path.isdir(folder) else []
+    programs = [path for path in program_files(folder) if path.endswith(".pte")] if os.path.isdir(folder) else []
     if os.path.isfile(package) and zipfile.is_zipfile(package):
         found = read_package(package)
-    elif programs:
-        found = read_program(programs[0])
+    elif programs:  # one .pte, or one a method (bench's --methods-apart)
+        read = [read_program(path) for path in programs]
+        found = {"kernels": [kernel for one in read for kernel in one["kernels"]],
+                 "kernels_readable": all(one["kernels_readable"] for one in read),
+                 "libraries": sum(one["libraries"] for one in read), "code": [unit for one in read for unit in one["code"]],
+                 "manifest_problems": [problem for one in read for problem in one["manifest_problems"]]}
     else:
         return None
     problems = problems_on(found, parse_target(target_text)) if target_text else []

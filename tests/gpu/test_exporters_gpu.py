@@ -14,7 +14,7 @@ import textwrap
 import pytest
 import torch
 
-from aoti_hooks.tools.harness.artifacts import named_contents
+from aoti_hooks.tools.harness.artifacts import named_contents, program_files
 from aoti_hooks.tools.models import exporters
 
 pytestmark = pytest.mark.gpu
@@ -78,6 +78,6 @@ def test_an_exporter_run_unedited_under_aoti_hooks_run_gives_stocks_program_and_
     assert claimed > 0, entries
     if exporter == "optimum":  # its static cache is a buffer of the program: kv_elide's
         assert any(entry["report"].get("kv_elide", {}).get("tensors_claimed") for entry in entries), entries
-    assert named_contents(exporters.program_files(ours)) == named_contents(exporters.program_files(stock))
+    assert named_contents(program_files(ours)) == named_contents(program_files(stock))
     got, want = _outputs(exporter, ours, tmp_path), _outputs(exporter, stock, tmp_path)
     assert len(got) == len(want) == 3 and all(torch.equal(x, y) for a, b in zip(got, want) for x, y in zip(a, b))

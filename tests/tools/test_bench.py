@@ -151,6 +151,8 @@ def test_the_timeline_marks_each_phase_by_the_functions_on_the_watched_threads_s
     (["bench", "--model", "demo:tiny", "--plugins", "kv_elide,chunked_dequant.max_transient=1MiB"],
      "--plugins item 'chunked_dequant.max_transient=1MiB' must look like <plugin>.<option>=<value> for a plugin in --plugins (kv_elide)"),
     (["bench", "--model", "demo:tiny", "--plugins", "kv_elide,kv_elide.min_bytes=lots"], "min_bytes"),
+    (["bench", "--model", "demo:tiny", "--methods-apart"],
+     "--methods-apart lowers the prefill and decode methods of --model executorch:gemma4_31b each in a process of its own"),
 ])
 def test_bench_refuses_bad_input_in_one_sentence(argv, message, capsys):
     if any("executorch" in arg or arg in ("--max-gpu-peak", "--peak-breakdown") for arg in argv) and torch.cuda.is_available():
@@ -562,3 +564,66 @@ def test_the_seconds_in_the_plugins_hooks_count_every_executorch_methods_time_li
     header, rows = phase_time_rows(runs)
     assert header == ["run", "lowering", "in plugins' hooks"]
     assert [row[-1] for row in rows] == ["0.0", "1.8", "0.3"]
+
+
+def test_methods_apart_lower_each_method_in_its_own_process_at_once_and_report_the_larger(tmp_path, monkeypatch):
+    """``--methods-apart``: prefill and decode lowered each in a worker of its own, both at once, into
+    subfolders of the run's folder; the run's figures are the larger of the two. The workers are stand-ins:
+    the lowering itself needs CudaBackend and a GPU (the suite `whole` runs it there)."""
+    import threading
+
+    from aoti_hooks.tools import bench
+    from aoti_hooks.tools.harness import launch
+
+    started, both = [], threading.Barrier(2, timeout=30)  # each waits for the other: they run at once
+
+    def stand_in(command, spec, folder, name, env):
+        started.append((name, spec["methods"], spec["method"], spec["package"], env["TORCHINDUCTOR_CACHE_DIR"]))
+        both.wait()
+        prefill = spec["method"] == "prefill"
+        return {"variant": spec["variant"], "plugins": ["kv_elide"], "compile_s": 300.0 if prefill else 200.0,
+                "peak_allocated": 5 if prefill else 7, "host_peak_rss": 40 if prefill else 30, "nvml_process_peak": None,
+                "timeline": [spec["method"]], "report": {f"kv_elide ({spec['method']})": {"tensors_claimed": 1}},
+                "artifacts": {"model.pte": [1, "sha"]}, "package_bytes": 1}
+
+    monkeypatch.setattr(launch, "run_in_worker", stand_in)
+    spec = {"variant": "kv_elide", "package": str(tmp_path / "work" / "run0.pt2")}
+    merged = bench.lowered_apart(spec, tmp_path, "run0", {"TORCHINDUCTOR_CACHE_DIR": "/c/inductor-0"})
+    assert sorted(started) == [
+        ("run0-decode", ["decode"], "decode", str(tmp_path / "work" / "run0" / "decode.pt2"), "/c/inductor-0-decode"),
+        ("run0-prefill", ["prefill"], "prefill", str(tmp_path / "work" / "run0" / "prefill.pt2"), "/c/inductor-0-prefill")]
+    assert (merged["compile_s"], merged["peak_allocated"], merged["host_peak_rss"]) == (300.0, 7, 40)
+    assert merged["nvml_process_peak"] is None and merged["host_peak_rss_together"] == 70
+    assert merged["timeline"] == ["prefill"]  # the method with the higher host peak
+    assert set(merged["report"]) == {"kv_elide (prefill)", "kv_elide (decode)"}
+    assert set(merged["artifacts"]) == {"prefill/model.pte", "decode/model.pte"} and merged["package_bytes"] == 2
+    assert merged["methods"]["decode"]["peak_allocated"] == 7 and merged["methods"]["prefill"]["compile_s"] == 300.0
+    text = bench.report.format_report({"device": "cuda:0", "backend": "executorch", "model": "executorch:gemma4_31b",
+                                       "program": None, "stock_run": False, "runs": [{**merged, "weight_bytes": 10}]})
+    assert ("- kv_elide: decode 200.0 s, peak allocated 7 B, host peak 30 B; prefill 300.0 s, peak allocated 5 B, "
+            "host peak 40 B; host memory of the two processes together at most 70 B") in text
+    assert "each method's peak is what a user lowering both meets" in text
+    fits = bench.merged_methods({"decode": {"fits": True}, "prefill": {"fits": False, "did_not_fit": "out of memory"}})
+    assert (fits["fits"], fits["did_not_fit"]) == (False, "out of memory")
+
+
+def test_the_files_of_an_export_lowered_method_by_method_are_read_as_one_program(tmp_path):
+    """What the output check and `inspect` read of a run lowered with ``--methods-apart``: each method's
+    ``.pte`` and ``.ptd`` from its subfolder, and the order each delegate takes its inputs in."""
+    import json
+
+    from aoti_hooks.tools.harness.artifacts import program_files
+    from aoti_hooks.tools.models import et_gemma4
+
+    for method in ("decode", "prefill"):
+        (tmp_path / "apart" / method).mkdir(parents=True)
+        for name in ("model.pte", "aoti_cuda_blob.ptd"):
+            (tmp_path / "apart" / method / name).write_bytes(b"")
+        (tmp_path / "apart" / method / et_gemma4.DELEGATE_INPUTS).write_text(json.dumps({method: ["tokens", "input_pos"]}))
+    apart = tmp_path / "apart"
+    assert program_files(str(apart)) == [str(apart / "decode" / "model.pte"), str(apart / "prefill" / "model.pte"),
+                                         str(apart / "decode" / "aoti_cuda_blob.ptd"),
+                                         str(apart / "prefill" / "aoti_cuda_blob.ptd")]
+    assert et_gemma4.delegate_inputs(str(apart)) == {"decode": ["tokens", "input_pos"], "prefill": ["tokens", "input_pos"]}
+    (apart / "model.pte").write_bytes(b"")  # a program lowered in one process: its own files only
+    assert program_files(str(apart)) == [str(apart / "model.pte")]

@@ -57,7 +57,8 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
               weights: str | None = None, check_steps: int | None = None, max_gpu_peak: int | None = None,
               max_host_peak: int | None = None, jobs: int = 1, peak_breakdown: bool = False,
               inductor: dict[str, str] | None = None, run_options: list[dict] | None = None,
-              gpu_memory_limit: int | float | None = None, stock: bool = True, exporter: str | None = None) -> dict:
+              gpu_memory_limit: int | float | None = None, stock: bool = True, exporter: str | None = None,
+              methods_apart: bool = False) -> dict:
     import torch
 
     from ..models import et_gemma4
@@ -86,6 +87,9 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
     if check_steps is not None and not (executorch_model or hf_model):
         raise AotiHooksError(f"--check-steps checks decode steps of --model {et_gemma4.MODEL} or hf:<name> against "
                              f"eager; it does not apply here")
+    if methods_apart and not executorch_model:
+        raise AotiHooksError(f"--methods-apart lowers the prefill and decode methods of --model {et_gemma4.MODEL} "
+                             f"each in a process of its own; it does not apply here")
     if jobs < 1:
         raise AotiHooksError("--jobs must be 1 (one compile at a time) or more")
     if check_steps is not None and check_steps < 0:
@@ -103,7 +107,7 @@ def run_bench(program: str | None, model: str | None, plugin_lists: list[list[st
         if ctx is not None and ctx < 16:
             raise AotiHooksError("--ctx must be at least 16 for the prefill method (chunks of 5 or more tokens)")
         base.update(model=model, layers=layers or et_gemma4.PERIOD, ctx=ctx or et_gemma4.Shape.ctx,
-                    weights=weights or "int4")
+                    weights=weights or "int4", methods_apart=methods_apart)
     elif model is not None and model.startswith("hf:") and model[3:] in HF_MODELS:
         if lm_head is not None or periods is not None:
             raise AotiHooksError(f"--lm-head and --periods change the demo decoder; {model} is transformers' own model")
@@ -231,10 +235,13 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
                                      "aot_inductor.package_constants_in_so": False,
                                      "aot_inductor.package_constants_on_disk_format": "binary_blob",
                                      **base.get("inductor", {})}}
-        with Progress(f"[{index + 1}/{len(planned)}] compiling "
-                      f"{run['variant']} ({backend})", quiet, watch=phase_file(folder, f"run{index}")):
+        apart = base.get("methods_apart")
+        with Progress(f"[{index + 1}/{len(planned)}] compiling {run['variant']} ({backend}"
+                      f"{', prefill and decode in two processes at once' if apart else ''})", quiet,
+                      watch=phase_file(folder, f"run{index}-prefill" if apart else f"run{index}")):
             try:
-                result = run_in_worker("compile", spec, folder, f"run{index}", env)
+                result = (lowered_apart(spec, folder, f"run{index}", env) if apart
+                          else run_in_worker("compile", spec, folder, f"run{index}", env))
             except BaseException:
                 failed.set()
                 raise
@@ -269,6 +276,53 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
     _write_report(results, folder)
     results["folder"] = str(folder)
     return results
+
+
+METHOD_PEAKS = ("compile_s", "peak_allocated", "peak_reserved", "nvml_peak", "nvml_process_peak", "host_peak_rss",
+                "host_peak_anonymous", "pinned_peak")
+
+
+def lowered_apart(spec: dict, folder: Path, name: str, env: dict) -> dict:
+    """ExecuTorch's two methods lowered each in a process of its own, both at once (``--methods-apart``):
+    one result whose figures are the larger of the two. ExecuTorch lowers a program's methods one after
+    the other, so each method's peak is what a user lowering both meets; the wall time is the longer
+    one. Each method's own figures are under ``methods``; ``host_peak_rss_together`` bounds what the
+    two processes held at once on this machine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..harness.launch import run_in_worker
+    from ..models.et_gemma4 import METHODS
+
+    package = os.path.splitext(spec["package"])[0]
+
+    def one(method: str) -> dict:
+        return run_in_worker("compile", {**spec, "methods": [method], "method": method,
+                                         "package": os.path.join(package, f"{method}.pt2")},
+                             folder, f"{name}-{method}", {**env, "TORCHINDUCTOR_CACHE_DIR": f"{env['TORCHINDUCTOR_CACHE_DIR']}-{method}"})
+
+    with ThreadPoolExecutor(max_workers=len(METHODS)) as pool:
+        found = dict(zip(METHODS, pool.map(one, METHODS)))
+    return merged_methods(found)
+
+
+def merged_methods(found: dict[str, dict]) -> dict:
+    """One run's result from each method's (see `lowered_apart`): the timeline, census and phases of the
+    method with the higher host peak, each peak the larger, the plugins' reports of both."""
+    largest = max(found.values(), key=lambda result: result.get("host_peak_rss") or 0)
+    merged = {**largest, "methods_apart": True,
+              "methods": {method: {key: result.get(key) for key in METHOD_PEAKS} for method, result in found.items()},
+              "report": {key: value for result in found.values() for key, value in (result.get("report") or {}).items()},
+              "artifacts": {f"{method}/{file}": value for method, result in found.items()
+                            for file, value in (result.get("artifacts") or {}).items()},
+              "package_bytes": sum(result.get("package_bytes") or 0 for result in found.values())}
+    for key in METHOD_PEAKS:
+        values = [result[key] for result in found.values() if result.get(key) is not None]
+        merged[key] = max(values) if values else None
+    merged["host_peak_rss_together"] = sum(result.get("host_peak_rss") or 0 for result in found.values())
+    unfit = [result for result in found.values() if result.get("fits") is False]
+    if unfit:  # under a GPU memory limit, a method that did not fit is the run's verdict
+        merged.update(fits=False, did_not_fit=unfit[0]["did_not_fit"])
+    return merged
 
 
 def _write_report(results: dict, folder: Path) -> None:

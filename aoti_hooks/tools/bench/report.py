@@ -200,6 +200,12 @@ def format_report(results: dict) -> str:
     if jobs > 1:
         lines += ["", f"Compiled up to {jobs} runs at once, each in its own process: peaks are each run's own "
                       f"(allocator; NVML's per-process figure; RSS); compile times are not comparable with one at a time."]
+    apart = [run for run in results["runs"] if run.get("methods_apart")]
+    if apart:
+        lines += ["", "Prefill and decode lowered each in a process of its own, both at once (--methods-apart). "
+                      "ExecuTorch lowers a program's methods one after the other, so each method's peak is what a "
+                      "user lowering both meets: the figures above are the larger of the two, the compile the longer:",
+                  "", *(f"- {run['variant']}: {methods_line(run)}" for run in apart)]
     if not results.get("stock_run", True):
         lines += ["", NO_STOCK]
     if not results.get("complete", True):
@@ -246,6 +252,17 @@ def format_report(results: dict) -> str:
                         for group in breakdown["groups"]), "```"]
     lines += ["", timeline_line(results)]
     return "\n".join(lines)
+
+
+def methods_line(run: dict) -> str:
+    """Each method's compile and peaks, and the host memory both processes held at most together."""
+    each = "; ".join(f"{method} {figures['compile_s']} s, peak allocated {_bytes(figures.get('peak_allocated'))}, "
+                     f"host peak {_bytes(figures.get('host_peak_rss'))}" for method, figures in run["methods"].items())
+    return f"{each}; host memory of the two processes together at most {_bytes(run.get('host_peak_rss_together'))}"
+
+
+def _bytes(value) -> str:
+    return "-" if value is None else format_bytes(value)
 
 
 def artifact_line(found: dict) -> str:

@@ -39,10 +39,23 @@ def write_program(manager, folder: str) -> list[str]:
     return [pte] + [os.path.join(folder, name) for name in sorted(set(os.listdir(folder)) - before)]
 
 
+def program_files(folder: str) -> list[str]:
+    """The ``.pte`` and ``.ptd`` files an export wrote into ``folder``, the ``.pte`` first; where each
+    method was lowered in a process of its own (bench's ``--methods-apart``), those of its subfolders."""
+    inside = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
+    files = [path for path in inside if path.endswith((".pte", ".ptd"))]
+    if not files:
+        files = [os.path.join(sub, name) for sub in inside if os.path.isdir(sub) for name in sorted(os.listdir(sub))
+                 if name.endswith((".pte", ".ptd"))]
+    return sorted(files, key=lambda path: (not path.endswith(".pte"), path))
+
+
 def contents_path(spec: dict) -> str:
-    """Where a lowering's named contents go: ``<contents_dir or its own folder>/<variant>.contents.json``."""
+    """Where a lowering's named contents go: ``<contents_dir or its own folder>/<variant>[.<method>].contents.json``
+    (a method of its own where each method is lowered in a process of its own)."""
     folder = spec.get("contents_dir") or os.path.splitext(spec["package"])[0]
-    return os.path.join(folder, f"{spec['variant']}.contents.json")
+    method = f".{spec['method']}" if spec.get("method") else ""
+    return os.path.join(folder, f"{spec['variant']}{method}.contents.json")
 
 
 def described(written: list[str], contents_path: str) -> dict:

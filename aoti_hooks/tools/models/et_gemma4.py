@@ -238,16 +238,22 @@ def export_decode(model):
                               torch.tensor([1.0])), strict=True)
 
 
-def export_methods(model, config) -> dict:
-    """``{"decode": ..., "prefill": ...}``, exported as ``_export_cuda`` exports them."""
+METHODS = ("decode", "prefill")
+
+
+def export_methods(model, config, methods: tuple[str, ...] = METHODS) -> dict:
+    """``{"decode": ..., "prefill": ...}`` (those of ``methods``), exported as ``_export_cuda`` exports them."""
     from torch.export import Dim, export
 
-    longest = max_prefill(config)
-    seq = Dim("seq_len", min=5, max=longest)
-    with torch.no_grad():
-        prefill = export(model, (torch.zeros((1, longest), dtype=torch.long), torch.arange(longest, dtype=torch.long),
-                                 torch.tensor([1.0])), dynamic_shapes=({1: seq}, {0: seq}, None), strict=True)
-    return {"decode": export_decode(model), "prefill": prefill}
+    programs = {"decode": export_decode(model)} if "decode" in methods else {}
+    if "prefill" in methods:
+        longest = max_prefill(config)
+        seq = Dim("seq_len", min=5, max=longest)
+        with torch.no_grad():
+            programs["prefill"] = export(model, (torch.zeros((1, longest), dtype=torch.long),
+                                                 torch.arange(longest, dtype=torch.long), torch.tensor([1.0])),
+                                         dynamic_shapes=({1: seq}, {0: seq}, None), strict=True)
+    return programs
 
 
 def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder: str) -> list[str]:
@@ -318,7 +324,7 @@ def prepared_lowering(spec: dict):
     metadata = prepare(model)
     weight_bytes = sum(tensor_bytes(p) for p in {id(p): p for p in model.parameters()}.values())
     cache_bytes = sum(b.numel() * b.element_size() for name, b in model.named_buffers() if ".kv_cache." in name)
-    programs = export_methods(model, config)
+    programs = export_methods(model, config, tuple(spec.get("methods") or METHODS))  # bench's --methods-apart: one
     del model
     plugins = spec["plugins"]
     extra = [CompileSpec(key, str(value).encode()) for key, value in spec.get("backend_specs", {}).items()]
@@ -349,13 +355,13 @@ def delegate_runners(folder: str, device: str) -> tuple[dict, dict]:
     {fqn: tensor})``."""
     from ...seams.aoti_runner import forward_custom_op_shims, load_delegate
     from ...seams.executorch import cuda_custom_op_shims
-    from ..harness.artifacts import cuda_delegates, named_blobs
+    from ..harness.artifacts import cuda_delegates, named_blobs, program_files
 
     # ExecuTorch's CUDA runtime implements the int4/5/6/8 matmul C shims the .so calls; its wheel does
     # not ship that runtime, so each shim forwards to the op's registered kernel (the one eager runs).
     forward_custom_op_shims(cuda_custom_op_shims(), os.path.join(folder, "shims"))
 
-    paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder)) if name.endswith((".pte", ".ptd"))]
+    paths = program_files(folder)
     tables, blobs = cuda_delegates(paths), named_blobs(paths)
     storages: dict[str, torch.Tensor] = {}
     runners, constants = {}, {}
@@ -394,8 +400,7 @@ def outputs(spec: dict) -> dict:
     if spec.get("folder"):
         runners, constants = delegate_runners(spec["folder"], device)
         caches = {fqn: tensor for fqn, tensor in constants.items() if ".kv_cache." in fqn}
-        with open(os.path.join(spec["folder"], DELEGATE_INPUTS)) as handle:
-            order = json.load(handle)
+        order = delegate_inputs(spec["folder"])
 
         def call(method, tokens, pos):
             given = {"tokens": tokens, "input_pos": pos, "temperature": temperature}
@@ -411,6 +416,18 @@ def outputs(spec: dict) -> dict:
     tokens = [int(call(*step).flatten()[0]) for step in calls]
     torch.cuda.synchronize()
     return saved_outputs(tokens, caches, spec["logits"])
+
+
+def delegate_inputs(folder: str) -> dict[str, list[str]]:
+    """``{method: [input name, ...]}`` as the lowering wrote it beside the ``.pte`` (beside each method's,
+    where each was lowered in a process of its own)."""
+    from ..harness.artifacts import program_files
+
+    order = {}
+    for pte in (path for path in program_files(folder) if path.endswith(".pte")):
+        with open(os.path.join(os.path.dirname(pte), DELEGATE_INPUTS)) as handle:
+            order.update(json.load(handle))
+    return order
 
 
 def saved_outputs(tokens: list[int], caches: dict[str, torch.Tensor], path: str) -> dict:

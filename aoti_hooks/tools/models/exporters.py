@@ -50,12 +50,6 @@ def save_model(name: str, layers: int | None, ctx: int, folder: str) -> int:
     return hf.parameter_bytes(model)
 
 
-def program_files(folder: str) -> list[str]:
-    """The ``.pte`` and ``.ptd`` files an export wrote into ``folder``, the ``.pte`` first."""
-    return sorted((os.path.join(folder, name) for name in os.listdir(folder) if name.endswith((".pte", ".ptd"))),
-                  key=lambda path: (not path.endswith(".pte"), path))
-
-
 def prompt(name: str, seed: int = 1) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, hf.MODELS[name]["vocab_size"], (1, PROMPT), generator=generator)
@@ -65,7 +59,7 @@ def prepared_lowering(spec: dict) -> tuple[Callable[[], tuple[dict, Callable[[],
     """``(lowering, weight bytes, cache bytes)`` for the bench worker: the model is built (and, for
     optimum, saved) before the measured part; ``lowering()`` runs the exporter, inside a session with
     the run's plugins when it names any, and writes the program to the run's folder."""
-    from ..harness.artifacts import contents_path, described, write_program
+    from ..harness.artifacts import contents_path, described, program_files, write_program
 
     exporter, name = spec["exporter"], spec["hf"]
     ctx = spec.get("ctx") or hf.DEFAULT_CTX
