@@ -17,7 +17,8 @@ Each storage counts what of it is resident: a large storage is its own mapping, 
 bytes ``/proc/self/smaps`` gives (a mapping of zeros never written, as placement makes, costs
 nothing until written; a storage mapped from a file, such as ``torch.load(mmap=True)``,
 safetensors or a spill file, counts its resident file pages, also given apart as ``file pages``).
-A storage inside a shared heap mapping counts its whole size. The largest new storages are listed
+A storage inside a larger mapping (a heap; mappings of zeros the kernel merged) counts at most what
+that mapping holds resident. The largest new storages are listed
 with the type names of what refers to them, and the files whose pages are resident (all of them,
 not only storages' files: libraries, artifacts) with their resident bytes.
 """
@@ -79,13 +80,15 @@ def _mappings() -> list[tuple[int, int, int, int, str]]:
 
 
 def _resident(pointer: int, nbytes: int, mappings, starts) -> tuple[int, int]:
-    """``(resident, of which file pages)`` of the storage at ``pointer``: its own mapping's, or its size."""
+    """``(resident, of which file pages)`` of the storage at ``pointer``: its own mapping's; inside a larger
+    mapping (a heap, or mappings of zeros the kernel merged into one) at most what that mapping holds."""
     index = bisect.bisect_right(starts, pointer) - 1
     if index >= 0:
         start, end, resident, anonymous, _ = mappings[index]
-        if start <= pointer and pointer + nbytes <= end and end - start <= nbytes + OWN_MAPPING_SLACK:
-            resident = min(resident, nbytes)  # the mapping's few extra pages are the allocator's, not the storage's
-            return resident, min(resident, max(0, resident - anonymous))
+        if start <= pointer and pointer + nbytes <= end:
+            files = max(0, resident - anonymous) if end - start <= nbytes + OWN_MAPPING_SLACK else 0
+            resident = min(resident, nbytes)  # an own mapping's few extra pages are the allocator's, not the storage's
+            return resident, min(resident, files)
     return nbytes, 0
 
 

@@ -173,3 +173,31 @@ def test_a_delegate_runs_with_its_constants_by_fqn_and_its_runtime_shims_forward
     torch.testing.assert_close(total, eager.total)  # the runner wrote the caller's tensor: shared, like ExecuTorch's caches
     with pytest.raises(SeamError, match="only tensor, int64_t, double and bool arguments"):
         forward_custom_op_shims({"a::b": "AOTITorchError f(AtenTensorHandle, const char*, AtenTensorHandle*)"}, str(tmp_path))
+
+
+def test_the_caches_cost_no_host_memory_until_written():
+    """bench's program holds its KV caches as zero pages no one has touched: the same zeros, the same
+    buffers (the exported program holds them), no resident host memory until a write."""
+    from aoti_hooks.tools.harness.census import _mappings
+
+    def resident(tensor):
+        pointer = tensor.untyped_storage().data_ptr()
+        (found,) = [mapped for start, end, mapped, _, _ in _mappings() if start <= pointer < end]
+        return found
+
+    model, config = et_gemma4.build(TINY, et_gemma4.seeded_weights(TINY))
+    et_gemma4.prepare(model)
+    caches = {name: buffer for name, buffer in model.named_buffers() if ".kv_cache." in name}
+    assert caches and all(resident(buffer) > 0 for buffer in caches.values())  # torch.zeros wrote them
+    moved = et_gemma4.untouched_caches(model)
+    assert moved == sum(buffer.untyped_storage().nbytes() for buffer in caches.values())
+    after = {name: buffer for name, buffer in model.named_buffers() if ".kv_cache." in name}
+    assert all(after[name] is buffer for name, buffer in caches.items())
+    assert all(resident(buffer) == 0 and not torch.count_nonzero(buffer) for buffer in caches.values())
+    programs = et_gemma4.export_methods(model, config, ("decode",))
+    held = {tensor.untyped_storage().data_ptr() for name, tensor in programs["decode"].constants.items()
+            if ".kv_cache." in name}
+    assert held == {buffer.untyped_storage().data_ptr() for buffer in caches.values()}
+    first, *others = caches.values()
+    first.fill_(1.0)  # a write makes its pages the process's own; the other caches stay zeros
+    assert resident(first) > 0 and not any(torch.count_nonzero(buffer) for buffer in others)
