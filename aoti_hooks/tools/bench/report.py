@@ -51,18 +51,25 @@ def phase_time_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     return ["run", *seen, "in plugins' hooks"], rows
 
 
+WHOLE_COMPILE = 0.9  # a function on the stack this share of a compile or more wraps the whole of it
+
+
 def extra_seconds_rows(runs: list[dict], top: int = 12) -> tuple[list[str], list[list[str]]]:
     """The functions whose time on the compiling thread's stack grew most from stock to each run with
     plugins (seconds include the functions they call, so a caller and its slow callee both show):
-    where a run with plugins spends its extra time. A header and rows; none without stock's figures."""
+    where a run with plugins spends its extra time. The callers around the whole compile (on the stack
+    for `WHOLE_COMPILE` of it or more: the entry points, the session's wrapper of them) are left out:
+    their growth is the compile's, which the compile column gives. A header and rows; none without
+    stock's figures."""
     stock = next((run for run in runs if run["variant"] == "stock" and run.get("function_seconds")), None)
     rows = []
     for run in runs:
         if stock is None or run is stock or not run.get("function_seconds"):
             continue
         before, after = stock["function_seconds"], run["function_seconds"]
-        grown = sorted(((after.get(name, 0.0) - before.get(name, 0.0), name) for name in {*before, *after}),
-                       reverse=True)
+        whole = WHOLE_COMPILE * (run.get("compile_s") or float("inf"))
+        grown = sorted(((after.get(name, 0.0) - before.get(name, 0.0), name) for name in {*before, *after}
+                        if after.get(name, 0.0) < whole), reverse=True)
         rows += [[run["variant"], name, f"{before.get(name, 0.0):.1f}", f"{after.get(name, 0.0):.1f}", f"+{extra:.1f}"]
                  for extra, name in grown[:top] if extra >= 1.0]
     return ["run", "function", "stock s", "run s", "more"], rows
