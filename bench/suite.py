@@ -383,7 +383,9 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                   *("| " + " | ".join(row) + " |" for header, row in timings if tuple(header) == time_header)]
     if extra:
         lines += ["", "Where the runs with plugins spent more time than stock: the seconds each function was on the "
-                      "compiling thread's stack (callees included, so a caller and its slow callee both show):", "",
+                      "compiling thread's stack (callees included, so a caller and its slow callee both show; "
+                      "aoti-hooks' own functions only while they run their own code, not the torch or Triton code "
+                      "they call):", "",
                   "| bench | " + " | ".join(extra_header) + " |", "|---" * (len(extra_header) + 1) + "|",
                   *("| " + " | ".join(row) + " |" for row in extra)]
     if code:

@@ -630,3 +630,26 @@ def test_the_files_of_an_export_lowered_method_by_method_are_read_as_one_program
     assert et_gemma4.delegate_inputs(str(apart)) == {"decode": ["tokens", "input_pos"], "prefill": ["tokens", "input_pos"]}
     (apart / "model.pte").write_bytes(b"")  # a program lowered in one process: its own files only
     assert program_files(str(apart)) == [str(apart / "model.pte")]
+
+
+def test_our_frames_count_their_own_time_not_the_stock_work_they_wrap():
+    """A session's wrapper around torch's entry point, or a hook around a benchmark, is on the stack for
+    all of stock's work inside it: that time stays with stock's functions; ours count while our code runs."""
+    from aoti_hooks.tools.harness.measure import functions_on_stack
+
+    def defined(path: str, source: str, namespace: dict) -> None:
+        exec(compile(source, path, "exec"), namespace)
+
+    import sys
+
+    namespace: dict = {"sys": sys}
+    defined("/site-packages/torch/_inductor/fake.py", "def stock(inner):\n    return inner()\n", namespace)
+    defined("/site-packages/aoti_hooks/seams/fake.py",
+            "def wrapper(inner):\n    return stock(inner)\n"
+            "def own():\n    return sys._getframe()\n", namespace)
+    innermost_stock = functions_on_stack(namespace["wrapper"](lambda: sys._getframe(1)))
+    assert "fake.py:stock" in innermost_stock and "fake.py:wrapper" not in innermost_stock
+    innermost_ours = functions_on_stack(namespace["wrapper"](namespace["own"]))
+    assert {"fake.py:own", "fake.py:stock"} <= innermost_ours and "fake.py:wrapper" not in innermost_ours
+    alone = functions_on_stack(namespace["own"]())
+    assert "fake.py:own" in alone

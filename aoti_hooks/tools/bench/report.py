@@ -56,7 +56,8 @@ WHOLE_COMPILE = 0.9  # a function on the stack this share of a compile or more w
 
 def extra_seconds_rows(runs: list[dict], top: int = 12) -> tuple[list[str], list[list[str]]]:
     """The functions whose time on the compiling thread's stack grew most from stock to each run with
-    plugins (seconds include the functions they call, so a caller and its slow callee both show):
+    plugins (seconds include the functions they call, so a caller and its slow callee both show;
+    aoti-hooks' own only while they run their own code, `harness.measure.functions_on_stack`):
     where a run with plugins spends its extra time. The callers around the whole compile (on the stack
     for `WHOLE_COMPILE` of it or more: the entry points, the session's wrapper of them) are left out:
     their growth is the compile's, which the compile column gives. A header and rows; none without
@@ -230,7 +231,8 @@ def format_report(results: dict) -> str:
     header, rows = extra_seconds_rows(results["runs"])
     if rows:
         lines += ["", "Where the runs with plugins spent more time than stock (seconds each function was on the "
-                      "compiling thread's stack, callees included):", "", "```", table(header, rows), "```"]
+                      "compiling thread's stack, callees included; aoti-hooks' own only while they run their own "
+                      "code):", "", "```", table(header, rows), "```"]
     header, rows = census_rows(results["runs"])
     if rows:
         lines += ["", "What held the host memory at the census nearest each run's peak (CPU tensor storages by "

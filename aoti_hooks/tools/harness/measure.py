@@ -146,16 +146,30 @@ def phase_of(frame) -> str:
     return "other"
 
 
+OURS = ("/aoti_hooks/", "/aoti_hooks_", "/pluggy/")  # the package, its plugins, and pluggy's hook calls
+
+
 def functions_on_stack(frame) -> set[str]:
-    """Every function on a thread's stack outside the standard library, as ``file.py:Class.function``."""
+    """Every function on a thread's stack outside the standard library, as ``file.py:Class.function``;
+    aoti-hooks' own and pluggy's only while no torch, Triton or ExecuTorch frame runs inside them.
+
+    The session wraps torch's entry points and its hooks wrap stock work (a hook around an autotune
+    benchmark): counted with what they call, they would claim the whole compile or the benchmark
+    as their own, which stock spends too. Counted this way, stock's work stays with stock's
+    functions, where the two runs compare, and ours shows what our code itself took."""
     import sysconfig
 
     stdlib = sysconfig.get_paths()["stdlib"]
     found = set()
-    while frame is not None:
+    inside_stock_work = False  # a frame nearer the innermost runs someone else's code
+    while frame is not None:  # innermost first
         code = frame.f_code
-        if not code.co_filename.startswith(stdlib) or "site-packages" in code.co_filename:
-            found.add(f"{os.path.basename(code.co_filename)}:{getattr(code, 'co_qualname', code.co_name)}")
+        path = code.co_filename
+        if not path.startswith(stdlib) or "site-packages" in path:
+            ours = any(part in path for part in OURS)
+            if not ours or not inside_stock_work:
+                found.add(f"{os.path.basename(path)}:{getattr(code, 'co_qualname', code.co_name)}")
+            inside_stock_work = inside_stock_work or not ours
         frame = frame.f_back
     return found
 
