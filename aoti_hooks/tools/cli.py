@@ -159,7 +159,11 @@ def _option_pairs(command: str, items: list[str], plugins: list[str],
     for item in items:
         key, sep, value = item.partition("=")
         plugin, dot, option = key.partition(".")
-        if not sep or not dot or plugin not in plugins:
+        if sep and dot and plugin and plugin not in plugins:
+            print(f"aoti-hooks {command}: {flag} {item!r} sets an option of {plugin}, which is not in --plugins "
+                  f"({', '.join(plugins) or 'none'}); add {plugin} to --plugins or leave the option out", file=sys.stderr)
+            return None
+        if not sep or not dot:
             print(f"aoti-hooks {command}: {flag} {item!r} must look like <plugin>.<option>=<value> for a plugin "
                   f"in --plugins ({', '.join(plugins) or 'none'})", file=sys.stderr)
             return None
