@@ -21,10 +21,27 @@ from .harness.launch import StepFailed
 WIDTH = 100  # columns the default output fits
 
 
+EXTRAS_PIP = (23, 3)  # the first pip that installs an extra such as aoti-hooks[kv_elide]; older ones drop it
+
+
+def no_plugins_message(pip: str | None) -> str:
+    """What `list` says with no plugin installed: how to install one, and why an extra may have been dropped."""
+    message = ('no aoti-hooks plugins are installed; install one: pip install ./plugins/kv_elide from a checkout, '
+               'or pip install "aoti-hooks[kv_elide]"')
+    try:
+        release = tuple(int(part) for part in (pip or "").split(".")[:2])
+    except ValueError:
+        release = ()
+    if release and release < EXTRAS_PIP:
+        return (f"{message}; this pip ({pip}) drops extras such as [kv_elide] with only a warning: "
+                f"pip install -U pip, then install again")
+    return f"{message} (a pip older than 23.3 drops such an extra with only a warning)"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     installed = plugin_registry.installed()
     if not installed:
-        print('no aoti-hooks plugins are installed; see the README for how to install one (e.g. pip install ./plugins/kv_elide)')
+        print(no_plugins_message(doctor.version("pip")))
         return 0
     if args.name and args.name not in installed:
         raise AotiHooksError(f"no installed plugin {args.name!r}{did_you_mean(args.name, installed)}; "
@@ -152,6 +169,26 @@ def _session_arguments(command: str, args: argparse.Namespace) -> tuple[list[str
     return plugins, options
 
 
+# The commands first-party plugins add, and the plugin each comes with.
+PLUGIN_COMMANDS = {"sdpa-check": "sdpa_configs"}
+
+
+def _missing_plugin_command(argv: list[str], registered) -> str | None:
+    """One sentence when ``argv`` names a plugin's command whose plugin is not there to add it."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    plugin = PLUGIN_COMMANDS.get(command)
+    if plugin is None or command in registered:
+        return None
+    if plugin in disabled_plugins():
+        return f"{command} is the {plugin} plugin's command, and {DISABLE_ENV} disables that plugin; unset it to use {command}"
+    return (f"{command} is the {plugin} plugin's command, and that plugin is not installed: "
+            f"pip install aoti-hooks-{plugin.replace('_', '-')}")
+
+
+# bench's Hugging Face models (`models.hf.MODELS`, which imports torch), named here for --help
+HF_MODEL_NAMES = ("qwen3", "qwen3-small", "qwen3-tiny", "llama3-8b", "llama3-small", "llama-tiny")
+
+
 def _option_pairs(command: str, items: list[str], plugins: list[str],
                   flag: str = "--option") -> dict[str, dict[str, str]] | None:
     """``plugin.option=value`` items as per-plugin option dicts; None (after a message) when malformed."""
@@ -251,8 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(run=cmd_demo)
     bench = commands.add_parser("bench", help="export memory of a program stock and with plugins, with a timeline")
     bench.add_argument("program", nargs="?", help="a torch.export.save file (.pt2); or use --model")
-    bench.add_argument("--model", help="a built-in model instead: demo:cpu, demo:gpu, demo:gemma4-31b-slice, ..., or "
-                                       "executorch:gemma4_31b (ExecuTorch's own, real dimensions, lowered as its export.py does)")
+    bench.add_argument("--model", help="a built-in model instead: demo:cpu, demo:gpu, demo:gemma4-31b-slice, ...; "
+                                       "executorch:gemma4_31b (ExecuTorch's own, real dimensions, lowered as its export.py "
+                                       "does); or a Hugging Face model built from a config, nothing downloaded: "
+                                       f"{', '.join('hf:' + name for name in HF_MODEL_NAMES)}")
     bench.add_argument("--plugins", action="append",
                        help="comma-separated plugin names, one run (default kv_elide); repeat for more runs. "
                             "PLUGIN.OPTION=VALUE items among the names are options of that run only, e.g. "
@@ -330,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     with one_line_warnings():
         # Plugins add their own commands (sdpa-check); one that raises here is named in one line.
         installed_answers("register_commands", commands=commands)
+        missing = _missing_plugin_command(argv, commands.choices)
+        if missing:
+            print(f"aoti-hooks: {missing}", file=sys.stderr)
+            return 2
         args = parser.parse_args(argv)
         args.command_line = shlex.join(["aoti-hooks", *argv])  # what results record as their provenance
         try:

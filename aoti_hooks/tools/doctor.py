@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
                if issubclass(warning.category, AotiHooksWarning)]
     for title, results in checks:
         print(f"\n{title}:")
+        if not results:  # a seam whose library is not installed (Triton on a CPU-only install)
+            print("  nothing to check: its library is not installed here")
         for symbol, problem in results:
             print(f"  {'OK     ' if problem is None else 'MISSING'} {symbol}" + (f"\n          {problem}" if problem else ""))
             problems += problem is not None

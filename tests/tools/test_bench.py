@@ -656,3 +656,14 @@ def test_our_frames_count_their_own_time_not_the_stock_work_they_wrap():
     assert {"fake.py:own", "fake.py:stock"} <= innermost_ours and "fake.py:wrapper" not in innermost_ours
     alone = functions_on_stack(namespace["own"]())
     assert "fake.py:own" in alone
+
+
+def test_bench_help_names_every_hugging_face_model(capsys):
+    from aoti_hooks.tools import cli
+    from aoti_hooks.tools.models.hf import MODELS
+
+    assert set(cli.HF_MODEL_NAMES) == set(MODELS)
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(f"hf:{name}" in text for name in MODELS)

@@ -260,3 +260,46 @@ def test_a_long_step_says_which_phase_its_compile_is_in(tmp_path, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "compiling stock ..." and lines[-1].startswith("compiling stock ... done in")
     assert [line.split(" after ")[0] for line in lines[1:-1]] == ["compiling stock: lowering", "compiling stock: autotune"]
+
+
+def test_a_plugins_command_without_its_plugin_says_which_plugin_brings_it(capsys, monkeypatch):
+    from aoti_hooks.tools import cli
+
+    monkeypatch.setenv("AOTI_HOOKS_DISABLE", "sdpa_configs")
+    assert cli.main(["sdpa-check", "--target", "h100"]) == 2
+    assert capsys.readouterr().err.strip() == ("aoti-hooks: sdpa-check is the sdpa_configs plugin's command, and "
+                                               "AOTI_HOOKS_DISABLE disables that plugin; unset it to use sdpa-check")
+    assert cli._missing_plugin_command(["sdpa-check"], {"list": None}) == (
+        "sdpa-check is the sdpa_configs plugin's command, and AOTI_HOOKS_DISABLE disables that plugin; unset it to "
+        "use sdpa-check")
+    monkeypatch.delenv("AOTI_HOOKS_DISABLE")
+    assert cli._missing_plugin_command(["sdpa-check"], {"list": None}) == (
+        "sdpa-check is the sdpa_configs plugin's command, and that plugin is not installed: "
+        "pip install aoti-hooks-sdpa-configs")
+    assert cli._missing_plugin_command(["sdpa-check"], {"sdpa-check": None}) is None
+    assert cli._missing_plugin_command(["no-such"], {}) is None  # argparse's own error names the choices
+
+
+def test_list_without_plugins_says_how_to_install_one_and_why_an_extra_went_missing(capsys, monkeypatch):
+    from aoti_hooks.tools import cli, doctor
+
+    assert cli.no_plugins_message("23.0.1").endswith(
+        'this pip (23.0.1) drops extras such as [kv_elide] with only a warning: pip install -U pip, then install again')
+    assert cli.no_plugins_message("24.2").endswith("(a pip older than 23.3 drops such an extra with only a warning)")
+    assert cli.no_plugins_message(None).startswith("no aoti-hooks plugins are installed; install one")
+    monkeypatch.setattr(cli.plugin_registry, "installed", lambda: {})
+    monkeypatch.setattr(doctor, "version", lambda dist: "22.3")
+    assert cli.main(["list"]) == 0
+    assert "this pip (22.3) drops extras" in capsys.readouterr().out
+
+
+def test_doctor_says_why_a_seam_has_nothing_to_check(capsys, monkeypatch):
+    """Without Triton (a CPU-only install) its seam has nothing to check: said, not an empty heading."""
+    from aoti_hooks.seams import shared_memory, triton
+    from aoti_hooks.tools import doctor
+
+    monkeypatch.setattr(triton, "check", lambda: [])
+    monkeypatch.setattr(shared_memory, "check", lambda: [])
+    doctor.run(None)
+    out = capsys.readouterr().out
+    assert "Triton seam:\n  nothing to check: its library is not installed here" in out
