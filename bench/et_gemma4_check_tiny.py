@@ -24,8 +24,7 @@ out, work = Path(args.out), Path(tempfile.mkdtemp(prefix="aoti-hooks-tiny-"))
 out.mkdir(parents=True, exist_ok=True)
 plugins = [name for name in args.plugins.split(",") if name]
 base = {"model": MODEL, "tiny": True, "layers": 6, "ctx": 64, "weights": "int4", "backend": "executorch",
-        "target": "rtx5090", "weights_file": str(work / "weights.pt")}
-run_in_worker("weights", base, out, "weights", dict(os.environ))
+        "target": "rtx5090"}
 planned = [{"variant": "stock", "plugins": [], "backend_specs": {}, "options": {}}]
 if plugins:
     planned.append({"variant": ",".join(plugins), "plugins": plugins, "backend_specs": {},

@@ -212,10 +212,6 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
     from ..harness.launch import Progress, phase_file, run_in_worker
 
     planned = variants(plugin_lists, backend_specs or {}, options or {}, common_specs, run_options, stock)
-    if base.get("model"):  # ExecuTorch's own model: its seeded weights once, for every variant
-        base["weights_file"] = str(work / "weights.pt")
-        with Progress(f"making {base['weights']} weights for {base['model']} ({base['layers']} layers)", quiet):
-            run_in_worker("weights", base, work, "weights", dict(os.environ))
     done: dict[int, dict] = {}
     lock = threading.Lock()  # runs finish in any order with --jobs > 1; one writes the report at a time
     results = {"command": shlex.join(sys.argv), "backend": backend, "model": model, "program": program,

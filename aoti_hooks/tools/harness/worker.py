@@ -288,8 +288,6 @@ def main() -> None:
         spec = json.load(handle)
     if command == "compile":
         result = compile_one(spec)
-    elif command == "weights":
-        result = et_gemma4.save_weights(spec)
     else:
         result = et_gemma4.outputs(spec) if spec.get("model") == et_gemma4.MODEL else outputs(spec)
     with open(spec["result"], "w") as handle:

@@ -319,18 +319,11 @@ def lower(programs: dict, config, metadata: str, specs: dict[str, list], folder:
     return write_program(manager, folder)
 
 
-# --- bench's steps: weights once, each lowering in its own process, outputs checked -------------
+# --- bench's steps: each lowering in its own process, its weights drawn there, outputs checked ------
 
 def shape_of(spec: dict) -> Shape:
     return Shape(layers=spec.get("layers") or PERIOD, ctx=spec.get("ctx") or Shape.ctx,
                  weights=spec.get("weights") or "int4", **({"hidden": 256, "tiny": True} if spec.get("tiny") else {}))
-
-
-def save_weights(spec: dict) -> dict:
-    """The seeded, quantized weights, made once and saved for every variant's process."""
-    weights = seeded_weights(shape_of(spec))
-    torch.save(weights, spec["weights_file"])
-    return {"tensors": len(weights)}
 
 
 def prepared_lowering(spec: dict):
@@ -345,7 +338,9 @@ def prepared_lowering(spec: dict):
     from ...core.types import tensor_bytes
     from ..harness.artifacts import contents_path, described
 
-    model, config = build(shape_of(spec), torch.load(spec["weights_file"], weights_only=False))
+    # Drawn here, in each process, never saved: the same values everywhere (`seeded_weights`), in seconds,
+    # where a file of them would take the weights' size again on disk (19 GiB at 10 periods) and a read
+    model, config = build(shape_of(spec), seeded_weights(shape_of(spec)))
     metadata = prepare(model)
     untouched_caches(model)
     weight_bytes = sum(tensor_bytes(p) for p in {id(p): p for p in model.parameters()}.values())
@@ -432,7 +427,7 @@ def outputs(spec: dict) -> dict:
             given = {"tokens": tokens, "input_pos": pos, "temperature": temperature}
             return runners[method]([given[name].to(device) for name in order[method]])[0]
     else:  # eager: the model as the lowering saw it (its transformations applied), on the GPU
-        model, _ = build(shape, torch.load(spec["weights_file"], weights_only=False))
+        model, _ = build(shape, seeded_weights(shape))
         prepare(model)
         model = model.to(device)
         caches = {fqn: tensor for fqn, tensor in model.named_buffers() if ".kv_cache." in fqn}
