@@ -271,6 +271,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         SHARED_MEMORY_HEADING,
         artifact_line,
         census_rows,
+        decode_check_rows,
         extra_seconds_rows,
         phase_time_rows,  # table needs it
         shared_memory_line,
@@ -284,7 +285,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     except (OSError, ValueError):
         raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
                          f"machine that measures: copy the whole suite folder here") from None
-    censuses, shared, timings, stocks_missing, extra, code = [], [], [], [], [], []
+    censuses, shared, timings, stocks_missing, extra, code, decodes = [], [], [], [], [], [], []
     not_run = [run for run in runs if not (folder(name, into) / run / "report.json").exists()]
     for run in runs:
         if run in not_run:
@@ -297,6 +298,11 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         extra_header, found = extra_seconds_rows(report["runs"], top=8)
         extra += [[run, *row] for row in found]
         check = report.get("check") or {}
+        if any("logits_equal_stock" in entry for entry in check.values()):
+            decode_header, found = decode_check_rows(check)
+            stock_ms = (check.get("stock") or {}).get("decode_ms_per_call")
+            decodes += [[run, *row, _against(check[row[0]].get("decode_ms_per_call"), stock_ms, row[0])]
+                        for row in found]
         contents = _contents(folder(name, into) / run)
         shared += [f"- {run}, {measured['variant']}: {line}" for measured in report["runs"]
                    if (line := shared_memory_line(measured))]
@@ -361,7 +367,11 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         lines += ["", *(f"- {row['bench']}, {row['run']}: a projection, not a measurement: a straight line through stock's "
                         f"runs of the same model at {', '.join(map(str, row['projected_from']))} layers, extended to "
                         f"{row['layers']}; the ratios to stock in its bench are to this projection" for row in projected)]
-    lines += _decode_lines(rows)
+    if decodes:
+        lines += ["", "Outputs over the same decode calls, each package in its own process (seeded tokens, each call "
+                      "writing the caches the next reads), and the median time per call against stock's:", "",
+                  f"| bench | {' | '.join(decode_header)} | against stock |", "|---" * (len(decode_header) + 2) + "|",
+                  *("| " + " | ".join(row) + " |" for row in decodes)]
     phased = [row for row in rows if row.get("host_phase_peaks")]
     if phased:
         phases = [phase for phase in PHASE_ORDER if any(phase in row["host_phase_peaks"] for row in phased)]
@@ -403,24 +413,9 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
 DECODE_CHECK = ("steps", "logits_max_abs_vs_eager", "logits_max_abs_vs_stock", "decode_ms_per_call")
 
 
-def _decode_lines(rows: list[dict]) -> list[str]:
-    """The output check of runs that decoded (plain AOTI packages): logits against eager and stock, and the
-    median time per decode call, each against stock's in its bench."""
-    checked = [row for row in rows if row.get("decode_ms_per_call") is not None]
-    if not checked:
-        return []
-    stock_ms = {row["bench"]: row["decode_ms_per_call"] for row in checked if row["run"] == "stock"}
-    lines = ["", "Outputs over the same decode calls, each package in its own process (seeded tokens, each call "
-                 "writing the caches the next reads), and the median time per call:", "",
-             "| bench | run | calls | logits max abs vs eager | vs stock | = stock | ms per call | against stock |",
-             "|---|---|---|---|---|---|---|---|"]
-    for row in checked:
-        reference = stock_ms.get(row["bench"])
-        against = (f"{row['decode_ms_per_call'] / reference:.2f}×" if reference and row["run"] != "stock" else "-")
-        lines.append(f"| {row['bench']} | {row['run']} | {row['steps']} | {row['logits_max_abs_vs_eager']:.3g} | "
-                     f"{row['logits_max_abs_vs_stock']:.3g} | {'yes' if row['tokens_equal_stock'] else 'no'} | "
-                     f"{row['decode_ms_per_call']:.2f} | {against} |")
-    return lines
+def _against(ms: float | None, stock_ms: float | None, variant: str) -> str:
+    """A run's time per decode call as a multiple of stock's in its bench."""
+    return f"{ms / stock_ms:.2f}×" if ms and stock_ms and variant != "stock" else "-"
 
 
 PROJECTED = ("compile_s", "peak_allocated", "peak_reserved", "nvml_process_peak", "host_peak_rss", "host_peak_anonymous",

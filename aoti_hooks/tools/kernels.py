@@ -273,8 +273,9 @@ def read_package(path: str) -> dict:
     return {"kind": kind, "kernels": list(kernels.values()), "code": code}
 
 
-def read_program(path: str) -> dict:
-    """The GPU kernels of the AOTI delegates' libraries of an ExecuTorch ``.pte``.
+def read_program(*paths: str) -> dict:
+    """The GPU kernels of the AOTI delegates' libraries of an ExecuTorch ``.pte`` (or of several, one a
+    method, as bench's ``--methods-apart`` writes them).
 
     Each CUDA image's architecture and its functions' registers are read from the libraries. Launch
     shared memory and threads are compiled in; where a session wrote the library's kernel manifest
@@ -283,7 +284,7 @@ def read_program(path: str) -> dict:
     from ..core import kernel_manifest
     from .harness.artifacts import named_blobs
 
-    blobs = named_blobs([path])
+    blobs = named_blobs(list(paths))
     kernels: list[Kernel] = []
     code: list[dict] = []
     problems: list[str] = []
@@ -381,12 +382,8 @@ def artifact_summary(package: str, target_text: str | None) -> dict | None:
     programs = [path for path in program_files(folder) if path.endswith(".pte")] if os.path.isdir(folder) else []
     if os.path.isfile(package) and zipfile.is_zipfile(package):
         found = read_package(package)
-    elif programs:  # one .pte, or one a method (bench's --methods-apart)
-        read = [read_program(path) for path in programs]
-        found = {"kernels": [kernel for one in read for kernel in one["kernels"]],
-                 "kernels_readable": all(one["kernels_readable"] for one in read),
-                 "libraries": sum(one["libraries"] for one in read), "code": [unit for one in read for unit in one["code"]],
-                 "manifest_problems": [problem for one in read for problem in one["manifest_problems"]]}
+    elif programs:
+        found = read_program(*programs)
     else:
         return None
     problems = problems_on(found, parse_target(target_text)) if target_text else []

@@ -158,17 +158,9 @@ def format_report(results: dict) -> str:
     lines = [f"# aoti-hooks bench: {source}, {through}, on {results['device']}", "",
              "```", table(header, rows), "```"]
     if results.get("check") and any("logits_equal_stock" in entry for entry in results["check"].values()):
-        def number(value):
-            return "-" if value is None else f"{value:.3g}"
-
-        checked = [[variant, str(entry["steps"]), number(entry["logits_max_abs_vs_eager"]),
-                    number(entry["logits_max_abs_vs_stock"]), _yes(entry["logits_equal_stock"]),
-                    number(entry.get("decode_ms_per_call"))]
-                   for variant, entry in results["check"].items() if "error" not in entry]
         lines += ["", "Outputs: each variant's package, loaded by torch's AOTI runner in its own process, over the same "
                       "decode calls as eager (seeded tokens, each call writing the caches the next reads):", "", "```",
-                  table(["run", "calls", "logits max abs vs eager", "vs stock", "= stock", "ms per call (median)"],
-                        checked), "```",
+                  table(*decode_check_rows(results["check"])), "```",
                   *(f"- {variant}: not checked: {entry['error']}" for variant, entry in results["check"].items()
                     if "error" in entry)]
     elif results.get("check") and results.get("exporter"):
@@ -261,6 +253,19 @@ def format_report(results: dict) -> str:
                         for group in breakdown["groups"]), "```"]
     lines += ["", timeline_line(results)]
     return "\n".join(lines)
+
+
+def decode_check_rows(check: dict) -> tuple[list[str], list[list[str]]]:
+    """bench's output check of packages that decode (logits against eager and stock, the median time per
+    call), a row per variant it checked: a header and rows."""
+    def number(value):
+        return "-" if value is None else f"{value:.3g}"
+
+    rows = [[variant, str(entry["steps"]), number(entry["logits_max_abs_vs_eager"]),
+             number(entry["logits_max_abs_vs_stock"]), _yes(entry["logits_equal_stock"]),
+             number(entry.get("decode_ms_per_call"))]
+            for variant, entry in check.items() if "error" not in entry]
+    return ["run", "calls", "logits max abs vs eager", "vs stock", "= stock", "ms per call (median)"], rows
 
 
 def methods_line(run: dict) -> str:
