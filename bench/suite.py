@@ -327,6 +327,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                              "outputs_equal_stock", verdict.get("logits_equal_stock"))),
                          **{key: verdict.get(key) for key in DECODE_CHECK},
                          "caches_equal_stock": verdict.get("caches_equal_stock"),
+                         "gpu_memory_limit": measured.get("gpu_memory_limit"), "did_not_fit": measured.get("did_not_fit"),
                          "artifact_equal_stock": None if written is None or "stock" not in contents
                          else written == contents["stock"]})
     measured_stock = [*rows, *_committed_rows("scale", results)]
@@ -351,12 +352,19 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         reference = stock_compile.get(row["bench"])
         ratio = (f" ({row['compile_s'] / reference:.2f}× stock)" if row["compile_s"] and reference
                  and row["run"] != "stock" and not row.get("projected_from") else "")
-        lines.append(f"| {row['bench']} | {row['run']} | {row['compile_s'] or '-'} s{ratio} | {_gib(row['peak_allocated'])} | "
+        compiled = (f"did not fit {_gib(row['gpu_memory_limit'])}" if row.get("did_not_fit")
+                    else f"{row['compile_s'] or '-'} s{ratio}")
+        lines.append(f"| {row['bench']} | {row['run']} | {compiled} | {_gib(row['peak_allocated'])} | "
                      f"{_gib(row['peak_reserved'])} | {_gib(row['nvml_process_peak'])} | "
                      f"{_of_weights(row['host_peak_rss'], row)} | {_of_weights(row['host_added'], row)} | "
                      f"{_of_weights(row['host_peak_anonymous'], row)} | {_of_weights(row['host_anonymous_added'], row)} | "
                      f"{shown[row['tokens_equal_stock']]} | {shown[row['caches_equal_stock']]} | "
                      f"{shown[row['artifact_equal_stock']]} |")
+    unfit = [row for row in rows if row.get("did_not_fit")]
+    lines += [""] * bool(unfit) + [
+        f"- {row['bench']}, {row['run']}: did not fit its limit of {_gib(row['gpu_memory_limit'])} (the caching "
+        f"allocator's; the CUDA context is outside it): {row['did_not_fit']} Its figures are up to the failure, after "
+        f"{row['compile_s']} s." for row in unfit]
     failed = {run: reason for run in not_run if (reason := _failure(folder(name, into) / f"{run}.log"))}
     lines += [""] * bool(failed) + [f"- {run} failed: {reason}" for run, reason in failed.items()]
     if set(not_run) - set(failed):

@@ -122,3 +122,26 @@ def test_a_table_gives_the_decode_check_and_each_artifacts_gpu_code(tmp_path):
             "2 autotune choice(s) refused for shared memory over the target's") in table
     rows = json.loads((results / "smoke.json").read_text())["rows"]
     assert [row["decode_ms_per_call"] for row in rows] == [4.0, 5.0] and rows[1]["tokens_equal_stock"] is False
+
+
+def test_a_run_that_did_not_fit_its_limit_says_so_instead_of_a_compile_time(tmp_path):
+    """A run under --gpu-memory-limit that ran out of memory is a measured result, but not a compile: its row
+    names the limit and the error, never a compile time against stock's."""
+    into, results = tmp_path / "into", tmp_path / "results"
+    (into / "smoke" / "demo").mkdir(parents=True)
+    (into / "smoke" / "machine.json").write_text(json.dumps(
+        {"gpus": "NVIDIA H100", "cpus": 16, "host": "lent", "python": "3.12.3", "versions": "torch 2.11.0"}))
+    stock = {"variant": "stock", "plugins": [], "compile_s": 250.0, "peak_allocated": 8 * 2**30, "weight_bytes": 2**30}
+    ours = {"variant": "kv_elide", "plugins": ["kv_elide"], "compile_s": 220.0, "peak_allocated": 2**29,
+            "weight_bytes": 2**30, "gpu_memory_limit": 2**28, "fits": False,
+            "did_not_fit": "RuntimeError: CUDA out of memory. Tried to allocate 222.00 MiB."}
+    (into / "smoke" / "demo" / "report.json").write_text(json.dumps(
+        {"model": "demo:tiny", "shape": {"layers": 2}, "complete": True, "runs": [stock, ours]}))
+    made = suite("table", "smoke", "--into", into, "--results", results)
+    assert made.returncode == 0, made.stderr
+    table = (results / "smoke.md").read_text()
+    assert "| demo | kv_elide | did not fit 256.0 MiB | 512.0 MiB |" in table and "0.88× stock" not in table
+    assert ("- demo, kv_elide: did not fit its limit of 256.0 MiB (the caching allocator's; the CUDA context is outside "
+            "it): RuntimeError: CUDA out of memory. Tried to allocate 222.00 MiB. Its figures are up to the failure, "
+            "after 220.0 s.") in table
+    assert json.loads((results / "smoke.json").read_text())["rows"][1]["did_not_fit"].startswith("RuntimeError")
