@@ -267,6 +267,7 @@ def _contents(run_folder: Path) -> dict:
 def table(name: str, into: str, results: Path = RESULTS, commit: str | None = None) -> Path:
     """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
     from aoti_hooks.tools.bench.report import (  # imports torch: only the
+        EXTRA_SECONDS,
         PHASE_ORDER,
         SHARED_MEMORY_HEADING,
         artifact_line,
@@ -285,7 +286,8 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     except (OSError, ValueError):
         raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
                          f"machine that measures: copy the whole suite folder here") from None
-    censuses, shared, timings, stocks_missing, extra, code, decodes = [], [], [], [], [], [], []
+    censuses, shared, timings, stocks_missing, code, decodes = [], [], [], [], [], []
+    extra: dict[str, list[list[str]]] = {}  # what a table of extra seconds says -> its rows
     not_run = [run for run in runs if not (folder(name, into) / run / "report.json").exists()]
     for run in runs:
         if run in not_run:
@@ -295,8 +297,9 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         censuses += [[run, *row] for row in found]
         time_header, found = phase_time_rows(report["runs"])
         timings += [(time_header, [run, *row]) for row in found]
-        extra_header, found = extra_seconds_rows(report["runs"], top=8)
-        extra += [[run, *row] for row in found]
+        for key, words in EXTRA_SECONDS:
+            extra_header, found = extra_seconds_rows(report["runs"], top=8, key=key)
+            extra.setdefault(words, []).extend([run, *row] for row in found)
         check = report.get("check") or {}
         if any("logits_equal_stock" in entry for entry in check.values()):
             decode_header, found = decode_check_rows(check)
@@ -399,13 +402,10 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                       "plugins' hooks:", "", "| bench | " + " | ".join(time_header) + " |",
                   "|---" * (len(time_header) + 1) + "|",
                   *("| " + " | ".join(row) + " |" for header, row in timings if tuple(header) == time_header)]
-    if extra:
-        lines += ["", "Where the runs with plugins spent more time than stock: the seconds each function was on the "
-                      "compiling thread's stack (callees included, so a caller and its slow callee both show; "
-                      "aoti-hooks' own functions only while they run their own code, not the torch or Triton code "
-                      "they call):", "",
-                  "| bench | " + " | ".join(extra_header) + " |", "|---" * (len(extra_header) + 1) + "|",
-                  *("| " + " | ".join(row) + " |" for row in extra)]
+    for words, found in extra.items():
+        if found:
+            lines += ["", f"{words}:", "", "| bench | " + " | ".join(extra_header) + " |",
+                      "|---" * (len(extra_header) + 1) + "|", *("| " + " | ".join(row) + " |" for row in found)]
     if code:
         lines += ["", "GPU code in each artifact (`aoti-hooks inspect`, each against the target):", "",
                   *code]

@@ -556,6 +556,13 @@ def test_the_extra_seconds_table_names_the_functions_that_grew_most_from_stock()
     assert header == ["run", "function", "stock s", "run s", "more"]
     assert rows == [["ours", "a.py:compile", "100.0", "150.0", "+50.0"], ["ours", "d.py:build", "0.0", "30.0", "+30.0"]]
     assert extra_seconds_rows(runs[1:])[1] == []  # no stock, nothing to compare
+    # By the function whose own code ran: where the inclusive table names the caller, this names what grew.
+    runs[0]["function_own_seconds"] = {"b.py:bench": 40.0, "e.py:launch": 10.0}
+    runs[1]["function_own_seconds"] = {"b.py:bench": 40.5, "e.py:launch": 9.0, "d.py:build": 30.0, "f.py:wait": 19.0}
+    assert extra_seconds_rows(runs, key="function_own_seconds")[1] == [
+        ["ours", "d.py:build", "0.0", "30.0", "+30.0"], ["ours", "f.py:wait", "0.0", "19.0", "+19.0"]]
+    del runs[0]["function_own_seconds"]  # a report from before own seconds were kept: no table, not a wrong one
+    assert extra_seconds_rows(runs, key="function_own_seconds")[1] == []
 
 
 def test_the_seconds_in_the_plugins_hooks_count_every_executorch_methods_time_line():
@@ -653,9 +660,12 @@ def test_our_frames_count_their_own_time_not_the_stock_work_they_wrap():
     innermost_stock = functions_on_stack(namespace["wrapper"](lambda: sys._getframe(1)))
     assert "fake.py:stock" in innermost_stock and "fake.py:wrapper" not in innermost_stock
     innermost_ours = functions_on_stack(namespace["wrapper"](namespace["own"]))
-    assert {"fake.py:own", "fake.py:stock"} <= innermost_ours and "fake.py:wrapper" not in innermost_ours
+    assert {"fake.py:own", "fake.py:stock"} <= innermost_ours.keys() and "fake.py:wrapper" not in innermost_ours
     alone = functions_on_stack(namespace["own"]())
     assert "fake.py:own" in alone
+    # Innermost first: the function whose own code runs leads, and its seconds are its own.
+    assert next(iter(innermost_stock)) == "fake.py:stock" and next(iter(innermost_ours)) == "fake.py:own"
+    assert list(innermost_ours).index("fake.py:own") < list(innermost_ours).index("fake.py:stock")
 
 
 def test_bench_help_names_every_hugging_face_model(capsys):

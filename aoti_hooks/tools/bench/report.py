@@ -52,22 +52,30 @@ def phase_time_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
 
 
 WHOLE_COMPILE = 0.9  # a function on the stack this share of a compile or more wraps the whole of it
+# The two tables of extra seconds, as `extra_seconds_rows` reads them: (the run's key, what the table says).
+EXTRA_SECONDS = (
+    ("function_own_seconds", "Where the runs with plugins spent more time than stock, by the function whose own code ran "
+                             "(innermost on the compiling thread's stack; each second counted once)"),
+    ("function_seconds", "The same by every function on the compiling thread's stack, callees included (a caller and "
+                         "its slow callee both show; aoti-hooks' own only while they run their own code)"),
+)
 
 
-def extra_seconds_rows(runs: list[dict], top: int = 12) -> tuple[list[str], list[list[str]]]:
-    """The functions whose time on the compiling thread's stack grew most from stock to each run with
-    plugins (seconds include the functions they call, so a caller and its slow callee both show;
-    aoti-hooks' own only while they run their own code, `harness.measure.functions_on_stack`):
-    where a run with plugins spends its extra time. The callers around the whole compile (on the stack
-    for `WHOLE_COMPILE` of it or more: the entry points, the session's wrapper of them) are left out:
-    their growth is the compile's, which the compile column gives. A header and rows; none without
-    stock's figures."""
-    stock = next((run for run in runs if run["variant"] == "stock" and run.get("function_seconds")), None)
+def extra_seconds_rows(runs: list[dict], top: int = 12, key: str = "function_seconds") -> tuple[list[str], list[list[str]]]:
+    """The functions whose seconds grew most from stock to each run with plugins: where a run with
+    plugins spends its extra time. ``key`` says which seconds (`EXTRA_SECONDS`): on the compiling
+    thread's stack, callees included (a caller and its slow callee both show; aoti-hooks' own only while
+    they run their own code, `harness.measure.functions_on_stack`), or running itself, innermost on
+    the stack (each second counted once, with the function whose code ran). The callers around the
+    whole compile (on the stack for `WHOLE_COMPILE` of it or more: the entry points, the session's
+    wrapper of them) are left out: their growth is the compile's, which the compile column gives. A
+    header and rows; none without stock's figures."""
+    stock = next((run for run in runs if run["variant"] == "stock" and run.get(key)), None)
     rows = []
     for run in runs:
-        if stock is None or run is stock or not run.get("function_seconds"):
+        if stock is None or run is stock or not run.get(key):
             continue
-        before, after = stock["function_seconds"], run["function_seconds"]
+        before, after = stock[key], run[key]
         whole = WHOLE_COMPILE * (run.get("compile_s") or float("inf"))
         grown = sorted(((after.get(name, 0.0) - before.get(name, 0.0), name) for name in {*before, *after}
                         if after.get(name, 0.0) < whole), reverse=True)
@@ -220,11 +228,10 @@ def format_report(results: dict) -> str:
     if rows:
         lines += ["", "Seconds of each compile per phase, and of them in the plugins' hooks (each hook's in the "
                       "report's `time` line):", "", "```", table(header, rows), "```"]
-    header, rows = extra_seconds_rows(results["runs"])
-    if rows:
-        lines += ["", "Where the runs with plugins spent more time than stock (seconds each function was on the "
-                      "compiling thread's stack, callees included; aoti-hooks' own only while they run their own "
-                      "code):", "", "```", table(header, rows), "```"]
+    for key, words in EXTRA_SECONDS:
+        header, rows = extra_seconds_rows(results["runs"], key=key)
+        if rows:
+            lines += ["", f"{words}:", "", "```", table(header, rows), "```"]
     header, rows = census_rows(results["runs"])
     if rows:
         lines += ["", "What held the host memory at the census nearest each run's peak (CPU tensor storages by "

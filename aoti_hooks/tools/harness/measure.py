@@ -149,8 +149,9 @@ def phase_of(frame) -> str:
 OURS = ("/aoti_hooks/", "/aoti_hooks_", "/pluggy/")  # the package, its plugins, and pluggy's hook calls
 
 
-def functions_on_stack(frame) -> set[str]:
-    """Every function on a thread's stack outside the standard library, as ``file.py:Class.function``;
+def functions_on_stack(frame) -> dict[str, None]:
+    """Every function on a thread's stack outside the standard library, as ``file.py:Class.function``,
+    innermost first (the first is the one running: its seconds are its own, not its callees');
     aoti-hooks' own and pluggy's only while no torch, Triton or ExecuTorch frame runs inside them.
 
     The session wraps torch's entry points and its hooks wrap stock work (a hook around an autotune
@@ -160,7 +161,7 @@ def functions_on_stack(frame) -> set[str]:
     import sysconfig
 
     stdlib = sysconfig.get_paths()["stdlib"]
-    found = set()
+    found: dict[str, None] = {}  # ordered: innermost first
     inside_stock_work = False  # a frame nearer the innermost runs someone else's code
     while frame is not None:  # innermost first
         code = frame.f_code
@@ -168,7 +169,7 @@ def functions_on_stack(frame) -> set[str]:
         if not path.startswith(stdlib) or "site-packages" in path:
             ours = any(part in path for part in OURS)
             if not ours or not inside_stock_work:
-                found.add(f"{os.path.basename(path)}:{getattr(code, 'co_qualname', code.co_name)}")
+                found.setdefault(f"{os.path.basename(path)}:{getattr(code, 'co_qualname', code.co_name)}")
             inside_stock_work = inside_stock_work or not ours
         frame = frame.f_back
     return found
@@ -225,6 +226,7 @@ class Sampler:
         self.phase_peaks: dict[str, int] = {}
         self.phase_seconds: dict[str, float] = {}
         self.function_seconds: dict[str, float] = {}
+        self.function_own_seconds: dict[str, float] = {}  # while the function itself ran, innermost on the stack
         self.samples: list[tuple[float, int, int | None, int | None, str, int | None]] = []
         self._watched = threading.get_ident()
         if self.census:
@@ -256,8 +258,12 @@ class Sampler:
             self.process_peak = max(self.process_peak or 0, own)
         frame = sys._current_frames().get(self._watched)
         phase = phase_of(frame)
-        for function in functions_on_stack(frame):
+        functions = functions_on_stack(frame)
+        for function in functions:
             self.function_seconds[function] = self.function_seconds.get(function, 0.0) + now - self._last
+        running = next(iter(functions), None)
+        if running is not None:
+            self.function_own_seconds[running] = self.function_own_seconds.get(running, 0.0) + now - self._last
         if self.phase_file and phase != getattr(self, "_said_phase", None):
             self._said_phase = phase
             write_phase(self.phase_file, phase)

@@ -117,6 +117,8 @@ def compile_one(spec: dict) -> dict:
         "phase_seconds": {phase: round(seconds, 2) for phase, seconds in sampler.phase_seconds.items()},
         "function_seconds": {function: round(seconds, 1) for function, seconds in sampler.function_seconds.items()
                              if seconds >= FUNCTION_SECONDS_KEPT},
+        "function_own_seconds": {function: round(seconds, 1) for function, seconds in sampler.function_own_seconds.items()
+                                 if seconds >= FUNCTION_SECONDS_KEPT},
         "host_census": sampler.host_census,
         "host_shared_peak": sampler.host_shared_peak,  # pinned host memory and /dev/shm: RSS no file takes
         "host_shared_baseline": sampler.host_shared_baseline,
