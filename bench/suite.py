@@ -229,6 +229,11 @@ def _gib(value) -> str:
     return "-" if value is None else f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
 
 
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines: the header, its rule, a line per row."""
+    return [f"| {' | '.join(header)} |", "|---" * len(header) + "|", *(f"| {' | '.join(row)} |" for row in rows)]
+
+
 def _of_weights(value, row: dict) -> str:
     weights = row.get("weight_bytes")
     return _gib(value) + (f" ({value / weights:.2f}×)" if value is not None and weights else "")
@@ -381,31 +386,26 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     if decodes:
         lines += ["", "Outputs over the same decode calls, each package in its own process (seeded tokens, each call "
                       "writing the caches the next reads), and the median time per call against stock's:", "",
-                  f"| bench | {' | '.join(decode_header)} | against stock |", "|---" * (len(decode_header) + 2) + "|",
-                  *("| " + " | ".join(row) + " |" for row in decodes)]
+                  *_markdown(["bench", *decode_header, "against stock"], decodes)]
     phased = [row for row in rows if row.get("host_phase_peaks")]
     if phased:
         phases = [phase for phase in PHASE_ORDER if any(phase in row["host_phase_peaks"] for row in phased)]
         lines += ["", "Host RSS peak in each phase of the compile (the phase read from the compiling thread's stack):", "",
-                  f"| bench | run | {' | '.join(phases)} |", "|---|---|" + "---|" * len(phases),
-                  *(f"| {row['bench']} | {row['run']} | "
-                    + " | ".join(_gib(row["host_phase_peaks"].get(phase)) for phase in phases) + " |" for row in phased)]
+                  *_markdown(["bench", "run", *phases], [[row["bench"], row["run"], *(_gib(row["host_phase_peaks"].get(phase))
+                                                                                 for phase in phases)] for row in phased])]
     if censuses:
         lines += ["", "What held the host memory at the census nearest each run's peak: CPU tensor storages by holder "
                       "(each storage once), bytes objects of 1 MiB or more, and the anonymous memory no Python object "
                       "accounts for (C++ allocations, libraries, free lists). Storages mapped from files count with "
                       "their holder but are file pages:", "",
-                  "| bench | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|",
-                  *("| " + " | ".join(row) + " |" for row in censuses)]
+                  *_markdown(["bench", *header], censuses)]
     for time_header in dict.fromkeys(tuple(header) for header, _ in timings):  # one table per set of phases
         lines += ["", "Seconds of each compile per phase (read from the compiling thread's stack), and of them in the "
-                      "plugins' hooks:", "", "| bench | " + " | ".join(time_header) + " |",
-                  "|---" * (len(time_header) + 1) + "|",
-                  *("| " + " | ".join(row) + " |" for header, row in timings if tuple(header) == time_header)]
+                      "plugins' hooks:", "",
+                  *_markdown(["bench", *time_header], [row for header, row in timings if tuple(header) == time_header])]
     for words, found in extra.items():
         if found:
-            lines += ["", f"{words}:", "", "| bench | " + " | ".join(extra_header) + " |",
-                      "|---" * (len(extra_header) + 1) + "|", *("| " + " | ".join(row) + " |" for row in found)]
+            lines += ["", f"{words}:", "", *_markdown(["bench", *extra_header], found)]
     if code:
         lines += ["", "GPU code in each artifact (`aoti-hooks inspect`, each against the target):", "",
                   *code]

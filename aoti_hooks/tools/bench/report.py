@@ -56,8 +56,9 @@ WHOLE_COMPILE = 0.9  # a function on the stack this share of a compile or more w
 EXTRA_SECONDS = (
     ("function_own_seconds", "Where the runs with plugins spent more time than stock, by the function whose own code ran "
                              "(innermost on the compiling thread's stack; each second counted once)"),
-    ("function_seconds", "The same by every function on the compiling thread's stack, callees included (a caller and "
-                         "its slow callee both show; aoti-hooks' own only while they run their own code)"),
+    ("function_seconds", "Where the runs with plugins spent more time than stock, by every function on the compiling "
+                         "thread's stack, callees included (a caller and its slow callee both show; aoti-hooks' own only "
+                         "while they run their own code)"),
 )
 
 
@@ -147,7 +148,7 @@ def format_report(results: dict) -> str:
         if cuda:
             nvml = nvml_of(run, jobs)
             row += [format_bytes(run["peak_allocated"]), format_bytes(run["peak_reserved"]),
-                    "-" if nvml is None else format_bytes(nvml)]
+                    _bytes(nvml)]
         row += [format_bytes(run["package_bytes"]), format_bytes(run["weight_bytes"])]
         if executorch:
             ptd = {name: digest for name, digest in run["artifacts"].items() if name.endswith(".ptd")}
