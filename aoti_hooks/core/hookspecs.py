@@ -148,7 +148,10 @@ def clone_autotune_argument(
     Called: inside ``CachingAutotuner.run`` and the scheduler's benchmark of a generated kernel, from
     ``maybe_clone_args`` (through ``compile_fx.clone_preserve_strides``), for each argument the kernel mutates, so that tuning
     runs leave the argument's values alone; stock allocates a full-size copy while the kernel is
-    tuned (a 128k cache, a dequantized tile, once more).
+    tuned (a 128k cache, a dequantized tile, once more). Also from ``copy_args_to_cpu_if_needed``,
+    before the timing: an argument answered here is copied on the device, never to host memory
+    (stock copies to pinned host memory, and back after each timed launch, what does not fit under
+    the process's peak so far).
     Arguments: the argument as the autotuner holds it (often the block's autotune example).
     Returns: a tensor with the same layout on the same device for the tuning runs to write, or
     ``None`` for the stock copy. The core answers first on a GPU for floating-point arguments: a
@@ -168,8 +171,11 @@ def choice_example(
     ``generate_example_value``), for each input and the output of a matmul's choice set it
     benchmarks in this process; and from a generated kernel module's ``get_args`` while the
     scheduler benchmarks it (``TritonScheduling.benchmark_codegened_module``: max-autotune's fusion
-    benchmarks), for each tensor argument, constants included. Stock makes a random full-size
-    tensor of each, live while the choice is timed.
+    benchmarks), for each tensor argument, constants included; and for each tensor the
+    compile-time autotune block makes an example of (``generate_and_run_autotune_block``: a
+    kernel's buffers, and its constants ``autotune_example`` left to Inductor). Stock makes a
+    random full-size tensor of each, live while the choice is timed (the block's: from the first
+    kernel there that uses it to the last).
     Arguments: the example's shape and strides, dtype, device, and how many elements its storage
     holds (padding included).
     Returns: a tensor of that shape, strides (offset 0), dtype and device whose storage holds at

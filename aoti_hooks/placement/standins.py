@@ -134,12 +134,13 @@ def choice_example(size, stride, dtype, device, storage_elements, session):
     """A floating-point example Inductor times a choice on is a stand-in.
 
     Inductor gives every matmul choice's inputs and output random full-size tensors
-    (``AlgorithmSelectorCache.benchmark_example_value``), and every argument of a kernel its
-    scheduler times for a fusion decision (``get_args``), live while they are timed: 955 MiB in
-    ExecuTorch's Gemma 4 at one period once its constants are placed, 2.63 GiB (the embedding
-    table) in the Gemma 4 slice through CudaBackend. Their values decide nothing: the choices are
-    only timed, never compared (Inductor compares a matmul's choices only under its debugging
-    ``VERIFY``), and stock's own are random. The scratch block serves (an addmm's benchmark
+    (``AlgorithmSelectorCache.benchmark_example_value``), every argument of a kernel its
+    scheduler times for a fusion decision (``get_args``), and every buffer of the compile-time
+    autotune block, live while they are timed: 955 MiB in ExecuTorch's Gemma 4 at one period once
+    its constants are placed, 2.63 GiB (the embedding table) in the Gemma 4 slice through
+    CudaBackend, a 220 MiB dequantized weight in its decode step's block. Their values decide
+    nothing: the choices are only timed, never compared (Inductor compares a matmul's choices only
+    under its debugging ``VERIFY``), the block's outputs are dropped, and stock's own are random. The scratch block serves (an addmm's benchmark
     writes its bias example); an integer example keeps the stock one (zeros: an index read from
     it is in bounds), as for Triton's copies.
     """

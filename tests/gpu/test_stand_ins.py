@@ -4,8 +4,9 @@ stand-ins, nor the tensor constructor placement builds CUDA views with.
 
 - A stand-in costs one block of device memory however large it is, reads zeros, aliases its
   block every period, and gives its address range back when it goes. Triton's tuning copy
-  of a written floating-point argument is a stand-in, and so is max-autotune's floating-point example
-  for timing a matmul's choices.
+  of a written floating-point argument is a stand-in (and never goes to pinned host memory), and
+  so are max-autotune's floating-point examples for timing a matmul's choices and the compile-time
+  autotune block's for a kernel's buffers.
 - Placement builds its views over empty device storages without allocating them for a moment.
 - Models no one here wrote, compiled for CUDA with compile-time autotuning (AOTI's default),
   in the two-pass compile, and (one of them) with max-autotune: with kv_elide and const_offload,
@@ -91,6 +92,30 @@ def test_the_autotuners_copy_of_a_written_float_argument_is_a_stand_in(monkeypat
     copy[0, 0] = 5.0
     assert float(copy[rows, 0]) == 5.0  # a stand-in: one block, mapped again
     assert session.report.as_dict()["placement"]["autotune_stand_in_copy_bytes"] == 2**30
+
+
+def test_the_autotuners_host_copy_of_a_written_float_argument_gives_way_to_its_stand_in(monkeypatch):
+    """Where a copy on the device would pass the peak so far, the autotuner copies a written argument to
+    pinned host memory and back around each timed launch (``copy_args_to_cpu_if_needed``): a 128k cache."""
+    from types import SimpleNamespace
+
+    from torch._inductor.runtime.triton_heuristics import CachingAutotuner
+
+    def tuning_run(self, *args, stream, **kwargs):  # what the real run's benchmarking asks first
+        return self.copy_args_to_cpu_if_needed(*args)
+
+    monkeypatch.setattr(CachingAutotuner, "run", tuning_run)
+    cache = torch.empty((2**15, 1024), dtype=torch.bfloat16, device="cuda")  # 64 MiB
+    index = torch.zeros(4, dtype=torch.int64, device="cuda")
+    autotuner = object.__new__(CachingAutotuner)
+    autotuner.optimize_mem, autotuner.mutated_arg_names = True, ["cache", "index"]
+    autotuner.fn = SimpleNamespace(arg_names=["cache", "index"])
+    torch.cuda.reset_peak_memory_stats()  # the peak so far is what is allocated: no room for a device copy
+    with aoti_hooks.session():
+        copies = CachingAutotuner.run(autotuner, cache, index, stream=0)
+    assert set(copies) == {"index"}  # the integer argument's stock host copy only
+    stock = CachingAutotuner.run(autotuner, cache, index, stream=0)  # no session: both to the host
+    assert set(stock) == {"cache", "index"} and stock["cache"][1].is_pinned()
 
 
 def test_max_autotunes_float_examples_for_timing_choices_are_stand_ins():
@@ -236,7 +261,7 @@ def test_real_models_on_cuda_stand_ins_give_the_stock_package(name, mode, tmp_pa
                                  ["kv_elide", "const_offload"], options, mode=mode)
     placement = report["placement"]
     assert "autotune_stand_ins_unavailable" not in placement
-    if mode == "max_autotune":
+    if mode != "two_pass":  # the autotune block's buffers, max-autotune's choices
         assert placement["choice_stand_ins"] >= 1
     if mode == "two_pass":  # the first pass reads every placed constant, the written caches too, as a stand-in
         assert "autotune_materializations" not in placement, placement
@@ -296,4 +321,39 @@ def test_the_two_pass_first_pass_reads_placed_weights_without_bringing_them_to_t
     assert package_constants(ours, "cuda") == package_constants(stock, "cuda")
     tokens = torch.tensor([[5, 9, 4]], device="cuda")
     outputs = [torch._inductor.aoti_load_package(path)(tokens) for path in (stock, ours)]
+    assert torch.equal(outputs[0], outputs[1])
+
+
+def test_the_autotune_blocks_float_examples_of_buffers_are_stand_ins(tmp_path):
+    """The compile-time autotune block gives a kernel's output a random full-size example: 512 MiB here,
+    on top of the weight it reads, which stock moves to the device."""
+    torch.manual_seed(0)
+
+    class Scale(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(65536, 4096, dtype=torch.bfloat16), requires_grad=False)
+
+        def forward(self, x):
+            return self.weight * x
+
+    x = torch.tensor([2.0], dtype=torch.bfloat16)
+    program = torch.export.export(Scale().eval(), (x,))
+
+    def compile_peak(path, plugins=()):
+        gc.collect()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        path, report = _compile_cuda(program, str(tmp_path / path), plugins, {"const_offload": {"min_bytes": "1MiB"}})
+        torch.cuda.synchronize()
+        return path, report, torch.cuda.max_memory_allocated() - before
+
+    stock, _, stock_peak = compile_peak("stock.pt2")
+    ours, report, peak = compile_peak("ours.pt2", ["const_offload"])
+    assert stock_peak >= 1024 * MiB  # the weight, moved to the device, and the output's example
+    assert report["placement"]["choice_stand_in_bytes"] >= 512 * MiB
+    assert peak < 300 * MiB, f"{peak / MiB:.0f} MiB"  # at most the stand-ins' blocks
+    assert package_constants(ours, "cuda") == package_constants(stock, "cuda")
+    outputs = [torch._inductor.aoti_load_package(path)(x.cuda()) for path in (stock, ours)]
     assert torch.equal(outputs[0], outputs[1])

@@ -154,3 +154,90 @@ def test_a_fusion_benchmarks_kernel_arguments_go_through_choice_example(register
     assert vars(TritonScheduling)["benchmark_codegened_module"] is benchmark
 
 
+
+
+class Kept(ChoiceFives):
+    """ChoiceFives that keeps what it gave."""
+
+    def __init__(self):
+        super().__init__()
+        self.given = []
+
+    @hookimpl
+    def choice_example(self, size, stride, dtype, device, storage_elements, session):
+        example = ChoiceFives.choice_example(self, size, stride, dtype, device, storage_elements, session)
+        self.given.append(example)
+        return example
+
+
+def _autotune_block(calls: str):
+    """A wrapper codegen holding a compile-time autotune block: the header torch writes, then ``calls``."""
+    from torch._inductor.codegen.common import IndentedBuffer
+    from torch._inductor.codegen.wrapper import PythonWrapperCodegen
+
+    wrapper = object.__new__(PythonWrapperCodegen)
+    wrapper.kernel_autotune_defs, wrapper.kernel_autotune_calls = IndentedBuffer(), IndentedBuffer()
+    wrapper.kernel_autotune_defs.splice(
+        "import torch\nfrom torch._inductor.select_algorithm import AlgorithmSelectorCache\n"
+        "from torch._inductor.async_compile import AsyncCompile\nasync_compile = AsyncCompile()\n"
+        "generate_example_value = AlgorithmSelectorCache.generate_example_value\n")
+    wrapper.kernel_autotune_calls.splice(calls)
+    return wrapper
+
+
+def test_the_autotune_blocks_examples_of_buffers_go_through_choice_example(register):
+    # The real block runner (generate_and_run_autotune_block) on a block of two example lines as
+    # Inductor writes them: a kernel needs a GPU, so the block makes its examples and runs none.
+    from torch._inductor.codegen.wrapper import PythonWrapperCodegen
+    from torch._inductor.select_algorithm import AlgorithmSelectorCache
+
+    wrapper = _autotune_block("buf0 = generate_example_value((3, 4), (1, 3), 'cpu', torch.float32, 0, (3, 4))\n"
+                              "buf1 = generate_example_value((5,), (1,), 'cpu', torch.int64, 0, (5,))\n")
+    plugin = register("kept", Kept())
+    with aoti_hooks.session(["kept"]):
+        PythonWrapperCodegen.generate_and_run_autotune_block(wrapper)
+        AlgorithmSelectorCache.generate_example_value([2], [1], "cpu", torch.float32, 0)  # outside the block: not asked
+    assert plugin.asked == [((3, 4), (1, 3), torch.float32, 12), ((5,), (1,), torch.int64, 5)]
+    assert torch.equal(plugin.given[0], torch.full((3, 4), 5.0)) and plugin.given[1] is None  # the integer: stock's
+    PythonWrapperCodegen.generate_and_run_autotune_block(_autotune_block("buf0 = generate_example_value("
+                                                                         "(3,), (1,), 'cpu', torch.float32, 0)\n"))
+    assert len(plugin.asked) == 2  # no session: stock examples
+
+
+class CopyOnDevice:
+    """Answers the autotuner's copy of a written floating-point argument on the meta device (where it
+    costs nothing), as the core answers one on a GPU with a stand-in."""
+
+    @hookimpl
+    def clone_autotune_argument(self, tensor, session):
+        return torch.empty_like(tensor) if tensor.device.type == "meta" and tensor.is_floating_point() else None
+
+
+def test_a_written_argument_copied_through_clone_autotune_argument_is_not_copied_to_the_host(register, monkeypatch):
+    # Partly a mock: the host copy needs a GPU argument, which this machine cannot make. The stock
+    # copy_args_to_cpu_if_needed is replaced by one that says what it was given; the patch around it
+    # is the real one, and passes over (a host tensor) what the hook copies on the device.
+    from torch._inductor.runtime.triton_heuristics import CachingAutotuner
+
+    given = []
+    monkeypatch.setattr(CachingAutotuner, "copy_args_to_cpu_if_needed", lambda self, *args, **kwargs: given.append(
+        (args, kwargs)) or {})
+
+    def tuning_run(self, *args, stream, **kwargs):
+        return self.copy_args_to_cpu_if_needed(*args, **kwargs)
+
+    monkeypatch.setattr(CachingAutotuner, "run", tuning_run)
+    register("on_device", CopyOnDevice())
+    autotuner = object.__new__(CachingAutotuner)
+    autotuner.mutated_arg_names = ["cache", "index", "extra"]
+    autotuner.fn = SimpleNamespace(arg_names=["cache", "index", "x"])
+    cache, index, x = torch.empty(4, device="meta"), torch.empty(2, device="meta", dtype=torch.int64), torch.ones(3)
+    extra = torch.empty(2, device="meta")
+    with aoti_hooks.session(["on_device"]):
+        CachingAutotuner.run(autotuner, cache, index, x, stream=0, extra=extra)
+    (args, kwargs), = given
+    assert args[0].device.type == "cpu" and args[0].numel() == 0  # copied on the device: passed over
+    assert args[1] is index and args[2] is x  # the hook left the integer alone; x is not written
+    assert kwargs["extra"].device.type == "cpu"
+    CachingAutotuner.run(autotuner, cache, index, x, stream=0)  # no session: as given
+    assert given[-1][0][0] is cache

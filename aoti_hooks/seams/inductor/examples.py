@@ -4,7 +4,8 @@
 - the example the compile-time autotune block makes for a constant a Triton kernel reads
   (``PythonWrapperCodegen.generate_example_arg_value``) is ``autotune_example``'s answer: the block
   names the answered tensor (read back through `autotune_example` below) instead of allocating a
-  random full-size copy;
+  random full-size copy; every other tensor the block makes (a kernel's buffers and outputs,
+  ``generate_example_value`` while ``generate_and_run_autotune_block`` runs) is ``choice_example``'s answer;
 - the examples max-autotune times a matmul's choices on (``AlgorithmSelectorCache.benchmark_example_value``,
   through the ``generate_example_value`` it calls), and the arguments the scheduler times a generated
   kernel on (``TritonScheduling.benchmark_codegened_module``, its module's ``get_args``), are
@@ -52,6 +53,26 @@ def _patched_benchmark_example_value(original: Callable) -> Callable:
             return original(node, *args, **kwargs)
 
     return staticmethod(benchmark_example_value)
+
+
+def _patched_autotune_block(original: Callable) -> Callable:
+    """Let ``choice_example`` answer the examples the compile-time autotune block makes for buffers.
+
+    The block gives each buffer a Triton kernel there reads or writes (not a constant: those are
+    named above) a random full-size tensor, live from its first kernel to its last: a decode
+    step's dequantized weight (220 MiB in Gemma 4 31B), on top of what is placed. Its values decide
+    nothing (the block runs kernels only to time their configs, its outputs are dropped), so they
+    are examples as a choice benchmark's are. The block runs in the compiling thread (``exec``).
+    """
+
+    def generate_and_run_autotune_block(self, *args, **kwargs):
+        session = current_session()
+        if session is None or not session.hooks.implemented("choice_example"):
+            return original(self, *args, **kwargs)
+        with flagged(choosing_var, session):
+            return original(self, *args, **kwargs)
+
+    return generate_and_run_autotune_block
 
 
 def _choice_example(session, size, stride, dtype, device, extra_size, allocation_size=None) -> torch.Tensor | None:
@@ -211,6 +232,7 @@ def _patched_example_arg_value(original: Callable) -> Callable:
 
 MAKERS = {
     "torch._inductor.codegen.wrapper.PythonWrapperCodegen.generate_example_arg_value": _patched_example_arg_value,
+    "torch._inductor.codegen.wrapper.PythonWrapperCodegen.generate_and_run_autotune_block": _patched_autotune_block,
     "torch._inductor.runtime.triton_heuristics.CachingAutotuner.run": _patched_run,
     "torch._inductor.select_algorithm.AlgorithmSelectorCache.benchmark_example_value": _patched_benchmark_example_value,
     "torch._inductor.select_algorithm.AlgorithmSelectorCache.generate_example_value": _patched_generate_example_value,
