@@ -140,9 +140,9 @@ def choice_example(size, stride, dtype, device, storage_elements, session):
     its constants are placed, 2.63 GiB (the embedding table) in the Gemma 4 slice through
     CudaBackend, a 220 MiB dequantized weight in its decode step's block. Their values decide
     nothing: the choices are only timed, never compared (Inductor compares a matmul's choices only
-    under its debugging ``VERIFY``), the block's outputs are dropped, and stock's own are random. The scratch block serves (an addmm's benchmark
-    writes its bias example); an integer example keeps the stock one (zeros: an index read from
-    it is in bounds), as for Triton's copies.
+    under its debugging ``VERIFY``), the block's outputs are dropped, and stock's own are random.
+    The scratch block serves (an addmm's benchmark writes its bias example); an integer example
+    keeps the stock one (zeros: an index read from it is in bounds), as for Triton's copies.
     """
     if device.type != "cuda" or stand_in_block(dtype, True, False) != SCRATCH:
         return None

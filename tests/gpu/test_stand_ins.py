@@ -232,6 +232,17 @@ def _compile_cuda(program, path, plugins=(), options=None, mode="one_pass"):
         return aoti_hooks.aoti_compile_and_package(program, path, inductor_configs=configs), session.report.as_dict()
 
 
+def _compile_peak(program, path, plugins=(), mode="one_pass"):
+    """(package, report, the GPU memory the compile allocated at most), ``const_offload`` placing 1 MiB and up."""
+    gc.collect()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    package, report = _compile_cuda(program, str(path), plugins, {"const_offload": {"min_bytes": "1MiB"}}, mode=mode)
+    torch.cuda.synchronize()
+    return package, report, torch.cuda.max_memory_allocated() - before
+
+
 def _on_cuda(inputs):
     if isinstance(inputs, torch.Tensor):
         return inputs.cuda()
@@ -302,19 +313,8 @@ def test_the_two_pass_first_pass_reads_placed_weights_without_bringing_them_to_t
     model = torch.nn.Sequential(torch.nn.Embedding(65536, 4096), torch.nn.Linear(4096, 4096)).to(torch.bfloat16).eval()
     model.requires_grad_(False)  # stock's first pass runs the wrapper with grad on: addmm(out=) refuses a weight needing grad
     program = torch.export.export(model, (torch.tensor([[1, 2, 3]]),))
-
-    def compile_peak(path, plugins=()):
-        gc.collect()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        path, report = _compile_cuda(program, str(tmp_path / path), plugins, {"const_offload": {"min_bytes": "1MiB"}},
-                                     mode="two_pass")
-        torch.cuda.synchronize()
-        return path, report, torch.cuda.max_memory_allocated() - before
-
-    stock, _, stock_peak = compile_peak("stock.pt2")
-    ours, report, peak = compile_peak("ours.pt2", ["const_offload"])
+    stock, _, stock_peak = _compile_peak(program, tmp_path / "stock.pt2", mode="two_pass")
+    ours, report, peak = _compile_peak(program, tmp_path / "ours.pt2", ["const_offload"], mode="two_pass")
     assert stock_peak >= 544 * MiB  # the weights, moved to the device
     assert report["placement"]["autotune_stand_ins"] >= 2 and "refused" not in report["placement"]
     assert peak < 300 * MiB, f"{peak / MiB:.0f} MiB"  # at most the stand-ins' blocks and activations
@@ -339,18 +339,8 @@ def test_the_autotune_blocks_float_examples_of_buffers_are_stand_ins(tmp_path):
 
     x = torch.tensor([2.0], dtype=torch.bfloat16)
     program = torch.export.export(Scale().eval(), (x,))
-
-    def compile_peak(path, plugins=()):
-        gc.collect()
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        path, report = _compile_cuda(program, str(tmp_path / path), plugins, {"const_offload": {"min_bytes": "1MiB"}})
-        torch.cuda.synchronize()
-        return path, report, torch.cuda.max_memory_allocated() - before
-
-    stock, _, stock_peak = compile_peak("stock.pt2")
-    ours, report, peak = compile_peak("ours.pt2", ["const_offload"])
+    stock, _, stock_peak = _compile_peak(program, tmp_path / "stock.pt2")
+    ours, report, peak = _compile_peak(program, tmp_path / "ours.pt2", ["const_offload"])
     assert stock_peak >= 1024 * MiB  # the weight, moved to the device, and the output's example
     assert report["placement"]["choice_stand_in_bytes"] >= 512 * MiB
     assert peak < 300 * MiB, f"{peak / MiB:.0f} MiB"  # at most the stand-ins' blocks
