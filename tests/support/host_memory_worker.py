@@ -11,6 +11,8 @@ checkpoint has them; the result then says which parameters are still backed by t
 the compile.
 """
 
+import ctypes
+import gc
 import hashlib
 import json
 import sys
@@ -62,6 +64,10 @@ def main(out: str, package: str, mode: str) -> None:
         checkpoint = out + ".safetensors"
         save_file({name: tensor.contiguous() for name, tensor in model.state_dict().items()}, checkpoint)
         model.load_state_dict(load_file(checkpoint), assign=True)
+        # The randomly initialised weights just replaced are free but may stay in the C heap as
+        # anonymous pages; a user loading a checkpoint never had them, so they go back to the system.
+        gc.collect()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     model.generation_config.cache_implementation = "static"
     module = TorchExportableModuleForDecoderOnlyLM(model, batch_size=1, max_cache_len=256).eval()
     with torch.no_grad():
