@@ -278,6 +278,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         artifact_line,
         census_rows,
         decode_check_rows,
+        differing_line,
         extra_seconds_rows,
         phase_time_rows,  # table needs it
         shared_memory_line,
@@ -291,7 +292,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     except (OSError, ValueError):
         raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
                          f"machine that measures: copy the whole suite folder here") from None
-    censuses, shared, timings, stocks_missing, code, decodes = [], [], [], [], [], []
+    censuses, shared, timings, stocks_missing, code, decodes, eager = [], [], [], [], [], [], []
     extra: dict[str, list[list[str]]] = {}  # what a table of extra seconds says -> its rows
     not_run = [run for run in runs if not (folder(name, into) / run / "report.json").exists()]
     for run in runs:
@@ -311,6 +312,10 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
             stock_ms = (check.get("stock") or {}).get("decode_ms_per_call")
             decodes += [[run, *row, _against(check[row[0]].get("decode_ms_per_call"), stock_ms, row[0])]
                         for row in found]
+        eager += [f"- {run}, {variant}: tokens over {entry['steps']} calls (a prefill, then teacher-forced decode "
+                  f"steps) = eager's: " + ("yes" if entry["tokens_equal_eager"] else
+                                          "NO; " + differing_line(entry.get("differing_steps") or []))
+                  for variant, entry in check.items() if "tokens_equal_eager" in entry]
         contents = _contents(folder(name, into) / run)
         shared += [f"- {run}, {measured['variant']}: {line}" for measured in report["runs"]
                    if (line := shared_memory_line(measured))]
@@ -378,6 +383,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     if set(not_run) - set(failed):
         lines += ["", f"Not run yet: {', '.join(run for run in not_run if run not in failed)} "
                       f"(`python3 bench/suite.py start {name}` runs only what is missing)."]
+    lines += [""] * bool(eager) + eager
     projected = [row for row in rows if row.get("projected_from")]
     if projected:
         lines += ["", *(f"- {row['bench']}, {row['run']}: a projection, not a measurement: a straight line through stock's "

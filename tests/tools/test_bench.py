@@ -216,7 +216,11 @@ def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_fai
             raise StepFailed("the outputs-run1 step failed (exit 1); log: run1.log\nTraceback ...")
         off = {"outputs-run2": 0.5}.get(name, 0.0)
         tokens = [7, 8, 9] if name != "outputs-run2" else [7, 8, 10]
-        return et_gemma4.saved_outputs(tokens, {"k": torch.ones(3) + off, "v": torch.zeros(3)}, spec["logits"])
+        logits = None
+        if name == "outputs-eager":  # eager's alone: at the last step 9 leads 10 by 0.25, the third by 1.0
+            logits = torch.zeros(3, 16)
+            logits[2, 9], logits[2, 10], logits[2, 3] = 2.0, 1.75, 1.0
+        return et_gemma4.saved_outputs(tokens, {"k": torch.ones(3) + off, "v": torch.zeros(3)}, spec["logits"], logits)
 
     monkeypatch.setattr(launch, "run_in_worker", stand_in)
     planned = [{"variant": "stock"}, {"variant": "broken"}, {"variant": "ours"}]
@@ -226,11 +230,15 @@ def test_the_executorch_output_check_compares_with_eager_and_stock_and_names_fai
     ours = check["ours"]
     assert (ours["tokens_equal_eager"], ours["tokens_equal_stock"], ours["caches_equal_stock"]) == (False, False, False)
     assert ours["caches_max_abs_vs_eager"] == 0.5 and ours["caches_compared"] == 2
+    assert ours["differing_steps"] == [{"step": 2, "token": 10, "eager_token": 9, "logit_gap": 0.25, "top2_margin": 0.25}]
+    assert "differing_steps" not in check["stock"]
     stock_run = {"variant": "stock", "plugins": [], "compile_s": 1.0, "host_peak_rss": 1, "peak_allocated": 1,
                  "peak_reserved": 1, "nvml_peak": 1, "package_bytes": 1, "weight_bytes": 1, "artifacts": {}, "report": {}}
     text = bench.report.format_report({"device": "cuda:0", "backend": "executorch", "model": "executorch:gemma4_31b",
                                 "program": None, "runs": [stock_run], "check": check})
     assert "- broken: check failed: the outputs-run1 step failed" in text
+    assert ("- ours: tokens not eager's: decode 2 gave 10 for eager's 9, which eager's logits put 0.25 below it "
+            "(eager's top two 0.25 apart)") in text
     assert [line.split() for line in text.splitlines() if line.startswith("ours ")] == [
         ["ours", "3", "NO", "NO", "2/2", "0.5", "NO"]]
 

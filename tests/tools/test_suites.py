@@ -124,6 +124,32 @@ def test_a_table_gives_the_decode_check_and_each_artifacts_gpu_code(tmp_path):
     assert [row["decode_ms_per_call"] for row in rows] == [4.0, 5.0] and rows[1]["tokens_equal_stock"] is False
 
 
+def test_a_table_gives_each_executorch_runs_tokens_against_eagers_and_where_they_differ(tmp_path):
+    """The suite `whole` runs no stock: its verdict is the tokens against eager's, and a differing step
+    comes with eager's logit gap and top-2 margin there (the delegates return tokens only)."""
+    into, results = tmp_path / "into", tmp_path / "results"
+    (into / "smoke" / "demo").mkdir(parents=True)
+    (into / "smoke" / "machine.json").write_text(json.dumps(
+        {"gpus": "NVIDIA H200", "cpus": 16, "host": "lent", "python": "3.12.3", "versions": "torch 2.11.0"}))
+    runs = [{"variant": variant, "plugins": [variant], "compile_s": 100.0, "host_peak_rss": 2**30, "weight_bytes": 2**29,
+             "report": {}} for variant in ("kv_elide", "all")]
+    entry = {"steps": 5, "tokens": [1, 2, 3, 4, 5], "eager_tokens": [1, 2, 3, 4, 5], "tokens_equal_eager": True,
+             "tokens_equal_stock": None, "caches_compared": 2, "caches_of_eager": 2, "caches_max_abs_vs_eager": 0.0,
+             "caches_equal_stock": None}
+    differing = {**entry, "tokens": [1, 2, 3, 9, 5], "tokens_equal_eager": False,
+                 "differing_steps": [{"step": 3, "token": 9, "eager_token": 4, "logit_gap": 0.0156, "top2_margin": 0.0156}]}
+    (into / "smoke" / "demo" / "report.json").write_text(json.dumps(
+        {"model": "executorch:gemma4_31b", "shape": {"layers": 60}, "complete": True, "stock_run": False,
+         "runs": runs, "check": {"kv_elide": entry, "all": differing}}))
+    made = suite("table", "smoke", "--into", into, "--results", results)
+    assert made.returncode == 0, made.stderr
+    table = (results / "smoke.md").read_text()
+    assert "- demo, kv_elide: tokens over 5 calls (a prefill, then teacher-forced decode steps) = eager's: yes" in table
+    assert ("- demo, all: tokens over 5 calls (a prefill, then teacher-forced decode steps) = eager's: NO; tokens not "
+            "eager's: decode 3 gave 9 for eager's 4, which eager's logits put 0.0156 below it (eager's top two 0.0156 "
+            "apart)") in table
+
+
 def test_a_run_that_did_not_fit_its_limit_says_so_instead_of_a_compile_time(tmp_path):
     """A run under --gpu-memory-limit that ran out of memory is a measured result, but not a compile: its row
     names the limit and the error, never a compile time against stock's."""

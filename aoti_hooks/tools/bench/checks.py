@@ -92,7 +92,8 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
     if isinstance(eager, str):
         return {variant: {"error": f"eager did not run, nothing to compare with: {eager}"} for variant in runs}
     stock = None if isinstance(stock, str) else stock
-    eager_caches = torch.load(saved("eager"))["caches"]
+    eager_saved = torch.load(saved("eager"))
+    eager_caches, eager_logits = eager_saved["caches"], eager_saved.get("logits")
     check = {}
     for variant, (name, got) in runs.items():
         if isinstance(got, str):
@@ -109,7 +110,23 @@ def check_executorch_outputs(base: dict, planned: list[dict], work: Path, folder
                           "caches_compared": len(compared), "caches_of_eager": len(eager_caches),
                           "caches_max_abs_vs_eager": worst,
                           "caches_equal_stock": None if stock is None else got["cache_sha256"] == stock["cache_sha256"]}
+        if eager_logits is not None and got["tokens"] != eager["tokens"]:
+            check[variant]["differing_steps"] = differing_steps(got["tokens"], eager["tokens"], eager_logits)
     return check
+
+
+def differing_steps(tokens: list[int], eager_tokens: list[int], eager_logits) -> list[dict]:
+    """Each step (0 the prefill) whose token is not eager's: how far below eager's choice eager's
+    logits put the variant's token, and how far apart eager's top two were (a near-tie there makes
+    a differing token a rounding matter, not a wrong program)."""
+    steps = []
+    for step, (token, wanted) in enumerate(zip(tokens, eager_tokens)):
+        if token != wanted:
+            row = eager_logits[step].float()
+            first, second = row.topk(2).values.tolist()
+            steps.append({"step": step, "token": token, "eager_token": wanted,
+                          "logit_gap": float(row[wanted] - row[token]), "top2_margin": first - second})
+    return steps
 
 
 def check_exporter_outputs(base: dict, planned: list[dict], work: Path, folder: Path, steps: int) -> dict:

@@ -192,7 +192,9 @@ def format_report(results: dict) -> str:
                       "then teacher-forced decode steps, temperature 0), against eager:", "", "```",
                   table(["run", "calls", "tokens = eager", "tokens = stock", "caches compared",
                          "caches max abs vs eager", "caches = stock"], checked), "```",
-                  *(f"- {variant}: check failed: {error}" for variant, error in failed.items())]
+                  *(f"- {variant}: check failed: {error}" for variant, error in failed.items()),
+                  *(f"- {variant}: {differing_line(entry['differing_steps'])}"
+                    for variant, entry in results["check"].items() if entry.get("differing_steps"))]
     if results.get("budgets"):
         limits = ", ".join(f"{label} {format_bytes(results['budgets'][key])}" for label, key in
                            (("peak allocated", "max_gpu_peak"), ("host peak", "max_host_peak"))
@@ -261,6 +263,16 @@ def format_report(results: dict) -> str:
                         for group in breakdown["groups"]), "```"]
     lines += ["", timeline_line(results)]
     return "\n".join(lines)
+
+
+def differing_line(steps: list[dict]) -> str:
+    """The steps whose token is not eager's, each with eager's view of it (its delegates return tokens only)."""
+    if not steps:
+        return "eager's logits were not kept"
+    return "tokens not eager's: " + "; ".join(
+        f"{'prefill' if row['step'] == 0 else 'decode ' + str(row['step'])} gave {row['token']} for eager's "
+        f"{row['eager_token']}, which eager's logits put {row['logit_gap']:.3g} below it (eager's top two "
+        f"{row['top2_margin']:.3g} apart)" for row in steps)
 
 
 def decode_check_rows(check: dict) -> tuple[list[str], list[list[str]]]:

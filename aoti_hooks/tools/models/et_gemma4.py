@@ -406,7 +406,10 @@ def delegate_runners(folder: str, device: str) -> tuple[dict, dict]:
 def outputs(spec: dict) -> dict:
     """A prefill of 8 tokens, then ``steps`` decode steps of fixed tokens (teacher-forced, so a
     variant's later steps do not depend on its earlier tokens), through eager (no ``folder``) or
-    through a lowered variant's delegates. Saves each step's token and the KV caches after the last."""
+    through a lowered variant's delegates. Saves each step's token and the KV caches after the last;
+    eager also saves each step's logits (what the model's sampler is given), so a step where a
+    variant's token differs can be told apart from a near-tie: a delegate returns tokens only, its
+    sampler being part of the graph."""
     import executorch.backends.cuda.quantize_op_dispatch  # noqa: F401  (the ops the delegates' shims forward to)
 
     device = "cuda:0"
@@ -418,6 +421,7 @@ def outputs(spec: dict) -> dict:
     fed = torch.randint(0, config.vocab_size, (count, 1, 1), generator=generator)
     temperature = torch.tensor([0.0])
     calls = [("prefill", prompt, torch.arange(8))] + [("decode", fed[i], torch.tensor([8 + i])) for i in range(count)]
+    logits: list[torch.Tensor] = []  # eager's, one row a call
     if spec.get("folder"):
         runners, constants = delegate_runners(spec["folder"], device)
         caches = {fqn: tensor for fqn, tensor in constants.items() if ".kv_cache." in fqn}
@@ -431,12 +435,25 @@ def outputs(spec: dict) -> dict:
         prepare(model)
         model = model.to(device)
         caches = {fqn: tensor for fqn, tensor in model.named_buffers() if ".kv_cache." in fqn}
+        record_logits(model, logits)
 
         def call(method, tokens, pos):
             return model(tokens.to(device), pos.to(device), temperature.to(device))
     tokens = [int(call(*step).flatten()[0]) for step in calls]
     torch.cuda.synchronize()
-    return saved_outputs(tokens, caches, spec["logits"])
+    return saved_outputs(tokens, caches, spec["logits"], torch.stack(logits) if logits else None)
+
+
+def record_logits(model, into: list) -> None:
+    """Append each call's logits (batch row 0, on the host) to ``into`` as the model's sampler gets
+    them: lm_head's output soft-capped, in float32, as its ``forward`` computes them."""
+    cap = model.logit_softcap
+
+    def recorded(module, args, out):
+        capped = cap.to(out.device).float()
+        into.append((torch.tanh(out.float() / capped) * capped)[0].detach().cpu())
+
+    model.lm_head.register_forward_hook(recorded)
 
 
 def delegate_inputs(folder: str) -> dict[str, list[str]]:
@@ -451,13 +468,15 @@ def delegate_inputs(folder: str) -> dict[str, list[str]]:
     return order
 
 
-def saved_outputs(tokens: list[int], caches: dict[str, torch.Tensor], path: str) -> dict:
-    """Save the tokens and the caches (on the host) to ``path`` for the comparison with eager; the
-    result names them too, the tokens and a SHA-256 per cache, so that the worker's result file alone
-    says whether two variants agree, also when the bench is stopped before it compares them."""
+def saved_outputs(tokens: list[int], caches: dict[str, torch.Tensor], path: str,
+                  logits: torch.Tensor | None = None) -> dict:
+    """Save the tokens, the caches (on the host) and, from eager, each step's logits (steps x vocab)
+    to ``path`` for the comparison with eager; the result names the tokens and a SHA-256 per cache,
+    so that the worker's result file alone says whether two variants agree, also when the bench is
+    stopped before it compares them."""
     from ..harness.artifacts import tensor_digest
 
     on_host = {fqn: tensor.detach().cpu() for fqn, tensor in caches.items()}
-    torch.save({"tokens": tokens, "caches": on_host}, path)
+    torch.save({"tokens": tokens, "caches": on_host, "logits": logits}, path)
     return {"steps": len(tokens), "caches": len(on_host), "tokens": tokens,
             "cache_sha256": {fqn: tensor_digest(tensor) for fqn, tensor in on_host.items()}}

@@ -109,6 +109,23 @@ def test_bf16_weights_are_tied_like_its_checkpoint():
     assert model.lm_head.weight is model.embed_tokens.weight and model.lm_head.weight.dtype == torch.bfloat16
 
 
+def test_the_recorded_logits_are_what_the_sampler_chose_from():
+    """Eager's logits for the output check: the sampler at temperature 0 takes their argmax (its Gumbel
+    noise is scaled by 1e-6, below any gap between seeded logits but a near-tie)."""
+    shape = et_gemma4.Shape(layers=2, ctx=32, weights="fp32", hidden=64, tiny=True)
+    model, config = et_gemma4.build(shape, et_gemma4.seeded_weights(shape))
+    logits = []
+    et_gemma4.record_logits(model, logits)
+    tokens = []
+    with torch.no_grad():
+        tokens.append(int(model(torch.tensor([[3, 1, 4, 1, 5]]), torch.arange(5), torch.tensor([0.0]))))
+        for pos, token in enumerate((9, 2), start=5):
+            tokens.append(int(model(torch.tensor([[token]]), torch.tensor([pos]), torch.tensor([0.0]))))
+    assert len(logits) == 3 and all(row.shape == (config.vocab_size,) and row.dtype == torch.float32 for row in logits)
+    assert [int(row.argmax()) for row in logits] == tokens
+    assert max(float(row.abs().max()) for row in logits) <= config.final_logit_softcapping  # soft-capped
+
+
 def test_the_cuda_weight_table_reads_back_as_executorch_writes_it():
     from executorch.backends.cuda.cuda_weight_collector import CudaWeightEntry, encode_cuda_weight_metadata
 
