@@ -7,7 +7,7 @@
   of ``AotiBackend`` and of ``CudaBackend``, which has its own), calling back the host's copy;
 - `collector_patches`: CudaBackend's weight collector reads a host-built constant's bytes from
   its host copy (``HostBacked``) and its device from the constant;
-- ExecuTorch's private readers the plugins and tools use: its ``.pte`` reader, kernels and
+- ExecuTorch's private readers the plugins and tools use: its ``.pte`` reader, a ``.ptd``'s index, kernels and
   custom-op shims by name, a module whose package ``__init__`` cannot import.
 """
 
@@ -213,6 +213,23 @@ def deserialize_pte_binary(data: bytes):
     from executorch.exir._serialize._program import deserialize_pte_binary as read
 
     return read(data)
+
+
+def ptd_segments(path: str) -> dict[str, tuple[int, int]]:
+    """``{key: (offset in the file, bytes)}`` of each named blob of the ``.ptd`` at ``path``, read from
+    its header and flatbuffer alone: ExecuTorch's own reader (``FlatTensorSerializer``) holds the whole
+    file three times over, and a deep model's ``.ptd`` is tens of GiB."""
+    from executorch.extension.flat_tensor.serialize.serialize import FlatTensorHeader, _deserialize_to_flat_tensor
+
+    with open(path, "rb") as handle:
+        header = FlatTensorHeader.from_bytes(handle.read(8 + FlatTensorHeader.EXPECTED_LENGTH)[8:])
+        if not header.is_valid():
+            raise AotiHooksError(f"{path} is not an ExecuTorch .ptd file (no flat tensor header); give the .ptd "
+                                 f"an ExecuTorch export wrote")
+        handle.seek(0)
+        flat = _deserialize_to_flat_tensor(handle.read(header.flatbuffer_offset + header.flatbuffer_size))
+    return {entry.key: (header.segment_base_offset + flat.segments[entry.segment_index].offset,
+                        flat.segments[entry.segment_index].size) for entry in flat.named_data}
 
 
 def add_named_blob(result, key: str, data: bytes) -> None:

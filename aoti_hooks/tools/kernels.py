@@ -290,11 +290,12 @@ def read_program(*paths: str) -> dict:
     problems: list[str] = []
     libraries = checked = 0
     for key, blob in blobs.items():
-        if not blob.startswith(_ELF_MAGIC):
+        if bytes(blob[:len(_ELF_MAGIC)]) != _ELF_MAGIC:  # a weight, a view of its file
             continue
+        blob = bytes(blob)  # a delegate library, read whole
         libraries += 1
         code += [{"in": f"delegate library {libraries}", "images": images} for images in code_sets(blob)]
-        found = kernel_manifest.parse(blobs.get(kernel_manifest.key_for(key), b""))
+        found = kernel_manifest.parse(bytes(blobs.get(kernel_manifest.key_for(key), b"")))
         if found is None:
             for arch, registers in embedded_images(blob):
                 kernels += [Kernel(name, None, None, registers=count, arch=arch) for name, count in sorted(registers.items())]

@@ -113,22 +113,25 @@ def _weight_table(raw: bytes) -> dict:
     return {"so_key": so_key, "weights": weights}
 
 
-def named_blobs(paths: list[str]) -> dict[str, bytes]:
-    """Every named blob of the ``.pte``'s named data and of the ``.ptd`` files, by key."""
-    from executorch.extension.flat_tensor.serialize.serialize import FlatTensorSerializer
+def named_blobs(paths: list[str]) -> dict[str, bytes | memoryview]:
+    """Every named blob of the ``.pte``'s named data and of the ``.ptd`` files, by key. A ``.ptd``'s
+    are views of a private mapping of the file (a deep model's is tens of GiB: read, never copied;
+    the mapping lives as long as a view of it)."""
+    import mmap
 
-    from ...seams.executorch import deserialize_pte_binary
+    from ...seams.executorch import deserialize_pte_binary, ptd_segments
 
-    blobs: dict[str, bytes] = {}
+    blobs: dict[str, bytes | memoryview] = {}
     for path in paths:
-        with open(path, "rb") as handle:
-            data = handle.read()
         if path.endswith(".ptd"):
-            output = FlatTensorSerializer().deserialize_to_named_data_store_output(data, "ptd")
-            for key, entry in output.external_data["ptd"].items():
-                blobs[key] = bytes(output.buffers[entry.buffer_index])
+            segments = ptd_segments(path)
+            if segments:
+                with open(path, "rb") as handle:  # ACCESS_COPY: writable views (torch.frombuffer), the file untouched
+                    mapped = memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY))
+                blobs.update({key: mapped[offset:offset + size] for key, (offset, size) in segments.items()})
             continue
-        named = deserialize_pte_binary(data).named_data
+        with open(path, "rb") as handle:
+            named = deserialize_pte_binary(handle.read()).named_data
         if named is not None:
             for key, entry in named.pte_data.items():
                 blobs[key] = bytes(named.buffers[entry.buffer_index])

@@ -390,7 +390,7 @@ def delegate_runners(folder: str, device: str) -> tuple[dict, dict]:
         by_fqn = {}
         for fqn, key, nbytes, dtype, device_type, offset, sizes, strides in table["weights"]:
             if key not in storages:
-                raw = torch.frombuffer(bytearray(blobs[key]), dtype=torch.uint8) if nbytes else torch.empty(0, dtype=torch.uint8)
+                raw = torch.frombuffer(blobs[key], dtype=torch.uint8) if nbytes else torch.empty(0, dtype=torch.uint8)
                 storages[key] = raw.to(device if device_type == 1 else "cpu")
             storage = storages[key]
             by_fqn[fqn] = storage.view(_DTYPES[dtype]).as_strided(sizes, strides, offset)

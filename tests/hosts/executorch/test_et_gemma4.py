@@ -126,6 +126,41 @@ def test_the_recorded_logits_are_what_the_sampler_chose_from():
     assert max(float(row.abs().max()) for row in logits) <= config.final_logit_softcapping  # soft-capped
 
 
+def test_a_ptds_blobs_are_views_of_its_file_equal_to_what_executorchs_reader_gives(tmp_path):
+    """A deep model's .ptd is tens of GiB: its blobs are read as views of a mapping of the file, never
+    as copies, and they are what ExecuTorch's own reader gives, alignment padding and all."""
+    import warnings
+
+    from executorch.exir._serialize.data_serializer import DataEntry, DataPayload
+    from executorch.extension.flat_tensor.serialize.serialize import FlatTensorSerializer
+
+    from aoti_hooks.core.errors import AotiHooksError
+    from aoti_hooks.seams.executorch import ptd_segments
+
+    written = {"weight": bytes(range(256)) * 40, "cache": bytes(4096), "odd": b"\x01\x02\x03"}
+    payload = DataPayload(buffers=list(written.values()),
+                          named_data={key: DataEntry(index, 64 if key != "odd" else 1, None)
+                                      for index, key in enumerate(written)})
+    path = tmp_path / "model.ptd"
+    path.write_bytes(bytes(FlatTensorSerializer().serialize(payload)))
+    stock = FlatTensorSerializer().deserialize_to_named_data_store_output(path.read_bytes(), "ptd")
+    expected = {key: bytes(stock.buffers[entry.buffer_index]) for key, entry in stock.external_data["ptd"].items()}
+    blobs = artifacts.named_blobs([str(path)])
+    assert {key: bytes(blob) for key, blob in blobs.items()} == expected == written
+    assert all(isinstance(blob, memoryview) for blob in blobs.values())
+    segments = ptd_segments(str(path))
+    assert all(path.read_bytes()[offset:offset + size] == written[key] for key, (offset, size) in segments.items())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a read-only buffer would warn: the views are writable, the file untouched
+        tensor = torch.frombuffer(blobs["weight"], dtype=torch.uint8)
+    tensor[0] = 7
+    assert path.read_bytes()[segments["weight"][0]] == 0
+    assert artifacts.named_contents([str(path)])["ptd"]["odd"][0] == 3
+    (tmp_path / "not.ptd").write_bytes(b"\0" * 64)
+    with pytest.raises(AotiHooksError, match="is not an ExecuTorch .ptd file"):
+        artifacts.named_blobs([str(tmp_path / "not.ptd")])
+
+
 def test_the_cuda_weight_table_reads_back_as_executorch_writes_it():
     from executorch.backends.cuda.cuda_weight_collector import CudaWeightEntry, encode_cuda_weight_metadata
 
