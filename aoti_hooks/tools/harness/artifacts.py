@@ -113,15 +113,16 @@ def _weight_table(raw: bytes) -> dict:
     return {"so_key": so_key, "weights": weights}
 
 
-def named_blobs(paths: list[str]) -> dict[str, bytes | memoryview]:
-    """Every named blob of the ``.pte``'s named data and of the ``.ptd`` files, by key. A ``.ptd``'s
-    are views of a private mapping of the file (a deep model's is tens of GiB: read, never copied;
-    the mapping lives as long as a view of it)."""
+def named_blobs(paths: list[str]) -> dict[str, bytearray | memoryview]:
+    """Every named blob of the ``.pte``'s named data and of the ``.ptd`` files, by key, each a writable
+    buffer (``torch.frombuffer`` makes tensors over them without a copy). A ``.ptd``'s are views of a
+    private mapping of the file (a deep model's is tens of GiB: read, never copied; the mapping lives
+    as long as a view of it)."""
     import mmap
 
     from ...seams.executorch import deserialize_pte_binary, ptd_segments
 
-    blobs: dict[str, bytes | memoryview] = {}
+    blobs: dict[str, bytearray | memoryview] = {}
     for path in paths:
         if path.endswith(".ptd"):
             segments = ptd_segments(path)
@@ -134,7 +135,7 @@ def named_blobs(paths: list[str]) -> dict[str, bytes | memoryview]:
             named = deserialize_pte_binary(handle.read()).named_data
         if named is not None:
             for key, entry in named.pte_data.items():
-                blobs[key] = bytes(named.buffers[entry.buffer_index])
+                blobs[key] = bytearray(named.buffers[entry.buffer_index])
     return blobs
 
 
