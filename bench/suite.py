@@ -281,7 +281,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         differing_line,
         extra_seconds_rows,
         phase_time_rows,  # table needs it
-        shared_memory_line,
+        shared_memory_lines,
     )
     from aoti_hooks.tools.harness.measure import host_added
 
@@ -317,8 +317,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                                           "NO; " + differing_line(entry.get("differing_steps") or []))
                   for variant, entry in check.items() if "tokens_equal_eager" in entry]
         contents = _contents(folder(name, into) / run)
-        shared += [f"- {run}, {measured['variant']}: {line}" for measured in report["runs"]
-                   if (line := shared_memory_line(measured))]
+        shared += shared_memory_lines(report["runs"], prefix=f"{run}, ")
         code += [f"- {run}, {measured['variant']}: {artifact_line(_checked(measured))}{_refused(measured)}"
                  for measured in report["runs"] if (found := measured.get("artifact")) and (found["kernels"] or found["built_for"])]
         stocks_missing += [] if report.get("stock_run", True) else [(run, report.get("model"), report["shape"]["layers"])]

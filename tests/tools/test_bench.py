@@ -471,7 +471,7 @@ def test_the_sampler_names_the_code_that_made_shared_memory_and_the_report_says_
     the sampler keeps where the threads were when shared memory first grew 256 MiB past the start."""
     import mmap
 
-    from aoti_hooks.tools.bench.report import shared_memory_line
+    from aoti_hooks.tools.bench.report import shared_memory_line, shared_memory_lines
     from aoti_hooks.tools.harness.measure import SHARED_GROWTH, Sampler
 
     def pin_like_cuda(nbytes):
@@ -490,7 +490,13 @@ def test_the_sampler_names_the_code_that_made_shared_memory_and_the_report_says_
            "host_shared_growth": growth, "pinned_peak": None}
     line = shared_memory_line(run)
     assert line.startswith("shared memory (pinned host memory, /dev/shm) peaked at") and "pin_like_cuda" in line
-    assert shared_memory_line({**run, "host_shared_peak": sampler.host_shared_baseline}) is None
+    quiet = {**run, "host_shared_peak": sampler.host_shared_baseline}
+    assert shared_memory_line(quiet) is None
+    # Beside a run that grew, one that did not says so instead of leaving its line out.
+    grown, stayed = shared_memory_lines([{**run, "variant": "stock"}, {**quiet, "variant": "kv_elide"}])
+    assert grown.startswith("- stock: shared memory (pinned host memory") and "pin_like_cuda" in grown
+    assert stayed.startswith("- kv_elide: shared memory peaked at") and "within 256.0 MiB of its start" in stayed
+    assert shared_memory_lines([{**quiet, "variant": "stock"}]) == []
 
 
 def test_a_run_that_does_not_fit_its_gpu_memory_limit_is_a_measured_result():

@@ -131,6 +131,25 @@ def shared_memory_line(run: dict) -> str | None:
     return "; ".join(parts)
 
 
+def shared_memory_lines(runs: list[dict], prefix: str = "") -> list[str]:
+    """One line per run once any run's shared memory grew: a run that stayed near its start says so,
+    so a missing line is never read as a missing measurement."""
+    from ..harness.measure import SHARED_GROWTH
+
+    grown = {id(run): line for run in runs if (line := shared_memory_line(run))}
+    if not grown:
+        return []
+    lines = []
+    for run in runs:
+        line = grown.get(id(run))
+        if line is None and run.get("host_shared_peak") is not None:
+            line = (f"shared memory peaked at {format_bytes(run['host_shared_peak'])}, within "
+                    f"{format_bytes(SHARED_GROWTH)} of its start ({format_bytes(run.get('host_shared_baseline') or 0)})")
+        if line:
+            lines.append(f"- {prefix}{run['variant']}: {line}")
+    return lines
+
+
 def format_report(results: dict) -> str:
     cuda = results["device"].startswith("cuda")
     jobs = results.get("jobs", 1)
@@ -240,7 +259,7 @@ def format_report(results: dict) -> str:
         lines += ["", "What held the host memory at the census nearest each run's peak (CPU tensor storages by "
                       "holder, bytes objects, and the anonymous memory no Python object accounts for):", "", "```",
                   table(header, rows), "```"]
-    shared = [f"- {run['variant']}: {line}" for run in results["runs"] if (line := shared_memory_line(run))]
+    shared = shared_memory_lines(results["runs"])
     if shared:
         lines += ["", SHARED_MEMORY_HEADING, "", *shared]
     for run in results["runs"]:
