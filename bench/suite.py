@@ -9,8 +9,9 @@ On the lent GPU machine, after ``source bench/gpu_setup.sh`` and ``export LD_PRE
 runs ``start`` then ``poll --copy-to $OUT``: the suite runs detached, and the poll copies what exists
 (reports, logs; never artifacts) to ``$OUT`` every 15 s, so a machine given back mid-suite loses
 nothing already measured. ``start`` again resumes: a run whose ``report.json`` is complete is not run
-again. ``table`` turns the reports into the committed table (command, commit, machine, versions);
-the raw reports stay under ``--into`` (default ``/tmp/aoti-hooks-suites``), out of git.
+again. ``table`` turns the reports into the committed table (command, commit, machine, versions; each
+bench's own where a suite took several leases), keeping the ``## Notes`` section written by hand at
+its end; the raw reports stay under ``--into`` (default ``/tmp/aoti-hooks-suites``), out of git.
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ def run_suite(name: str, into: str, only: list[str] | None = None) -> int:
             print(f"{run}: complete, not run again", flush=True)
             continue
         out.mkdir(parents=True, exist_ok=True)
+        (out / "machine.json").write_text(json.dumps(this_machine(), indent=1) + "\n")  # a later lease may run the next
         with open(base / f"{run}.log", "w") as log:
             done = subprocess.run(command(args, out), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                   env={**os.environ, **{key: value.replace("{run}", str(out))
@@ -287,11 +289,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
 
     what, runs, environment = SUITES[name]
     rows = []
-    try:
-        machine = json.loads((folder(name, into) / "machine.json").read_text())
-    except (OSError, ValueError):
-        raise SystemExit(f"suite.py: {folder(name, into) / 'machine.json'} is missing; the runner writes it on the "
-                         f"machine that measures: copy the whole suite folder here") from None
+    measured_by = {}  # bench -> (commit, machine): a suite's benches may come from several leases
     censuses, shared, timings, stocks_missing, code, decodes, eager = [], [], [], [], [], [], []
     extra: dict[str, list[list[str]]] = {}  # what a table of extra seconds says -> its rows
     not_run = [run for run in runs if not (folder(name, into) / run / "report.json").exists()]
@@ -299,6 +297,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         if run in not_run:
             continue
         report = json.loads((folder(name, into) / run / "report.json").read_text())
+        measured_by[run] = _measured_by(folder(name, into), run, commit or _commit())
         header, found = census_rows(report["runs"])
         censuses += [[run, *row] for row in found]
         time_header, found = phase_time_rows(report["runs"])
@@ -348,11 +347,29 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         if projection is not None:
             rows.append({**projection, "bench": run})
     commands = [shlex.join(["aoti-hooks", "bench", *args]) for args in runs.values()]
+    if not measured_by:  # nothing measured yet: the suite's own machine line
+        measured_by = {None: _measured_by(folder(name, into), None, commit or _commit())}
+    leases = {}  # (commit, machine) -> its benches, in the suite's order
+    for run, (made_at, machine) in measured_by.items():
+        leases.setdefault((made_at, json.dumps(machine, sort_keys=True)), []).append(run)
+    made_at, machine = next(iter(measured_by.values()))
     meta = {"suite": name, "what": what, "command": f"python3 bench/suite.py start {name}", "commands": commands,
-            "environment": environment, "commit": commit or _commit(), "machine": machine}
+            "environment": environment, "commit": made_at, "machine": machine,
+            **({"measured_by": {run: {"commit": c, "machine": m} for run, (c, m) in measured_by.items()}}
+               if len(leases) > 1 else {})}
+
+    def machine_line(made_at: str, machine: dict) -> str:
+        return (f"Commit {made_at}; {machine['versions']}; {machine['gpus']}, {machine['cpus']} CPUs, "
+                f"Python {machine['python']}")
+
+    if len(leases) == 1:
+        measured_line = machine_line(made_at, machine) + ". Made by "
+    else:
+        measured_line = ("Measured in several runs, compile times comparable only within a bench: " + "; ".join(
+            f"{', '.join(benches)}: {machine_line(key[0], json.loads(key[1]))}" for key, benches in leases.items())
+            + ". Made by ")
     lines = [f"# Suite `{name}`: {what}", "",
-             f"Commit {meta['commit']}; {machine['versions']}; {machine['gpus']}, {machine['cpus']} CPUs, "
-             f"Python {machine['python']}. Made by "
+             f"{measured_line}"
              f"`{meta['command']}`, which runs:", "", "```",
              *(f"{' '.join(f'{k}={v}' for k, v in environment.items())} {line}".strip() for line in commands), "```", "",
              "| bench | run | compile | peak allocated | reserved | NVML (process) | host peak RSS | host added by the compile "
@@ -419,8 +436,22 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     path = results / f"{name}.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + _notes(path))
     return path
+
+
+NOTES = "## Notes"
+
+
+def _notes(path: Path) -> str:
+    """The hand-written section (from a ``## Notes`` line to the end) of the table ``path`` holds now:
+    what a person read from the run is kept when the table is made again."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    at = text.find(f"\n{NOTES}\n")
+    return "" if at < 0 else text[at:]
 
 
 DECODE_CHECK = ("steps", "logits_max_abs_vs_eager", "logits_max_abs_vs_stock", "decode_ms_per_call")
@@ -461,6 +492,29 @@ def projected_stock(rows: list[dict], model: str | None, layers: int) -> dict | 
     return {**{key: None for key in ("peak_reserved", "host_added", "host_anonymous_added", "host_phase_peaks",
                                      "tokens_equal_stock", "caches_equal_stock", "artifact_equal_stock",
                                      *DECODE_CHECK)}, **projected}
+
+
+def _measured_by(base: Path, run: str | None, commit: str) -> tuple[str, dict]:
+    """The commit whose wheels measured bench ``run`` and the machine that did (the bench's own
+    ``machine.json``, else the suite's). The commit is recorded in the bench's folder the first time a
+    table is made of it, so a table made later, with a bench measured in a later lease, keeps it."""
+    for machine_file in ([base / run / "machine.json"] if run else []) + [base / "machine.json"]:
+        try:
+            machine = json.loads(machine_file.read_text())
+            break
+        except (OSError, ValueError):
+            continue
+    else:
+        raise SystemExit(f"suite.py: {base / 'machine.json'} is missing; the runner writes it on the machine that "
+                         f"measures: copy the whole suite folder here")
+    if run is None:
+        return commit, machine
+    recorded = base / run / "commit"
+    try:
+        return recorded.read_text().strip() or commit, machine
+    except OSError:
+        recorded.write_text(commit + "\n")
+        return commit, machine
 
 
 def _committed_rows(name: str, results: Path) -> list[dict]:

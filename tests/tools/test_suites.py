@@ -34,12 +34,16 @@ def test_a_suite_runs_detached_is_copied_out_resumes_and_makes_its_table(tmp_pat
     table = (results / "smoke.md").read_text()
     assert "aoti-hooks bench --model demo:tiny --plugins kv_elide" in table and "| demo | kv_elide |" in table
     assert "Seconds of each compile per phase" in table and "lowering |" in table and "in plugins' hooks |" in table
-    # The machine line is the measuring machine's own (written there by the runner), not the table maker's.
-    (into / "smoke" / "machine.json").write_text(json.dumps(
+    # The machine line is the measuring machine's own (written there by the runner, for each bench), not the
+    # table maker's; the commit is recorded with the bench the first time a table is made of it.
+    assert (into / "smoke" / "demo" / "commit").read_text().strip()
+    (into / "smoke" / "demo" / "machine.json").write_text(json.dumps(
         {"gpus": "NVIDIA H200", "cpus": 16, "host": "lent", "python": "3.12.3", "versions": "torch 2.11.0+cu130"}))
-    assert suite("table", "smoke", "--into", into, "--results", results).returncode == 0
-    assert "torch 2.11.0+cu130; NVIDIA H200, 16 CPUs, Python 3.12.3" in (results / "smoke.md").read_text()
-    (into / "smoke" / "machine.json").unlink()
+    assert suite("table", "smoke", "--into", into, "--results", results, "--commit", "abc1234").returncode == 0
+    text = (results / "smoke.md").read_text()
+    assert "torch 2.11.0+cu130; NVIDIA H200, 16 CPUs, Python 3.12.3" in text and "abc1234" not in text
+    for machine in (into / "smoke" / "machine.json", into / "smoke" / "demo" / "machine.json"):
+        machine.unlink()
     missing = suite("table", "smoke", "--into", into, "--results", results)
     assert missing.returncode == 1 and "machine.json is missing" in missing.stderr
     # Started again (a machine that went mid-suite), a complete run is not run again.
@@ -171,3 +175,39 @@ def test_a_run_that_did_not_fit_its_limit_says_so_instead_of_a_compile_time(tmp_
             "it): RuntimeError: CUDA out of memory. Tried to allocate 222.00 MiB. Its figures are up to the failure, "
             "after 220.0 s.") in table
     assert json.loads((results / "smoke.json").read_text())["rows"][1]["did_not_fit"].startswith("RuntimeError")
+
+
+def test_a_suite_measured_over_two_leases_names_each_benchs_commit_and_machine(tmp_path):
+    """A suite too long for one lease: each bench keeps the machine that measured it and the commit its
+    table was first made at, and the table says the compile times compare only within a bench."""
+    into, results = tmp_path / "into", tmp_path / "results"
+    machines = {"gemma4-p1": {"gpus": "NVIDIA H100 80GB HBM3", "cpus": 16, "host": "a", "python": "3.12.3",
+                              "versions": "torch 2.11.0"},
+                "gemma4-p2": {"gpus": "NVIDIA H200", "cpus": 16, "host": "b", "python": "3.12.3",
+                              "versions": "torch 2.11.0"}}
+    for bench, layers in (("gemma4-p1", 6), ("gemma4-p2", 12)):
+        (into / "compile-time" / bench).mkdir(parents=True)
+        (into / "compile-time" / bench / "machine.json").write_text(json.dumps(machines[bench]))
+        runs = [{"variant": variant, "plugins": plugins, "compile_s": seconds, "host_peak_rss": 2**30,
+                 "weight_bytes": 2**29, "report": {}}
+                for variant, plugins, seconds in (("stock", [], 100.0 * layers), ("all four", ["kv_elide"], 104.0 * layers))]
+        (into / "compile-time" / bench / "report.json").write_text(json.dumps(
+            {"model": "executorch:gemma4_31b", "shape": {"layers": layers}, "complete": True, "runs": runs}))
+        if bench == "gemma4-p1":  # the first lease: its table made, its commit recorded with it
+            (into / "compile-time" / "machine.json").write_text(json.dumps(machines[bench]))
+            first = suite("table", "compile-time", "--into", into, "--results", results, "--commit", "aaaaaaa")
+            assert first.returncode == 0, first.stderr
+            assert "Commit aaaaaaa; torch 2.11.0; NVIDIA H100 80GB HBM3" in (results / "compile-time.md").read_text()
+            with open(results / "compile-time.md", "a") as table:  # what a person read from the run
+                table.write("\n## Notes\n\nRead from the first lease.\n")
+    made = suite("table", "compile-time", "--into", into, "--results", results, "--commit", "bbbbbbb")
+    assert made.returncode == 0, made.stderr
+    table = (results / "compile-time.md").read_text()
+    assert ("Measured in several runs, compile times comparable only within a bench: gemma4-p1: Commit aaaaaaa; "
+            "torch 2.11.0; NVIDIA H100 80GB HBM3, 16 CPUs, Python 3.12.3; gemma4-p2: Commit bbbbbbb; torch 2.11.0; "
+            "NVIDIA H200, 16 CPUs") in table
+    assert "| gemma4-p2 | all four | 1248.0 s (1.04× stock) |" in table and "Not run yet" not in table
+    assert table.endswith("\n## Notes\n\nRead from the first lease.\n")  # kept when the table is made again
+    measured_by = json.loads((results / "compile-time.json").read_text())["measured_by"]
+    assert {bench: entry["commit"] for bench, entry in measured_by.items()} == {"gemma4-p1": "aaaaaaa",
+                                                                              "gemma4-p2": "bbbbbbb"}
