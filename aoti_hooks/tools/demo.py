@@ -216,7 +216,7 @@ def format_demo(results: dict) -> str:
     for run in runs:  # the plugins the user named; the core's own sections (placement, host, time) are in --json
         lines += report_lines({name: entry for name, entry in run["report"].items() if name in run["plugins"]})
     if any(run["package_bytes"] > 4 * first["weight_bytes"] for run in runs):
-        lines.append("package: the weights and the compiled code (kernels, wrapper); for a model this small, mostly code.")
+        lines.append(package_line(first))
     if len(runs) == 1:
         lines.append("Only stock ran: every plugin named is disabled by AOTI_HOOKS_DISABLE.")
     elif not cuda:
@@ -229,3 +229,17 @@ def format_demo(results: dict) -> str:
         lines.append(f"peak allocated {format_bytes(stock['peak_allocated'])} -> {format_bytes(ours['peak_allocated'])}; "
                      f"{verdict} the target weights x 1.05 + 256 MiB = {format_bytes(budget)}")
     return "\n".join(lines)
+
+
+def package_line(run: dict) -> str:
+    """What a package many times the weights holds: a compile writes the KV caches' starting values
+    (zeros) into the package like any other buffer, stock and plugins alike, and the compiled code."""
+    size, weights, caches = run["package_bytes"], run["weight_bytes"], run.get("cache_bytes") or 0
+    held = [f"the weights ({format_bytes(weights)})"]
+    if caches and size - weights >= caches:  # the caches are among the package's constants
+        held.append(f"the KV caches' starting values ({format_bytes(caches)}; stock's package holds them too)")
+    else:
+        caches = 0
+    code = size - weights - caches
+    return (f"package: {format_bytes(size)}, of it {', '.join(held)} and about {format_bytes(code)} of compiled "
+            f"code (kernels, wrapper)")

@@ -1,6 +1,7 @@
 import pytest
 
 import aoti_hooks
+from aoti_hooks.core.text import format_bytes
 from aoti_hooks.tools import cli
 
 
@@ -94,7 +95,15 @@ def test_demo_compares_stock_and_kv_elide_side_by_side(capsys, tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("kv_elide "))
     saved = row.split("  ")[3:]  # the saved cell says what was saved, or none: never a negative saving
     assert not any(cell.strip().startswith("-") and cell.strip() != "-" for cell in saved), row
-    assert "package: the weights and the compiled code" in text  # 1.9 MiB of package for 138 KiB of weights
+    package = next(line for line in text.splitlines() if line.startswith("package: "))  # 1.9 MiB for 138 KiB of weights
+    assert f"the weights ({format_bytes(stock['weight_bytes'])})" in package and "of compiled code" in package
+    from aoti_hooks.tools.demo import package_line
+
+    gib, mib = 2**30, 2**20  # the default demo's shape: the caches' zeros are most of the package
+    line = package_line({"package_bytes": 405 * mib, "weight_bytes": 19 * mib, "cache_bytes": 384 * mib})
+    assert line == ("package: 405.0 MiB, of it the weights (19.0 MiB), the KV caches' starting values (384.0 MiB; "
+                    "stock's package holds them too) and about 2.0 MiB of compiled code (kernels, wrapper)")
+    assert "KV caches" not in package_line({"package_bytes": gib, "weight_bytes": 19 * mib, "cache_bytes": 2 * gib})
     host = [line for line in text.splitlines() if line.startswith("host, ")]
     assert [line.split(":")[0] for line in host] == ["host, stock", "host, kv_elide"]
     assert all("× weights); the compile added" in line and "anonymous memory (what cannot be paged out to a file) peaked at" in line
