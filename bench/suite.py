@@ -288,6 +288,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     from aoti_hooks.tools.harness.measure import host_added
 
     what, runs, environment = SUITES[name]
+    commit = commit or _commit()  # recorded with each bench tabled for the first time
     rows = []
     measured_by = {}  # bench -> (commit, machine): a suite's benches may come from several leases
     censuses, shared, timings, stocks_missing, code, decodes, eager = [], [], [], [], [], [], []
@@ -297,7 +298,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         if run in not_run:
             continue
         report = json.loads((folder(name, into) / run / "report.json").read_text())
-        measured_by[run] = _measured_by(folder(name, into), run, commit or _commit())
+        measured_by[run] = _measured_by(folder(name, into), run, commit)
         header, found = census_rows(report["runs"])
         censuses += [[run, *row] for row in found]
         time_header, found = phase_time_rows(report["runs"])
@@ -348,26 +349,20 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
             rows.append({**projection, "bench": run})
     commands = [shlex.join(["aoti-hooks", "bench", *args]) for args in runs.values()]
     if not measured_by:  # nothing measured yet: the suite's own machine line
-        measured_by = {None: _measured_by(folder(name, into), None, commit or _commit())}
-    leases = {}  # (commit, machine) -> its benches, in the suite's order
-    for run, (made_at, machine) in measured_by.items():
-        leases.setdefault((made_at, json.dumps(machine, sort_keys=True)), []).append(run)
+        measured_by = {None: _measured_by(folder(name, into), None, commit)}
     made_at, machine = next(iter(measured_by.values()))
     meta = {"suite": name, "what": what, "command": f"python3 bench/suite.py start {name}", "commands": commands,
-            "environment": environment, "commit": made_at, "machine": machine,
-            **({"measured_by": {run: {"commit": c, "machine": m} for run, (c, m) in measured_by.items()}}
-               if len(leases) > 1 else {})}
-
-    def machine_line(made_at: str, machine: dict) -> str:
-        return (f"Commit {made_at}; {machine['versions']}; {machine['gpus']}, {machine['cpus']} CPUs, "
-                f"Python {machine['python']}")
-
+            "environment": environment, "commit": made_at, "machine": machine}
+    leases: dict[str, list] = {}  # a commit and machine's line -> its benches, in the suite's order
+    for run, (at, by) in measured_by.items():
+        leases.setdefault(f"Commit {at}; {by['versions']}; {by['gpus']}, {by['cpus']} CPUs, Python {by['python']}",
+                          []).append(run)
     if len(leases) == 1:
-        measured_line = machine_line(made_at, machine) + ". Made by "
+        measured_line = f"{next(iter(leases))}. Made by "
     else:
-        measured_line = ("Measured in several runs, compile times comparable only within a bench: " + "; ".join(
-            f"{', '.join(benches)}: {machine_line(key[0], json.loads(key[1]))}" for key, benches in leases.items())
-            + ". Made by ")
+        meta["measured_by"] = {run: {"commit": at, "machine": by} for run, (at, by) in measured_by.items()}
+        measured_line = ("Measured in several runs, compile times comparable only within a bench: "
+                         + "; ".join(f"{', '.join(benches)}: {line}" for line, benches in leases.items()) + ". Made by ")
     lines = [f"# Suite `{name}`: {what}", "",
              f"{measured_line}"
              f"`{meta['command']}`, which runs:", "", "```",

@@ -235,11 +235,10 @@ def package_line(run: dict) -> str:
     """What a package many times the weights holds: a compile writes the KV caches' starting values
     (zeros) into the package like any other buffer, stock and plugins alike, and the compiled code."""
     size, weights, caches = run["package_bytes"], run["weight_bytes"], run.get("cache_bytes") or 0
+    caches = caches if size - weights >= caches else 0  # 0 unless the caches are among the package's constants
     held = [f"the weights ({format_bytes(weights)})"]
-    if caches and size - weights >= caches:  # the caches are among the package's constants
+    if caches:
         held.append(f"the KV caches' starting values ({format_bytes(caches)}; stock's package holds them too)")
-    else:
-        caches = 0
     code = size - weights - caches
     return (f"package: {format_bytes(size)}, of it {', '.join(held)} and about {format_bytes(code)} of compiled "
             f"code (kernels, wrapper)")

@@ -136,12 +136,11 @@ def shared_memory_lines(runs: list[dict], prefix: str = "") -> list[str]:
     so a missing line is never read as a missing measurement."""
     from ..harness.measure import SHARED_GROWTH
 
-    grown = {id(run): line for run in runs if (line := shared_memory_line(run))}
-    if not grown:
+    said = [(run, shared_memory_line(run)) for run in runs]
+    if not any(line for _, line in said):
         return []
     lines = []
-    for run in runs:
-        line = grown.get(id(run))
+    for run, line in said:
         if line is None and run.get("host_shared_peak") is not None:
             line = (f"shared memory peaked at {format_bytes(run['host_shared_peak'])}, within "
                     f"{format_bytes(SHARED_GROWTH)} of its start ({format_bytes(run.get('host_shared_baseline') or 0)})")
