@@ -40,6 +40,11 @@ EXPORT = textwrap.dedent("""
 WEIGHTS = 1024 * 1024 * 4 + 1024 * 4
 
 
+def default_sigint() -> None:
+    """A child starts with Ctrl-C at its default: a shell's background job (``make test &``) passes it on ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def export(destination: Path, limit: int = 0, **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", EXPORT, str(destination), str(limit)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **popen)
@@ -108,7 +113,7 @@ def test_a_file_size_limit_met_while_compiling_leaves_nothing_at_the_destination
 
 @pytest.mark.compile
 def test_ctrl_c_while_compiling_leaves_nothing_at_the_destination(tmp_path):
-    process = export(tmp_path / "model.pt2")
+    process = export(tmp_path / "model.pt2", preexec_fn=default_sigint)
     while not any(name.startswith(".aoti-hooks-writing-") for name in os.listdir(tmp_path)):
         assert process.poll() is None, process.stdout.read()
         time.sleep(0.05)
@@ -121,7 +126,8 @@ def test_ctrl_c_while_compiling_leaves_nothing_at_the_destination(tmp_path):
 def test_the_command_line_says_one_sentence_when_interrupted():
     process = subprocess.Popen([sys.executable, "-m", "aoti_hooks", "run", "--", sys.executable, "-c",
                                 "import time; print('up', flush=True); time.sleep(60)"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=default_sigint)
     assert process.stdout.readline().strip() == "up"
     os.killpg(process.pid, signal.SIGINT)
     _, errors = process.communicate(timeout=60)
