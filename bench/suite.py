@@ -87,9 +87,9 @@ SUITES: dict[str, tuple[str, dict[str, list[str]], dict[str, str]]] = {
               "(stock does not fit the lease: its figures are projected from `scale`'s 1, 2 and 4 periods), prefill "
               "and decode each lowered in a process of its own, both at once (one after the other they outlast a "
               "lease), code for the GPU that measures, so the .pte runs there: its tokens over 4 decode steps "
-              "against eager's",
-              {"gemma4-p10": [*GEMMA4, "--periods", "10", "--no-stock", "--methods-apart", "--plugins", ALL,
-                              "--check-steps", "4"]},
+              "against eager's; the same at 1 period, the depth the other suites measure",
+              {f"gemma4-p{n}": [*GEMMA4, "--periods", str(n), "--no-stock", "--methods-apart", "--plugins", ALL,
+                                "--check-steps", "4"] for n in (1, 10)},
               {"TORCHINDUCTOR_COMPILE_THREADS": "8"}),
     "two-pass": ("the same model in the two-pass mode (`autotune_at_compile_time=OFF`): stock and all four; the output check",
                  {"gemma4": [*GEMMA4, "--common-spec", "autotune_at_compile_time=OFF", "--plugins", ALL, "--jobs", "2"]},
@@ -463,11 +463,11 @@ PROJECTED = ("compile_s", "peak_allocated", "peak_reserved", "nvml_process_peak"
 
 def projected_stock(rows: list[dict], model: str | None, layers: int) -> dict | None:
     """Stock's row for ``model`` at ``layers``, projected by a least-squares line through its measured stock rows
-    at other depths; None unless it was measured at two depths or more. Stock grows about linearly in depth
-    (per period: one more layer's weights, caches and transients)."""
+    (at ``layers`` too, where another suite measured it there); None unless it was measured at two depths or
+    more. Stock grows about linearly in depth (per period: one more layer's weights, caches and transients)."""
     found: dict[int, dict] = {}
     for row in rows:
-        if row.get("run") == "stock" and row.get("model") == model and row.get("layers") and row["layers"] != layers:
+        if row.get("run") == "stock" and row.get("model") == model and row.get("layers"):
             found.setdefault(row["layers"], row)  # one row per depth: this suite's, else the committed table's
     if len(found) < 2:
         return None

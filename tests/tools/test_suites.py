@@ -79,6 +79,8 @@ def test_stock_is_projected_from_the_depths_it_was_measured_at():
     rows.append({"run": "stock", "model": gemma, "layers": 24, "compile_s": 700.0, "peak_allocated": 26 * 2**30,
                  "weight_bytes": 400})
     assert projected_stock(rows, gemma, 60)["projected_from"] == [6, 12, 24]  # a least-squares line through three
+    at_six = projected_stock(rows, gemma, 6)  # a depth measured elsewhere is on the line too
+    assert at_six["projected_from"] == [6, 12, 24] and abs(at_six["compile_s"] - 246.0) < 15
 
 
 def test_a_run_that_failed_is_named_with_its_error_not_as_not_run(tmp_path):
