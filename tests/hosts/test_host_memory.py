@@ -65,12 +65,14 @@ def test_the_package_and_the_users_tensors_are_stocks(measured):
 def test_weights_loaded_memory_mapped_stay_in_their_file_through_the_compile(measured):
     """safetensors maps the checkpoint: a session reads those pages, it does not copy them.
 
-    That the weights are the file's pages is read from each parameter's address against the
-    process's mappings; anonymous memory before the compile is not compared across processes, as
-    what the export and the allocator keep differs between runs by more than these weights.
+    That the weights are the file's pages is read in the process itself: each parameter's address
+    against its mappings, and the file's pages it holds resident. Anonymous memory before the
+    compile is not compared across processes, as what the export and the allocator keep differs
+    between runs by more than these weights.
     """
     stock, mapped = measured["stock"], measured["session-mmap"]
     assert mapped["file_backed_parameters"] == mapped["parameters"] > 0  # still the checkpoint's pages after the compile
+    assert mapped["checkpoint_resident"] >= mapped["weight_bytes"]  # the weights held as file pages, not anonymous
     assert added(mapped, "anonymous") <= 0.5, mapped
     assert by_kind(mapped["entries"]) == by_kind(stock["entries"])
     assert mapped["logits"] == stock["logits"]

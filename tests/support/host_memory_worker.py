@@ -8,7 +8,7 @@ package's entries by SHA-256 and the logits of one decode step run from the pack
 ``session-mmap`` the weights are saved to a safetensors file and loaded back memory-mapped
 (``safetensors.torch.load_file``, assigned to the model) before the export, as a user loading a
 checkpoint has them; the result then says which parameters are still backed by that file after
-the compile.
+the compile, and how much of the file the process holds resident as its pages.
 """
 
 import ctypes
@@ -46,6 +46,22 @@ def file_backed(tensors, path: str) -> int:
                 start, end = (int(part, 16) for part in fields[0].split("-"))
                 ranges.append((start, end))
     return sum(any(start <= t.data_ptr() < end for start, end in ranges) for t in tensors)
+
+
+def resident_in(path: str) -> int:
+    """Bytes of the file at ``path`` resident in this process's mappings of it (``Rss`` in /proc/self/smaps):
+    memory the process holds as that file's pages, not as anonymous memory."""
+    import os
+
+    resident, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if not fields[0].endswith(":"):  # a mapping's first line: its range, ..., its file
+                inside = len(fields) >= 6 and os.path.realpath(fields[5]) == os.path.realpath(path)
+            elif inside and fields[0] == "Rss:":
+                resident += int(fields[1]) * 1024
+    return resident
 
 
 def main(out: str, package: str, mode: str) -> None:
@@ -89,6 +105,7 @@ def main(out: str, package: str, mode: str) -> None:
     logits = runner(input_ids=torch.tensor([[5]]), cache_position=torch.tensor([0]))
     json.dump({"weight_bytes": sum(t.numel() * t.element_size() for t in weights),
                "parameters": len(weights), "file_backed_parameters": file_backed(weights, checkpoint) if checkpoint else None,
+               "checkpoint_resident": resident_in(checkpoint) if checkpoint else None,
                "rss_before": sampler.host_baseline, "rss_peak": sampler.host_peak,
                "anonymous_before": sampler.host_anonymous_baseline, "anonymous_peak": sampler.host_anonymous_peak,
                "report": report, "user_tensors_before": before, "user_tensors_after": digest(weights),
