@@ -351,14 +351,22 @@ def host_added(run: dict) -> tuple[int | None, int | None]:
     return added("host_peak_rss", "host_baseline_rss"), added("host_peak_anonymous", "host_anonymous_baseline")
 
 
+SHARE_FOR_RATIOS = 10  # the weights must be at least 1/10 of the host peak for ratios to them
+
+
 def host_line(run: dict) -> str:
     """A run's host memory against its weights: the peak, what the compile added to what the process
-    held before it (the user's program), and the anonymous part (file pages can be dropped, these cannot)."""
+    held before it (the user's program), and the anonymous part (file pages can be dropped, these cannot).
+
+    A ratio to the weights says how a compile scales with the model only where the weights are a real
+    share of the process; under a tenth of the peak (a tiny model in a process that holds torch and
+    its libraries) a ratio measures the rest, so the line gives bytes and says why."""
     weights = run.get("weight_bytes") or 0
     added, anonymous_added = host_added(run)
+    ratios = bool(weights) and weights * SHARE_FOR_RATIOS >= run["host_peak_rss"]
 
     def of_weights(value: int) -> str:
-        return f" ({value / weights:.2f}× weights)" if weights else ""
+        return f" ({value / weights:.2f}× weights)" if ratios else ""
 
     parts = [f"host peak {format_bytes(run['host_peak_rss'])}{of_weights(run['host_peak_rss'])}"]
     if added is not None:
@@ -368,4 +376,6 @@ def host_line(run: dict) -> str:
         parts.append(f"anonymous memory (what cannot be paged out to a file) peaked at "
                      f"{format_bytes(run['host_peak_anonymous'])}{of_weights(run['host_peak_anonymous'])}, "
                      f"{format_bytes(anonymous_added)}{of_weights(anonymous_added)} of it added")
+    if weights and not ratios:
+        parts.append(f"no ratios to the weights: at {format_bytes(weights)} they are under a tenth of the peak")
     return "; ".join(parts)
