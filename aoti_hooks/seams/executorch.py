@@ -232,6 +232,42 @@ def ptd_segments(path: str) -> dict[str, tuple[int, int]]:
                         flat.segments[entry.segment_index].size) for entry in flat.named_data}
 
 
+def write_tensor_data_releasing(manager, folder: str) -> bool:
+    """Write a program manager's ``.ptd`` files into ``folder`` as ``write_tensor_data_to_file`` does, the
+    same bytes, removing each file-backed piece once its last copy is written; False (nothing written)
+    where the manager does not hold its data as ExecuTorch 1.5 does, and the caller writes it stock's way.
+
+    CudaBackend's weight collector keeps every constant in a file of its own until the program is
+    written, and the ``.ptd`` copies them: the disk holds the weights twice at the end of each lowering.
+    Two methods lowered in two processes at once (the whole Gemma 4 31B: about 23 GiB each) would need
+    three to four times the weights on one disk; releasing each piece as it is copied keeps it to about
+    one per process. The manager's data is spent afterwards: write it once."""
+    try:
+        from executorch.exir._serialize._cord import Cord, FileBackedData
+    except ImportError:
+        return False
+    cords = getattr(manager, "_tensor_data", None)
+    if not isinstance(cords, dict) or not all(isinstance(cord, Cord) and isinstance(getattr(cord, "_buffers", None), list)
+                                              for cord in cords.values()):
+        return False
+    uses: dict[int, int] = {}
+    for cord in cords.values():
+        for piece in cord._buffers:
+            uses[id(piece)] = uses.get(id(piece), 0) + 1
+    for filename, cord in cords.items():
+        name = filename if filename.endswith(".ptd") else f"{filename}.ptd"
+        with open(os.path.join(folder, name), "wb") as handle:
+            for piece in cord._buffers:
+                if isinstance(piece, bytes):
+                    handle.write(piece)
+                    continue
+                piece.write_to_file(handle)
+                uses[id(piece)] -= 1
+                if isinstance(piece, FileBackedData) and not uses[id(piece)]:
+                    piece.close()  # its file goes now, not when the manager does
+    return True
+
+
 def add_named_blob(result, key: str, data: bytes) -> None:
     """Add ``data`` under ``key`` to a backend's ``PreprocessResult`` named data, stored in the program
     (its ``NamedDataStoreOutput``: one more buffer and its ``pte_data`` entry; nothing else is copied)."""

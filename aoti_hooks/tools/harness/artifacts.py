@@ -9,6 +9,8 @@ import struct
 
 import torch
 
+from ...seams.executorch import write_tensor_data_releasing
+
 CUDA_TABLE_MAGIC = b"ETCUDAFQN"
 
 
@@ -35,7 +37,8 @@ def write_program(manager, folder: str) -> list[str]:
     with open(pte, "wb") as handle:
         manager.write_to_file(handle)
     before = set(os.listdir(folder))
-    manager.write_tensor_data_to_file(folder)
+    if not write_tensor_data_releasing(manager, folder):  # the same bytes; each constant's file goes once copied
+        manager.write_tensor_data_to_file(folder)
     return [pte] + [os.path.join(folder, name) for name in sorted(set(os.listdir(folder)) - before)]
 
 

@@ -253,3 +253,52 @@ def test_the_caches_cost_no_host_memory_until_written():
     first, *others = caches.values()
     first.fill_(1.0)  # a write makes its pages the process's own; the other caches stay zeros
     assert resident(first) > 0 and not any(torch.count_nonzero(buffer) for buffer in others)
+
+
+def test_a_ptd_written_releasing_its_file_backed_pieces_is_executorchs_bytes(tmp_path):
+    """bench writes each ``.ptd`` so that each constant's file goes once copied (the disk holds the weights
+    about once per lowering, not twice): the file is ExecuTorch's own writer's, byte for byte. The data is
+    serialized by ExecuTorch's ``FlatTensorSerializer`` over ``FileBackedData`` pieces, as CudaBackend's
+    weight collector leaves it; the holder is the program manager's one attribute the writers read."""
+    import os
+
+    from executorch.exir._serialize._cord import FileBackedData
+    from executorch.exir._serialize.data_serializer import DataEntry, DataPayload
+    from executorch.exir.program._program import ExecutorchProgramManager
+    from executorch.extension.flat_tensor.serialize.serialize import FlatTensorSerializer
+
+    from aoti_hooks.seams.executorch import write_tensor_data_releasing
+
+    class Held:  # what write_tensor_data_to_file reads of a program manager
+        def __init__(self, folder):
+            folder.mkdir()
+            pieces = []
+            for index, data in enumerate((bytes(range(256)) * 33, b"\x07" * 5000)):
+                (folder / f"constant{index}").write_bytes(data)
+                pieces.append(FileBackedData.move_from(str(folder / f"constant{index}")))
+            self.folder = folder
+            payload = DataPayload(buffers=[*pieces, b"small"], named_data={
+                "weight": DataEntry(0, 64, None), "cache": DataEntry(1, 64, None), "bias": DataEntry(2, 16, None)})
+            # two files naming one constant: its file stays until its last copy is written
+            again = DataPayload(buffers=[pieces[0]], named_data={"weight": DataEntry(0, 64, None)})
+            self._tensor_data = {"aoti_cuda_blob": FlatTensorSerializer().serialize(payload),
+                                 "second": FlatTensorSerializer().serialize(again)}
+
+        def constants_on_disk(self):
+            return sorted(name for name in os.listdir(self.folder) if name.startswith(".executorch_"))
+
+    stock, ours = Held(tmp_path / "stock"), Held(tmp_path / "ours")
+    (tmp_path / "stock-out").mkdir()
+    (tmp_path / "ours-out").mkdir()
+    ExecutorchProgramManager.write_tensor_data_to_file(stock, str(tmp_path / "stock-out"))
+    assert len(stock.constants_on_disk()) == 2  # ExecuTorch's writer leaves them until the manager goes
+    assert write_tensor_data_releasing(ours, str(tmp_path / "ours-out")) is True
+    assert ours.constants_on_disk() == []
+    for name in ("aoti_cuda_blob.ptd", "second.ptd"):
+        assert (tmp_path / "ours-out" / name).read_bytes() == (tmp_path / "stock-out" / name).read_bytes()
+
+    class Other:  # a manager that does not hold its data as ExecuTorch 1.5 does: the caller writes it
+        _tensor_data = {"model": b"bytes"}
+
+    assert write_tensor_data_releasing(Other(), str(tmp_path)) is False
+    assert not list(tmp_path.glob("*.ptd"))
