@@ -2,7 +2,8 @@
 
 A compile writes the program's parameters at least twice: into Inductor's cache (the constants
 object and the library built from it, or the weights file) and into the package (or, for
-ExecuTorch, the delegate's files in the temporary folder). That floor is known before the compile
+ExecuTorch, the delegate's files in the temporary folder; a later method sharing an earlier one's
+weights writes them once, `executorch_writes`). That floor is known before the compile
 starts; where a disk has less room than its share, or one file would pass the process's
 file-size limit (``ulimit -f``), the compile does not start and one sentence says what would go
 where. Caches and KV buffers are left out of the floor: a plugin may keep them out of the artifact.
@@ -23,10 +24,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
+from torch.utils.weak import WeakIdKeyDictionary
 
 from ..core.errors import AotiHooksError, error_chain
 from ..core.text import format_bytes
@@ -41,16 +44,19 @@ FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 Writes = list[tuple[str, int, str]]  # (folder, bytes at least, what is written there)
 
 
-def parameter_bytes(program: "torch.export.ExportedProgram") -> int:
-    """Bytes of the program's parameters, each tensor once (a tensor subclass counts its inner tensors)."""
-    seen: set[int] = set()
-    total = 0
+def parameters(program: "torch.export.ExportedProgram") -> list[torch.Tensor]:
+    """The program's parameters, each tensor once (tied weights are one)."""
+    found: dict[int, torch.Tensor] = {}
     for name in program.graph_signature.parameters:
         tensor = program.state_dict.get(name)
-        if isinstance(tensor, torch.Tensor) and id(tensor) not in seen:
-            seen.add(id(tensor))
-            total += tensor_bytes(tensor)
-    return total
+        if isinstance(tensor, torch.Tensor):
+            found.setdefault(id(tensor), tensor)
+    return list(found.values())
+
+
+def parameter_bytes(program: "torch.export.ExportedProgram") -> int:
+    """Bytes of the program's parameters, each tensor once (a tensor subclass counts its inner tensors)."""
+    return sum(map(tensor_bytes, parameters(program)))
 
 
 def planned_writes(program, package_path=None, package_words: str = "the package") -> Writes:
@@ -59,6 +65,38 @@ def planned_writes(program, package_path=None, package_words: str = "the package
     weights = parameter_bytes(program)
     folder = _package_folder(package_path) or tempfile.gettempdir()
     return [(inductor.cache_folder(), weights, "Inductor's cache"), (folder, weights, package_words)]
+
+
+_IN_A_DATA_FILE = WeakIdKeyDictionary()  # parameters an earlier ExecuTorch method's floor counted for the data file
+_in_a_data_file_lock = threading.Lock()
+
+
+def executorch_writes(program) -> Writes:
+    """The floor of what lowering one ExecuTorch method writes: its parameters into Inductor's folder
+    (CudaBackend's weight collector keeps a file per parameter there until the program is written; other
+    AOTI backends a weights blob), and once more into the program's data, for the parameters no earlier
+    method's checked floor counted while they live.
+
+    Methods share their weights (prefill and decode): the collector writes a second method's files,
+    then drops those it already holds, so a second method needs room for its own copy only. Counting
+    the data again for it would refuse the whole Gemma 4 31B (23 GiB of weights) on a 64 GiB disk that
+    a stock lowering fits: 46 GiB asked where 32 GiB are free after the first method and 23 GiB needed."""
+    tensors = parameters(program)
+    with _in_a_data_file_lock:
+        new = [tensor for tensor in tensors if tensor not in _IN_A_DATA_FILE]
+    return [(inductor.cache_folder(), sum(map(tensor_bytes, tensors)), "Inductor's cache"),
+            (tempfile.gettempdir(), sum(map(tensor_bytes, new)), "the delegate's files")]
+
+
+def check_method_room(program) -> Writes:
+    """`executorch_writes` for one method, checked (`check_room`); once it passes, its parameters count as
+    in the program's data for the methods after it."""
+    writes = executorch_writes(program)
+    check_room(writes)
+    with _in_a_data_file_lock:
+        for tensor in parameters(program):
+            _IN_A_DATA_FILE[tensor] = True
+    return writes
 
 
 def _package_folder(package_path) -> str | None:

@@ -150,8 +150,7 @@ def preprocess(cls, stock, edge_program, compile_specs):
     specs = backend_specs(session, cls, method, compile_specs)
     session.state(REPORT).pop("launches", None)  # this compile's launches make this library's manifest
     with compiling(session, HOST, method), seam.collector_patches():
-        writes = disk.planned_writes(edge_program, None, "the delegate's files")
-        disk.check_room(writes)
+        writes = disk.check_method_room(edge_program)
         with disk.disk_errors(writes):
             result = stock(SessionBackend(cls, session), edge_program, specs)
     _add_kernel_manifest(session, result)

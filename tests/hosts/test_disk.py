@@ -159,3 +159,33 @@ def test_what_a_full_disk_looks_like_to_the_writers_is_recognized(tmp_path):
     assert disk.filled(subprocess.CalledProcessError(-signal.SIGXFSZ, ["g++"]), writes) \
         == "a file grew past the largest file its disk takes"  # no file-size limit in this process
     assert disk.filled(RuntimeError("an error of another kind"), writes) is None
+
+
+def test_a_second_method_sharing_the_first_ones_weights_needs_room_for_its_own_copy_only(small_disk, monkeypatch):
+    """ExecuTorch's methods share their weights (a session gives each method a program copy sharing the
+    tensors): the first method's floor holds the weights twice (Inductor's folder, the program's data),
+    a second's once; a program of other tensors twice again; a check refused on a full disk counts nothing."""
+    import copy
+    import tempfile
+
+    model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Linear(256, 64))
+    program = torch.export.export(model, (torch.randn(1, 256),))
+    weights = disk.parameter_bytes(program)
+
+    def method_copy():
+        shared = {id(tensor): tensor for tensor in program.state_dict.values()}
+        return copy.deepcopy(program, shared)
+
+    first, second = method_copy(), method_copy()
+    assert [nbytes for _, nbytes, _ in disk.executorch_writes(first)] == [weights, weights]
+    assert [nbytes for _, nbytes, _ in disk.check_method_room(first)] == [weights, weights]
+    assert [nbytes for _, nbytes, _ in disk.check_method_room(second)] == [weights, 0]
+    other = torch.export.export(torch.nn.Linear(256, 256), (torch.randn(1, 256),))
+    other_weights = disk.parameter_bytes(other)
+    full = small_disk(64 << 10)  # room for neither
+    with monkeypatch.context() as patched:
+        patched.setenv("TORCHINDUCTOR_CACHE_DIR", str(full))
+        patched.setattr(tempfile, "tempdir", str(full))
+        with pytest.raises(disk.AotiHooksError, match="to a disk with 64.0 KiB free"):
+            disk.check_method_room(other)
+    assert [nbytes for _, nbytes, _ in disk.check_method_room(other)] == [other_weights, other_weights]
