@@ -274,6 +274,7 @@ def _contents(run_folder: Path) -> dict:
 def table(name: str, into: str, results: Path = RESULTS, commit: str | None = None) -> Path:
     """``results``/NAME.md (one table) and NAME.json (its rows) from the suite's reports."""
     from aoti_hooks.tools.bench.report import (  # imports torch: only the
+        DISK_HEADING,
         EXTRA_SECONDS,
         PHASE_ORDER,
         SHARED_MEMORY_HEADING,
@@ -281,6 +282,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         census_rows,
         decode_check_rows,
         differing_line,
+        disk_line,
         extra_seconds_rows,
         phase_time_rows,  # table needs it
         shared_memory_lines,
@@ -291,7 +293,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
     commit = commit or _commit()  # recorded with each bench tabled for the first time
     rows = []
     measured_by = {}  # bench -> (commit, machine): a suite's benches may come from several leases
-    censuses, shared, timings, stocks_missing, code, decodes, eager = [], [], [], [], [], [], []
+    censuses, shared, timings, stocks_missing, code, decodes, eager, disk = [], [], [], [], [], [], [], []
     extra: dict[str, list[list[str]]] = {}  # what a table of extra seconds says -> its rows
     not_run = [run for run in runs if not (folder(name, into) / run / "report.json").exists()]
     for run in runs:
@@ -318,6 +320,8 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                   for variant, entry in check.items() if "tokens_equal_eager" in entry]
         contents = _contents(folder(name, into) / run)
         shared += shared_memory_lines(report["runs"], prefix=f"{run}, ")
+        disk += [f"- {run}, {measured['variant']}: {disk_line(measured)}" for measured in report["runs"]
+                 if measured.get("disk_peak_added") is not None]
         code += [f"- {run}, {measured['variant']}: {artifact_line(_checked(measured))}{_refused(measured)}"
                  for measured in report["runs"] if (found := measured.get("artifact")) and (found["kernels"] or found["built_for"])]
         stocks_missing += [] if report.get("stock_run", True) else [(run, report.get("model"), report["shape"]["layers"])]
@@ -428,6 +432,8 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                   *code]
     if shared:
         lines += ["", SHARED_MEMORY_HEADING, "", *shared]
+    if disk:
+        lines += ["", DISK_HEADING, "", *disk]
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     path = results / f"{name}.md"

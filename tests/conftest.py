@@ -6,6 +6,7 @@ import os
 import pathlib
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -141,3 +142,22 @@ def cpu_as_gpu(monkeypatch):
     from aoti_hooks.placement import claims
 
     monkeypatch.setattr(claims, "HOST_BACKED", ())
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Mounts a tmpfs of the size asked for under ``tmp_path`` (root only); unmounted after."""
+    mounted = []
+
+    def mount(size: int) -> pathlib.Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"a small filesystem needs mount (root): {done.stderr.decode().strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], capture_output=True)

@@ -114,7 +114,8 @@ def check_package_folder(package_path) -> None:
                              f"in a folder that exists")
 
 
-def _existing(folder: str) -> str:
+def existing_folder(folder: str) -> str:
+    """``folder``, or its nearest ancestor that exists (a folder a compile has not made yet is on that disk)."""
     path = os.path.abspath(folder)
     while not os.path.exists(path):
         path = os.path.dirname(path)
@@ -125,7 +126,7 @@ def check_room(writes: Writes) -> None:
     """One sentence, before anything is compiled, where a disk or the file-size limit cannot take ``writes``."""
     disks: dict[int, list] = {}
     for folder, nbytes, what in writes:
-        existing = _existing(folder)
+        existing = existing_folder(folder)
         disk = disks.setdefault(os.stat(existing).st_dev, [existing, 0, []])
         disk[1] += nbytes
         disk[2].append(f"{what} {format_bytes(nbytes)} in {folder}")
@@ -157,7 +158,7 @@ def filled(error: BaseException, writes: Writes) -> str | None:
         return f"a file passed this process's file-size limit (ulimit -f, {format_bytes(limit)})"
     said = any(isinstance(link, OSError) and link.errno in FULL_ERRNOS for link in links) or any(
         word in text for word in FULL_WORDS)
-    room = sorted((shutil.disk_usage(_existing(folder)).free, folder, nbytes, what) for folder, nbytes, what in writes)
+    room = sorted((shutil.disk_usage(existing_folder(folder)).free, folder, nbytes, what) for folder, nbytes, what in writes)
     short = [entry for entry in room if entry[0] < entry[2]]
     if not (short or (said and room)):
         return None

@@ -59,25 +59,6 @@ def said(process: subprocess.Popen) -> tuple[str, str]:
     return sentences[0], lines[-1]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """Mounts a tmpfs of the size asked for under ``tmp_path`` (root only); unmounted after."""
-    mounted = []
-
-    def mount(size: int) -> Path:
-        folder = tmp_path / f"disk{len(mounted)}"
-        folder.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
-        if done.returncode != 0:
-            pytest.skip(f"a small filesystem needs mount (root): {done.stderr.decode().strip()}")
-        mounted.append(folder)
-        return folder
-
-    yield mount
-    for folder in mounted:
-        subprocess.run(["umount", str(folder)], capture_output=True)
-
-
 def test_a_disk_without_room_for_the_weights_is_said_before_compiling(small_disk):
     folder = small_disk(1 << 20)
     started = time.monotonic()

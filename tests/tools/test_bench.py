@@ -38,6 +38,8 @@ def test_bench_a_saved_program(tmp_path, capsys):
     assert "Budget for runs with plugins: host peak 1.0 KiB" in (out / "report.md").read_text()
     assert over_budget(report["runs"], None, ours["host_peak_rss"]) == []  # at the limit is within it
     assert (stock["variant"], ours["variant"]) == ("stock", "kv_elide")
+    assert all(isinstance(run["disk_peak_added"], int) for run in report["runs"])  # the work folder's disk, sampled
+    assert f"- kv_elide: {format_bytes(ours['disk_peak_added'])}" in (out / "report.md").read_text()
     assert ours["report"]["kv_elide"]["tensors_claimed"] == 2 * CONFIGS["tiny"].layers
     assert stock["report"] == {}
     for run in report["runs"]:
@@ -691,3 +693,23 @@ def test_bench_help_names_every_hugging_face_model(capsys):
         main(["bench", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert all(f"hf:{name}" in text for name in MODELS)
+
+
+def test_the_sampler_keeps_the_most_its_disk_held_above_the_start(small_disk):
+    """What a compile wrote, and deleted, at its peak: on a disk of its own (a tmpfs the test mounts), a file
+    written and removed while sampling counts; a folder not made yet is read on the disk that will hold it."""
+    from aoti_hooks.tools.bench.report import disk_line
+    from aoti_hooks.tools.harness.measure import Sampler
+
+    disk = small_disk(64 << 20)
+    (disk / "before").write_bytes(b"\1" * (4 << 20))  # held before: not the compile's
+    with Sampler(interval=0.01, disk_folder=str(disk / "run0" / "decode")) as sampler:
+        (disk / "written").write_bytes(b"\1" * (16 << 20))
+        time.sleep(0.2)  # held while the sampler looks
+        (disk / "written").unlink()
+    added = sampler.disk_peak - sampler.disk_baseline
+    assert sampler.disk_folder == str(disk) and 16 << 20 <= added < 17 << 20
+    assert disk_line({"disk_peak_added": 16 << 20, "weight_bytes": 8 << 20}) == "16.0 MiB (2.00× the weights)"
+    with Sampler(interval=0.01) as sampler:  # no folder: no disk figures
+        pass
+    assert sampler.disk_peak is None

@@ -275,7 +275,7 @@ def _run(base, plugin_lists, backend, folder, work, options, backend_specs, comm
 
 
 METHOD_PEAKS = ("compile_s", "peak_allocated", "peak_reserved", "nvml_peak", "nvml_process_peak", "host_peak_rss",
-                "host_peak_anonymous", "pinned_peak")
+                "host_peak_anonymous", "pinned_peak", "disk_peak_added")
 
 
 def lowered_apart(spec: dict, folder: Path, name: str, env: dict) -> dict:

@@ -33,6 +33,16 @@ def host_phase_table(runs: list[dict]) -> str:
     return table(["run", *seen], rows)
 
 
+DISK_HEADING = ("Disk: the most the disk of the bench's work folder held above its use when each compile started "
+                "(the compile's caches and files, an ExecuTorch program's `.pte` and `.ptd` among them, and the writes "
+                "of any run beside it on that disk):")
+
+
+def disk_line(run: dict) -> str:
+    weights = run.get("weight_bytes")
+    return format_bytes(run["disk_peak_added"]) + (f" ({run['disk_peak_added'] / weights:.2f}× the weights)" if weights else "")
+
+
 def phase_time_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Seconds of each run's compile in each phase (read from the compiling thread's stack), and in
     the plugins' hooks (the report's `time`, all plugins together, every ExecuTorch method's
@@ -245,6 +255,9 @@ def format_report(results: dict) -> str:
     if measured:
         lines += ["", "Host memory (RSS), against the weights:", "", *(f"- {run['variant']}: {host_line(run)}" for run in measured),
                   "", "Host RSS peak per phase of the compile:", "", "```", host_phase_table(measured), "```"]
+    on_disk = [run for run in results["runs"] if run.get("disk_peak_added") is not None]
+    if on_disk:
+        lines += ["", DISK_HEADING, "", *(f"- {run['variant']}: {disk_line(run)}" for run in on_disk)]
     header, rows = phase_time_rows(results["runs"])
     if rows:
         lines += ["", "Seconds of each compile per phase, and of them in the plugins' hooks (each hook's in the "

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 
 from ...core.text import format_bytes
+from ...hosts.disk import existing_folder
 
 
 class _NvmlMemory(ctypes.Structure):
@@ -197,7 +199,9 @@ class Sampler:
     RSS, NVML used, CUDA allocated, phase, NVML used by this process)``. With ``census=True`` it
     takes a `census.census` of what holds the host memory when it starts and each time RSS climbs
     a step (``CENSUS_STEP`` of what was held before, 256 MiB at least) above the last one: the
-    latest, ``host_census``, is the one nearest the peak, and says the RSS it was taken at.
+    latest, ``host_census``, is the one nearest the peak, and says the RSS it was taken at. With a
+    ``disk_folder`` it keeps the most its disk held above the start: every process's writes to that
+    disk, the compile's own (caches, packages, an ExecuTorch program's files) among them.
     """
 
     interval: float = 0.02
@@ -215,6 +219,9 @@ class Sampler:
     host_shared_peak: int | None = None
     shared_growth: dict | None = None  # where shared memory first grew SHARED_GROWTH past the start: phase, stacks
     phase_file: str | None = None  # where the phase the compile is in now goes, for the parent's progress line
+    disk_folder: str | None = None  # the disk whose use is sampled: where the compile writes its caches and files
+    disk_baseline: int | None = None
+    disk_peak: int | None = None
 
     def __enter__(self) -> "Sampler":
         import time
@@ -223,6 +230,9 @@ class Sampler:
         self.device_baseline = self._nvml.used()
         self.host_baseline = host_rss()
         self.host_anonymous_baseline, self.host_shared_baseline = host_anonymous_and_shared()
+        if self.disk_folder:
+            self.disk_folder = existing_folder(self.disk_folder)
+            self.disk_baseline = self.disk_peak = shutil.disk_usage(self.disk_folder).used
         self.phase_peaks: dict[str, int] = {}
         self.phase_seconds: dict[str, float] = {}
         self.function_seconds: dict[str, float] = {}
@@ -256,6 +266,8 @@ class Sampler:
             self.device_peak = max(self.device_peak or 0, used)
         if own is not None:
             self.process_peak = max(self.process_peak or 0, own)
+        if self.disk_folder:
+            self.disk_peak = max(self.disk_peak, shutil.disk_usage(self.disk_folder).used)
         frame = sys._current_frames().get(self._watched)
         phase = phase_of(frame)
         functions = functions_on_stack(frame)

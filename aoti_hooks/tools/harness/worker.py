@@ -89,7 +89,8 @@ def compile_one(spec: dict) -> dict:
     if spec.get("peak_breakdown"):
         allocator.record_history()
     did_not_fit = None
-    with Sampler(timeline=bool(spec.get("timeline")), census=True, phase_file=spec.get("phase_file")) as sampler:
+    with Sampler(timeline=bool(spec.get("timeline")), census=True, phase_file=spec.get("phase_file"),
+                 disk_folder=os.path.dirname(os.path.abspath(spec["package"]))) as sampler:
         started_at = time.time()  # wall clock: when runs compile side by side, which overlapped
         start = time.perf_counter()
         try:
@@ -120,6 +121,8 @@ def compile_one(spec: dict) -> dict:
         "function_own_seconds": {function: round(seconds, 1) for function, seconds in sampler.function_own_seconds.items()
                                  if seconds >= FUNCTION_SECONDS_KEPT},
         "host_census": sampler.host_census,
+        # the package's disk: this compile's writes, and those of any process beside it on that disk
+        "disk_peak_added": None if sampler.disk_peak is None else sampler.disk_peak - sampler.disk_baseline,
         "host_shared_peak": sampler.host_shared_peak,  # pinned host memory and /dev/shm: RSS no file takes
         "host_shared_baseline": sampler.host_shared_baseline,
         "host_shared_growth": sampler.shared_growth,
