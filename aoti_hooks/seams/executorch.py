@@ -8,7 +8,8 @@
 - `collector_patches`: CudaBackend's weight collector reads a host-built constant's bytes from
   its host copy (``HostBacked``) and its device from the constant;
 - ExecuTorch's private readers the plugins and tools use: its ``.pte`` reader, a ``.ptd``'s index, kernels and
-  custom-op shims by name, a module whose package ``__init__`` cannot import.
+  custom-op shims by name, a module whose package ``__init__`` cannot import; and bench's ``.ptd`` writer,
+  which releases the weight collector's files as it copies them.
 """
 
 from __future__ import annotations
