@@ -282,7 +282,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
         census_rows,
         decode_check_rows,
         differing_line,
-        disk_line,
+        disk_lines,
         extra_seconds_rows,
         phase_time_rows,  # table needs it
         shared_memory_lines,
@@ -320,8 +320,7 @@ def table(name: str, into: str, results: Path = RESULTS, commit: str | None = No
                   for variant, entry in check.items() if "tokens_equal_eager" in entry]
         contents = _contents(folder(name, into) / run)
         shared += shared_memory_lines(report["runs"], prefix=f"{run}, ")
-        disk += [f"- {run}, {measured['variant']}: {disk_line(measured)}" for measured in report["runs"]
-                 if measured.get("disk_peak_added") is not None]
+        disk += disk_lines(report["runs"], prefix=f"{run}, ")
         code += [f"- {run}, {measured['variant']}: {artifact_line(_checked(measured))}{_refused(measured)}"
                  for measured in report["runs"] if (found := measured.get("artifact")) and (found["kernels"] or found["built_for"])]
         stocks_missing += [] if report.get("stock_run", True) else [(run, report.get("model"), report["shape"]["layers"])]

@@ -34,6 +34,7 @@ def test_a_suite_runs_detached_is_copied_out_resumes_and_makes_its_table(tmp_pat
     table = (results / "smoke.md").read_text()
     assert "aoti-hooks bench --model demo:tiny --plugins kv_elide" in table and "| demo | kv_elide |" in table
     assert "Seconds of each compile per phase" in table and "lowering |" in table and "in plugins' hooks |" in table
+    assert "Disk: the most the disk of the bench's work folder held" in table and "- demo, kv_elide: " in table
     # The machine line is the measuring machine's own (written there by the runner, for each bench), not the
     # table maker's; the commit is recorded with the bench the first time a table is made of it.
     assert (into / "smoke" / "demo" / "commit").read_text().strip()

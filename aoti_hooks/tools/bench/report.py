@@ -43,6 +43,11 @@ def disk_line(run: dict) -> str:
     return format_bytes(run["disk_peak_added"]) + (f" ({run['disk_peak_added'] / weights:.2f}× the weights)" if weights else "")
 
 
+def disk_lines(runs: list[dict], prefix: str = "") -> list[str]:
+    """One line per run whose disk was sampled (`DISK_HEADING` says what the figure holds)."""
+    return [f"- {prefix}{run['variant']}: {disk_line(run)}" for run in runs if run.get("disk_peak_added") is not None]
+
+
 def phase_time_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Seconds of each run's compile in each phase (read from the compiling thread's stack), and in
     the plugins' hooks (the report's `time`, all plugins together, every ExecuTorch method's
@@ -255,9 +260,9 @@ def format_report(results: dict) -> str:
     if measured:
         lines += ["", "Host memory (RSS), against the weights:", "", *(f"- {run['variant']}: {host_line(run)}" for run in measured),
                   "", "Host RSS peak per phase of the compile:", "", "```", host_phase_table(measured), "```"]
-    on_disk = [run for run in results["runs"] if run.get("disk_peak_added") is not None]
+    on_disk = disk_lines(results["runs"])
     if on_disk:
-        lines += ["", DISK_HEADING, "", *(f"- {run['variant']}: {disk_line(run)}" for run in on_disk)]
+        lines += ["", DISK_HEADING, "", *on_disk]
     header, rows = phase_time_rows(results["runs"])
     if rows:
         lines += ["", "Seconds of each compile per phase, and of them in the plugins' hooks (each hook's in the "
